@@ -1,0 +1,114 @@
+"""The MongoDB schema the collector writes: collection names, document fields and indexes.
+
+This module is the only part of ``collector_service`` that ``orderwatch_dagster`` may import:
+it is the stored contract between the two halves. It has no dependencies beyond the standard
+library so that importing it costs nothing.
+
+``trader_orders`` holds one document per order event::
+
+    ethAddress   str       lower-case 0x address of the trader
+    oid          int       exchange order id
+    eventKey     str       "new" | "closed" | "updated:<seq>"  (idempotency key, see below)
+    action       str       "new" | "updated" | "closed"
+    status       str       "open" for new/updated events, "closed" for closed events
+    seq          int       the event's number within its order: new = 0, then 1, 2, ...
+    source       str       "ws" (seen on a WebSocket snapshot) | "rest" (recovered over REST)
+    coin, side, orderType, tif, triggerCondition         str (tif/orderType may be None)
+    limitPx, sz, origSz, triggerPx                       str, exact decimal strings as served
+    isTrigger, reduceOnly, isPositionTpsl                bool
+    cloid        str       only when the exchange sent one
+    parentOid    int       only for TP/SL children flattened out of a parent's ``children``
+    timestamp    datetime  order placement time (UTC)
+    observedAt   datetime  when the collector saw the change (UTC)
+    serverTime   datetime  the exchange's snapshot clock for the frame, when it sent one
+    createdAt    datetime  when the document was built for writing (UTC)
+    changes      list[str] updated only: the fields that changed
+    partialFill  bool      updated only: size went down with origSz unchanged
+    prevSz, prevLimitPx    str   updated only: the values before the change
+    finalStatus  str       closed only: the exchange's final status ("filled", "canceled",
+                           "marginCanceled", ... open-ended) or "unknown" until resolved
+    statusTimestamp datetime closed only: when the exchange says the final status was reached
+
+At most one ``new`` and one ``closed`` per ``(ethAddress, oid)`` and one ``updated`` per
+``(ethAddress, oid, seq)``: one unique index over ``(ethAddress, oid, eventKey)`` expresses all
+three without a partial index (which nx-27017 silently ignores).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+ORDERS: Final = "trader_orders"
+"""One document per order event (new / updated / closed)."""
+
+OPEN_ORDERS: Final = "trader_open_orders"
+"""The collector's current view of each open order, ``_id`` = ``"<ethAddress>:<oid>"``.
+
+It is what a restarted collector reconciles the first snapshot against; closed orders are
+removed from it.
+"""
+
+POSITIONS: Final = "trader_positions"
+"""One document per position change per ``(ethAddress, coin)``; a closed position has
+``szi == "0.0"``. Fields: ethAddress, coin, szi, entryPx, positionValue, unrealizedPnl,
+returnOnEquity, liquidationPx, marginUsed, leverageType, leverage (int), maxLeverage,
+serverTime, observedAt, createdAt, source."""
+
+ALERTS: Final = "order_alerts"
+"""Large-change alerts written by the Dagster side, unique on ``alertKey``."""
+
+ACTION_NEW: Final = "new"
+ACTION_UPDATED: Final = "updated"
+ACTION_CLOSED: Final = "closed"
+ACTIONS: Final = (ACTION_NEW, ACTION_UPDATED, ACTION_CLOSED)
+
+STATUS_OPEN: Final = "open"
+STATUS_CLOSED: Final = "closed"
+
+SOURCE_WS: Final = "ws"
+SOURCE_REST: Final = "rest"
+
+FINAL_STATUS_UNKNOWN: Final = "unknown"
+"""``finalStatus`` of a closed event whose outcome the exchange has not told us yet."""
+
+DUPLICATE_KEY_ERROR: Final = 11000
+
+
+def event_key(action: str, seq: int) -> str:
+    """Return the per-order idempotency key of an event: ``new``, ``closed`` or ``updated:<seq>``."""
+    return f"{action}:{seq}" if action == ACTION_UPDATED else action
+
+
+def open_order_id(eth_address: str, oid: int) -> str:
+    """Return the ``_id`` of an order's document in :data:`OPEN_ORDERS`."""
+    return f"{eth_address}:{oid}"
+
+
+# (keys, unique) pairs; keys are (field, direction) with 1 ascending and -1 descending.
+IndexSpec = tuple[tuple[tuple[str, int], ...], bool]
+
+ORDER_INDEXES: Final[tuple[IndexSpec, ...]] = (
+    ((("ethAddress", 1), ("oid", 1), ("eventKey", 1)), True),
+    ((("ethAddress", 1), ("oid", 1)), False),
+    ((("oid", 1),), False),
+    ((("ethAddress", 1), ("timestamp", -1)), False),
+    ((("coin", 1), ("timestamp", -1)), False),
+    ((("observedAt", 1),), False),
+    ((("action", 1), ("finalStatus", 1)), False),
+)
+
+OPEN_ORDER_INDEXES: Final[tuple[IndexSpec, ...]] = (((("ethAddress", 1),), False),)
+
+POSITION_INDEXES: Final[tuple[IndexSpec, ...]] = (
+    ((("ethAddress", 1), ("coin", 1), ("serverTime", 1)), True),
+    ((("observedAt", 1),), False),
+)
+
+ALERT_INDEXES: Final[tuple[IndexSpec, ...]] = (((("alertKey", 1),), True),)
+
+INDEXES: Final[dict[str, tuple[IndexSpec, ...]]] = {
+    ORDERS: ORDER_INDEXES,
+    OPEN_ORDERS: OPEN_ORDER_INDEXES,
+    POSITIONS: POSITION_INDEXES,
+    ALERTS: ALERT_INDEXES,
+}

@@ -1,0 +1,79 @@
+"""Start and stop a real nx-27017 (MongoDB wire protocol) server on loopback for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pymongo
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class NxServer:
+    """One nx-27017 process with its own data folder, pid file and port.
+
+    ``stop()`` and ``start()`` may be called repeatedly (an outage test stops the database and
+    brings it back on the same port with the same data).
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        data_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        exe = Path(sys.executable).with_name("nx-27017")
+        self.proc = subprocess.Popen(
+            [
+                str(exe),
+                "--data-dir", str(self.data_dir),
+                "--host", "127.0.0.1",
+                "-p", str(self.port),
+                "--pid-file", str(self.data_dir / "nx.pid"),
+                "--log-file", str(self.data_dir / "nx.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nx-27017 exited with {self.proc.returncode}; see {self.data_dir}/nx.log")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"nx-27017 did not listen on port {self.port} within {timeout}s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+    def client(self, **kwargs: object) -> pymongo.MongoClient:
+        return pymongo.MongoClient(self.uri, tz_aware=True, serverSelectionTimeoutMS=5000, **kwargs)
