@@ -1,0 +1,213 @@
+"""The collector's settings, from environment variables and ``.env`` (pydantic-settings).
+
+Every setting is an environment variable of the same name in upper case. Invalid values fail
+at start-up with a message that names the variable, never later in the middle of a run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from collector_service import exchange
+
+ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+FEEDS = ("openOrders", "webData2")
+
+
+class ConfigError(ValueError):
+    """Configuration is invalid; the message names the environment variable(s) at fault."""
+
+
+def parse_address(raw: str, where: str) -> str:
+    """Validate one trader address (0x + 40 hex digits) and return it lower-cased."""
+    text = raw.strip()
+    if not ADDRESS_RE.match(text):
+        raise ValueError(f"{where}: {text!r} is not a trader address (0x followed by 40 hex digits)")
+    return text.lower()
+
+
+def read_addresses_file(path: Path) -> list[str]:
+    """Read a trader list: one address per line, blank lines and ``#`` comments ignored."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    found = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            found.append(parse_address(entry, f"{path}:{lineno}"))
+    return found
+
+
+def mask_uri(uri: str) -> str:
+    """Hide the password (and any ``password=`` option) in a MongoDB URI."""
+    masked = re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", uri)
+    return re.sub(r"(?i)(password=)[^&]*", r"\1***", masked)
+
+
+class Settings(BaseSettings):
+    """Every knob of the collector. Defaults run against mainnet and a local MongoDB."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    trader_ws_enabled: bool = Field(True, description="Collect from the WebSocket feeds at all.")
+    trader_ws_clients: int = Field(
+        5, ge=1, le=exchange.MAX_CONNECTIONS_PER_IP, description="Connections per egress address."
+    )
+    trader_ws_message_buffer_size: int = Field(
+        1000, ge=1, description="Flush early when this many events wait to be written."
+    )
+    trader_orders_ws_enabled: bool = Field(
+        True, description="Record order events (false: positions only)."
+    )
+    trader_orders_ws_flush_interval: float = Field(
+        5.0, gt=0, le=3600, description="Seconds between batch writes to MongoDB."
+    )
+    mongo_uri: str = Field("mongodb://127.0.0.1:27017", description="MongoDB connection string.")
+    mongo_db: str = Field("orderwatch", min_length=1, description="MongoDB database name.")
+    hyperliquid_ws_url: str = Field(
+        "wss://api.hyperliquid.xyz/ws", description="Hyperliquid WebSocket endpoint."
+    )
+    hyperliquid_info_url: str = Field(
+        "https://api.hyperliquid.xyz/info", description="Hyperliquid info (REST) endpoint."
+    )
+    trader_addresses: str = Field("", description="Comma-separated trader addresses.")
+    trader_addresses_file: Path | None = Field(
+        None, description="File of trader addresses, one per line, # comments."
+    )
+    trader_ws_feed: Literal["openOrders", "webData2"] = Field(
+        "openOrders",
+        description="openOrders: per-user openOrders + clearinghouseState (live); webData2: legacy.",
+    )
+    trader_ws_max_users_per_ip: int = Field(
+        exchange.MAX_USERS_PER_IP, ge=1, le=1000, description="Unique users per egress address."
+    )
+    trader_ws_source_addresses: str = Field(
+        "", description="Comma-separated local IPs to connect from; each is its own egress."
+    )
+    trader_ws_ping_interval: float = Field(
+        exchange.PING_INTERVAL_S, gt=0, description="Seconds between application pings."
+    )
+    trader_ws_pong_timeout: float = Field(
+        exchange.PONG_DEADLINE_S, gt=0, description="Reconnect if nothing arrives this long after a ping."
+    )
+    trader_shard_index: int = Field(0, ge=0, description="This instance's shard (0-based).")
+    trader_shard_count: int = Field(1, ge=1, description="How many instances share the trader list.")
+    collector_rest_weight_per_minute: int = Field(
+        exchange.REST_WEIGHT_PER_MINUTE, ge=20, description="REST weight budget per egress address."
+    )
+    collector_buffer_max_events: int = Field(
+        200_000, ge=100, description="Events kept in memory while MongoDB is down; the rest wait on disk."
+    )
+    collector_data_dir: Path = Field(
+        Path("data/collector"), description="Journal of events not yet in MongoDB (replayed at start)."
+    )
+    collector_health_host: str = Field("127.0.0.1", description="Health/metrics bind address.")
+    collector_health_port: int = Field(
+        9108, ge=0, le=65535, description="Health/metrics port (0 disables the endpoint)."
+    )
+    collector_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+
+    @field_validator("collector_log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("hyperliquid_ws_url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://")
+        return value
+
+    @field_validator("hyperliquid_info_url")
+    @classmethod
+    def _info_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("mongo_uri")
+    @classmethod
+    def _mongo_uri(cls, value: str) -> str:
+        if not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("trader_addresses")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                parse_address(item, "address")
+        return value
+
+    @field_validator("trader_ws_source_addresses")
+    @classmethod
+    def _sources(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_address(item.strip())
+                except ValueError as exc:
+                    raise ValueError(f"{item.strip()!r} is not an IP address") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _shard(self) -> Settings:
+        if self.trader_shard_index >= self.trader_shard_count:
+            raise ValueError(
+                f"TRADER_SHARD_INDEX ({self.trader_shard_index}) must be below "
+                f"TRADER_SHARD_COUNT ({self.trader_shard_count})"
+            )
+        return self
+
+    def all_traders(self) -> list[str]:
+        """Every configured trader, validated, lower-cased and de-duplicated in order."""
+        found = [parse_address(a, "TRADER_ADDRESSES") for a in self.trader_addresses.split(",") if a.strip()]
+        if self.trader_addresses_file is not None:
+            try:
+                found += read_addresses_file(self.trader_addresses_file)
+            except ValueError as exc:
+                raise ConfigError(f"TRADER_ADDRESSES_FILE: {exc}") from exc
+        return list(dict.fromkeys(found))
+
+    def source_addresses(self) -> list[str | None]:
+        """Local addresses to connect from; ``[None]`` means the system's default route."""
+        found = [a.strip() for a in self.trader_ws_source_addresses.split(",") if a.strip()]
+        return list(dict.fromkeys(found)) or [None]
+
+    def describe(self) -> dict[str, object]:
+        """The resolved settings by environment variable name, with secrets masked."""
+        shown: dict[str, object] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name == "mongo_uri":
+                value = mask_uri(value)
+            shown[name.upper()] = str(value) if isinstance(value, Path) else value
+        return shown
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build :class:`Settings` from the environment, turning validation errors into
+    :class:`ConfigError` messages that name each bad variable."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "_".join(str(part) for part in err["loc"]).upper() or "configuration"
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if not message.startswith(name) else message)
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    settings.all_traders()  # file problems surface now, named
+    return settings

@@ -1,0 +1,94 @@
+"""Position tracking: record a trader's position only when it changes.
+
+``clearinghouseState`` is re-pushed every few seconds with mark-to-market values (PnL, position
+value) that move on every push; a position *changes* when its size, entry price or leverage
+does. A position that disappears from the snapshot is recorded as closed (``szi == "0.0"``).
+Pure logic, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from collector_service import schema
+from collector_service.tracker import ms_to_datetime
+from collector_service.wire import ClearinghouseState, Position
+
+CLOSED_SZI = "0.0"
+
+
+def position_key(position: Position) -> tuple[str, str | None, str | None, int | None]:
+    """The fields whose change makes a new ``trader_positions`` document."""
+    lev = position.leverage
+    return (position.szi, position.entryPx, lev.type if lev else None, lev.value if lev else None)
+
+
+def position_doc(
+    user: str, position: Position, *, server_time: datetime, observed_at: datetime, source: str
+) -> dict[str, Any]:
+    """One ``trader_positions`` document."""
+    lev = position.leverage
+    return {
+        "ethAddress": user,
+        "coin": position.coin,
+        "szi": position.szi,
+        "entryPx": position.entryPx,
+        "positionValue": position.positionValue,
+        "unrealizedPnl": position.unrealizedPnl,
+        "returnOnEquity": position.returnOnEquity,
+        "liquidationPx": position.liquidationPx,
+        "marginUsed": position.marginUsed,
+        "leverageType": lev.type if lev else None,
+        "leverage": lev.value if lev else None,
+        "maxLeverage": position.maxLeverage,
+        "serverTime": server_time,
+        "observedAt": observed_at,
+        "source": source,
+    }
+
+
+class PositionBook:
+    """The positions of one trader, keyed by coin."""
+
+    __slots__ = ("keys", "last_state", "user")
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+        self.keys: dict[str, tuple[str, str | None, str | None, int | None]] = {}
+        self.last_state: ClearinghouseState | None = None
+
+    def load(self, docs: Iterable[Mapping[str, Any]]) -> None:
+        """Start from the latest stored document per coin (documents newest first)."""
+        for doc in docs:
+            coin = doc["coin"]
+            if coin in self.keys:
+                continue
+            self.keys[coin] = (doc["szi"], doc.get("entryPx"), doc.get("leverageType"), doc.get("leverage"))
+        self.keys = {coin: key for coin, key in self.keys.items() if key[0] != CLOSED_SZI}
+
+    def apply(
+        self, state: ClearinghouseState, *, observed_at: datetime, source: str = schema.SOURCE_WS
+    ) -> list[dict[str, Any]]:
+        """Diff a clearinghouse snapshot against the known positions; return changed ones."""
+        if state == self.last_state:
+            return []
+        self.last_state = state
+        server_time = ms_to_datetime(state.time) if state.time is not None else observed_at
+        docs = []
+        seen = set()
+        for asset in state.assetPositions:
+            position = asset.position
+            seen.add(position.coin)
+            key = position_key(position)
+            if self.keys.get(position.coin) != key:
+                self.keys[position.coin] = key
+                docs.append(position_doc(self.user, position, server_time=server_time,
+                                         observed_at=observed_at, source=source))
+        for coin in [coin for coin in self.keys if coin not in seen]:
+            del self.keys[coin]
+            closed = Position(coin=coin, szi=CLOSED_SZI)
+            docs.append(position_doc(self.user, closed, server_time=server_time,
+                                     observed_at=observed_at, source=source))
+        return docs

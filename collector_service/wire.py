@@ -1,0 +1,172 @@
+"""Typed decoding of Hyperliquid WebSocket frames and info responses.
+
+The decoders read only the fields the collector needs: a ``webData2`` frame is ~100 KB, almost
+all market data (``meta``, ``assetCtxs``, ``spotAssetCtxs``) that msgspec skips without building
+Python objects for it. Unknown keys are ignored everywhere, and every field that older or newer
+captures may lack has a default, so schema drift does not break parsing; a field of the wrong
+type rejects the frame with a message that says where.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class FrontendOrder(msgspec.Struct, frozen=True, gc=False):
+    """One open order as ``frontendOpenOrders`` / ``openOrders`` / ``webData2`` serve it."""
+
+    coin: str
+    side: str
+    limitPx: str
+    sz: str
+    oid: int
+    timestamp: int
+    origSz: str | None = None
+    triggerPx: str | None = None
+    isTrigger: bool = False
+    reduceOnly: bool = False
+    isPositionTpsl: bool = False
+    orderType: str | None = None
+    tif: str | None = None
+    triggerCondition: str | None = None
+    cloid: str | None = None
+    children: tuple[FrontendOrder, ...] = ()
+
+
+class Leverage(msgspec.Struct, frozen=True, gc=False):
+    type: str = "cross"
+    value: int = 0
+
+
+class Position(msgspec.Struct, frozen=True, gc=False):
+    coin: str
+    szi: str
+    entryPx: str | None = None
+    positionValue: str | None = None
+    unrealizedPnl: str | None = None
+    returnOnEquity: str | None = None
+    liquidationPx: str | None = None
+    marginUsed: str | None = None
+    leverage: Leverage | None = None
+    maxLeverage: int | None = None
+
+
+class AssetPosition(msgspec.Struct, frozen=True, gc=False):
+    position: Position
+
+
+class ClearinghouseState(msgspec.Struct, frozen=True, gc=False):
+    assetPositions: tuple[AssetPosition, ...] = ()
+    time: int | None = None
+
+
+class OpenOrdersData(msgspec.Struct, frozen=True, gc=False):
+    user: str
+    orders: tuple[FrontendOrder, ...]
+    dex: str = ""
+
+
+class ClearinghouseData(msgspec.Struct, frozen=True, gc=False):
+    user: str
+    clearinghouseState: ClearinghouseState
+    dex: str = ""
+
+
+class WebData2Data(msgspec.Struct, frozen=True, gc=False):
+    user: str
+    openOrders: tuple[FrontendOrder, ...] = ()
+    clearinghouseState: ClearinghouseState | None = None
+    serverTime: int | None = None
+
+
+class OpenOrdersMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="openOrders"):
+    data: OpenOrdersData
+
+
+class ClearinghouseMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="clearinghouseState"):
+    data: ClearinghouseData
+
+
+class WebData2Msg(msgspec.Struct, frozen=True, tag_field="channel", tag="webData2"):
+    data: WebData2Data
+
+
+class SubscriptionResponseMsg(
+    msgspec.Struct, frozen=True, tag_field="channel", tag="subscriptionResponse"
+):
+    data: dict[str, Any]
+
+
+class PongMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="pong"):
+    pass
+
+
+class ErrorMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="error"):
+    data: Any = None
+
+    @property
+    def text(self) -> str:
+        return self.data if isinstance(self.data, str) else msgspec.json.encode(self.data).decode()
+
+
+Message = OpenOrdersMsg | ClearinghouseMsg | WebData2Msg | SubscriptionResponseMsg | PongMsg | ErrorMsg
+
+
+class _Envelope(msgspec.Struct):
+    channel: str
+
+
+class FrameError(ValueError):
+    """A frame could not be used. ``kind`` is ``non_json``, ``malformed``, ``invalid`` or
+    ``unknown_channel``; the message carries enough of the frame to debug it."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+_message_decoder = msgspec.json.Decoder(Message)
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
+def excerpt(raw: bytes | str, limit: int = 160) -> str:
+    """A short, printable start of a frame for log lines."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def decode_frame(raw: bytes | str) -> Message:
+    """Decode one WebSocket frame, or raise :class:`FrameError` saying what is wrong with it."""
+    try:
+        return _message_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        try:
+            channel = _envelope_decoder.decode(raw).channel
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            channel = None
+        if channel is not None and str(exc).endswith("`$.channel`"):
+            raise FrameError("unknown_channel", f"unhandled channel {channel!r}") from None
+        raise FrameError(
+            "invalid", f"channel {channel!r}: {exc} in frame {excerpt(raw)!r}"
+        ) from None
+    except msgspec.DecodeError as exc:
+        stripped = raw.lstrip()[:1]
+        kind = "malformed" if stripped in (b"{", b"[", "{", "[") else "non_json"
+        raise FrameError(kind, f"{exc} in frame {excerpt(raw)!r}") from None
+
+
+class OrderStatusInner(msgspec.Struct, frozen=True, gc=False):
+    order: FrontendOrder
+    status: str
+    statusTimestamp: int
+
+
+class OrderStatusResponse(msgspec.Struct, frozen=True, gc=False):
+    status: str
+    order: OrderStatusInner | None = None
+
+
+order_status_decoder = msgspec.json.Decoder(OrderStatusResponse)
+historical_orders_decoder = msgspec.json.Decoder(tuple[OrderStatusInner, ...])

@@ -1,0 +1,164 @@
+"""Pure tests: decoding real captured payloads and diffing snapshots (no sockets, no database)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+
+import pytest
+
+from collector_service import schema
+from collector_service.positions import PositionBook
+from collector_service.tracker import OrderBook, flatten
+from collector_service.wire import (
+    ClearinghouseMsg,
+    ErrorMsg,
+    FrameError,
+    OpenOrdersMsg,
+    PongMsg,
+    SubscriptionResponseMsg,
+    WebData2Msg,
+    decode_frame,
+    historical_orders_decoder,
+)
+from tests.collector.frames import USER, encode, frontend_orders, open_orders_frame, sample, webdata2_frame
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+T1 = datetime(2026, 11, 24, 12, 0, 5, tzinfo=UTC)
+
+
+def test_real_webdata2_capture_decodes_user_orders_and_positions() -> None:
+    ack, frame, unsub = sample("webData2_ws_capture_subscribe_snapshot_unsubscribe.json")
+    msg = decode_frame(encode(frame))
+    assert isinstance(msg, WebData2Msg)
+    assert msg.data.user == "0xd400564f7e3c2502c1666e2d2fcbf8a9cace482d"
+    assert msg.data.serverTime == 1750912503968
+    assert msg.data.openOrders == ()
+    (asset,) = msg.data.clearinghouseState.assetPositions
+    assert (asset.position.coin, asset.position.szi, asset.position.leverage.value) == ("BTC", "-0.0001", 1)
+    assert isinstance(decode_frame(encode(ack)), SubscriptionResponseMsg)
+    assert isinstance(decode_frame(encode(unsub)), SubscriptionResponseMsg)
+
+
+def test_real_frontend_orders_flatten_children_once() -> None:
+    msg = decode_frame(encode(open_orders_frame(frontend_orders())))
+    assert isinstance(msg, OpenOrdersMsg)
+    flat = flatten(msg.data.orders)
+    assert sorted(flat) == [3184595905, 3184595906, 3184595907]
+    assert flat[3184595905][1] is None
+    assert flat[3184595906][1] == 3184595905 and flat[3184595907][1] == 3184595905
+    assert flat[3184595906][0].isTrigger and flat[3184595906][0].tif is None
+
+
+def test_real_historical_orders_decode() -> None:
+    rows = historical_orders_decoder.decode(encode(sample("historicalOrders_rest_response_trimmed.json")))
+    assert {r.status for r in rows} == {"iocCancelRejected", "canceled"}
+    assert all(r.order.oid > 0 for r in rows)
+
+
+def test_clearinghouse_frame_wrapping_real_rest_sample() -> None:
+    state = sample("clearinghouseState_rest_response.json")
+    frame = {"channel": "clearinghouseState", "data": {"dex": "", "user": USER, "clearinghouseState": state}}
+    msg = decode_frame(encode(frame))
+    assert isinstance(msg, ClearinghouseMsg)
+    assert msg.data.clearinghouseState.time == 1752671350239
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        (b"Websocket connection established.", "non_json"),
+        (b'{"channel":"openOrders","data":{"user":"0x1"', "malformed"),
+        (b'{"channel":"l2Book","data":{}}', "unknown_channel"),
+        (b'{"channel":"openOrders","data":{"user":"0x1","orders":[{"coin":1}]}}', "invalid"),
+    ],
+)
+def test_bad_frames_raise_named_errors(raw: bytes, kind: str) -> None:
+    with pytest.raises(FrameError) as info:
+        decode_frame(raw)
+    assert info.value.kind == kind
+
+
+def test_pong_and_error_frames() -> None:
+    assert isinstance(decode_frame(b'{"channel":"pong"}'), PongMsg)
+    err = decode_frame(b'{"channel":"error","data":"Cannot track more than 10 total users."}')
+    assert isinstance(err, ErrorMsg) and err.text.startswith("Cannot track")
+
+
+def test_old_capture_shape_without_optional_fields() -> None:
+    minimal = [{"coin": "BTC", "limitPx": "29792.0", "oid": 91490942, "side": "A", "sz": "0.0", "timestamp": 1681247412573}]
+    msg = decode_frame(encode(open_orders_frame(minimal)))
+    (order,) = msg.data.orders
+    assert order.origSz is None and order.tif is None and order.children == ()
+
+
+def _book_events(book: OrderBook, orders: list[dict], at: datetime) -> list[dict]:
+    return book.apply(decode_frame(encode(open_orders_frame(orders))).data.orders, observed_at=at)
+
+
+def test_diff_new_updated_partial_fill_amend_and_closed() -> None:
+    book = OrderBook(USER)
+    orders = frontend_orders()
+    events = sorted(_book_events(book, orders, T0), key=lambda e: e["oid"])
+    assert [(e["action"], e["oid"]) for e in events] == [
+        ("new", 3184595905), ("new", 3184595906), ("new", 3184595907)
+    ]
+    assert events[1]["parentOid"] == 3184595905 and events[0]["eventKey"] == "new"
+    assert events[0]["limitPx"] == "10.0" and events[0]["timestamp"].year == 2023
+
+    assert _book_events(book, copy.deepcopy(orders), T1) == []  # identical snapshot: nothing
+
+    partial = copy.deepcopy(orders)
+    partial[0]["sz"] = "5.0"
+    (ev,) = _book_events(book, partial, T1)
+    assert (ev["action"], ev["seq"], ev["eventKey"], ev["partialFill"], ev["changes"]) == (
+        "updated", 1, "updated:1", True, ["sz"]
+    )
+    assert ev["prevSz"] == "12.5" and ev["sz"] == "5.0"
+
+    amended = copy.deepcopy(partial)
+    amended[0]["limitPx"] = "10.5"
+    (ev,) = _book_events(book, amended, T1)
+    assert (ev["seq"], ev["changes"], ev["partialFill"], ev["prevLimitPx"]) == (2, ["limitPx"], False, "10.0")
+
+    cosmetic = copy.deepcopy(amended)
+    cosmetic[0]["triggerCondition"] = "something new"
+    assert _book_events(book, cosmetic, T1) == []
+
+    closed = _book_events(book, [o for o in amended if o["oid"] != 3184595906], T1)
+    assert [(e["action"], e["oid"], e["seq"], e["finalStatus"], e["status"]) for e in closed] == [
+        ("closed", 3184595906, 1, schema.FINAL_STATUS_UNKNOWN, "closed")
+    ]
+
+
+def test_restart_reconciles_against_stored_state() -> None:
+    first = OrderBook(USER)
+    events = _book_events(first, frontend_orders(), T0)
+    stored = [e for e in events if e["oid"] != 3184595907]  # 07 was never stored open
+    restarted = OrderBook(USER)
+    restarted.load(stored)
+    orders = [o for o in frontend_orders() if o["oid"] != 3184595906]
+    for o in orders:
+        o["children"] = [c for c in o["children"] if c["oid"] != 3184595906]
+    again = _book_events(restarted, orders, T1)
+    assert sorted((e["action"], e["oid"]) for e in again) == [("closed", 3184595906), ("new", 3184595907)]
+
+
+def test_stale_snapshot_detected() -> None:
+    book = OrderBook(USER)
+    book.apply((), observed_at=T0, server_ms=2000)
+    assert book.is_stale(1999) and not book.is_stale(2000) and not book.is_stale(None)
+
+
+def test_positions_written_only_on_change_and_close() -> None:
+    book = PositionBook(USER)
+    msg = decode_frame(encode(webdata2_frame()))
+    state = msg.data.clearinghouseState
+    (doc,) = book.apply(state, observed_at=T0)
+    assert (doc["coin"], doc["szi"], doc["leverage"], doc["serverTime"].year) == ("BTC", "-0.0001", 1, 2025)
+    frame = webdata2_frame(server_time=1750912509999)
+    frame["data"]["clearinghouseState"]["assetPositions"][0]["position"]["unrealizedPnl"] = "5.0"
+    assert book.apply(decode_frame(encode(frame)).data.clearinghouseState, observed_at=T1) == []
+    frame["data"]["clearinghouseState"]["assetPositions"] = []
+    (closed,) = book.apply(decode_frame(encode(frame)).data.clearinghouseState, observed_at=T1)
+    assert closed["szi"] == "0.0" and closed["coin"] == "BTC"
