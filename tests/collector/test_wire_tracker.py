@@ -108,8 +108,9 @@ def test_diff_new_updated_partial_fill_amend_and_closed() -> None:
 
     assert _book_events(book, copy.deepcopy(orders), T1) == []  # identical snapshot: nothing
 
+    parent = next(i for i, o in enumerate(orders) if o["oid"] == 3184595905)
     partial = copy.deepcopy(orders)
-    partial[0]["sz"] = "5.0"
+    partial[parent]["sz"] = "5.0"
     (ev,) = _book_events(book, partial, T1)
     assert (ev["action"], ev["seq"], ev["eventKey"], ev["partialFill"], ev["changes"]) == (
         "updated", 1, "updated:1", True, ["sz"]
@@ -117,15 +118,21 @@ def test_diff_new_updated_partial_fill_amend_and_closed() -> None:
     assert ev["prevSz"] == "12.5" and ev["sz"] == "5.0"
 
     amended = copy.deepcopy(partial)
-    amended[0]["limitPx"] = "10.5"
+    amended[parent]["limitPx"] = "10.5"
     (ev,) = _book_events(book, amended, T1)
     assert (ev["seq"], ev["changes"], ev["partialFill"], ev["prevLimitPx"]) == (2, ["limitPx"], False, "10.0")
 
     cosmetic = copy.deepcopy(amended)
-    cosmetic[0]["triggerCondition"] = "something new"
+    cosmetic[parent]["triggerCondition"] = "something new"
     assert _book_events(book, cosmetic, T1) == []
 
-    closed = _book_events(book, [o for o in amended if o["oid"] != 3184595906], T1)
+    still_a_child = _book_events(book, [o for o in amended if o["oid"] != 3184595906], T1)
+    assert still_a_child == []  # gone from the top level but still inside its parent's children
+    without = [o for o in amended if o["oid"] != 3184595906]
+    for o in without:
+        if o["oid"] == 3184595905:
+            o["children"] = [c for c in o["children"] if c["oid"] != 3184595906]
+    closed = _book_events(book, without, T1)
     assert [(e["action"], e["oid"], e["seq"], e["finalStatus"], e["status"]) for e in closed] == [
         ("closed", 3184595906, 1, schema.FINAL_STATUS_UNKNOWN, "closed")
     ]
