@@ -1,1 +1,19 @@
-"""placeholder"""
+"""A local Hyperliquid stand-in: WS feeds and info API with the exchange's caps, plus ground truth.
+
+Independent of collector_service by design (it must not import it), so that it catches
+protocol misunderstandings the collector would share with its own test doubles.
+"""
+
+from exchange_sim.config import ChaosConfig, SimConfig
+from exchange_sim.server import ExchangeSim, SimStats
+from exchange_sim.truth import Report, compare, compare_events
+
+__all__ = [
+    "ChaosConfig",
+    "ExchangeSim",
+    "Report",
+    "SimConfig",
+    "SimStats",
+    "compare",
+    "compare_events",
+]

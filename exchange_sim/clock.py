@@ -1,0 +1,24 @@
+"""A logical millisecond clock, so seeded runs are reproducible and time can be compressed."""
+
+from __future__ import annotations
+
+
+class LogicalClock:
+    """Simulated exchange time in epoch milliseconds, advanced explicitly by its owner."""
+
+    def __init__(self, start_ms: int) -> None:
+        self._now = int(start_ms)
+        self._last_stamp = self._now - 1
+
+    def now_ms(self) -> int:
+        """The current simulated time."""
+        return self._now
+
+    def advance(self, ms: float) -> None:
+        """Move simulated time forward by `ms` milliseconds (fractions are dropped)."""
+        self._now += max(0, int(ms))
+
+    def stamp(self) -> int:
+        """A strictly increasing event time, so two transitions of one order never tie."""
+        self._last_stamp = max(self._now, self._last_stamp + 1)
+        return self._last_stamp

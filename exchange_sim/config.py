@@ -1,0 +1,112 @@
+"""Configuration of a simulator run: the exchange's rules, the market's activity and chaos."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exchange_sim import rules
+
+
+@dataclass
+class ChaosConfig:
+    """Faults injected on demand; every one is off by default and logged when it fires.
+
+    Intervals are mean seconds between events (exponentially distributed, seeded);
+    probabilities apply per data frame sent.
+    """
+
+    disconnect_every: float | None = None  # abort one random connection (no close frame)
+    expire_every: float | None = None  # close one random connection with 1000 "Expired"
+    duplicate_prob: float = 0.0  # send a data frame twice
+    malformed_prob: float = 0.0  # send truncated JSON or non-JSON text before a data frame
+    slow_prob: float = 0.0  # delay one connection's push by `slow_delay` seconds
+    slow_delay: float = 2.0
+    refuse_every: float | None = None  # refuse WS upgrades (HTTP 503) for `refuse_for` seconds
+    refuse_for: float = 5.0
+    burst429_every: float | None = None  # answer every /info with 429 for `burst429_for` seconds
+    burst429_for: float = 3.0
+
+    @property
+    def enabled(self) -> bool:
+        """True if any fault is switched on."""
+        return any(
+            [
+                self.disconnect_every,
+                self.expire_every,
+                self.duplicate_prob,
+                self.malformed_prob,
+                self.slow_prob,
+                self.refuse_every,
+                self.burst429_every,
+            ]
+        )
+
+    @classmethod
+    def parse(cls, spec: str) -> ChaosConfig:
+        """Parse a spec such as `disconnect=30,expire=120,duplicate=0.01,malformed=0.01,
+        slow=0.05:2,refuse=60:5,burst429=60:3` (intervals in seconds, `:N` a duration)."""
+        cfg = cls()
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            key, _, value = part.partition("=")
+            a, _, b = value.partition(":")
+            if key == "disconnect":
+                cfg.disconnect_every = float(a)
+            elif key == "expire":
+                cfg.expire_every = float(a)
+            elif key == "duplicate":
+                cfg.duplicate_prob = float(a)
+            elif key == "malformed":
+                cfg.malformed_prob = float(a)
+            elif key == "slow":
+                cfg.slow_prob = float(a)
+                cfg.slow_delay = float(b) if b else cfg.slow_delay
+            elif key == "refuse":
+                cfg.refuse_every = float(a)
+                cfg.refuse_for = float(b) if b else cfg.refuse_for
+            elif key == "burst429":
+                cfg.burst429_every = float(a)
+                cfg.burst429_for = float(b) if b else cfg.burst429_for
+            else:
+                raise ValueError(
+                    f"unknown chaos option {key!r}; use disconnect, expire, duplicate, "
+                    "malformed, slow, refuse or burst429"
+                )
+        return cfg
+
+
+@dataclass
+class SimConfig:
+    """Everything a simulator run needs; the defaults are the real exchange's rules."""
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = pick a free port (see ExchangeSim.port)
+    seed: int = 1
+    traders: int = 20
+    orders_per_trader_per_min: float = 0.0  # 0 = no random trading (scripted tests)
+    speed: float = 1.0  # simulated seconds per real second
+    tick_interval: float = 0.1  # real seconds between simulation ticks
+    start_time_ms: int | None = None  # logical clock start; None = wall clock now
+    push_interval: float = rules.PUSH_INTERVAL_S  # full-state re-push period
+    change_push_delay: float = 0.05  # push this soon after a user's state changes
+    max_users_per_ip: int = rules.MAX_USERS_PER_IP
+    max_connections_per_ip: int = rules.MAX_CONNECTIONS_PER_IP
+    max_new_connections_per_min: int | None = None  # real cap is 30; off by default
+    max_subscriptions_per_ip: int = rules.MAX_SUBSCRIPTIONS_PER_IP
+    max_messages_per_min: int = rules.MAX_MESSAGES_PER_MIN
+    rest_weight_per_min: int = rules.REST_WEIGHT_PER_MIN
+    idle_timeout: float = rules.IDLE_TIMEOUT_S
+    max_connection_age: float | None = None  # real exchange: ~3 h (rules.MAX_CONNECTION_AGE_S)
+    ws_compress: bool = False  # permessage-deflate costs ~1 ms per 100 KB frame
+    addresses_file: Path | None = None
+    truth_file: Path | None = None
+    visibility_file: Path | None = None  # default: <truth_file>.visibility.jsonl
+    chaos: ChaosConfig = field(default_factory=ChaosConfig)
+
+    def visibility_path(self) -> Path | None:
+        """Where visibility records go, if ground truth is recorded at all."""
+        if self.visibility_file is not None:
+            return Path(self.visibility_file)
+        if self.truth_file is not None:
+            return Path(str(self.truth_file) + ".visibility.jsonl")
+        return None

@@ -1,0 +1,478 @@
+"""The exchange's state machine: orders, fills, positions and order history per user.
+
+Pure logic with no I/O: every order transition is reported to a listener (the ground-truth
+recorder) and every user-visible change bumps the user's version (the push scheduler).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from exchange_sim import rules
+from exchange_sim.clock import LogicalClock
+from exchange_sim.market import Market, fmt
+from exchange_sim.orders import Order
+
+TransitionListener = Callable[[str, str, dict[str, Any], int], None]
+"""Called as listener(user, status, frontend_order, time_ms) for every order transition."""
+
+STARTING_BALANCE = Decimal("10000.0")
+DEFAULT_LEVERAGE = 5
+OID_START = 300_000_000_000  # the size of real oids in 2026 samples (~3.2e11)
+TID_START = 900_000_000_000_000
+
+
+class OrderError(ValueError):
+    """A scripted action that the exchange cannot perform (unknown oid, closed order...)."""
+
+
+@dataclass
+class Position:
+    """A one-way position in one coin; `szi` is signed (negative = short)."""
+
+    coin: str
+    szi: Decimal = Decimal(0)
+    entry_px: Decimal = Decimal(0)
+    cum_funding: Decimal = Decimal(0)
+
+
+@dataclass
+class UserState:
+    """Everything the exchange knows about one address."""
+
+    address: str
+    open_oids: dict[int, None] = field(default_factory=dict)  # insertion-ordered set
+    positions: dict[str, Position] = field(default_factory=dict)
+    fills: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.FILLS_RETAINED))
+    history: deque[dict[str, Any]] = field(
+        default_factory=lambda: deque(maxlen=rules.HISTORICAL_ORDERS_LIMIT)
+    )
+    realized: Decimal = Decimal(0)
+    version: int = 0
+
+
+class Exchange:
+    """Holds every user's orders and positions and applies placements, amends, fills and cancels."""
+
+    def __init__(self, market: Market, clock: LogicalClock, *, oid_start: int = OID_START) -> None:
+        self.market = market
+        self.clock = clock
+        self.users: dict[str, UserState] = {}
+        self.orders: dict[int, Order] = {}
+        self.by_cloid: dict[tuple[str, str], int] = {}
+        self._next_oid = oid_start
+        self._next_tid = TID_START
+        self.listeners: list[TransitionListener] = []
+        self.change_listeners: list[Callable[[str], None]] = []
+        self.status_counts: dict[str, int] = {}
+
+    # ----- queries -------------------------------------------------------------------------
+    def user(self, address: str) -> UserState:
+        """The state of `address` (lower-cased), created empty on first use."""
+        address = address.lower()
+        st = self.users.get(address)
+        if st is None:
+            st = self.users[address] = UserState(address)
+        return st
+
+    def open_orders(self, address: str) -> list[Order]:
+        """The user's resting orders, newest first (as frontendOpenOrders lists them)."""
+        st = self.users.get(address.lower())
+        if st is None:
+            return []
+        return sorted((self.orders[o] for o in st.open_oids), key=lambda o: o.oid, reverse=True)
+
+    def frontend_open_orders(self, address: str) -> list[dict[str, Any]]:
+        """The frontendOpenOrders list: TP/SL children are top-level AND in `children`."""
+        out = []
+        for o in self.open_orders(address):
+            kids = [self.orders[c].frontend() for c in sorted(o.children) if self.orders[c].is_open]
+            out.append(o.frontend(kids))
+        return out
+
+    def get(self, oid: int) -> Order:
+        """The order with this oid, or OrderError."""
+        try:
+            return self.orders[oid]
+        except KeyError:
+            raise OrderError(f"unknown oid {oid}") from None
+
+    # ----- transitions ---------------------------------------------------------------------
+    def _emit(self, order: Order, status: str, ts: int, *, record_history: bool) -> None:
+        fo = order.frontend()
+        if record_history:
+            st = self.user(order.user)
+            st.history.append({"order": fo, "status": status, "statusTimestamp": ts})
+        self.status_counts[status] = self.status_counts.get(status, 0) + 1
+        for listener in self.listeners:
+            listener(order.user, status, fo, ts)
+
+    def _changed(self, user: str) -> None:
+        st = self.user(user)
+        st.version += 1
+        for cb in self.change_listeners:
+            cb(st.address)
+
+    def _new_oid(self) -> int:
+        self._next_oid += 1
+        return self._next_oid
+
+    def place(
+        self,
+        user: str,
+        coin: str,
+        side: str,
+        sz: Decimal | str | float,
+        limit_px: Decimal | str | float,
+        *,
+        tif: str | None = "Gtc",
+        reduce_only: bool = False,
+        trigger_px: Decimal | str | float | None = None,
+        tpsl: str | None = None,
+        tp_px: Decimal | str | float | None = None,
+        sl_px: Decimal | str | float | None = None,
+        cloid: str | None = None,
+        reject_status: str | None = None,
+        fill_immediately: bool = False,
+    ) -> Order:
+        """Place an order (with optional TP/SL children); a `reject_status` makes it never rest.
+
+        A trigger order needs `trigger_px` and `tpsl` ("tp" or "sl"). An Ioc order never rests:
+        it is filled at once if `fill_immediately`, else ends as iocCancelRejected.
+        """
+        if side not in ("B", "A"):
+            raise OrderError(f"side must be 'B' or 'A', not {side!r}")
+        user = user.lower()
+        now = self.clock.stamp()
+        order = Order(
+            user=user,
+            oid=self._new_oid(),
+            coin=coin,
+            side=side,
+            limit_px=Decimal(str(limit_px)),
+            sz=Decimal(str(sz)),
+            orig_sz=Decimal(str(sz)),
+            timestamp=now,
+            tif=tif,
+            reduce_only=reduce_only,
+            cloid=cloid,
+            status_ts=now,
+        )
+        if trigger_px is not None:
+            self._make_trigger(order, Decimal(str(trigger_px)), tpsl or "sl")
+        self.orders[order.oid] = order
+        if cloid:
+            self.by_cloid[(user, cloid.lower())] = order.oid
+        if reject_status is not None:
+            self._close(order, reject_status, now, resting=False)
+            return order
+        if tif == "Ioc" and not order.is_trigger:
+            if fill_immediately:
+                self._apply_fill(order, order.sz, order.limit_px, crossed=True, ts=now)
+                order.sz = Decimal(0)
+                self._close(order, rules.FILLED, now, resting=False)
+            else:
+                self._close(order, rules.IOC_CANCEL_REJECTED, now, resting=False)
+            self._changed(user)
+            return order
+        self._rest(order, now)
+        close_side = "A" if side == "B" else "B"
+        for kind, px in (("tp", tp_px), ("sl", sl_px)):
+            if px is None:
+                continue
+            child = Order(
+                user=user,
+                oid=self._new_oid(),
+                coin=coin,
+                side=close_side,
+                limit_px=Decimal(0),
+                sz=order.orig_sz,
+                orig_sz=order.orig_sz,
+                timestamp=now,
+                tif=None,
+                reduce_only=True,
+                parent=order.oid,
+                status_ts=now,
+            )
+            self._make_trigger(child, Decimal(str(px)), kind)
+            self.orders[child.oid] = child
+            order.children.append(child.oid)
+            self._rest(child, now)
+        self._changed(user)
+        return order
+
+    def _make_trigger(self, order: Order, trigger_px: Decimal, tpsl: str) -> None:
+        order.is_trigger = True
+        order.tif = None
+        order.trigger_px = trigger_px
+        above = (tpsl == "tp") == (order.side == "A")
+        order.trigger_condition = f"Price {'above' if above else 'below'} {fmt(trigger_px)}"
+        order.order_type = "Take Profit Market" if tpsl == "tp" else "Stop Market"
+        if order.limit_px == 0:
+            # Market triggers carry a 10 % slippage limit price, as the frontend sets it.
+            slip = Decimal("0.9") if order.side == "A" else Decimal("1.1")
+            order.limit_px = self.market.round_px(self.market.coin(order.coin), trigger_px * slip)
+
+    def _rest(self, order: Order, ts: int) -> None:
+        order.status, order.status_ts = rules.OPEN, ts
+        self.user(order.user).open_oids[order.oid] = None
+        self._emit(order, rules.OPEN, ts, record_history=True)
+
+    def _close(self, order: Order, status: str, ts: int, *, resting: bool = True) -> None:
+        order.status, order.status_ts = status, ts
+        self.user(order.user).open_oids.pop(order.oid, None)
+        self._emit(order, status, ts, record_history=True)
+
+    def _open(self, oid: int) -> Order:
+        order = self.get(oid)
+        if not order.is_open:
+            raise OrderError(f"order {oid} is {order.status}, not open")
+        return order
+
+    def amend(
+        self,
+        oid: int,
+        *,
+        sz: Decimal | str | float | None = None,
+        limit_px: Decimal | str | float | None = None,
+    ) -> Order:
+        """Modify size and/or price of a resting order, keeping its oid (origSz := new sz)."""
+        order = self._open(oid)
+        ts = self.clock.stamp()
+        if sz is not None:
+            order.sz = order.orig_sz = Decimal(str(sz))
+        if limit_px is not None:
+            order.limit_px = Decimal(str(limit_px))
+        order.status_ts = ts
+        self._emit(order, rules.OPEN, ts, record_history=False)
+        self._changed(order.user)
+        return order
+
+    def fill(
+        self,
+        oid: int,
+        sz: Decimal | str | float | None = None,
+        px: Decimal | str | float | None = None,
+        *,
+        crossed: bool = False,
+    ) -> Order:
+        """Fill `sz` (default: all that remains) of a resting order; a full fill closes it."""
+        order = self._open(oid)
+        if order.is_trigger:
+            return self.trigger(oid)
+        amount = order.sz if sz is None else min(order.sz, Decimal(str(sz)))
+        ts = self.clock.stamp()
+        if order.reduce_only:
+            pos = self.user(order.user).positions.get(order.coin)
+            reducing = pos is not None and pos.szi != 0 and (pos.szi > 0) == (order.side == "A")
+            if not reducing:
+                self._close(order, rules.REDUCE_ONLY_CANCELED, ts)
+                self._close_children(order, rules.CANCELED, ts)
+                self._changed(order.user)
+                return order
+            amount = min(amount, abs(pos.szi))
+        fill_px = order.limit_px if px is None else Decimal(str(px))
+        self._apply_fill(order, amount, fill_px, crossed=crossed, ts=ts)
+        order.sz -= amount
+        if order.sz <= 0:
+            order.sz = Decimal(0)
+            self._close(order, rules.FILLED, ts)
+            # Children of a filled parent stay open as standalone TP/SL orders.
+        else:
+            order.status_ts = ts
+            self._emit(order, rules.OPEN, ts, record_history=False)
+        self._changed(order.user)
+        return order
+
+    def trigger(self, oid: int) -> Order:
+        """Fire a trigger order: triggered, then filled at triggerPx; the sibling is canceled."""
+        order = self._open(oid)
+        if not order.is_trigger:
+            raise OrderError(f"order {oid} is not a trigger order")
+        if order.parent is not None and self.orders[order.parent].is_open:
+            raise OrderError(f"order {oid} waits for its parent {order.parent} to fill")
+        ts = self.clock.stamp()
+        self._close(order, rules.TRIGGERED, ts)
+        pos = self.user(order.user).positions.get(order.coin)
+        amount = order.sz
+        if order.reduce_only:
+            amount = min(amount, abs(pos.szi)) if pos else Decimal(0)
+        ts = self.clock.stamp()
+        if amount > 0:
+            self._apply_fill(order, amount, order.trigger_px, crossed=True, ts=ts)
+        order.sz = Decimal(0)
+        self._close(order, rules.FILLED if amount > 0 else rules.REDUCE_ONLY_CANCELED, ts)
+        if order.parent is not None:
+            for sib in self.orders[order.parent].children:
+                if sib != oid and self.orders[sib].is_open:
+                    self._close(self.orders[sib], rules.SIBLING_FILLED_CANCELED, self.clock.stamp())
+        self._changed(order.user)
+        return order
+
+    def cancel(self, oid: int, status: str = rules.CANCELED) -> Order:
+        """Cancel a resting order with the given final status; its TP/SL children go with it."""
+        order = self._open(oid)
+        ts = self.clock.stamp()
+        self._close(order, status, ts)
+        self._close_children(order, rules.CANCELED, ts)
+        self._changed(order.user)
+        return order
+
+    def _close_children(self, order: Order, status: str, ts: int) -> None:
+        for c in order.children:
+            child = self.orders[c]
+            if child.is_open:
+                self._close(child, status, self.clock.stamp())
+
+    # ----- fills and positions -------------------------------------------------------------
+    def _apply_fill(
+        self, order: Order, sz: Decimal, px: Decimal, *, crossed: bool, ts: int
+    ) -> None:
+        st = self.user(order.user)
+        pos = st.positions.setdefault(order.coin, Position(order.coin))
+        start = pos.szi
+        signed = sz if order.side == "B" else -sz
+        closed_pnl = Decimal(0)
+        if start == 0 or (start > 0) == (signed > 0):
+            new = start + signed
+            pos.entry_px = (abs(start) * pos.entry_px + sz * px) / abs(new)
+            direction = "Open Long" if new > 0 else "Open Short"
+        else:
+            closing = min(abs(start), sz)
+            closed_pnl = closing * (px - pos.entry_px) * (1 if start > 0 else -1)
+            new = start + signed
+            if new != 0 and (new > 0) != (start > 0):
+                pos.entry_px = px
+                direction = "Long > Short" if start > 0 else "Short > Long"
+            else:
+                direction = "Close Long" if start > 0 else "Close Short"
+        pos.szi = new
+        if new == 0:
+            pos.entry_px = Decimal(0)
+            del st.positions[order.coin]
+        fee = (sz * px * Decimal(rules.TAKER_FEE_RATE)).quantize(Decimal("0.000001"))
+        st.realized += closed_pnl - fee
+        self._next_tid += 1
+        tid = self._next_tid
+        st.fills.append(
+            {
+                "coin": order.coin,
+                "px": fmt(px),
+                "sz": fmt(sz),
+                "side": order.side,
+                "time": ts,
+                "startPosition": fmt(start),
+                "dir": direction,
+                "closedPnl": fmt(closed_pnl),
+                "hash": "0x" + hashlib.sha256(f"fill:{tid}".encode()).hexdigest(),
+                "oid": order.oid,
+                "crossed": crossed,
+                "fee": fmt(fee),
+                "tid": tid,
+                "feeToken": "USDC",
+                "twapId": None,
+            }
+        )
+
+    def clearinghouse_state(self, address: str, time_ms: int | None = None) -> dict[str, Any]:
+        """The user's clearinghouseState in the real REST shape (mark prices from the sample)."""
+        st = self.user(address)
+        positions = []
+        ntl = upnl_total = margin = raw_pos = Decimal(0)
+        for pos in st.positions.values():
+            coin = self.market.coin(pos.coin)
+            lev = min(DEFAULT_LEVERAGE, coin.max_leverage)
+            value = abs(pos.szi) * coin.mark_px
+            upnl = pos.szi * (coin.mark_px - pos.entry_px)
+            used = value / lev
+            ntl += value
+            upnl_total += upnl
+            margin += used
+            raw_pos += pos.szi * coin.mark_px
+            init = abs(pos.szi) * pos.entry_px / lev
+            positions.append(
+                {
+                    "type": "oneWay",
+                    "position": {
+                        "coin": pos.coin,
+                        "szi": fmt(pos.szi),
+                        "leverage": {"type": "cross", "value": lev},
+                        "entryPx": fmt(pos.entry_px.quantize(Decimal("0.000001")).normalize()),
+                        "positionValue": fmt(value.quantize(Decimal("0.000001"))),
+                        "unrealizedPnl": fmt(upnl.quantize(Decimal("0.000001"))),
+                        "returnOnEquity": fmt((upnl / init).quantize(Decimal("0.0000000001")))
+                        if init
+                        else "0.0",
+                        "liquidationPx": None,
+                        "marginUsed": fmt(used.quantize(Decimal("0.000001"))),
+                        "maxLeverage": coin.max_leverage,
+                        "cumFunding": {"allTime": "0.0", "sinceOpen": "0.0", "sinceChange": "0.0"},
+                    },
+                }
+            )
+        account = STARTING_BALANCE + st.realized + upnl_total
+        q = Decimal("0.000001")
+        summary = {
+            "accountValue": fmt(account.quantize(q)),
+            "totalNtlPos": fmt(ntl.quantize(q)),
+            "totalRawUsd": fmt((account - raw_pos).quantize(q)),
+            "totalMarginUsed": fmt(margin.quantize(q)),
+        }
+        return {
+            "marginSummary": summary,
+            "crossMarginSummary": dict(summary),
+            "crossMaintenanceMarginUsed": fmt((margin / 8).quantize(q)),
+            "withdrawable": fmt(max(Decimal(0), account - margin).quantize(q)),
+            "assetPositions": positions,
+            "time": self.clock.now_ms() if time_ms is None else time_ms,
+        }
+
+    # ----- info-style views ----------------------------------------------------------------
+    def order_status(self, address: str, oid: int | str) -> dict[str, Any]:
+        """The orderStatus response for an oid or a cloid of this user."""
+        address = address.lower()
+        if isinstance(oid, str):
+            found = self.by_cloid.get((address, oid.lower()))
+            if found is None:
+                return {"status": "unknownOid"}
+            oid = found
+        order = self.orders.get(oid)
+        if order is None or order.user != address:
+            return {"status": "unknownOid"}
+        return {
+            "status": "order",
+            "order": {
+                "order": order.frontend(),
+                "status": order.status,
+                "statusTimestamp": order.status_ts,
+            },
+        }
+
+    def historical_orders(self, address: str) -> list[dict[str, Any]]:
+        """The newest 2000 status entries, newest first; an oid may appear more than once."""
+        return list(reversed(self.user(address).history))
+
+    def user_fills(self, address: str) -> list[dict[str, Any]]:
+        """The newest 2000 fills, newest first."""
+        fills = self.user(address).fills
+        return [
+            fills[i]
+            for i in range(len(fills) - 1, max(-1, len(fills) - 1 - rules.USER_FILLS_LIMIT), -1)
+        ]
+
+    def user_fills_by_time(
+        self, address: str, start: int, end: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Fills with start <= time <= end, oldest first, at most 2000 (paginate on time)."""
+        out = []
+        for f in self.user(address).fills:
+            if f["time"] >= start and (end is None or f["time"] <= end):
+                out.append(f)
+                if len(out) >= rules.USER_FILLS_LIMIT:
+                    break
+        return out

@@ -1,0 +1,80 @@
+"""WebSocket frames as bytes, built by splicing pre-serialized parts (no re-serialization)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from exchange_sim.market import Market
+
+PONG = b'{"channel":"pong"}'
+
+
+def error_frame(text: str) -> bytes:
+    """An error frame; it never echoes the request (PROTOCOL.md §1.1)."""
+    return orjson.dumps({"channel": "error", "data": text})
+
+
+def ack_frame(method: str, subscription: dict[str, Any]) -> bytes:
+    """A subscriptionResponse echoing the normalized subscription."""
+    return orjson.dumps(
+        {
+            "channel": "subscriptionResponse",
+            "data": {"method": method, "subscription": subscription},
+        }
+    )
+
+
+def with_time(state_without_time: bytes, time_ms: int) -> bytes:
+    """Append `"time":ms` to a serialized clearinghouseState object that lacks it."""
+    sep = b"," if len(state_without_time) > 2 else b""
+    return state_without_time[:-1] + sep + b'"time":' + str(time_ms).encode() + b"}"
+
+
+def open_orders_frame(user: bytes, dex: bytes, orders: bytes) -> bytes:
+    """`{"channel":"openOrders","data":{"dex","user","orders"}}`; `dex` is a JSON string."""
+    return (
+        b'{"channel":"openOrders","data":{"dex":'
+        + dex
+        + b',"user":"'
+        + user
+        + b'","orders":'
+        + orders
+        + b"}}"
+    )
+
+
+def clearinghouse_frame(user: bytes, dex: bytes, state: bytes) -> bytes:
+    """`{"channel":"clearinghouseState","data":{"dex","user","clearinghouseState"}}`."""
+    return (
+        b'{"channel":"clearinghouseState","data":{"dex":'
+        + dex
+        + b',"user":"'
+        + user
+        + b'","clearinghouseState":'
+        + state
+        + b"}}"
+    )
+
+
+def webdata2_frame(
+    market: Market, user: bytes, state: bytes, orders: bytes, server_time: int
+) -> bytes:
+    """A full legacy webData2 frame in the real capture's key order (~100 KB)."""
+    return b"".join(
+        (
+            b'{"channel":"webData2","data":{"clearinghouseState":',
+            state,
+            b',"leadingVaults":[],"totalVaultEquity":"0.0","openOrders":',
+            orders,
+            b',"agentAddress":null,"agentValidUntil":null,"cumLedger":"0.0"',
+            market.wd2_meta_part,
+            b',"serverTime":',
+            str(server_time).encode(),
+            b',"isVault":false,"user":"',
+            user,
+            b'","twapStates":[]',
+            market.wd2_tail,
+        )
+    )

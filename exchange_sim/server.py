@@ -1,0 +1,858 @@
+"""The simulator process: aiohttp serving `/ws` and `POST /info` on one port, plus a scripting API.
+
+`ExchangeSim` is both what `python -m exchange_sim` runs and what tests drive in-process:
+
+    async with ExchangeSim(SimConfig(push_interval=0.5)) as sim:
+        oid = sim.place(user, "BTC", "B", "0.01", "100000.0")
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from exchange_sim import frames, rules
+from exchange_sim.clock import LogicalClock
+from exchange_sim.config import SimConfig
+from exchange_sim.exchange import Exchange, Order
+from exchange_sim.limits import IpState
+from exchange_sim.logs import event
+from exchange_sim.market import Market
+from exchange_sim.traders import TraderPool, trader_addresses, write_addresses
+from exchange_sim.truth import TruthRecorder
+
+ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+INFO_DESERIALIZE_ERROR = "Failed to deserialize the JSON body into the target type"
+
+
+@dataclass
+class SimStats:
+    """Counters read by tests and benchmarks."""
+
+    connections_total: int = 0  # WS upgrades accepted
+    connections_refused: int = 0  # upgrades refused (caps, refuse window)
+    frames_sent: int = 0  # every frame (acks, pongs, errors, data)
+    pushes_sent: int = 0  # data frames (openOrders / clearinghouseState / webData2)
+    bytes_sent: int = 0
+    errors_sent: int = 0
+    messages_received: int = 0
+    rest_requests: int = 0
+    rest_429: int = 0
+    push_rounds: int = 0
+    chaos_events: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Connection:
+    """One accepted WebSocket and what it subscribed to."""
+
+    id: int
+    ip: str
+    ws: web.WebSocketResponse
+    transport: Any
+    opened: float
+    last_sent: float
+    subs: dict[bytes, dict[str, Any]] = field(default_factory=dict)  # key -> normalized sub
+    closing: bool = False
+
+
+@dataclass
+class UserView:
+    """Serialized pieces of one user's state, rebuilt only when the user's version changes."""
+
+    version: int
+    user: bytes
+    orders: bytes
+    oids: list[int]
+    state: bytes  # clearinghouseState without "time"
+
+
+class ExchangeSim:
+    """A local Hyperliquid stand-in: feeds, info API, caps, chaos, ground truth and scripting."""
+
+    def __init__(self, config: SimConfig | None = None, **overrides: Any) -> None:
+        self.config = replace(config or SimConfig(), **overrides)
+        cfg = self.config
+        self.market = Market.load()
+        start = cfg.start_time_ms if cfg.start_time_ms is not None else int(time.time() * 1000)
+        self.clock = LogicalClock(start)
+        self.exchange = Exchange(self.market, self.clock)
+        self.addresses = trader_addresses(cfg.seed, cfg.traders)
+        self.traders = TraderPool(
+            self.exchange, self.addresses, cfg.seed, cfg.orders_per_trader_per_min
+        )
+        self.recorder = TruthRecorder(cfg.truth_file, cfg.visibility_path())
+        self.exchange.listeners.append(self.recorder.on_transition)
+        self.exchange.change_listeners.append(self._on_change)
+        self.stats = SimStats()
+        self.connections: dict[int, Connection] = {}
+        self.ips: dict[str, IpState] = {}
+        self._order_subs: dict[str, int] = {}  # user -> live openOrders/webData2 subscriptions
+        self._views: dict[str, UserView] = {}
+        self._conn_ids = itertools.count(1)
+        self._dirty: set[str] = set()
+        self._dirty_event = asyncio.Event()
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._refuse_until = 0.0
+        self._429_until = 0.0
+        self._chaos_rng = random.Random(f"chaos:{cfg.seed}")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self._site_port = 0
+        self._loop_time: Callable[[], float] = time.monotonic
+
+    # ----- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> ExchangeSim:
+        """Bind the port and start the ticker, push, watchdog and chaos loops."""
+        cfg = self.config
+        self._loop_time = asyncio.get_running_loop().time
+        if cfg.addresses_file:
+            write_addresses(cfg.addresses_file, self.addresses)
+        app = web.Application(client_max_size=1 << 20)
+        app.router.add_get("/ws", self._ws_handler)
+        app.router.add_post("/info", self._info_handler)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, cfg.host, cfg.port, backlog=512)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self._site_port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        for coro in (self._ticker(), self._push_loop(), self._watchdog(), self._chaos_loop()):
+            self._tasks.append(asyncio.create_task(coro))
+        event(
+            "started",
+            host=cfg.host,
+            port=self.port,
+            traders=cfg.traders,
+            seed=cfg.seed,
+            orders_per_trader_per_min=cfg.orders_per_trader_per_min,
+            speed=cfg.speed,
+            push_interval=cfg.push_interval,
+            chaos=cfg.chaos.enabled,
+        )
+        return self
+
+    async def stop(self) -> None:
+        """Close every connection, stop the loops, write the truth summary."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for conn in list(self.connections.values()):
+            conn.transport.abort() if conn.transport else None
+        if self._runner:
+            await self._runner.cleanup()
+            self._runner = None
+        summary = self.summary()
+        event("stopped", **{k: v for k, v in summary.items() if not isinstance(v, dict)})
+        if self.config.truth_file:
+            with open(str(self.config.truth_file) + ".summary.json", "w") as f:
+                json.dump(summary, f, indent=2)
+        self.recorder.close()
+
+    async def __aenter__(self) -> ExchangeSim:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port."""
+        return self._site_port
+
+    @property
+    def ws_url(self) -> str:
+        """`ws://HOST:PORT/ws`."""
+        return f"ws://{self.config.host}:{self.port}/ws"
+
+    @property
+    def info_url(self) -> str:
+        """`http://HOST:PORT/info`."""
+        return f"http://{self.config.host}:{self.port}/info"
+
+    def summary(self) -> dict[str, Any]:
+        """The end-of-run summary: truth counts plus serving counters."""
+        s = self.stats
+        return {
+            **self.recorder.summary(),
+            "pushesSent": s.pushes_sent,
+            "framesSent": s.frames_sent,
+            "bytesSent": s.bytes_sent,
+            "connectionsTotal": s.connections_total,
+            "rest429": s.rest_429,
+            "restRequests": s.rest_requests,
+            "chaosEvents": dict(s.chaos_events),
+        }
+
+    # ----- scripting API ---------------------------------------------------------------------
+    def place(
+        self,
+        user: str,
+        coin: str,
+        side: str,
+        sz: Decimal | str | float,
+        limit_px: Decimal | str | float,
+        *,
+        tif: str | None = "Gtc",
+        reduce_only: bool = False,
+        trigger_px: Decimal | str | float | None = None,
+        tpsl: str | None = None,
+        tp_px: Decimal | str | float | None = None,
+        sl_px: Decimal | str | float | None = None,
+        cloid: str | None = None,
+        fill_immediately: bool = False,
+    ) -> int:
+        """Place an order and return its oid; see `children_of` for the TP/SL oids."""
+        return self.exchange.place(
+            user,
+            coin,
+            side,
+            sz,
+            limit_px,
+            tif=tif,
+            reduce_only=reduce_only,
+            trigger_px=trigger_px,
+            tpsl=tpsl,
+            tp_px=tp_px,
+            sl_px=sl_px,
+            cloid=cloid,
+            fill_immediately=fill_immediately,
+        ).oid
+
+    def reject(
+        self,
+        user: str,
+        coin: str,
+        side: str,
+        sz: Decimal | str | float,
+        limit_px: Decimal | str | float,
+        status: str = rules.REJECTED,
+        **kw: Any,
+    ) -> int:
+        """Place an order that is rejected at placement (never rests); returns its oid."""
+        return self.exchange.place(user, coin, side, sz, limit_px, reject_status=status, **kw).oid
+
+    def children_of(self, oid: int) -> list[int]:
+        """The TP/SL child oids of an order, in placement order (TP first if both)."""
+        return list(self.exchange.get(oid).children)
+
+    def amend(
+        self,
+        oid: int,
+        *,
+        sz: Decimal | str | float | None = None,
+        limit_px: Decimal | str | float | None = None,
+    ) -> None:
+        """Change size and/or price of a resting order; the oid stays."""
+        self.exchange.amend(oid, sz=sz, limit_px=limit_px)
+
+    def fill(
+        self,
+        oid: int,
+        sz: Decimal | str | float | None = None,
+        px: Decimal | str | float | None = None,
+    ) -> None:
+        """Fill `sz` of an order (default: all that remains); a trigger order is fired instead."""
+        self.exchange.fill(oid, sz, px)
+
+    def trigger(self, oid: int) -> None:
+        """Fire a TP/SL order: triggered then filled; its sibling becomes siblingFilledCanceled."""
+        self.exchange.trigger(oid)
+
+    def cancel(self, oid: int, status: str = rules.CANCELED) -> None:
+        """Cancel a resting order with the given final status (canceled, marginCanceled, ...)."""
+        self.exchange.cancel(oid, status)
+
+    def order(self, oid: int) -> Order:
+        """The exchange's record of an order (read-only use, please)."""
+        return self.exchange.get(oid)
+
+    def tick(self, dt_ms: float) -> None:
+        """Advance the logical clock by `dt_ms` and let the random traders act (if enabled)."""
+        self.traders.tick(dt_ms)
+
+    def drop_connections(
+        self,
+        *,
+        user: str | None = None,
+        ip: str | None = None,
+        code: int | None = None,
+        reason: str = "",
+    ) -> int:
+        """Drop matching connections (all by default): abruptly, or with a close `code`/`reason`."""
+        n = 0
+        for conn in list(self.connections.values()):
+            if ip is not None and conn.ip != ip:
+                continue
+            if user is not None and all(s.get("user") != user.lower() for s in conn.subs.values()):
+                continue
+            n += 1
+            self._close(conn, code, reason, why="scripted")
+        return n
+
+    def expire_connections(self, *, user: str | None = None, ip: str | None = None) -> int:
+        """Close matching connections with 1000 "Expired", as the exchange does after ~3 h."""
+        return self.drop_connections(
+            user=user, ip=ip, code=rules.EXPIRED_CLOSE_CODE, reason=rules.EXPIRED_REASON
+        )
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Answer WS upgrades with HTTP 503 for the next `seconds`."""
+        self._refuse_until = self._loop_time() + seconds
+        event("refusing_connections", seconds=seconds)
+
+    def rate_limit_info(self, seconds: float) -> None:
+        """Answer every /info request with HTTP 429 for the next `seconds`."""
+        self._429_until = self._loop_time() + seconds
+        event("info_429_burst", seconds=seconds)
+
+    def pause_pushes(self) -> None:
+        """Stop periodic and change pushes (subscribe snapshots are still sent)."""
+        self._resumed.clear()
+
+    def resume_pushes(self) -> None:
+        """Resume pushes; pending changes are pushed promptly."""
+        self._resumed.set()
+
+    async def push_now(self) -> None:
+        """Push every subscription's full state immediately (even while paused)."""
+        self._dirty.clear()
+        await self._push(None)
+
+    def ip_stats(self, ip: str) -> dict[str, int]:
+        """Current connections, subscriptions and distinct users held by one source IP."""
+        st = self.ips.get(ip) or IpState()
+        return {
+            "connections": st.connections,
+            "subscriptions": st.subscriptions,
+            "users": len(st.users),
+        }
+
+    def subscribers(self, user: str) -> int:
+        """How many live openOrders/webData2 subscriptions `user` has across all connections."""
+        return self._order_subs.get(user.lower(), 0)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Poll `predicate` every 10 ms until true; TimeoutError after `timeout` seconds."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.01)
+
+    # ----- WebSocket -------------------------------------------------------------------------
+    def _ip(self, ip: str) -> IpState:
+        st = self.ips.get(ip)
+        if st is None:
+            st = self.ips[ip] = IpState()
+        return st
+
+    async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        cfg = self.config
+        ip = request.remote or "?"
+        now = self._loop_time()
+        ipst = self._ip(ip)
+        if now < self._refuse_until:
+            self.stats.connections_refused += 1
+            event("connection_refused", reason="refusing", ip=ip)
+            return web.Response(status=503, text="Service Unavailable")
+        if ipst.connections >= cfg.max_connections_per_ip:
+            self.stats.connections_refused += 1
+            event(
+                "connection_refused",
+                reason="max_connections",
+                ip=ip,
+                cap=cfg.max_connections_per_ip,
+            )
+            return web.Response(status=429, text="Too many connections")
+        if (
+            cfg.max_new_connections_per_min is not None
+            and ipst.new_connections.used(now) >= cfg.max_new_connections_per_min
+        ):
+            self.stats.connections_refused += 1
+            event("connection_refused", reason="max_new_connections_per_min", ip=ip)
+            return web.Response(status=429, text="Too many new connections")
+        ws = web.WebSocketResponse(
+            compress=cfg.ws_compress, autoping=True, timeout=2.0, max_msg_size=1 << 20
+        )
+        await ws.prepare(request)
+        ipst.connections += 1
+        ipst.new_connections.add(now)
+        conn = Connection(next(self._conn_ids), ip, ws, request.transport, now, now)
+        self.connections[conn.id] = conn
+        self.stats.connections_total += 1
+        event("connected", conn=conn.id, ip=ip, ip_connections=ipst.connections)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_message(conn, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await self._on_message(conn, msg.data.decode(errors="replace"))
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._release(conn)
+            event("disconnected", conn=conn.id, ip=ip, close_code=ws.close_code)
+        return ws
+
+    def _release(self, conn: Connection) -> None:
+        if self.connections.pop(conn.id, None) is None:
+            return
+        ipst = self._ip(conn.ip)
+        ipst.connections -= 1
+        for sub in conn.subs.values():
+            self._unaccount(ipst, sub)
+        conn.subs.clear()
+
+    def _unaccount(self, ipst: IpState, sub: dict[str, Any]) -> None:
+        ipst.subscriptions -= 1
+        user = sub.get("user")
+        if user:
+            ipst.remove_user(user)
+            if sub["type"] in rules.ORDER_SUBSCRIPTION_TYPES:
+                n = self._order_subs.get(user, 0) - 1
+                if n <= 0:
+                    self._order_subs.pop(user, None)
+                    self.recorder.on_coverage(user, False, self.clock.now_ms())
+                else:
+                    self._order_subs[user] = n
+
+    async def _send(self, conn: Connection, data: bytes, *, push: bool = False) -> bool:
+        if conn.closing or conn.ws.closed:
+            return False
+        try:
+            await conn.ws.send_frame(data, WSMsgType.TEXT)
+        except (ConnectionError, RuntimeError):
+            return False
+        conn.last_sent = self._loop_time()
+        s = self.stats
+        s.frames_sent += 1
+        s.bytes_sent += len(data)
+        if push:
+            s.pushes_sent += 1
+        return True
+
+    async def _error(self, conn: Connection, text: str) -> None:
+        self.stats.errors_sent += 1
+        event(
+            "error_frame",
+            level=logging.DEBUG,
+            conn=conn.id,
+            ip=conn.ip,
+            text=json.dumps(text[:200]),
+        )
+        await self._send(conn, frames.error_frame(text))
+
+    async def _on_message(self, conn: Connection, raw: str) -> None:
+        cfg = self.config
+        self.stats.messages_received += 1
+        ipst = self._ip(conn.ip)
+        now = self._loop_time()
+        if ipst.messages.used(now) >= cfg.max_messages_per_min:
+            await self._error(conn, rules.ERR_TOO_MANY_MESSAGES.format(n=cfg.max_messages_per_min))
+            return
+        ipst.messages.add(now)
+        try:
+            req = orjson.loads(raw)
+            method = req["method"]
+            if method == "ping":
+                await self._send(conn, frames.PONG)
+                return
+            if method not in ("subscribe", "unsubscribe"):
+                raise ValueError(method)
+            sub = self._normalize(req["subscription"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            await self._error(conn, rules.ERR_PARSE.format(raw=raw))
+            return
+        key = orjson.dumps(sub)
+        if method == "subscribe":
+            await self._subscribe(conn, ipst, key, sub)
+        else:
+            await self._unsubscribe(conn, ipst, key, sub)
+
+    @staticmethod
+    def _normalize(sub: Any) -> dict[str, Any]:
+        """The subscription as the exchange echoes it; ValueError for what it cannot parse."""
+        typ = sub["type"]
+        if typ not in rules.USER_SUBSCRIPTION_TYPES:
+            raise ValueError(typ)
+        user = sub["user"]
+        if not isinstance(user, str) or not ADDRESS_RE.match(user):
+            raise ValueError(user)
+        if typ == "webData2":
+            return {"type": typ, "user": user.lower()}
+        dex = sub.get("dex") or ""
+        if not isinstance(dex, str):
+            raise ValueError(dex)
+        return {"type": typ, "user": user.lower(), "dex": dex}
+
+    async def _subscribe(
+        self, conn: Connection, ipst: IpState, key: bytes, sub: dict[str, Any]
+    ) -> None:
+        cfg = self.config
+        if key in conn.subs:
+            await self._error(conn, rules.ERR_ALREADY_SUBSCRIBED.format(sub=key.decode()))
+            return
+        if ipst.subscriptions >= cfg.max_subscriptions_per_ip:
+            await self._error(
+                conn, rules.ERR_TOO_MANY_SUBSCRIPTIONS.format(n=cfg.max_subscriptions_per_ip)
+            )
+            return
+        user = sub["user"]
+        if user not in ipst.users and len(ipst.users) >= cfg.max_users_per_ip:
+            event("user_cap", level=logging.DEBUG, conn=conn.id, ip=conn.ip, user=user)
+            await self._error(conn, rules.ERR_TOO_MANY_USERS.format(n=cfg.max_users_per_ip))
+            return
+        conn.subs[key] = sub
+        ipst.subscriptions += 1
+        ipst.add_user(user)
+        if sub["type"] in rules.ORDER_SUBSCRIPTION_TYPES:
+            n = self._order_subs.get(user, 0) + 1
+            self._order_subs[user] = n
+            if n == 1:
+                self.recorder.on_coverage(user, True, self.clock.now_ms())
+        await self._send(conn, frames.ack_frame("subscribe", sub))
+        cache: dict[tuple[str, str, str], bytes] = {}
+        await self._send_sub(conn, sub, cache)
+
+    async def _unsubscribe(
+        self, conn: Connection, ipst: IpState, key: bytes, sub: dict[str, Any]
+    ) -> None:
+        if key not in conn.subs:
+            await self._error(conn, rules.ERR_ALREADY_UNSUBSCRIBED.format(sub=key.decode()))
+            return
+        del conn.subs[key]
+        self._unaccount(ipst, sub)
+        await self._send(conn, frames.ack_frame("unsubscribe", sub))
+
+    def _close(self, conn: Connection, code: int | None, reason: str, *, why: str) -> None:
+        """Abort (code None) or close a connection without blocking the caller."""
+        if conn.closing:
+            return
+        conn.closing = True
+        event("closing", conn=conn.id, ip=conn.ip, why=why, code=code, reason=reason or None)
+        if code is None:
+            if conn.transport:
+                conn.transport.abort()
+            self._release(conn)
+        else:
+            task = asyncio.create_task(conn.ws.close(code=code, message=reason.encode()))
+            self._tasks.append(task)
+            task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    # ----- pushes ----------------------------------------------------------------------------
+    def _on_change(self, user: str) -> None:
+        self._dirty.add(user)
+        self._dirty_event.set()
+
+    def _view(self, user: str) -> UserView:
+        st = self.exchange.user(user)
+        view = self._views.get(user)
+        if view is None or view.version != st.version:
+            orders = self.exchange.frontend_open_orders(user)
+            state = self.exchange.clearinghouse_state(user)
+            del state["time"]
+            view = UserView(
+                st.version,
+                user.encode(),
+                orjson.dumps(orders),
+                [o["oid"] for o in orders] + [c["oid"] for o in orders for c in o["children"]],
+                orjson.dumps(state),
+            )
+            self._views[user] = view
+        return view
+
+    def _frame(
+        self, sub: dict[str, Any], cache: dict[tuple[str, str, str], bytes]
+    ) -> tuple[bytes, UserView | None]:
+        typ, user, dex = sub["type"], sub["user"], sub.get("dex", "")
+        key = (typ, user, dex)
+        view = self._view(user) if dex == "" else None
+        frame = cache.get(key)
+        if frame is None:
+            now = self.clock.now_ms()
+            udex = orjson.dumps(dex)
+            if view is None:  # another perp dex: this simulator lists nothing there
+                empty = frames.with_time(orjson.dumps(_EMPTY_STATE), now)
+                frame = (
+                    frames.open_orders_frame(user.encode(), udex, b"[]")
+                    if typ == "openOrders"
+                    else frames.clearinghouse_frame(user.encode(), udex, empty)
+                )
+            elif typ == "openOrders":
+                frame = frames.open_orders_frame(view.user, udex, view.orders)
+            elif typ == "clearinghouseState":
+                frame = frames.clearinghouse_frame(
+                    view.user, udex, frames.with_time(view.state, now)
+                )
+            else:
+                frame = frames.webdata2_frame(
+                    self.market, view.user, frames.with_time(view.state, now), view.orders, now
+                )
+            cache[key] = frame
+        return frame, view if typ in rules.ORDER_SUBSCRIPTION_TYPES else None
+
+    async def _send_sub(
+        self, conn: Connection, sub: dict[str, Any], cache: dict[tuple[str, str, str], bytes]
+    ) -> None:
+        frame, view = self._frame(sub, cache)
+        chaos = self.config.chaos
+        rng = self._chaos_rng
+        if chaos.malformed_prob and rng.random() < chaos.malformed_prob:
+            bad = (
+                frame[: max(1, len(frame) // 2)]
+                if rng.random() < 0.5
+                else b"Websocket connection established."
+            )
+            self._chaos("malformed_frame", conn=conn.id, truncated=bad[:1] == b"{")
+            await self._send(conn, bad)
+        ok = await self._send(conn, frame, push=True)
+        if ok and view is not None and view.oids:
+            self.recorder.on_pushed(sub["user"], view.oids, self.clock.now_ms())
+        if ok and chaos.duplicate_prob and rng.random() < chaos.duplicate_prob:
+            self._chaos("duplicate_frame", conn=conn.id, channel=sub["type"])
+            await self._send(conn, frame, push=True)
+
+    async def _push_conn(
+        self, conn: Connection, users: set[str] | None, cache: dict[tuple[str, str, str], bytes]
+    ) -> None:
+        chaos = self.config.chaos
+        if chaos.slow_prob and self._chaos_rng.random() < chaos.slow_prob:
+            self._chaos("slow_push", conn=conn.id, delay_s=chaos.slow_delay)
+            await asyncio.sleep(chaos.slow_delay)
+        for sub in list(conn.subs.values()):
+            if users is None or sub["user"] in users:
+                await self._send_sub(conn, sub, cache)
+
+    async def _push(self, users: set[str] | None) -> None:
+        """Push the current state of `users` (None = everyone) to every matching subscription."""
+        self.stats.push_rounds += 1
+        cache: dict[tuple[str, str, str], bytes] = {}
+        conns = [c for c in self.connections.values() if c.subs and not c.closing]
+        if len(conns) == 1:
+            await self._push_conn(conns[0], users, cache)
+        elif conns:
+            await asyncio.gather(*(self._push_conn(c, users, cache) for c in conns))
+
+    async def _push_loop(self) -> None:
+        cfg = self.config
+        next_full = self._loop_time() + cfg.push_interval
+        while True:
+            timeout = max(0.0, next_full - self._loop_time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty_event.wait(), timeout)
+            if self._dirty_event.is_set():
+                await asyncio.sleep(cfg.change_push_delay)  # coalesce a burst of changes
+                self._dirty_event.clear()
+            await self._resumed.wait()
+            now = self._loop_time()
+            if now >= next_full:
+                next_full = now + cfg.push_interval
+                self._dirty.clear()
+                await self._push(None)
+            elif self._dirty:
+                users, self._dirty = self._dirty, set()
+                await self._push(users)
+
+    # ----- background loops ------------------------------------------------------------------
+    async def _ticker(self) -> None:
+        cfg = self.config
+        last = self._loop_time()
+        last_flush = last
+        while True:
+            await asyncio.sleep(cfg.tick_interval)
+            now = self._loop_time()
+            self.traders.tick((now - last) * cfg.speed * 1000.0)
+            last = now
+            if now - last_flush >= 1.0:
+                self.recorder.flush()
+                last_flush = now
+
+    async def _watchdog(self) -> None:
+        cfg = self.config
+        period = min(0.25, cfg.idle_timeout / 4, (cfg.max_connection_age or 1.0) / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = self._loop_time()
+            for conn in list(self.connections.values()):
+                if conn.closing:
+                    continue
+                if now - conn.last_sent >= cfg.idle_timeout:
+                    self._close(conn, 1000, "", why="idle_timeout")
+                elif (
+                    cfg.max_connection_age is not None
+                    and now - conn.opened >= cfg.max_connection_age
+                ):
+                    self._close(conn, rules.EXPIRED_CLOSE_CODE, rules.EXPIRED_REASON, why="max_age")
+
+    def _chaos(self, name: str, **fields: object) -> None:
+        self.stats.chaos_events[name] = self.stats.chaos_events.get(name, 0) + 1
+        event("chaos_" + name, level=logging.WARNING, **fields)
+
+    async def _chaos_loop(self) -> None:
+        chaos = self.config.chaos
+        timers = {
+            name: every
+            for name, every in (
+                ("disconnect", chaos.disconnect_every),
+                ("expire", chaos.expire_every),
+                ("refuse", chaos.refuse_every),
+                ("burst429", chaos.burst429_every),
+            )
+            if every
+        }
+        if not timers:
+            return
+        rng = self._chaos_rng
+        due = {
+            name: self._loop_time() + rng.expovariate(1 / every) for name, every in timers.items()
+        }
+        while True:
+            name = min(due, key=due.__getitem__)
+            await asyncio.sleep(max(0.0, due[name] - self._loop_time()))
+            due[name] = self._loop_time() + rng.expovariate(1 / timers[name])
+            conns = [c for c in self.connections.values() if not c.closing]
+            if name in ("disconnect", "expire") and conns:
+                conn = conns[rng.randrange(len(conns))]
+                self._chaos(name, conn=conn.id, ip=conn.ip)
+                if name == "disconnect":
+                    self._close(conn, None, "", why="chaos")
+                else:
+                    self._close(conn, rules.EXPIRED_CLOSE_CODE, rules.EXPIRED_REASON, why="chaos")
+            elif name == "refuse":
+                self._chaos("refuse_connections", seconds=chaos.refuse_for)
+                self._refuse_until = self._loop_time() + chaos.refuse_for
+            elif name == "burst429":
+                self._chaos("info_429_burst", seconds=chaos.burst429_for)
+                self._429_until = self._loop_time() + chaos.burst429_for
+
+    # ----- info API --------------------------------------------------------------------------
+    async def _info_handler(self, request: web.Request) -> web.StreamResponse:
+        cfg = self.config
+        ip = request.remote or "?"
+        now = self._loop_time()
+        self.stats.rest_requests += 1
+        if now < self._429_until:
+            self.stats.rest_429 += 1
+            return web.Response(status=429, text="429 Too Many Requests")
+        try:
+            body = orjson.loads(await request.read())
+            typ = body["type"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return web.Response(status=422, text=INFO_DESERIALIZE_ERROR)
+        weight = (
+            rules.LIGHT_INFO_WEIGHT if typ in rules.LIGHT_INFO_TYPES else rules.DEFAULT_INFO_WEIGHT
+        )
+        window = self._ip(ip).rest_weight
+        if window.used(now) + weight > cfg.rest_weight_per_min:
+            self.stats.rest_429 += 1
+            event("info_rate_limited", level=logging.DEBUG, ip=ip, type=typ, used=window.used(now))
+            return web.Response(status=429, text="429 Too Many Requests")
+        try:
+            result = self._info(typ, body)
+        except (KeyError, TypeError, ValueError):
+            return web.Response(status=422, text=INFO_DESERIALIZE_ERROR)
+        if typ in rules.PER_ITEM_WEIGHT_TYPES:
+            weight += len(result) // rules.ITEMS_PER_EXTRA_WEIGHT
+        window.add(now, weight)
+        return web.Response(body=orjson.dumps(result), content_type="application/json")
+
+    def _info(self, typ: str, body: dict[str, Any]) -> Any:
+        ex = self.exchange
+
+        def user() -> str:
+            u = body["user"]
+            if not isinstance(u, str) or not ADDRESS_RE.match(u):
+                raise ValueError(u)
+            return u.lower()
+
+        dex = body.get("dex") or ""
+        if typ == "orderStatus":
+            oid = body["oid"]
+            if not isinstance(oid, int | str):
+                raise TypeError(oid)
+            return ex.order_status(user(), oid)
+        if typ == "historicalOrders":
+            return ex.historical_orders(user())
+        if typ == "frontendOpenOrders":
+            return ex.frontend_open_orders(user()) if dex == "" else []
+        if typ == "openOrders":
+            if dex != "":
+                return []
+            return [
+                {
+                    "coin": o.coin,
+                    "limitPx": f["limitPx"],
+                    "oid": o.oid,
+                    "side": o.side,
+                    "sz": f["sz"],
+                    "timestamp": o.timestamp,
+                    "origSz": f["origSz"],
+                    "reduceOnly": o.reduce_only,
+                    "cloid": o.cloid,
+                }
+                for o in ex.open_orders(user())
+                for f in [o.frontend()]
+            ]
+        if typ == "clearinghouseState":
+            return (
+                ex.clearinghouse_state(user())
+                if dex == ""
+                else {**_EMPTY_STATE, "time": self.clock.now_ms()}
+            )
+        if typ == "userFills":
+            return ex.user_fills(user())
+        if typ == "userFillsByTime":
+            start = int(body["startTime"])
+            end = body.get("endTime")
+            return ex.user_fills_by_time(user(), start, None if end is None else int(end))
+        if typ == "webData2":
+            u = user()
+            view = self._view(u)
+            frame = frames.webdata2_frame(
+                self.market,
+                view.user,
+                frames.with_time(view.state, self.clock.now_ms()),
+                view.orders,
+                self.clock.now_ms(),
+            )
+            return orjson.loads(frame)["data"]
+        if typ == "meta":
+            return self.market.meta
+        if typ == "metaAndAssetCtxs":
+            return [self.market.meta, self.market.asset_ctxs]
+        if typ == "allMids":
+            return {c.name: str(c.mark_px) for c in self.market.coins}
+        raise ValueError(typ)
+
+
+_ZERO_SUMMARY = {
+    "accountValue": "0.0",
+    "totalNtlPos": "0.0",
+    "totalRawUsd": "0.0",
+    "totalMarginUsed": "0.0",
+}
+_EMPTY_STATE: dict[str, Any] = {
+    "marginSummary": _ZERO_SUMMARY,
+    "crossMarginSummary": _ZERO_SUMMARY,
+    "crossMaintenanceMarginUsed": "0.0",
+    "withdrawable": "0.0",
+    "assetPositions": [],
+}

@@ -1,0 +1,338 @@
+"""Ground truth: every order transition as a node's order-status line, visibility, compare().
+
+Truth file (`--truth-file`), one JSON object per line, as a non-validating node writes with
+`--write-order-statuses` (PROTOCOL.md §6.4): `{"time": ISO-8601 UTC, "user", "status",
+"order": <frontend order>}`. Amends and partial fills are lines with status "open" and the
+changed order; the last line of an oid carries its final status.
+
+Visibility file (default `<truth-file>.visibility.jsonl`), records defined here:
+- `{"kind":"pushed","user","oid","time":ms,"truthRow":n}` the first time an oid appeared in an
+  openOrders/webData2 frame actually sent to a subscriber;
+- `{"kind":"coverage","user","live":bool,"time":ms,"truthRow":n}` when the number of live
+  order subscriptions (openOrders/webData2, any connection) of a user goes 0->1 or 1->0.
+`truthRow` is the number of truth lines written before the record, so order events and
+coverage changes are ordered exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from exchange_sim import rules
+
+OrderKey = tuple[str, int]
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch milliseconds as the ISO-8601 UTC text a node writes (microsecond precision)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def parse_time(value: str | int | float) -> int:
+    """A truth line's `time` (ISO text or epoch ms) as epoch milliseconds."""
+    if isinstance(value, int | float):
+        return int(value)
+    return int(datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+class TruthRecorder:
+    """Appends truth lines and visibility records; buffered, flushed by the owner and on close."""
+
+    def __init__(self, truth_path: Path | None, visibility_path: Path | None) -> None:
+        self.truth_path = truth_path
+        self._truth: IO[str] | None = open(truth_path, "w") if truth_path else None  # noqa: SIM115
+        self._vis: IO[str] | None = open(visibility_path, "w") if visibility_path else None  # noqa: SIM115
+        self.rows = 0
+        self.pushed: set[int] = set()
+        self.orders: dict[int, str] = {}  # oid -> last status
+        self.status_counts: dict[str, int] = {}
+
+    def on_transition(self, user: str, status: str, order: dict[str, Any], time_ms: int) -> None:
+        """Record one order transition (an Exchange listener)."""
+        self.rows += 1
+        self.orders[order["oid"]] = status
+        self.status_counts[status] = self.status_counts.get(status, 0) + 1
+        if self._truth:
+            self._truth.write(
+                json.dumps(
+                    {"time": iso_ms(time_ms), "user": user, "status": status, "order": order},
+                    separators=(",", ":"),
+                )
+                + "\n"
+            )
+
+    def on_pushed(self, user: str, oids: Iterable[int], time_ms: int) -> None:
+        """Record that these oids were in a frame sent to a subscriber of `user`."""
+        for oid in oids:
+            if oid not in self.pushed:
+                self.pushed.add(oid)
+                if self._vis:
+                    self._vis.write(
+                        json.dumps(
+                            {
+                                "kind": "pushed",
+                                "user": user,
+                                "oid": oid,
+                                "time": time_ms,
+                                "truthRow": self.rows,
+                            }
+                        )
+                        + "\n"
+                    )
+
+    def on_coverage(self, user: str, live: bool, time_ms: int) -> None:
+        """Record that `user` gained (live=True) or lost its last live order subscription."""
+        if self._vis:
+            self._vis.write(
+                json.dumps(
+                    {
+                        "kind": "coverage",
+                        "user": user,
+                        "live": live,
+                        "time": time_ms,
+                        "truthRow": self.rows,
+                    }
+                )
+                + "\n"
+            )
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for the end-of-run summary."""
+        final: dict[str, int] = {}
+        for status in self.orders.values():
+            final[status] = final.get(status, 0) + 1
+        return {
+            "orders": len(self.orders),
+            "transitions": self.rows,
+            "ordersPushedOverWs": len(self.pushed),
+            "finalStatuses": dict(sorted(final.items())),
+            "transitionsByStatus": dict(sorted(self.status_counts.items())),
+        }
+
+    def flush(self) -> None:
+        """Push buffered lines to disk."""
+        for f in (self._truth, self._vis):
+            if f:
+                f.flush()
+
+    def close(self) -> None:
+        """Flush and close both files."""
+        for f in (self._truth, self._vis):
+            if f:
+                f.close()
+        self._truth = self._vis = None
+
+
+# ----- comparison ----------------------------------------------------------------------------
+
+
+@dataclass
+class TruthOrder:
+    """One order's history as the truth file tells it."""
+
+    user: str
+    oid: int
+    first_row: int
+    last_row: int
+    last_status: str
+    last_history_entry: int = 0  # index of its newest historicalOrders entry for the user
+
+
+@dataclass
+class Report:
+    """What a collector's trader_orders captured, compared with the simulator's ground truth.
+
+    Observability rule: an order is observable if it appeared in at least one WS frame sent
+    to a subscriber ("visible"), or if it was never pushed but lived entirely while its user had
+    no live order subscription and is among the user's newest 2000 historicalOrders entries at
+    the end ("gap-only", recoverable by REST backfill). Rejected orders never rest, so they are
+    never visible: they count only under the gap rule. Everything else (e.g. an order opened and
+    closed between two pushes while subscribed) is unobservable and not counted as missed.
+    """
+
+    total: int = 0  # truth orders of the compared users
+    observable: int = 0
+    visible: int = 0
+    gap_only: int = 0
+    captured: int = 0  # observable orders with at least one "new" event
+    captured_unobservable: int = 0  # bonus: captured though not observable by the rule
+    missed_visible: list[OrderKey] = field(default_factory=list)
+    missed_gap_only: list[OrderKey] = field(default_factory=list)
+    wrong_final_status: list[tuple[str, int, str | None, str | None]] = field(default_factory=list)
+    duplicates: list[tuple[str, int, str]] = field(default_factory=list)
+    unknown: list[OrderKey] = field(default_factory=list)  # in MongoDB, not in the truth
+
+    @property
+    def capture_rate(self) -> float:
+        """Captured observable orders / observable orders (1.0 when nothing was observable)."""
+        return self.captured / self.observable if self.observable else 1.0
+
+    @property
+    def ok(self) -> bool:
+        """Every observable order captured once, with the right final status, nothing unknown."""
+        return not (
+            self.missed_visible
+            or self.missed_gap_only
+            or self.wrong_final_status
+            or self.duplicates
+            or self.unknown
+        )
+
+    def summary(self) -> str:
+        """One key=value line for logs and assertion messages."""
+        return (
+            f"total={self.total} observable={self.observable} visible={self.visible} "
+            f"gap_only={self.gap_only} captured={self.captured} "
+            f"capture_rate={self.capture_rate:.4f} missed_visible={len(self.missed_visible)} "
+            f"missed_gap_only={len(self.missed_gap_only)} "
+            f"wrong_final_status={len(self.wrong_final_status)} "
+            f"duplicates={len(self.duplicates)} unknown={len(self.unknown)} "
+            f"captured_unobservable={self.captured_unobservable}"
+        )
+
+
+def load_truth(truth_path: Path) -> dict[OrderKey, TruthOrder]:
+    """Each order of the truth file with its first/last row and final status."""
+    orders: dict[OrderKey, TruthOrder] = {}
+    history_len: dict[str, int] = {}
+    with open(truth_path) as f:
+        for row, line in enumerate(f):
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            user, status = rec["user"].lower(), rec["status"]
+            key = (user, int(rec["order"]["oid"]))
+            t = orders.get(key)
+            # The exchange adds a historicalOrders entry at placement and at each status change.
+            new_entry = t is None or status != rules.OPEN
+            if new_entry:
+                history_len[user] = history_len.get(user, 0) + 1
+            if t is None:
+                t = orders[key] = TruthOrder(user, key[1], row, row, status)
+            t.last_row, t.last_status = row, status
+            if new_entry:
+                t.last_history_entry = history_len[user] - 1
+    for t in orders.values():
+        t.last_history_entry -= history_len[t.user]  # now negative: -1 = newest
+    return orders
+
+
+def load_visibility(path: Path) -> tuple[set[int], dict[str, list[tuple[int, bool]]]]:
+    """Pushed oids, and per user the (truthRow, live) coverage changes in order."""
+    pushed: set[int] = set()
+    coverage: dict[str, list[tuple[int, bool]]] = {}
+    if not path.exists():
+        return pushed, coverage
+    with open(path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            if rec["kind"] == "pushed":
+                pushed.add(int(rec["oid"]))
+            elif rec["kind"] == "coverage":
+                coverage.setdefault(rec["user"].lower(), []).append(
+                    (int(rec["truthRow"]), bool(rec["live"]))
+                )
+    return pushed, coverage
+
+
+def _uncovered_throughout(changes: list[tuple[int, bool]], first: int, last: int | None) -> bool:
+    """True if the user had no live subscription from truth row `first` to `last` (None = end)."""
+    live = False
+    for row, state in changes:
+        # A change recorded with truthRow=n happened after row n-1 and before row n.
+        if row <= first:
+            live = state
+        elif last is None or row <= last:
+            if state:
+                return False
+            live = state
+    return not live
+
+
+def compare_events(
+    events: Iterable[dict[str, Any]],
+    truth_path: str | Path,
+    visibility_path: str | Path | None = None,
+    users: Iterable[str] | None = None,
+) -> Report:
+    """Compare trader_orders documents (dicts) with the truth; see Report for the rules."""
+    truth_path = Path(truth_path)
+    vis_path = (
+        Path(visibility_path) if visibility_path else Path(str(truth_path) + ".visibility.jsonl")
+    )
+    truth = load_truth(truth_path)
+    pushed, coverage = load_visibility(vis_path)
+    wanted = {u.lower() for u in users} if users is not None else None
+
+    by_order: dict[OrderKey, list[dict[str, Any]]] = {}
+    for ev in events:
+        key = (str(ev["ethAddress"]).lower(), int(ev["oid"]))
+        if wanted is not None and key[0] not in wanted:
+            continue
+        by_order.setdefault(key, []).append(ev)
+
+    report = Report()
+    for key, t in truth.items():
+        if wanted is not None and t.user not in wanted:
+            continue
+        report.total += 1
+        still_open = t.last_status in rules.LIVE_STATUSES
+        if t.oid in pushed:
+            observable, visible = True, True
+        else:
+            visible = False
+            observable = (
+                t.last_history_entry >= -rules.HISTORICAL_ORDERS_LIMIT
+                and _uncovered_throughout(
+                    coverage.get(t.user, []), t.first_row, None if still_open else t.last_row
+                )
+            )
+        evs = by_order.pop(key, [])
+        news = [e for e in evs if e.get("action") == "new"]
+        closes = [e for e in evs if e.get("action") == "closed"]
+        if not observable:
+            if news:
+                report.captured_unobservable += 1
+            continue
+        report.observable += 1
+        report.visible += visible
+        report.gap_only += not visible
+        if not news:
+            (report.missed_visible if visible else report.missed_gap_only).append(key)
+            continue
+        report.captured += 1
+        if len(news) > 1:
+            report.duplicates.append((*key, f"{len(news)} new events"))
+        if len(closes) > 1:
+            report.duplicates.append((*key, f"{len(closes)} closed events"))
+        keys = [e.get("eventKey") for e in evs if e.get("eventKey") is not None]
+        if len(keys) != len(set(keys)):
+            report.duplicates.append((*key, "repeated eventKey"))
+        got = closes[-1].get("finalStatus") if closes else None
+        expected = None if still_open else t.last_status
+        if got != expected:
+            report.wrong_final_status.append((*key, expected, got))
+    report.unknown = sorted(by_order)
+    return report
+
+
+def compare(
+    collection: Any,
+    truth_path: str | Path,
+    visibility_path: str | Path | None = None,
+    users: Iterable[str] | None = None,
+) -> Report:
+    """Compare a MongoDB `trader_orders` collection (pymongo Collection) with a truth file.
+
+    `users` restricts the comparison to those addresses (e.g. the traders the collector
+    tracked); by default every user in the truth file is compared.
+    """
+    projection = {"_id": 0, "ethAddress": 1, "oid": 1, "action": 1, "eventKey": 1, "finalStatus": 1}
+    return compare_events(collection.find({}, projection), truth_path, visibility_path, users)
