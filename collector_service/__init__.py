@@ -1,1 +1,1 @@
-"""placeholder"""
+"""collector_service: capture Hyperliquid traders' orders and positions into MongoDB."""

@@ -94,6 +94,7 @@ ORDER_INDEXES: Final[tuple[IndexSpec, ...]] = (
     ((("ethAddress", 1), ("timestamp", -1)), False),
     ((("coin", 1), ("timestamp", -1)), False),
     ((("observedAt", 1),), False),
+    ((("ethAddress", 1), ("observedAt", -1)), False),
     ((("action", 1), ("finalStatus", 1)), False),
 )
 

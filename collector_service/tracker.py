@@ -129,7 +129,7 @@ def build_event(
 class OrderBook:
     """The open orders of one trader and the diff of each new snapshot against them."""
 
-    __slots__ = ("last_snapshot", "last_server_ms", "orders", "user")
+    __slots__ = ("last_server_ms", "last_snapshot", "orders", "user")
 
     def __init__(self, user: str) -> None:
         self.user = user

@@ -1,0 +1,73 @@
+"""``backfill``: store every order ``historicalOrders`` still lists for the configured traders.
+
+Closed orders become a ``new`` and a ``closed`` event, open ones a ``new`` event, all with
+``source: "rest"``; events already stored are skipped by the unique index, so running it again,
+or while a collector runs, adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from collector_service import schema
+from collector_service.config import Settings
+from collector_service.journal import Journal
+from collector_service.metrics import Stats
+from collector_service.outcomes import OPEN_STATUSES
+from collector_service.pipeline import latest_by_oid, recovered_events
+from collector_service.plan import owned
+from collector_service.rest import InfoClient, RestError
+from collector_service.store import Database, Writer, journal_folder, order_ops
+from collector_service.tracker import build_event, ms_to_datetime
+
+log = logging.getLogger(__name__)
+
+
+async def run_backfill(settings: Settings) -> int:
+    """Fetch and store; return the number of traders whose history could not be fetched."""
+    stats = Stats()
+    traders = owned(settings.all_traders(), settings.trader_shard_index, settings.trader_shard_count)
+    egresses = settings.source_addresses()
+    clients = [InfoClient(settings.hyperliquid_info_url, e, settings.collector_rest_weight_per_minute, stats)
+               for e in egresses]
+    database = Database(settings.mongo_uri, settings.mongo_db)
+    await asyncio.to_thread(database.ensure_indexes)
+    writer = Writer(database, Journal(journal_folder(settings.collector_data_dir, settings.trader_shard_index)),
+                    stats, flush_interval=settings.trader_orders_ws_flush_interval,
+                    flush_threshold=settings.trader_ws_message_buffer_size)
+    failed = 0
+
+    async def one(user: str, client: InfoClient) -> None:
+        nonlocal failed
+        try:
+            rows = await client.historical_orders(user)
+        except RestError as exc:
+            failed += 1
+            log.error("event=backfill_failed user=%s error=%r", user, str(exc))
+            return
+        now = datetime.now(UTC)
+        events = []
+        for row in latest_by_oid(rows).values():
+            if row.status in OPEN_STATUSES:
+                event = build_event(user, row.order, schema.ACTION_NEW, 0, source=schema.SOURCE_REST,
+                                    observed_at=ms_to_datetime(row.order.timestamp), server_time=None)
+                event["recoveredAt"] = now
+                events.append(event)
+            else:
+                events += recovered_events(user, row, now)
+        writer.submit(order_ops(events))
+        log.info("event=backfill_user user=%s orders=%d events=%d", user, len(rows), len(events))
+
+    try:
+        await asyncio.gather(*(one(user, clients[i % len(clients)]) for i, user in enumerate(traders)))
+        await writer.drain(60.0)
+    finally:
+        writer.journal.close()
+        for client in clients:
+            await client.close()
+        database.close()
+    log.info("event=backfill_done traders=%d failed=%d written=%s duplicates=%d", len(traders), failed,
+             dict(stats.events_written), stats.events_duplicate)
+    return failed

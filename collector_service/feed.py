@@ -1,0 +1,272 @@
+"""One WebSocket connection to Hyperliquid: subscribe, keep alive, decode, reconnect.
+
+Built on ``websockets``' reconnecting client (``async for ws in connect(...)``), which backs off
+on failed connection attempts. A connection the server drops (idle, ``Expired``, a restart) is
+routine: the loop reconnects after a short jittered pause, resubscribes everything, and the
+pipeline reconciles the first snapshot against the state it already holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, PayloadTooBig
+
+from collector_service import exchange
+from collector_service.logs import RateLimitedLog
+from collector_service.metrics import Stats
+from collector_service.pipeline import Pipeline
+from collector_service.plan import ConnectionPlan
+from collector_service.wire import (
+    ClearinghouseMsg,
+    ErrorMsg,
+    FrameError,
+    OpenOrdersMsg,
+    SubscriptionResponseMsg,
+    WebData2Msg,
+    decode_frame,
+)
+
+log = logging.getLogger(__name__)
+
+Feed = Literal["openOrders", "webData2"]
+
+REFUSED_RETRY_S = 300.0
+"""Users refused for capacity are tried again only this long after (never in a tight loop)."""
+
+RECONNECT_PAUSE_S = (0.5, 2.0)
+"""Jittered pause before reconnecting after a connection that had been up ends."""
+
+RECONNECT_FLOOR_AFTER_CAPACITY_S = 15.0
+"""The server frees user slots of a dead connection only after a while (PROTOCOL.md §2.3)."""
+
+
+def subscriptions_for(user: str, feed: Feed) -> list[dict[str, Any]]:
+    """The subscription objects that carry one user's orders and positions in a feed mode."""
+    if feed == "webData2":
+        return [{"type": "webData2", "user": user}]
+    return [
+        {"type": "openOrders", "user": user, "dex": ""},
+        {"type": "clearinghouseState", "user": user, "dex": ""},
+    ]
+
+
+def _sub_key(sub: dict[str, Any]) -> tuple[str, str]:
+    return (str(sub.get("type")), str(sub.get("user", "")).lower())
+
+
+class FeedConnection:
+    """Keeps the subscriptions of one :class:`ConnectionPlan` alive for as long as it runs."""
+
+    def __init__(
+        self,
+        plan: ConnectionPlan,
+        *,
+        url: str,
+        feed: Feed,
+        pipeline: Pipeline,
+        stats: Stats,
+        ping_interval: float,
+        pong_timeout: float,
+    ) -> None:
+        self.plan = plan
+        self.url = url
+        self.feed = feed
+        self.pipeline = pipeline
+        self.stats = stats
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.refused: dict[str, float] = {}
+        self._reported: set[str] = set()
+        self._pending: dict[tuple[str, str], float] = {}
+        self._acked: set[tuple[str, str]] = set()
+        self._ws: ClientConnection | None = None
+        self._last_rx = time.monotonic()
+        self._warn = RateLimitedLog(log)
+        self._capacity_hit = False
+        self._stopping = False
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    @property
+    def up(self) -> bool:
+        return self._ws is not None
+
+    def _active_users(self) -> tuple[str, ...]:
+        now = time.monotonic()
+        return tuple(u for u in self.plan.users if self.refused.get(u, 0.0) <= now)
+
+    async def run(self) -> None:
+        """Connect, and reconnect whenever the connection ends, until cancelled."""
+        egress = self.plan.egress or "default"
+        first = True
+        async for ws in websockets.connect(
+            self.url,
+            local_addr=(self.plan.egress, 0) if self.plan.egress else None,
+            max_size=exchange.MAX_FRAME_BYTES,
+            ping_interval=None,  # Hyperliquid's keep-alive is the JSON ping below
+            compression=None,
+            proxy=None,
+            open_timeout=10,
+            close_timeout=2,
+            max_queue=64,
+        ):
+            if not first:
+                self.stats.reconnects[egress] += 1
+            first = False
+            started = time.monotonic()
+            self._ws = ws
+            self.stats.connections_up[egress] += 1
+            try:
+                await self._session(ws)
+            except ConnectionClosed as exc:
+                rcvd = exc.rcvd
+                log.info("event=ws_closed conn=%s code=%s reason=%r up_s=%.0f",
+                         self.name, rcvd.code if rcvd else None, rcvd.reason if rcvd else "",
+                         time.monotonic() - started)
+            except PayloadTooBig as exc:
+                self.stats.bad_frames["too_big"] += 1
+                log.error("event=frame_too_big conn=%s limit_bytes=%d error=%r",
+                          self.name, exchange.MAX_FRAME_BYTES, str(exc))
+            finally:
+                self._ws = None
+                self.stats.connections_up[egress] -= 1
+                self._pending.clear()
+                self._acked.clear()
+            pause = random.uniform(*RECONNECT_PAUSE_S)
+            if self._capacity_hit:
+                pause = max(pause, RECONNECT_FLOOR_AFTER_CAPACITY_S)
+                self._capacity_hit = False
+            await asyncio.sleep(pause)
+
+    async def _session(self, ws: ClientConnection) -> None:
+        self._last_rx = time.monotonic()
+        users = self._active_users()
+        log.info("event=ws_connected conn=%s users=%d feed=%s", self.name, len(users), self.feed)
+        self.pipeline.on_connected(users)
+        keepalive = asyncio.create_task(self._keepalive(ws))
+        subscriber = asyncio.create_task(self._subscribe(ws, users))
+        try:
+            while True:
+                raw = await ws.recv(decode=False)
+                self._last_rx = time.monotonic()
+                self.stats.last_message_at = time.time()
+                self.handle(raw)
+        finally:
+            keepalive.cancel()
+            subscriber.cancel()
+            await asyncio.gather(keepalive, subscriber, return_exceptions=True)
+
+    async def _subscribe(self, ws: ClientConnection, users: tuple[str, ...]) -> None:
+        for user in users:
+            for sub in subscriptions_for(user, self.feed):
+                self._pending[_sub_key(sub)] = time.monotonic() + exchange.SUBSCRIBE_ACK_TIMEOUT_S
+                await ws.send(msgspec.json.encode({"method": "subscribe", "subscription": sub}).decode())
+                await asyncio.sleep(exchange.SUBSCRIBE_PACING_S)
+        await asyncio.sleep(exchange.SUBSCRIBE_ACK_TIMEOUT_S)
+        late = [key for key, deadline in self._pending.items() if deadline <= time.monotonic()]
+        if late:
+            self._refuse(late, "no subscribe ack within timeout")
+
+    async def _keepalive(self, ws: ClientConnection) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            sent = time.monotonic()
+            await ws.send('{"method":"ping"}')
+            await asyncio.sleep(self.pong_timeout)
+            if self._last_rx < sent:
+                log.warning("event=ws_dead conn=%s note='no pong or data within %.0fs of a ping; reconnecting'",
+                            self.name, self.pong_timeout)
+                await ws.close(code=4000, reason="keepalive timeout")
+                return
+
+    def handle(self, raw: bytes) -> None:
+        """Decode and route one frame; bad frames are counted and logged, never raised."""
+        observed_at = datetime.now(UTC)
+        try:
+            msg = decode_frame(raw)
+        except FrameError as exc:
+            self.stats.bad_frames[exc.kind] += 1
+            level = logging.DEBUG if exc.kind in ("non_json", "unknown_channel") else logging.WARNING
+            self._warn.log(level, f"bad:{exc.kind}", "event=bad_frame conn=%s kind=%s detail=%r",
+                           self.name, exc.kind, str(exc))
+            return
+        if isinstance(msg, OpenOrdersMsg):
+            self.stats.frames["openOrders"] += 1
+            if msg.data.dex == "":
+                self.pipeline.on_orders(msg.data.user.lower(), msg.data.orders, None, observed_at)
+        elif isinstance(msg, WebData2Msg):
+            self.stats.frames["webData2"] += 1
+            user = msg.data.user.lower()
+            self.pipeline.on_orders(user, msg.data.openOrders, msg.data.serverTime, observed_at)
+            if msg.data.clearinghouseState is not None:
+                self.pipeline.on_positions(user, msg.data.clearinghouseState, observed_at)
+        elif isinstance(msg, ClearinghouseMsg):
+            self.stats.frames["clearinghouseState"] += 1
+            if msg.data.dex == "":
+                self.pipeline.on_positions(msg.data.user.lower(), msg.data.clearinghouseState, observed_at)
+        elif isinstance(msg, SubscriptionResponseMsg):
+            self.stats.frames["subscriptionResponse"] += 1
+            sub = msg.data.get("subscription")
+            if isinstance(sub, dict):
+                key = _sub_key(sub)
+                if msg.data.get("method") == "subscribe" and self._pending.pop(key, None) is not None:
+                    self._acked.add(key)
+        elif isinstance(msg, ErrorMsg):
+            self._on_error(msg.text)
+        else:
+            self.stats.frames["pong"] += 1
+
+    def _on_error(self, text: str) -> None:
+        if text.startswith(exchange.ERROR_PREFIXES_CAPACITY):
+            self.stats.exchange_errors["capacity"] += 1
+            self._capacity_hit = True
+            pending = list(self._pending)
+            self._refuse(pending, text)
+            return
+        kind = "already_subscribed" if text.startswith("Already subscribed") else "other"
+        self.stats.exchange_errors[kind] += 1
+        self._warn.log(logging.DEBUG if kind == "already_subscribed" else logging.WARNING,
+                       f"err:{kind}", "event=exchange_error conn=%s text=%r", self.name, text[:300])
+
+    def _refuse(self, keys: list[tuple[str, str]], reason: str) -> None:
+        """The exchange refused these subscriptions: report their users once and leave them
+        alone for a while instead of retrying into the same wall."""
+        for key in keys:
+            self._pending.pop(key, None)
+        users = sorted({user for _, user in keys if user})
+        until = time.monotonic() + REFUSED_RETRY_S
+        for user in users:
+            self.refused[user] = until
+        if not set(users) - self._reported:
+            return
+        self._reported.update(users)
+        log.error(
+            "event=capacity_refused conn=%s users=%s reason=%r retry_in_s=%.0f hint=%r",
+            self.name, ",".join(users), reason, REFUSED_RETRY_S,
+            "the exchange caps unique tracked users per IP; add TRADER_WS_SOURCE_ADDRESSES, "
+            "lower TRADER_WS_MAX_USERS_PER_IP to match, or shard traders across instances",
+        )
+
+    async def close(self) -> None:
+        """Unsubscribe everything (frees the exchange's user slots at once), then close."""
+        ws = self._ws
+        if ws is None:
+            return
+        with contextlib.suppress(ConnectionClosed, OSError):
+            for user in self.plan.users:
+                for sub in subscriptions_for(user, self.feed):
+                    if _sub_key(sub) in self._acked:
+                        await ws.send(msgspec.json.encode({"method": "unsubscribe", "subscription": sub}).decode())
+            await ws.close(code=1000, reason="collector shutting down")

@@ -1,0 +1,107 @@
+"""Closed-order outcomes: ask the exchange how each vanished order ended.
+
+An order leaving ``openOrders`` may have been filled, cancelled, margin-cancelled, ... The
+closed event is stored at once with ``finalStatus: "unknown"`` (ingestion never waits for REST);
+this worker then asks ``orderStatus`` (weight 2) within the egress's budget and records the
+exchange's answer. Failures and an exhausted budget only delay the answer: the order stays in
+the queue and is retried with backoff, and unresolved orders are re-queued at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Callable
+
+from collector_service.logs import RateLimitedLog
+from collector_service.rest import InfoClient, RestError
+from collector_service.store import Op, final_op
+
+log = logging.getLogger(__name__)
+
+OPEN_STATUSES = frozenset({"open"})
+"""An order the exchange still reports as resting has not reached its outcome yet."""
+
+MAX_ATTEMPTS = 8
+RETRY_BASE_S = 2.0
+
+
+class OutcomeResolver:
+    """A queue of ``(user, oid)`` whose final status is wanted, served by one info client."""
+
+    def __init__(self, client: InfoClient, submit: Callable[[list[Op]], None]) -> None:
+        self.client = client
+        self.submit = submit
+        self._queue: list[tuple[float, int, str, int]] = []
+        self._queued: set[tuple[str, int]] = set()
+        self._wake = asyncio.Event()
+        self._errors = RateLimitedLog(log)
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def want(self, user: str, oid: int, attempt: int = 0, delay: float = 0.0) -> None:
+        """Queue an order (idempotent while it is queued)."""
+        if (user, oid) in self._queued and attempt == 0:
+            return
+        self._queued.add((user, oid))
+        heapq.heappush(self._queue, (time.monotonic() + delay, attempt, user, oid))
+        self._wake.set()
+
+    def known(self, user: str, oid: int, status: str, status_ms: int) -> bool:
+        """Record an outcome learnt elsewhere (a REST backfill); True if it was wanted."""
+        if status in OPEN_STATUSES or (user, oid) not in self._queued:
+            return False
+        self._queued.discard((user, oid))
+        self.submit([final_op(user, oid, status, status_ms)])
+        return True
+
+    async def run(self) -> None:
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            due, attempt, user, oid = self._queue[0]
+            wait = due - time.monotonic()
+            if wait > 0:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                except TimeoutError:
+                    pass
+                continue
+            heapq.heappop(self._queue)
+            if (user, oid) not in self._queued:
+                continue  # resolved meanwhile
+            await self._resolve(user, oid, attempt)
+
+    async def _resolve(self, user: str, oid: int, attempt: int) -> None:
+        try:
+            answer = await self.client.order_status(user, oid)
+        except RestError as exc:
+            self._retry(user, oid, attempt, str(exc))
+            return
+        if answer.status != "order" or answer.order is None:
+            self._retry(user, oid, attempt, f"orderStatus answered {answer.status!r}")
+            return
+        if answer.order.status in OPEN_STATUSES:
+            self._retry(user, oid, attempt, "exchange still reports the order open")
+            return
+        self._queued.discard((user, oid))
+        self.submit([final_op(user, oid, answer.order.status, answer.order.statusTimestamp)])
+
+    def _retry(self, user: str, oid: int, attempt: int, reason: str) -> None:
+        if attempt + 1 >= MAX_ATTEMPTS:
+            self._queued.discard((user, oid))
+            log.warning(
+                "event=outcome_unresolved user=%s oid=%d attempts=%d reason=%r "
+                "note='stays finalStatus=unknown; retried at the next start'",
+                user, oid, attempt + 1, reason,
+            )
+            return
+        self._errors.log(logging.WARNING, "retry", "event=outcome_retry user=%s oid=%d attempt=%d reason=%r",
+                         user, oid, attempt + 1, reason)
+        self.want(user, oid, attempt + 1, delay=RETRY_BASE_S * (2**attempt))

@@ -1,0 +1,242 @@
+"""The long-running collector: plan connections, restore state, run feeds, write, shut down.
+
+Start-up order matters for correctness: the journal left by a previous run is written to
+MongoDB first, then the open orders and positions stored there become the trackers' starting
+state, so that the first snapshot is reconciled against everything already recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pymongo.errors import PyMongoError
+
+from collector_service.config import Settings, mask_uri
+from collector_service.feed import FeedConnection
+from collector_service.health import start_health_server
+from collector_service.journal import Journal
+from collector_service.metrics import Stats, registry_for
+from collector_service.outcomes import OutcomeResolver
+from collector_service.pipeline import Pipeline
+from collector_service.plan import Plan, owned, plan_connections
+from collector_service.rest import InfoClient
+from collector_service.store import Database, Writer, describe_error, journal_folder
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_FLUSH_S = 15.0
+T = TypeVar("T")
+
+
+class Service:
+    """Everything one collector instance runs, wired together."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stats = Stats()
+        traders = owned(settings.all_traders(), settings.trader_shard_index, settings.trader_shard_count)
+        self.plan: Plan = plan_connections(
+            traders,
+            settings.source_addresses(),
+            max_users_per_ip=settings.trader_ws_max_users_per_ip,
+            clients=settings.trader_ws_clients,
+        )
+        for egress in self.plan.users_by_egress():
+            self.stats.connections_planned[egress or "default"] = sum(
+                1 for c in self.plan.connections if c.egress == egress
+            )
+        self.database = Database(settings.mongo_uri, settings.mongo_db)
+        self.journal = Journal(journal_folder(settings.collector_data_dir, settings.trader_shard_index))
+        self.writer = Writer(
+            self.database, self.journal, self.stats,
+            flush_interval=settings.trader_orders_ws_flush_interval,
+            flush_threshold=settings.trader_ws_message_buffer_size,
+        )
+        self.clients: dict[str | None, InfoClient] = {}
+        self.resolvers: dict[str | None, OutcomeResolver] = {}
+        user_clients: dict[str, InfoClient] = {}
+        user_resolvers: dict[str, OutcomeResolver] = {}
+        for egress, users in self.plan.users_by_egress().items():
+            client = InfoClient(settings.hyperliquid_info_url, egress, settings.collector_rest_weight_per_minute,
+                                self.stats)
+            self.clients[egress] = client
+            self.resolvers[egress] = OutcomeResolver(client, self.writer.submit)
+            for user in users:
+                user_clients[user] = client
+                user_resolvers[user] = self.resolvers[egress]
+        self.pipeline = Pipeline(self.writer, self.stats, user_clients, user_resolvers,
+                                 record_orders=settings.trader_orders_ws_enabled)
+        self.feeds = [
+            FeedConnection(
+                conn, url=settings.hyperliquid_ws_url, feed=settings.trader_ws_feed, pipeline=self.pipeline,
+                stats=self.stats, ping_interval=settings.trader_ws_ping_interval,
+                pong_timeout=settings.trader_ws_pong_timeout,
+            )
+            for conn in self.plan.connections
+        ]
+
+    @property
+    def users(self) -> list[str]:
+        return [u for conn in self.plan.connections for u in conn.users]
+
+    def gauges(self) -> dict[str, Any]:
+        """Live values for /metrics."""
+        return {
+            "connections_up": {k: v for k, v in self.stats.connections_up.items()},
+            "connections_planned": dict(self.stats.connections_planned),
+            "tracked_traders": len(self.users),
+            "traders_over_capacity": len(self.plan.over_capacity) + len(self.refused_users()),
+            "open_orders_tracked": self.pipeline.open_orders,
+            "journal_pending_ops": self.writer.pending_ops,
+            "outcomes_pending": sum(len(r) for r in self.resolvers.values()),
+            "rest_budget_remaining": {(e or "default"): round(c.bucket.remaining, 1) for e, c in self.clients.items()},
+            "last_message_age_seconds": self.stats.message_age(),
+        }
+
+    def refused_users(self) -> list[str]:
+        now = time.monotonic()
+        return sorted({u for feed in self.feeds for u, until in feed.refused.items() if until > now})
+
+    def health(self) -> dict[str, Any]:
+        """The /healthz document."""
+        gauges = self.gauges()
+        connections = {
+            egress: {"up": self.stats.connections_up.get(egress, 0), "planned": planned}
+            for egress, planned in self.stats.connections_planned.items()
+        }
+        all_up = all(c["up"] >= c["planned"] for c in connections.values())
+        return {
+            "ok": all_up and self.writer.last_flush_ok,
+            "connections": connections,
+            "tracked_traders": gauges["tracked_traders"],
+            "traders_over_capacity": gauges["traders_over_capacity"],
+            "over_capacity": list(self.plan.over_capacity),
+            "refused_by_exchange": self.refused_users(),
+            "open_orders_tracked": gauges["open_orders_tracked"],
+            "events_written": dict(self.stats.events_written),
+            "events_duplicate": self.stats.events_duplicate,
+            "positions_written": self.stats.positions_written,
+            "last_message_age_s": gauges["last_message_age_seconds"],
+            "buffer_depth": gauges["journal_pending_ops"],
+            "last_flush_ok": self.writer.last_flush_ok,
+            "outcomes_pending": gauges["outcomes_pending"],
+            "rest_budget_left": gauges["rest_budget_remaining"],
+            "bad_frames": dict(self.stats.bad_frames),
+            "reconnects": dict(self.stats.reconnects),
+            "mongo": mask_uri(self.settings.mongo_uri),
+            "feed": self.settings.trader_ws_feed,
+        }
+
+    async def _until_database(self, what: str, call: Callable[[], T], stop: asyncio.Event) -> T | None:
+        """Run a database call in a thread, retrying with backoff while MongoDB is unreachable."""
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                return await asyncio.to_thread(call)
+            except PyMongoError as exc:
+                log.error("event=mongo_unavailable step=%s error=%r retry_in_s=%.0f", what,
+                          describe_error(exc, self.settings.mongo_uri), delay)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay * random.uniform(0.8, 1.2))
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 30.0)
+        return None
+
+    async def prepare(self, stop: asyncio.Event) -> bool:
+        """Indexes, journal replay, then the stored state; False if stopped meanwhile."""
+        if await self._until_database("indexes", lambda: self.database.ensure_indexes() or True, stop) is None:
+            return False
+        while not await self.writer.flush():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
+                return False
+            except TimeoutError:
+                continue
+        users = self.users
+
+        def load() -> tuple[Any, Any, Any, Any]:
+            return (
+                self.database.open_orders(users),
+                {u: self.database.latest_positions(u) for u in users},
+                self.database.last_seen(users),
+                self.database.unresolved_closes(users),
+            )
+
+        loaded = await self._until_database("load_state", load, stop)
+        if loaded is None:
+            return False
+        open_orders, positions, last_seen, unresolved = loaded
+        self.pipeline.load(open_orders, positions, last_seen)
+        for user, oid in unresolved:
+            self.pipeline.resolvers[user].want(user, oid)
+        log.info("event=state_loaded open_orders=%d unresolved_outcomes=%d traders_with_history=%d",
+                 self.pipeline.open_orders, len(unresolved), len(last_seen))
+        return True
+
+    def log_plan(self) -> None:
+        s = self.settings
+        log.info(
+            "event=plan traders=%d connections=%d egresses=%d feed=%s max_users_per_ip=%d shard=%d/%d",
+            len(self.users), len(self.plan.connections), len(self.plan.users_by_egress()), s.trader_ws_feed,
+            s.trader_ws_max_users_per_ip, s.trader_shard_index, s.trader_shard_count,
+        )
+        if self.plan.over_capacity:
+            log.error(
+                "event=over_capacity count=%d traders=%s hint=%r", len(self.plan.over_capacity),
+                ",".join(self.plan.over_capacity),
+                f"one egress address carries at most {s.trader_ws_max_users_per_ip} traders; add "
+                "TRADER_WS_SOURCE_ADDRESSES or run more instances with TRADER_SHARD_INDEX/TRADER_SHARD_COUNT",
+            )
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Run until ``stop`` is set; flush and return the exit code."""
+        s = self.settings
+        self.log_plan()
+        runner = None
+        if s.collector_health_port:
+            registry = registry_for(self.stats, self.gauges)
+            runner = await start_health_server(s.collector_health_host, s.collector_health_port, self.health,
+                                               registry)
+            log.info("event=health_listening url=http://%s:%d/healthz", s.collector_health_host,
+                     s.collector_health_port)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            if not await self.prepare(stop):
+                return 0
+            tasks.append(asyncio.create_task(self.writer.run(), name="writer"))
+            tasks += [asyncio.create_task(r.run(), name="outcomes") for r in self.resolvers.values()]
+            if s.trader_ws_enabled:
+                tasks += [asyncio.create_task(f.run(), name=f"feed {f.name}") for f in self.feeds]
+            await _first_of(stop.wait(), tasks)
+        finally:
+            log.info("event=shutdown_begin pending_ops=%d", self.writer.pending_ops)
+            await asyncio.gather(*(asyncio.wait_for(f.close(), 3) for f in self.feeds), return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.pipeline.stop()
+            flushed = await self.writer.drain(SHUTDOWN_FLUSH_S)
+            self.journal.close()
+            for client in self.clients.values():
+                await client.close()
+            if runner is not None:
+                await runner.cleanup()
+            self.database.close()
+            log.info("event=shutdown_done flushed_all=%s written=%s", flushed, dict(self.stats.events_written))
+        return 0
+
+
+async def _first_of(stop: Awaitable[Any], tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for the stop signal; a background task that dies first is a bug: re-raise it."""
+    stopper = asyncio.ensure_future(stop)
+    done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    if stopper not in done:
+        stopper.cancel()
+        for task in done:
+            task.result()

@@ -1,0 +1,289 @@
+"""MongoDB: indexes, start-up state, and the batch writer fed through the on-disk journal.
+
+Operations are tuples of a kind and a document:
+
+* ``order``    a ``trader_orders`` event; also moves the order's row in ``trader_open_orders``
+* ``position`` a ``trader_positions`` document
+* ``final``    ``{ethAddress, oid, finalStatus, statusTimestamp}``: the outcome of a closed order
+  that was stored before the exchange told us how it ended
+
+Writing is idempotent (unique indexes; duplicate-key errors count as already written), so a
+batch that failed half-way is simply written again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pymongo
+from pymongo.errors import BulkWriteError, PyMongoError
+
+from collector_service import schema
+from collector_service.config import mask_uri
+from collector_service.journal import Journal
+from collector_service.logs import RateLimitedLog
+from collector_service.metrics import Stats
+
+log = logging.getLogger(__name__)
+
+Op = dict[str, Any]
+"""``{"kind": "order"|"position"|"final", "doc": {...}}``"""
+
+
+def connect(uri: str, timeout_ms: int = 5000) -> pymongo.MongoClient:
+    """A client with aware UTC datetimes and short timeouts (outages are handled by retrying)."""
+    return pymongo.MongoClient(
+        uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=max(timeout_ms * 6, 30_000),
+        appname="orderwatch-collector",
+    )
+
+
+def describe_error(exc: BaseException, uri: str) -> str:
+    """An exception as one line, with any credentials of ``uri`` masked."""
+    text = f"{type(exc).__name__}: {exc}"
+    masked = mask_uri(uri)
+    return text.replace(uri, masked) if uri != masked else text
+
+
+def ensure_indexes(db: pymongo.database.Database) -> None:
+    """Create every index of the stored schema (idempotent)."""
+    for collection, specs in schema.INDEXES.items():
+        for keys, unique in specs:
+            db[collection].create_index(list(keys), unique=unique)
+
+
+def insert_idempotent(collection: pymongo.collection.Collection, docs: list[dict[str, Any]]) -> set[int]:
+    """Insert documents unordered; return the indexes MongoDB already had (duplicate keys).
+
+    Any other write error is raised, so the whole batch is retried later.
+    """
+    if not docs:
+        return set()
+    try:
+        # insert_many adds _id to what it is given; hand it copies so a retry starts clean
+        collection.insert_many([dict(d) for d in docs], ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(err.get("code") != schema.DUPLICATE_KEY_ERROR for err in errors):
+            raise
+        return {int(err["index"]) for err in errors}
+    return set()
+
+
+class Database:
+    """Synchronous MongoDB access for the collector (run it in a worker thread)."""
+
+    def __init__(self, uri: str, name: str) -> None:
+        self.uri = uri
+        self.client = connect(uri)
+        self.db = self.client[name]
+
+    def ensure_indexes(self) -> None:
+        ensure_indexes(self.db)
+
+    def open_orders(self, users: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """Stored open orders by trader: what a restarted collector reconciles against."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for doc in self.db[schema.OPEN_ORDERS].find({"ethAddress": {"$in": list(users)}}):
+            found.setdefault(doc["ethAddress"], []).append(doc)
+        return found
+
+    def latest_positions(self, user: str) -> list[dict[str, Any]]:
+        """A trader's position documents, newest first (the first per coin is current)."""
+        return list(
+            self.db[schema.POSITIONS].find({"ethAddress": user}).sort("serverTime", pymongo.DESCENDING).limit(2000)
+        )
+
+    def last_seen(self, users: Iterable[str]) -> dict[str, datetime]:
+        """When each trader's newest stored event was observed (the start of a restart's gap)."""
+        found = {}
+        for user in users:
+            doc = self.db[schema.ORDERS].find_one(
+                {"ethAddress": user}, {"observedAt": 1}, sort=[("observedAt", pymongo.DESCENDING)]
+            )
+            if doc is not None and isinstance(doc.get("observedAt"), datetime):
+                found[user] = doc["observedAt"]
+        return found
+
+    def unresolved_closes(self, users: Iterable[str]) -> list[tuple[str, int]]:
+        """Closed events still waiting for the exchange's final status."""
+        cursor = self.db[schema.ORDERS].find(
+            {"action": schema.ACTION_CLOSED, "finalStatus": schema.FINAL_STATUS_UNKNOWN,
+             "ethAddress": {"$in": list(users)}},
+            {"ethAddress": 1, "oid": 1},
+        )
+        return [(doc["ethAddress"], int(doc["oid"])) for doc in cursor]
+
+    def write(self, ops: list[Op], stats: Stats) -> None:
+        """Write a batch of operations idempotently; raise on anything but duplicates."""
+        orders = [op["doc"] for op in ops if op["kind"] == "order"]
+        positions = [op["doc"] for op in ops if op["kind"] == "position"]
+        finals = [op["doc"] for op in ops if op["kind"] == "final"]
+        if orders:
+            duplicates = insert_idempotent(self.db[schema.ORDERS], orders)
+            inserted = [doc for i, doc in enumerate(orders) if i not in duplicates]
+            # a replayed closed event still closes the order; a replayed new/updated must not
+            # roll the open-order row back to an older state
+            moved = [doc for i, doc in enumerate(orders)
+                     if i not in duplicates or doc["action"] == schema.ACTION_CLOSED]
+            if moved:
+                self.db[schema.OPEN_ORDERS].bulk_write(_open_order_ops(moved), ordered=True)
+            stats.events_duplicate += len(duplicates)
+            for doc in inserted:
+                stats.events_written[doc["action"]] += 1
+        if positions:
+            duplicates = insert_idempotent(self.db[schema.POSITIONS], positions)
+            stats.positions_written += len(positions) - len(duplicates)
+        for doc in finals:
+            self.db[schema.ORDERS].update_one(
+                {"ethAddress": doc["ethAddress"], "oid": doc["oid"], "eventKey": schema.ACTION_CLOSED},
+                {"$set": {"finalStatus": doc["finalStatus"], "statusTimestamp": doc["statusTimestamp"]}},
+            )
+            stats.final_statuses_resolved += 1
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _open_order_ops(orders: list[dict[str, Any]]) -> list[Any]:
+    ops: list[Any] = []
+    for doc in orders:
+        key = {"_id": schema.open_order_id(doc["ethAddress"], doc["oid"])}
+        if doc["action"] == schema.ACTION_CLOSED:
+            ops.append(pymongo.DeleteOne(key))
+        else:
+            state = {k: v for k, v in doc.items() if k not in ("_id", "changes", "prevSz", "prevLimitPx")}
+            ops.append(pymongo.UpdateOne(key, {"$set": state}, upsert=True))
+    return ops
+
+
+class Writer:
+    """Batches operations to MongoDB every flush interval, or early when enough are waiting.
+
+    ``submit`` appends to the journal and returns at once; ingestion never waits for MongoDB.
+    When a write fails the segment stays on disk and is retried with backoff, so an outage of
+    any length costs disk space, not events or memory.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        journal: Journal,
+        stats: Stats,
+        *,
+        flush_interval: float,
+        flush_threshold: int,
+    ) -> None:
+        self.database = database
+        self.journal = journal
+        self.stats = stats
+        self.flush_interval = flush_interval
+        self.flush_threshold = flush_threshold
+        self.pending_ops = sum(1 for path in journal.sealed() for _ in Journal.read(path))
+        self._wake = asyncio.Event()
+        self._errors = RateLimitedLog(log, interval=30.0)
+        self._backoff = 0.0
+        self.last_flush_ok = True
+
+    def submit(self, ops: list[Op]) -> None:
+        """Record operations durably and schedule them for writing."""
+        if not ops:
+            return
+        now = datetime.now(UTC)
+        for op in ops:
+            if op["kind"] != "final":
+                op["doc"].setdefault("createdAt", now)
+            if op["kind"] == "order":
+                self.stats.events_built[op["doc"]["action"]] += 1
+        self.journal.append(ops)
+        self.pending_ops += len(ops)
+        if self.journal.ops_in_current >= self.flush_threshold:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Flush forever (cancel to stop; call :meth:`drain` afterwards)."""
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval + self._backoff)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> bool:
+        """Write every sealed segment plus the current one; True when nothing is left."""
+        self.journal.rotate()
+        for path in self.journal.sealed():
+            ops = list(Journal.read(path))
+            started = time.monotonic()
+            try:
+                await asyncio.to_thread(self.database.write, ops, self.stats)
+            except (PyMongoError, OSError) as exc:
+                self.stats.flush_errors += 1
+                self.last_flush_ok = False
+                self._backoff = min(30.0, max(1.0, self._backoff * 2)) * random.uniform(0.8, 1.2)
+                self._errors.log(
+                    logging.ERROR, "flush",
+                    "event=flush_failed pending_ops=%d retry_in_s=%.1f error=%r "
+                    "hint=%r",
+                    self.pending_ops, self.flush_interval + self._backoff,
+                    describe_error(exc, self.database.uri),
+                    "events are kept on disk in the journal and written when MongoDB accepts them",
+                )
+                return False
+            Journal.remove(path)
+            self.last_flush_ok = True
+            self.pending_ops = max(0, self.pending_ops - len(ops))
+            self.stats.flushes += 1
+            self._backoff = 0.0
+            orders = sum(1 for op in ops if op["kind"] == "order")
+            log.info(
+                "Flushed %d order updates to database event=flush ops=%d segment=%s took_ms=%.0f",
+                orders, len(ops), path.name, (time.monotonic() - started) * 1000,
+            )
+        return True
+
+    async def drain(self, deadline_s: float) -> bool:
+        """Flush until everything is written or ``deadline_s`` passes (shutdown)."""
+        stop_at = time.monotonic() + deadline_s
+        while True:
+            if await self.flush():
+                return True
+            if time.monotonic() >= stop_at:
+                log.warning(
+                    "event=shutdown_unflushed pending_ops=%d folder=%s "
+                    "note='kept on disk; written at the next start'",
+                    self.pending_ops, self.journal.folder,
+                )
+                return False
+            await asyncio.sleep(min(1.0, max(0.0, stop_at - time.monotonic())))
+
+
+def journal_folder(data_dir: Path, shard_index: int) -> Path:
+    """Each shard instance keeps its own journal."""
+    return data_dir / f"journal-shard{shard_index}"
+
+
+def final_op(user: str, oid: int, status: str, status_ms: int) -> Op:
+    """The operation recording a closed order's outcome."""
+    return {"kind": "final", "doc": {"ethAddress": user, "oid": oid, "finalStatus": status,
+                                     "statusTimestamp": datetime.fromtimestamp(status_ms / 1000, UTC)}}
+
+
+def order_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:
+    return [{"kind": "order", "doc": doc} for doc in docs]
+
+
+def position_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:
+    return [{"kind": "position", "doc": doc} for doc in docs]
