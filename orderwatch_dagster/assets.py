@@ -1,0 +1,157 @@
+"""The daily tables: one asset per Parquet table, all partitioned by UTC day in group ``daily``.
+
+Each asset is a thin shell: read (MongoDB or earlier Parquet partitions), call a pure transform
+from :mod:`orderwatch_dagster.transforms`, write the partition atomically, describe the result.
+"""
+
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from orderwatch_dagster import mongo, tables, transforms
+from orderwatch_dagster.partitions import daily_partitions
+from orderwatch_dagster.resources import MongoResource, ParquetStore
+
+GROUP = "daily"
+PREVIEW_ROWS = 10
+
+
+def _markdown(df: pl.DataFrame, rows: int = PREVIEW_ROWS) -> str:
+    """A small markdown table of the first rows (no pandas/tabulate needed)."""
+    head = df.head(rows)
+    if df.width == 0:
+        return "_(no columns)_"
+
+    def cell(v: object) -> str:
+        s = "" if v is None else str(v)
+        return s.replace("|", "\\|").replace("\n", " ")[:60]
+
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * head.width]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in head.iter_rows()]
+    if df.height > rows:
+        lines.append(f"\n_{rows} of {df.height} rows_")
+    return "\n".join(lines) if df.height else "_(no rows)_"
+
+
+def column_schema(table: str) -> dg.TableSchema:
+    """The table's columns for the Dagster UI."""
+    return dg.TableSchema(
+        columns=[dg.TableColumn(c.name, str(c.dtype), description=c.description) for c in tables.TABLES[table]]
+    )
+
+
+def _result(table: str, day: str, df: pl.DataFrame, store: ParquetStore, **extra: object) -> dg.MaterializeResult:
+    path = store.write(table, day, df)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": df.height,
+            "dagster/column_schema": column_schema(table),
+            "path": dg.MetadataValue.path(str(path)),
+            "preview": dg.MetadataValue.md(_markdown(df)),
+            **extra,
+        }
+    )
+
+
+def _asset(table: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    return dg.asset(
+        name=table,
+        partitions_def=daily_partitions,
+        group_name=GROUP,
+        kinds={"polars", "parquet"},
+        metadata={"dagster/column_schema": column_schema(table)},
+        **kwargs,
+    )
+
+
+@_asset("order_events", description="The day's trader_orders documents (by observedAt, else createdAt), typed and sorted.")
+def order_events(context: dg.AssetExecutionContext, mongo_db: MongoResource, store: ParquetStore) -> dg.MaterializeResult:
+    day = context.partition_key
+    with mongo_db.get_db() as db:
+        df = mongo.read_order_events(db, day)
+    return _result("order_events", day, df, store, orders=df.select(transforms.ORDER_KEY).n_unique())
+
+
+@_asset(
+    "order_lifecycles",
+    deps=[order_events],
+    description="One row per order closed that day or still open at its end, from all events up to the day's end.",
+)
+def order_lifecycles(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
+    day = context.partition_key
+    history = store.scan_until("order_events", day)
+    df = transforms.order_lifecycles(history, day)
+    outcomes = dict(df.group_by("outcome").len().iter_rows())
+    return _result("order_lifecycles", day, df, store, **{f"outcome_{k}": int(v) for k, v in sorted(outcomes.items())})
+
+
+class AlertConfig(dg.Config):
+    """Alert thresholds (USD notionals, sz x limitPx)."""
+
+    threshold_usd: float = Field(default=100_000.0, description="large order / close threshold")
+    min_change_share: float = Field(default=0.5, description="an update must change the notional by more than this share")
+    min_change_usd: float = Field(default=50_000.0, description="...and by more than this amount")
+
+
+@_asset(
+    "large_change_alerts",
+    deps=[order_events],
+    description="Large new orders, large notional changes and closes of large orders; also upserted into MongoDB order_alerts.",
+)
+def large_change_alerts(
+    context: dg.AssetExecutionContext, config: AlertConfig, mongo_db: MongoResource, store: ParquetStore
+) -> dg.MaterializeResult:
+    day = context.partition_key
+    params = transforms.AlertThresholds(config.threshold_usd, config.min_change_share, config.min_change_usd)
+    df = transforms.large_change_alerts(store.scan_until("order_events", day), day, params)
+    with mongo_db.get_db() as db:
+        inserted = mongo.write_alerts(db, df)
+    context.log.info(f"alerts day={day} rows={df.height} new_in_mongo={inserted}")
+    return _result("large_change_alerts", day, df, store, new_alerts=inserted)
+
+
+@_asset(
+    "open_orders_snapshot",
+    deps=[order_events],
+    description="Every trader's open orders at the end of the day, in their last known state.",
+)
+def open_orders_snapshot(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
+    day = context.partition_key
+    df = transforms.open_orders_snapshot(store.scan_until("order_events", day), day)
+    return _result("open_orders_snapshot", day, df, store)
+
+
+@_asset(
+    "positions_snapshot",
+    description="Every trader's non-zero positions at the end of the day, from trader_positions.",
+)
+def positions_snapshot(context: dg.AssetExecutionContext, mongo_db: MongoResource, store: ParquetStore) -> dg.MaterializeResult:
+    day = context.partition_key
+    with mongo_db.get_db() as db:
+        raw = mongo.read_positions(db, day)
+    df = transforms.positions_snapshot(raw, day)
+    return _result("positions_snapshot", day, df, store)
+
+
+@_asset(
+    "trader_daily_stats",
+    deps=[order_events, order_lifecycles],
+    description="Per trader and day: orders placed, amended, filled, canceled, cancel ratio, median times, notional, coins.",
+)
+def trader_daily_stats(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
+    day = context.partition_key
+    df = transforms.trader_daily_stats(
+        store.scan_until("order_events", day), day, lifecycles=store.read("order_lifecycles", day)
+    )
+    return _result("trader_daily_stats", day, df, store)
+
+
+daily_assets = [
+    order_events,
+    order_lifecycles,
+    large_change_alerts,
+    open_orders_snapshot,
+    positions_snapshot,
+    trader_daily_stats,
+]

@@ -1,0 +1,122 @@
+"""Asset checks, beside the assets they guard. The duplicate-key check is blocking: a day with
+duplicated events stops the run before any downstream table is built on it."""
+
+import dagster as dg
+import polars as pl
+
+from orderwatch_dagster import mongo, transforms
+from orderwatch_dagster.assets import order_events, order_lifecycles
+from orderwatch_dagster.partitions import daily_partitions
+from orderwatch_dagster.resources import MongoResource, ParquetStore
+
+MAX_LISTED = 20
+"""How many offending keys a failing check lists in its metadata."""
+
+
+def _keys_md(df: pl.DataFrame) -> dg.MetadataValue:
+    rows = df.head(MAX_LISTED).iter_rows(named=True)
+    text = "\n".join(f"- `{r}`" for r in rows) or "_none_"
+    if df.height > MAX_LISTED:
+        text += f"\n- ... and {df.height - MAX_LISTED} more"
+    return dg.MetadataValue.md(text)
+
+
+def _duplicates_result(parquet_dups: pl.DataFrame, mongo_dups: pl.DataFrame) -> dg.AssetCheckResult:
+    passed = parquet_dups.is_empty() and mongo_dups.is_empty()
+    extra_rows = int((parquet_dups["count"] - 1).sum()) if not parquet_dups.is_empty() else 0
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=None
+        if passed
+        else (
+            f"{parquet_dups.height} duplicated event keys in Parquet ({extra_rows} extra rows), "
+            f"{mongo_dups.height} in MongoDB"
+        ),
+        metadata={
+            "parquet_duplicate_keys": parquet_dups.height,
+            "parquet_extra_rows": extra_rows,
+            "mongo_duplicate_keys": mongo_dups.height,
+            "duplicate_keys": _keys_md(parquet_dups if not parquet_dups.is_empty() else mongo_dups),
+        },
+    )
+
+
+@dg.asset_check(asset=order_events, blocking=True, partitions_def=daily_partitions)
+def order_events_unique_keys(
+    context: dg.AssetCheckExecutionContext, mongo_db: MongoResource, store: ParquetStore
+) -> dg.AssetCheckResult:
+    """At most one new and one closed per (ethAddress, oid) and one updated per (ethAddress, oid, seq),
+    in the Parquet partition and in the MongoDB source for the day."""
+    day = context.partition_key
+    parquet_dups = transforms.duplicate_event_keys(store.read("order_events", day))
+    with mongo_db.get_db() as db:
+        mongo_dups = transforms.duplicate_event_keys(mongo.read_order_event_keys(db, day))
+    return _duplicates_result(parquet_dups, mongo_dups)
+
+
+@dg.asset_check(asset=order_events, partitions_def=daily_partitions)
+def order_events_row_count_matches_mongo(
+    context: dg.AssetCheckExecutionContext, mongo_db: MongoResource, store: ParquetStore
+) -> dg.AssetCheckResult:
+    """The Parquet partition has as many rows as MongoDB has documents for the day.
+
+    A mismatch right after a build usually means late documents: the late-events sensor rebuilds.
+    """
+    day = context.partition_key
+    rows = store.read("order_events", day).height
+    with mongo_db.get_db() as db:
+        docs = mongo.count_order_events(db, day)
+    return dg.AssetCheckResult(
+        passed=rows == docs,
+        description=None if rows == docs else f"Parquet has {rows} rows, MongoDB {docs} documents ({docs - rows:+d})",
+        metadata={"parquet_rows": rows, "mongo_documents": docs},
+    )
+
+
+@dg.asset_check(asset=order_events, partitions_def=daily_partitions)
+def closed_orders_have_new_event(context: dg.AssetCheckExecutionContext, store: ParquetStore) -> dg.AssetCheckResult:
+    """Every closed event of the day has a new event for its order (in any partition up to the day)
+    or is marked as recovered over REST."""
+    day = context.partition_key
+    orphans = transforms.closes_without_new(store.scan_until("order_events", day), day)
+    return dg.AssetCheckResult(
+        passed=orphans.is_empty(),
+        description=None if orphans.is_empty() else f"{orphans.height} closed orders without a new event or REST recovery",
+        metadata={"orphan_closes": orphans.height, "orders": _keys_md(orphans.select(transforms.ORDER_KEY))},
+    )
+
+
+@dg.asset_check(asset=order_lifecycles, partitions_def=daily_partitions)
+def order_lifecycles_one_row_per_order(context: dg.AssetCheckExecutionContext, store: ParquetStore) -> dg.AssetCheckResult:
+    """order_lifecycles has exactly one row per (ethAddress, oid)."""
+    df = store.read("order_lifecycles", context.partition_key)
+    dups = df.group_by(transforms.ORDER_KEY).len().filter(pl.col("len") > 1).sort(transforms.ORDER_KEY)
+    return dg.AssetCheckResult(
+        passed=dups.is_empty(),
+        description=None if dups.is_empty() else f"{dups.height} orders appear more than once",
+        metadata={"duplicated_orders": dups.height, "orders": _keys_md(dups)},
+    )
+
+
+@dg.asset_check(asset=order_lifecycles, partitions_def=daily_partitions)
+def order_lifecycles_closed_after_first_seen(
+    context: dg.AssetCheckExecutionContext, store: ParquetStore
+) -> dg.AssetCheckResult:
+    """closedAt >= firstSeenAt for every closed order."""
+    df = store.read("order_lifecycles", context.partition_key)
+    bad = df.filter(pl.col("closedAt") < pl.col("firstSeenAt")).select(*transforms.ORDER_KEY, "firstSeenAt", "closedAt")
+    return dg.AssetCheckResult(
+        passed=bad.is_empty(),
+        description=None if bad.is_empty() else f"{bad.height} orders closed before they were first seen",
+        metadata={"bad_orders": bad.height, "orders": _keys_md(bad)},
+    )
+
+
+daily_checks = [
+    order_events_unique_keys,
+    order_events_row_count_matches_mongo,
+    closed_orders_have_new_event,
+    order_lifecycles_one_row_per_order,
+    order_lifecycles_closed_after_first_seen,
+]

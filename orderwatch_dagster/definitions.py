@@ -1,0 +1,19 @@
+"""The code location: every asset, check, job, schedule, sensor and resource, gathered once."""
+
+import dagster as dg
+
+from orderwatch_dagster.assets import daily_assets
+from orderwatch_dagster.checks import daily_checks
+from orderwatch_dagster.jobs import daily_tables_job
+from orderwatch_dagster.resources import resources_from_env
+from orderwatch_dagster.schedules import daily_schedules
+from orderwatch_dagster.sensors import daily_sensors
+
+defs = dg.Definitions(
+    assets=daily_assets,
+    asset_checks=daily_checks,
+    jobs=[daily_tables_job],
+    schedules=daily_schedules,
+    sensors=daily_sensors,
+    resources=resources_from_env(),
+)

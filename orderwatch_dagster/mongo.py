@@ -1,0 +1,113 @@
+"""MongoDB reads and writes (the I/O shell around :mod:`orderwatch_dagster.transforms`).
+
+Only plain ``find`` with filter, projection and sort, and simple writes: nx-27017 (the embedded
+MongoDB-protocol server) silently mis-evaluates compound ``$group``, ``$unwind``, ``$lookup`` and
+``$facet``, so every computation happens in polars. The same code runs against real MongoDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+import polars as pl
+import pymongo
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError
+
+from collector_service import schema
+from orderwatch_dagster import transforms
+from orderwatch_dagster.partitions import day_bounds
+
+BATCH_SIZE = 10_000
+
+
+def day_filters(day: str | date) -> list[dict[str, Any]]:
+    """The two filters that select a day's documents: by ``observedAt``, or by ``createdAt``
+    when ``observedAt`` is missing or null (``None`` matches both on MongoDB and nx-27017).
+
+    Two queries rather than one ``$or`` so that each can use its own index.
+    """
+    start, end = day_bounds(day)
+    rng = {"$gte": start, "$lt": end}
+    return [{"observedAt": rng}, {"observedAt": None, "createdAt": rng}]
+
+
+def _frame(docs: Iterable[Mapping[str, Any]], raw_schema: pl.Schema) -> pl.DataFrame:
+    # polars builds the columns from the dicts in Rust; missing keys become nulls.
+    docs = list(docs)
+    if not docs:
+        return pl.DataFrame(schema=raw_schema)
+    return pl.from_dicts(docs, schema=raw_schema, strict=False)
+
+
+def _projection(raw_schema: pl.Schema) -> dict[str, int]:
+    return {"_id": 0} | {name: 1 for name in raw_schema.names()}
+
+
+def read_order_events(db: Database, day: str | date) -> pl.DataFrame:
+    """A day's ``trader_orders`` documents, typed into the ``order_events`` schema."""
+    raw = pl.concat(
+        [
+            _frame(
+                db[schema.ORDERS].find(f, _projection(transforms.RAW_ORDER_SCHEMA), batch_size=BATCH_SIZE),
+                transforms.RAW_ORDER_SCHEMA,
+            )
+            for f in day_filters(day)
+        ]
+    )
+    return transforms.normalize_order_events(raw)
+
+
+def read_order_event_keys(db: Database, day: str | date) -> pl.DataFrame:
+    """Only the key fields of a day's ``trader_orders`` documents (for the duplicate check)."""
+    fields = pl.Schema({"ethAddress": pl.String(), "oid": pl.Int64(), "action": pl.String(), "seq": pl.Int64()})
+    return pl.concat(
+        [_frame(db[schema.ORDERS].find(f, _projection(fields), batch_size=BATCH_SIZE), fields) for f in day_filters(day)]
+    )
+
+
+def count_order_events(db: Database, day: str | date) -> int:
+    """How many ``trader_orders`` documents belong to the day."""
+    return sum(db[schema.ORDERS].count_documents(f) for f in day_filters(day))
+
+
+def read_positions(db: Database, day: str | date) -> pl.DataFrame:
+    """Every ``trader_positions`` document seen before the day's end (raw, decimals as strings)."""
+    _, end = day_bounds(day)
+    proj = _projection(transforms.RAW_POSITION_SCHEMA)
+    filters = [{"observedAt": {"$lt": end}}, {"observedAt": None, "createdAt": {"$lt": end}}]
+    return pl.concat(
+        [
+            _frame(db[schema.POSITIONS].find(f, proj, batch_size=BATCH_SIZE), transforms.RAW_POSITION_SCHEMA)
+            for f in filters
+        ]
+    )
+
+
+def write_alerts(db: Database, alerts: pl.DataFrame, now: datetime | None = None) -> int:
+    """Insert alerts into ``order_alerts`` idempotently (unique ``alertKey``); return how many were new.
+
+    ``$setOnInsert`` upserts: re-running a day leaves existing alerts (and their ``notifiedAt``)
+    untouched.
+    """
+    coll = db[schema.ALERTS]
+    for keys, unique in schema.ALERT_INDEXES:
+        coll.create_index(list(keys), unique=unique)
+    if alerts.is_empty():
+        return 0
+    now = now or datetime.now(UTC)
+    docs = alerts.with_columns(pl.col(pl.Decimal).cast(pl.String)).to_dicts()
+    ops = [
+        pymongo.UpdateOne({"alertKey": d["alertKey"]}, {"$setOnInsert": d | {"createdAt": now}}, upsert=True)
+        for d in docs
+    ]
+    try:
+        result = coll.bulk_write(ops, ordered=False)
+    except BulkWriteError as exc:
+        # Two writers racing on the same new key: the loser gets 11000, which is fine.
+        if any(e.get("code") != schema.DUPLICATE_KEY_ERROR for e in exc.details.get("writeErrors", [])):
+            raise
+        return int(exc.details.get("nUpserted", 0))
+    return result.upserted_count

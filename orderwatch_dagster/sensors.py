@@ -1,0 +1,165 @@
+"""Sensors: rebuild days that received late events, and push new alerts to a webhook."""
+
+import hashlib
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+
+from collector_service import schema
+from orderwatch_dagster.assets import order_events
+from orderwatch_dagster.jobs import daily_tables_job
+from orderwatch_dagster.resources import AlertWebhook, MongoResource, ParquetStore
+
+LATE_BATCH = 50_000
+"""Documents read per tick; the cursor resumes where a full batch stopped."""
+ALERT_BATCH = 50
+"""Alerts per webhook message."""
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat()
+
+
+def _built_at(instance: dg.DagsterInstance, day: str) -> datetime | None:
+    """When the day's order_events partition was last materialized, if ever."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=order_events.key, asset_partitions=[day]), limit=1
+    ).records
+    return datetime.fromtimestamp(records[0].timestamp, UTC) if records else None
+
+
+def _resolved_unknown_days(store: ParquetStore, db: object) -> dict[str, str]:
+    """Days whose Parquet still says finalStatus "unknown" for a close MongoDB has since resolved
+    (the collector updates a closed document's finalStatus in place); value = a key for run_key."""
+    if not store.days("order_events"):
+        return {}
+    unknown = (
+        pl.scan_parquet(str(store.table_dir("order_events") / "*" / "*.parquet"), hive_partitioning=True)
+        .filter((pl.col("action") == schema.ACTION_CLOSED) & (pl.col("finalStatus") == schema.FINAL_STATUS_UNKNOWN))
+        .select("ethAddress", "oid", pl.col("date").cast(pl.String))
+        .collect()
+    )
+    if unknown.is_empty():
+        return {}
+    docs = db[schema.ORDERS].find(  # type: ignore[index]
+        {"action": schema.ACTION_CLOSED, "oid": {"$in": unknown["oid"].unique().to_list()}},
+        {"_id": 0, "ethAddress": 1, "oid": 1, "finalStatus": 1},
+    )
+    resolved = {(d["ethAddress"], d["oid"]): d.get("finalStatus") for d in docs}
+    days: dict[str, list[str]] = defaultdict(list)
+    for addr, oid, day in unknown.iter_rows():
+        status = resolved.get((addr, oid))
+        if status and status != schema.FINAL_STATUS_UNKNOWN:
+            days[day].append(f"{addr}:{oid}={status}")
+    return {day: hashlib.sha1("\n".join(sorted(keys)).encode()).hexdigest()[:12] for day, keys in days.items()}
+
+
+@dg.sensor(
+    job=daily_tables_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def late_events_sensor(
+    context: dg.SensorEvaluationContext, mongo_db: MongoResource, store: ParquetStore
+) -> dg.SensorResult | dg.SkipReason:
+    """Rebuild an already-built day when documents for it arrive after its build (late data,
+    REST backfills) or when a close it holds as "unknown" has since been resolved.
+
+    The cursor is the newest ``createdAt`` seen in ``trader_orders``; on the first tick it starts
+    at the newest document (earlier days are the schedules' business). Today is left to the
+    15-minute refresh.
+    """
+    today = datetime.now(UTC).date().isoformat()
+    coll_name = schema.ORDERS
+    with mongo_db.get_db() as db:
+        coll = db[coll_name]
+        if context.cursor is None:
+            newest = coll.find_one({}, {"_id": 0, "createdAt": 1}, sort=[("createdAt", -1)])
+            start = newest["createdAt"] if newest else datetime(1970, 1, 1, tzinfo=UTC)
+            context.update_cursor(json.dumps({"createdAt": _iso(start)}))
+            return dg.SkipReason(f"cursor initialised at createdAt={_iso(start)}")
+        since = datetime.fromisoformat(json.loads(context.cursor)["createdAt"])
+        docs = list(
+            coll.find({"createdAt": {"$gt": since}}, {"_id": 0, "observedAt": 1, "createdAt": 1})
+            .sort("createdAt", 1)
+            .limit(LATE_BATCH)
+        )
+        if len(docs) == LATE_BATCH:
+            # Resume at a createdAt boundary so documents sharing the last timestamp are not skipped.
+            last = docs[-1]["createdAt"]
+            trimmed = [d for d in docs if d["createdAt"] < last]
+            docs = trimmed or docs
+        resolved = _resolved_unknown_days(store, db)
+
+    newest_by_day: dict[str, datetime] = {}
+    for d in docs:
+        day = (d.get("observedAt") or d["createdAt"]).astimezone(UTC).date().isoformat()
+        newest_by_day[day] = max(newest_by_day.get(day, d["createdAt"]), d["createdAt"])
+
+    requests = []
+    for day, newest in sorted(newest_by_day.items()):
+        built = _built_at(context.instance, day)
+        if day != today and built is not None and newest > built:
+            requests.append(dg.RunRequest(run_key=f"late:{day}:{_iso(newest)}", partition_key=day, tags={"orderwatch/trigger": "late-events"}))
+    requested = {r.partition_key for r in requests}
+    for day, key in sorted(resolved.items()):
+        if day != today and day not in requested:
+            requests.append(dg.RunRequest(run_key=f"resolved:{day}:{key}", partition_key=day, tags={"orderwatch/trigger": "resolved-status"}))
+
+    cursor = context.cursor
+    if docs:
+        cursor = json.dumps({"createdAt": _iso(docs[-1]["createdAt"])})
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+def alert_message(alerts: list[dict]) -> dict:
+    """A Slack-compatible payload (``text``) that also carries the alerts themselves."""
+    lines = [f"orderwatch: {len(alerts)} new large-change alert(s)"]
+    lines += [f"• {a.get('message', a['alertKey'])}" for a in alerts]
+    return {"text": "\n".join(lines), "alerts": alerts}
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="POST new large_change_alerts (MongoDB order_alerts) to ORDERWATCH_ALERT_WEBHOOK_URL.",
+)
+def alert_webhook_sensor(
+    context: dg.SensorEvaluationContext, mongo_db: MongoResource, webhook: AlertWebhook
+) -> dg.SensorResult | dg.SkipReason:
+    """Send each alert once: an alert is marked ``notifiedAt`` in MongoDB right after the POST
+    that carried it succeeded, and only unmarked alerts are sent. The cursor records the newest
+    alert sent (``createdAt``, ``alertKey``) for the UI.
+
+    A failed POST leaves the alerts unmarked: the next tick retries them.
+    """
+    if not webhook.url:
+        return dg.SkipReason("ORDERWATCH_ALERT_WEBHOOK_URL is not set")
+    sent = 0
+    cursor = context.cursor
+    with mongo_db.get_db() as db:
+        coll = db[schema.ALERTS]
+        while True:
+            # notifiedAt: None matches documents without the field (MongoDB and nx-27017 alike).
+            batch = list(
+                coll.find({"notifiedAt": None}, {"_id": 0})
+                .sort([("createdAt", 1), ("alertKey", 1)])
+                .limit(ALERT_BATCH)
+            )
+            if not batch:
+                break
+            webhook.post(alert_message(batch))
+            keys = [a["alertKey"] for a in batch]
+            coll.update_many({"alertKey": {"$in": keys}}, {"$set": {"notifiedAt": datetime.now(UTC)}})
+            sent += len(batch)
+            cursor = json.dumps({"createdAt": _iso(batch[-1]["createdAt"]), "alertKey": keys[-1]})
+            context.log.info(f"alerts_posted count={len(batch)} last={keys[-1]}")
+    if not sent:
+        return dg.SkipReason("no new alerts")
+    return dg.SensorResult(cursor=cursor)
+
+
+daily_sensors = [late_events_sensor, alert_webhook_sensor]

@@ -1,0 +1,178 @@
+"""Every Parquet table this code location writes: its columns, their types and their meaning.
+
+One place for the contract with analysts: the transforms cast their output to these schemas,
+the assets publish them as Dagster column schemas, and the README's table lists the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+UTC_TS = pl.Datetime("us", "UTC")
+DECIMAL = pl.Decimal(38, 8)
+"""Prices and sizes: the exchange's decimal strings, exact (Hyperliquid uses at most 8 decimals)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: pl.DataType
+    description: str
+
+
+def _cols(*cols: tuple[str, pl.DataType, str]) -> tuple[Column, ...]:
+    return tuple(Column(n, t, d) for n, t, d in cols)
+
+
+ORDER_EVENTS = _cols(
+    ("eventAt", UTC_TS, "when the collector saw the event: observedAt, else createdAt; the partition day"),
+    ("ethAddress", pl.String(), "trader's lower-case 0x address"),
+    ("oid", pl.Int64(), "exchange order id"),
+    ("eventKey", pl.String(), "per-order idempotency key: new | closed | updated:<seq>"),
+    ("action", pl.String(), "new | updated | closed"),
+    ("status", pl.String(), "open (new/updated) or closed"),
+    ("seq", pl.Int64(), "event number within its order (new = 0)"),
+    ("source", pl.String(), "ws (WebSocket snapshot) or rest (recovered over REST)"),
+    ("coin", pl.String(), "market, e.g. BTC"),
+    ("side", pl.String(), "B (bid/buy) or A (ask/sell)"),
+    ("orderType", pl.String(), "Limit, Stop Market, Take Profit Limit, ..."),
+    ("tif", pl.String(), "time in force (Gtc, Alo, Ioc) or null"),
+    ("triggerCondition", pl.String(), "trigger condition text for trigger orders"),
+    ("limitPx", DECIMAL, "limit price"),
+    ("sz", DECIMAL, "remaining size"),
+    ("origSz", DECIMAL, "size as placed (or as last amended)"),
+    ("triggerPx", DECIMAL, "trigger price (0 for plain orders)"),
+    ("prevSz", DECIMAL, "updated only: size before the change"),
+    ("prevLimitPx", DECIMAL, "updated only: limit price before the change"),
+    ("notionalUsd", pl.Float64(), "sz x limitPx in USD"),
+    ("isTrigger", pl.Boolean(), "trigger (stop / take-profit) order"),
+    ("reduceOnly", pl.Boolean(), "reduce-only order"),
+    ("isPositionTpsl", pl.Boolean(), "TP/SL attached to the whole position"),
+    ("cloid", pl.String(), "client order id, when the trader set one"),
+    ("parentOid", pl.Int64(), "TP/SL child: the parent order's oid"),
+    ("changes", pl.List(pl.String()), "updated only: the fields that changed"),
+    ("partialFill", pl.Boolean(), "updated only: size went down with origSz unchanged"),
+    ("finalStatus", pl.String(), "closed only: exchange's final status (open-ended) or unknown"),
+    ("timestamp", UTC_TS, "order placement time (exchange clock)"),
+    ("observedAt", UTC_TS, "when the collector saw the change"),
+    ("serverTime", UTC_TS, "exchange snapshot clock of the frame, when sent"),
+    ("statusTimestamp", UTC_TS, "closed only: when the exchange says the final status was reached"),
+    ("createdAt", UTC_TS, "when the collector built the document"),
+)
+
+ORDER_LIFECYCLES = _cols(
+    ("ethAddress", pl.String(), "trader"),
+    ("oid", pl.Int64(), "exchange order id"),
+    ("coin", pl.String(), "market"),
+    ("side", pl.String(), "B or A"),
+    ("orderType", pl.String(), "order type (last seen)"),
+    ("parentOid", pl.Int64(), "TP/SL child: the parent's oid"),
+    ("placedAt", UTC_TS, "placement time (exchange clock), else firstSeenAt"),
+    ("firstSeenAt", UTC_TS, "first event seen by the collector"),
+    ("closedAt", UTC_TS, "when the collector saw the close; null if still open at the day's end"),
+    ("finalStatus", pl.String(), "exchange's final status; null while open"),
+    ("outcome", pl.String(), "filled | canceled | rejected | triggered | open | unknown"),
+    ("durationS", pl.Float64(), "seconds from placedAt to closedAt (to the day's end if open)"),
+    ("nUpdates", pl.UInt32(), "updated events (amends and partial fills)"),
+    ("nPriceChanges", pl.UInt32(), "updated events that changed limitPx"),
+    ("origSz", DECIMAL, "size as first placed"),
+    ("lastSz", DECIMAL, "last remaining size seen while open (else the close's size)"),
+    ("filledSz", DECIMAL, "partial-fill size decreases, plus the remainder when filled"),
+    ("maxNotionalUsd", pl.Float64(), "largest sz x limitPx over the order's events"),
+    ("recovered", pl.Boolean(), "some event of the order was recovered over REST"),
+)
+
+LARGE_CHANGE_ALERTS = _cols(
+    ("alertKey", pl.String(), "<ethAddress>:<oid>:<eventKey>; unique, also the order_alerts key"),
+    ("eventAt", UTC_TS, "when the event was seen"),
+    ("ethAddress", pl.String(), "trader"),
+    ("oid", pl.Int64(), "exchange order id"),
+    ("coin", pl.String(), "market"),
+    ("side", pl.String(), "B or A"),
+    ("action", pl.String(), "new | updated | closed"),
+    ("eventKey", pl.String(), "the event's per-order key"),
+    ("reason", pl.String(), "comma-separated: large_order, crossed_threshold, large_change, large_close"),
+    ("notionalBeforeUsd", pl.Float64(), "order notional before the event (0 for new)"),
+    ("notionalAfterUsd", pl.Float64(), "order notional after the event (0 for closed)"),
+    ("changeUsd", pl.Float64(), "notionalAfterUsd - notionalBeforeUsd"),
+    ("finalStatus", pl.String(), "closed only: exchange's final status"),
+    ("source", pl.String(), "ws or rest"),
+    ("message", pl.String(), "one human-readable line"),
+)
+
+OPEN_ORDERS_SNAPSHOT = _cols(
+    ("ethAddress", pl.String(), "trader"),
+    ("oid", pl.Int64(), "exchange order id"),
+    ("coin", pl.String(), "market"),
+    ("side", pl.String(), "B or A"),
+    ("orderType", pl.String(), "order type"),
+    ("tif", pl.String(), "time in force"),
+    ("limitPx", DECIMAL, "limit price at the day's end"),
+    ("sz", DECIMAL, "remaining size at the day's end"),
+    ("origSz", DECIMAL, "size as placed or last amended"),
+    ("triggerPx", DECIMAL, "trigger price"),
+    ("isTrigger", pl.Boolean(), "trigger order"),
+    ("reduceOnly", pl.Boolean(), "reduce-only"),
+    ("parentOid", pl.Int64(), "TP/SL child: the parent's oid"),
+    ("notionalUsd", pl.Float64(), "sz x limitPx"),
+    ("placedAt", UTC_TS, "placement time"),
+    ("lastEventAt", UTC_TS, "last event seen"),
+    ("source", pl.String(), "source of the last event"),
+)
+
+POSITIONS_SNAPSHOT = _cols(
+    ("ethAddress", pl.String(), "trader"),
+    ("coin", pl.String(), "market"),
+    ("szi", DECIMAL, "signed size: > 0 long, < 0 short"),
+    ("side", pl.String(), "long or short"),
+    ("entryPx", DECIMAL, "average entry price"),
+    ("positionValue", DECIMAL, "position value in USD"),
+    ("unrealizedPnl", DECIMAL, "unrealized PnL in USD"),
+    ("returnOnEquity", DECIMAL, "return on equity (fraction)"),
+    ("liquidationPx", DECIMAL, "liquidation price; null when none"),
+    ("marginUsed", DECIMAL, "margin used in USD"),
+    ("leverageType", pl.String(), "cross or isolated"),
+    ("leverage", pl.Int64(), "leverage"),
+    ("maxLeverage", pl.Int64(), "the coin's maximum leverage"),
+    ("updatedAt", UTC_TS, "when the collector saw this state (observedAt, else createdAt)"),
+    ("serverTime", UTC_TS, "exchange clock of that state"),
+    ("source", pl.String(), "ws or rest"),
+)
+
+TRADER_DAILY_STATS = _cols(
+    ("ethAddress", pl.String(), "trader"),
+    ("nEvents", pl.UInt32(), "order events seen that day"),
+    ("ordersPlaced", pl.UInt32(), "new events that day"),
+    ("ordersAmended", pl.UInt32(), "orders with an update other than a partial fill that day"),
+    ("ordersFilled", pl.UInt32(), "orders closed filled that day"),
+    ("ordersCanceled", pl.UInt32(), "orders closed canceled (any *Canceled status) that day"),
+    ("ordersRejected", pl.UInt32(), "orders closed rejected that day"),
+    ("openOrdersAtEnd", pl.UInt32(), "orders still open at the day's end"),
+    ("cancelRatio", pl.Float64(), "ordersCanceled / ordersPlaced; null when nothing was placed"),
+    ("medianTimeToFillS", pl.Float64(), "median durationS of the orders filled that day"),
+    ("medianTimeToCancelS", pl.Float64(), "median durationS of the orders canceled that day"),
+    ("notionalPlacedUsd", pl.Float64(), "sum of sz x limitPx over that day's new events"),
+    ("coinsTraded", pl.UInt32(), "distinct coins with events that day"),
+    ("coins", pl.List(pl.String()), "those coins, sorted"),
+)
+
+TABLES: dict[str, tuple[Column, ...]] = {
+    "order_events": ORDER_EVENTS,
+    "order_lifecycles": ORDER_LIFECYCLES,
+    "large_change_alerts": LARGE_CHANGE_ALERTS,
+    "open_orders_snapshot": OPEN_ORDERS_SNAPSHOT,
+    "positions_snapshot": POSITIONS_SNAPSHOT,
+    "trader_daily_stats": TRADER_DAILY_STATS,
+}
+
+
+def schema(columns: tuple[Column, ...]) -> pl.Schema:
+    """The polars schema of a table."""
+    return pl.Schema({c.name: c.dtype for c in columns})
+
+
+def conform(df: pl.DataFrame | pl.LazyFrame, columns: tuple[Column, ...]) -> pl.LazyFrame:
+    """Select and cast a frame's columns to the table's schema, in the table's order."""
+    return df.lazy().select([pl.col(c.name).cast(c.dtype) for c in columns])
