@@ -51,8 +51,7 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     p.add_argument(
         "--chaos",
         default="",
-        help="e.g. disconnect=30,expire=120,duplicate=0.01,"
-        "malformed=0.01,slow=0.05:2,refuse=60:5,burst429=60:3",
+        help="e.g. disconnect=30,expire=120,duplicate=0.01,malformed=0.01,slow=0.05:2,refuse=60:5,burst429=60:3",
     )
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)

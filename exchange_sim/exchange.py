@@ -49,9 +49,7 @@ class UserState:
     open_oids: dict[int, None] = field(default_factory=dict)  # insertion-ordered set
     positions: dict[str, Position] = field(default_factory=dict)
     fills: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.FILLS_RETAINED))
-    history: deque[dict[str, Any]] = field(
-        default_factory=lambda: deque(maxlen=rules.HISTORICAL_ORDERS_LIMIT)
-    )
+    history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.HISTORICAL_ORDERS_LIMIT))
     realized: Decimal = Decimal(0)
     version: int = 0
 
@@ -330,9 +328,7 @@ class Exchange:
                 self._close(child, status, self.clock.stamp())
 
     # ----- fills and positions -------------------------------------------------------------
-    def _apply_fill(
-        self, order: Order, sz: Decimal, px: Decimal, *, crossed: bool, ts: int
-    ) -> None:
+    def _apply_fill(self, order: Order, sz: Decimal, px: Decimal, *, crossed: bool, ts: int) -> None:
         st = self.user(order.user)
         pos = st.positions.setdefault(order.coin, Position(order.coin))
         start = pos.szi
@@ -405,9 +401,7 @@ class Exchange:
                         "entryPx": fmt(pos.entry_px.quantize(Decimal("0.000001")).normalize()),
                         "positionValue": fmt(value.quantize(Decimal("0.000001"))),
                         "unrealizedPnl": fmt(upnl.quantize(Decimal("0.000001"))),
-                        "returnOnEquity": fmt((upnl / init).quantize(Decimal("0.0000000001")))
-                        if init
-                        else "0.0",
+                        "returnOnEquity": fmt((upnl / init).quantize(Decimal("0.0000000001"))) if init else "0.0",
                         "liquidationPx": None,
                         "marginUsed": fmt(used.quantize(Decimal("0.000001"))),
                         "maxLeverage": coin.max_leverage,
@@ -460,14 +454,9 @@ class Exchange:
     def user_fills(self, address: str) -> list[dict[str, Any]]:
         """The newest 2000 fills, newest first."""
         fills = self.user(address).fills
-        return [
-            fills[i]
-            for i in range(len(fills) - 1, max(-1, len(fills) - 1 - rules.USER_FILLS_LIMIT), -1)
-        ]
+        return [fills[i] for i in range(len(fills) - 1, max(-1, len(fills) - 1 - rules.USER_FILLS_LIMIT), -1)]
 
-    def user_fills_by_time(
-        self, address: str, start: int, end: int | None = None
-    ) -> list[dict[str, Any]]:
+    def user_fills_by_time(self, address: str, start: int, end: int | None = None) -> list[dict[str, Any]]:
         """Fills with start <= time <= end, oldest first, at most 2000 (paginate on time)."""
         out = []
         for f in self.user(address).fills:

@@ -34,15 +34,7 @@ def with_time(state_without_time: bytes, time_ms: int) -> bytes:
 
 def open_orders_frame(user: bytes, dex: bytes, orders: bytes) -> bytes:
     """`{"channel":"openOrders","data":{"dex","user","orders"}}`; `dex` is a JSON string."""
-    return (
-        b'{"channel":"openOrders","data":{"dex":'
-        + dex
-        + b',"user":"'
-        + user
-        + b'","orders":'
-        + orders
-        + b"}}"
-    )
+    return b'{"channel":"openOrders","data":{"dex":' + dex + b',"user":"' + user + b'","orders":' + orders + b"}}"
 
 
 def clearinghouse_frame(user: bytes, dex: bytes, state: bytes) -> bytes:
@@ -58,9 +50,7 @@ def clearinghouse_frame(user: bytes, dex: bytes, state: bytes) -> bytes:
     )
 
 
-def webdata2_frame(
-    market: Market, user: bytes, state: bytes, orders: bytes, server_time: int
-) -> bytes:
+def webdata2_frame(market: Market, user: bytes, state: bytes, orders: bytes, server_time: int) -> bytes:
     """A full legacy webData2 frame in the real capture's key order (~100 KB)."""
     return b"".join(
         (

@@ -43,10 +43,7 @@ class Market:
         # webData2 frames are assembled from these byte strings around the user's part,
         # keeping the real capture's key order (PROTOCOL.md §1.2).
         self.wd2_meta_part = (
-            b',"meta":'
-            + orjson.dumps(data["meta"])
-            + b',"assetCtxs":'
-            + orjson.dumps(data["assetCtxs"])
+            b',"meta":' + orjson.dumps(data["meta"]) + b',"assetCtxs":' + orjson.dumps(data["assetCtxs"])
         )
         self.wd2_tail = b',"spotAssetCtxs":' + orjson.dumps(data["spotAssetCtxs"]) + b"}}"
         self.meta = data["meta"]

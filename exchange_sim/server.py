@@ -36,6 +36,7 @@ from exchange_sim.traders import TraderPool, trader_addresses, write_addresses
 from exchange_sim.truth import TruthRecorder
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+PUSH_ROUND_WAIT_S = 1.0
 INFO_DESERIALIZE_ERROR = "Failed to deserialize the JSON body into the target type"
 
 
@@ -68,6 +69,7 @@ class Connection:
     last_sent: float
     subs: dict[bytes, dict[str, Any]] = field(default_factory=dict)  # key -> normalized sub
     closing: bool = False
+    busy: bool = False  # a push to this connection is in progress
 
 
 @dataclass
@@ -92,9 +94,7 @@ class ExchangeSim:
         self.clock = LogicalClock(start)
         self.exchange = Exchange(self.market, self.clock)
         self.addresses = trader_addresses(cfg.seed, cfg.traders)
-        self.traders = TraderPool(
-            self.exchange, self.addresses, cfg.seed, cfg.orders_per_trader_per_min
-        )
+        self.traders = TraderPool(self.exchange, self.addresses, cfg.seed, cfg.orders_per_trader_per_min)
         self.recorder = TruthRecorder(cfg.truth_file, cfg.visibility_path())
         self.exchange.listeners.append(self.recorder.on_transition)
         self.exchange.change_listeners.append(self._on_change)
@@ -311,9 +311,7 @@ class ExchangeSim:
 
     def expire_connections(self, *, user: str | None = None, ip: str | None = None) -> int:
         """Close matching connections with 1000 "Expired", as the exchange does after ~3 h."""
-        return self.drop_connections(
-            user=user, ip=ip, code=rules.EXPIRED_CLOSE_CODE, reason=rules.EXPIRED_REASON
-        )
+        return self.drop_connections(user=user, ip=ip, code=rules.EXPIRED_CLOSE_CODE, reason=rules.EXPIRED_REASON)
 
     def refuse_connections(self, seconds: float) -> None:
         """Answer WS upgrades with HTTP 503 for the next `seconds`."""
@@ -389,9 +387,7 @@ class ExchangeSim:
             self.stats.connections_refused += 1
             event("connection_refused", reason="max_new_connections_per_min", ip=ip)
             return web.Response(status=429, text="Too many new connections")
-        ws = web.WebSocketResponse(
-            compress=cfg.ws_compress, autoping=True, timeout=2.0, max_msg_size=1 << 20
-        )
+        ws = web.WebSocketResponse(compress=cfg.ws_compress, autoping=True, timeout=2.0, max_msg_size=1 << 20)
         await ws.prepare(request)
         ipst.connections += 1
         ipst.new_connections.add(now)
@@ -503,17 +499,13 @@ class ExchangeSim:
             raise ValueError(dex)
         return {"type": typ, "user": user.lower(), "dex": dex}
 
-    async def _subscribe(
-        self, conn: Connection, ipst: IpState, key: bytes, sub: dict[str, Any]
-    ) -> None:
+    async def _subscribe(self, conn: Connection, ipst: IpState, key: bytes, sub: dict[str, Any]) -> None:
         cfg = self.config
         if key in conn.subs:
             await self._error(conn, rules.ERR_ALREADY_SUBSCRIBED.format(sub=key.decode()))
             return
         if ipst.subscriptions >= cfg.max_subscriptions_per_ip:
-            await self._error(
-                conn, rules.ERR_TOO_MANY_SUBSCRIPTIONS.format(n=cfg.max_subscriptions_per_ip)
-            )
+            await self._error(conn, rules.ERR_TOO_MANY_SUBSCRIPTIONS.format(n=cfg.max_subscriptions_per_ip))
             return
         user = sub["user"]
         if user not in ipst.users and len(ipst.users) >= cfg.max_users_per_ip:
@@ -532,9 +524,7 @@ class ExchangeSim:
         cache: dict[tuple[str, str, str], bytes] = {}
         await self._send_sub(conn, sub, cache)
 
-    async def _unsubscribe(
-        self, conn: Connection, ipst: IpState, key: bytes, sub: dict[str, Any]
-    ) -> None:
+    async def _unsubscribe(self, conn: Connection, ipst: IpState, key: bytes, sub: dict[str, Any]) -> None:
         if key not in conn.subs:
             await self._error(conn, rules.ERR_ALREADY_UNSUBSCRIBED.format(sub=key.decode()))
             return
@@ -579,9 +569,7 @@ class ExchangeSim:
             self._views[user] = view
         return view
 
-    def _frame(
-        self, sub: dict[str, Any], cache: dict[tuple[str, str, str], bytes]
-    ) -> tuple[bytes, UserView | None]:
+    def _frame(self, sub: dict[str, Any], cache: dict[tuple[str, str, str], bytes]) -> tuple[bytes, UserView | None]:
         typ, user, dex = sub["type"], sub["user"], sub.get("dex", "")
         key = (typ, user, dex)
         view = self._view(user) if dex == "" else None
@@ -599,9 +587,7 @@ class ExchangeSim:
             elif typ == "openOrders":
                 frame = frames.open_orders_frame(view.user, udex, view.orders)
             elif typ == "clearinghouseState":
-                frame = frames.clearinghouse_frame(
-                    view.user, udex, frames.with_time(view.state, now)
-                )
+                frame = frames.clearinghouse_frame(view.user, udex, frames.with_time(view.state, now))
             else:
                 frame = frames.webdata2_frame(
                     self.market, view.user, frames.with_time(view.state, now), view.orders, now
@@ -609,18 +595,12 @@ class ExchangeSim:
             cache[key] = frame
         return frame, view if typ in rules.ORDER_SUBSCRIPTION_TYPES else None
 
-    async def _send_sub(
-        self, conn: Connection, sub: dict[str, Any], cache: dict[tuple[str, str, str], bytes]
-    ) -> None:
+    async def _send_sub(self, conn: Connection, sub: dict[str, Any], cache: dict[tuple[str, str, str], bytes]) -> None:
         frame, view = self._frame(sub, cache)
         chaos = self.config.chaos
         rng = self._chaos_rng
         if chaos.malformed_prob and rng.random() < chaos.malformed_prob:
-            bad = (
-                frame[: max(1, len(frame) // 2)]
-                if rng.random() < 0.5
-                else b"Websocket connection established."
-            )
+            bad = frame[: max(1, len(frame) // 2)] if rng.random() < 0.5 else b"Websocket connection established."
             self._chaos("malformed_frame", conn=conn.id, truncated=bad[:1] == b"{")
             await self._send(conn, bad)
         ok = await self._send(conn, frame, push=True)
@@ -634,22 +614,31 @@ class ExchangeSim:
         self, conn: Connection, users: set[str] | None, cache: dict[tuple[str, str, str], bytes]
     ) -> None:
         chaos = self.config.chaos
-        if chaos.slow_prob and self._chaos_rng.random() < chaos.slow_prob:
-            self._chaos("slow_push", conn=conn.id, delay_s=chaos.slow_delay)
-            await asyncio.sleep(chaos.slow_delay)
-        for sub in list(conn.subs.values()):
-            if users is None or sub["user"] in users:
-                await self._send_sub(conn, sub, cache)
+        conn.busy = True
+        try:
+            if chaos.slow_prob and self._chaos_rng.random() < chaos.slow_prob:
+                self._chaos("slow_push", conn=conn.id, delay_s=chaos.slow_delay)
+                await asyncio.sleep(chaos.slow_delay)
+            for sub in list(conn.subs.values()):
+                if users is None or sub["user"] in users:
+                    await self._send_sub(conn, sub, cache)
+        finally:
+            conn.busy = False
 
     async def _push(self, users: set[str] | None) -> None:
-        """Push the current state of `users` (None = everyone) to every matching subscription."""
+        """Push the current state of `users` (None = everyone) to every matching subscription.
+
+        A connection still busy with an earlier push (a client that stopped reading) is
+        skipped, and the round waits at most one second for slow ones.
+        """
         self.stats.push_rounds += 1
         cache: dict[tuple[str, str, str], bytes] = {}
-        conns = [c for c in self.connections.values() if c.subs and not c.closing]
+        conns = [c for c in self.connections.values() if c.subs and not c.closing and not c.busy]
         if len(conns) == 1:
             await self._push_conn(conns[0], users, cache)
         elif conns:
-            await asyncio.gather(*(self._push_conn(c, users, cache) for c in conns))
+            tasks = [asyncio.create_task(self._push_conn(c, users, cache)) for c in conns]
+            await asyncio.wait(tasks, timeout=PUSH_ROUND_WAIT_S)
 
     async def _push_loop(self) -> None:
         cfg = self.config
@@ -696,10 +685,7 @@ class ExchangeSim:
                     continue
                 if now - conn.last_sent >= cfg.idle_timeout:
                     self._close(conn, 1000, "", why="idle_timeout")
-                elif (
-                    cfg.max_connection_age is not None
-                    and now - conn.opened >= cfg.max_connection_age
-                ):
+                elif cfg.max_connection_age is not None and now - conn.opened >= cfg.max_connection_age:
                     self._close(conn, rules.EXPIRED_CLOSE_CODE, rules.EXPIRED_REASON, why="max_age")
 
     def _chaos(self, name: str, **fields: object) -> None:
@@ -721,9 +707,7 @@ class ExchangeSim:
         if not timers:
             return
         rng = self._chaos_rng
-        due = {
-            name: self._loop_time() + rng.expovariate(1 / every) for name, every in timers.items()
-        }
+        due = {name: self._loop_time() + rng.expovariate(1 / every) for name, every in timers.items()}
         while True:
             name = min(due, key=due.__getitem__)
             await asyncio.sleep(max(0.0, due[name] - self._loop_time()))
@@ -757,9 +741,7 @@ class ExchangeSim:
             typ = body["type"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return web.Response(status=422, text=INFO_DESERIALIZE_ERROR)
-        weight = (
-            rules.LIGHT_INFO_WEIGHT if typ in rules.LIGHT_INFO_TYPES else rules.DEFAULT_INFO_WEIGHT
-        )
+        weight = rules.LIGHT_INFO_WEIGHT if typ in rules.LIGHT_INFO_TYPES else rules.DEFAULT_INFO_WEIGHT
         window = self._ip(ip).rest_weight
         if window.used(now) + weight > cfg.rest_weight_per_min:
             self.stats.rest_429 += 1
@@ -812,11 +794,7 @@ class ExchangeSim:
                 for f in [o.frontend()]
             ]
         if typ == "clearinghouseState":
-            return (
-                ex.clearinghouse_state(user())
-                if dex == ""
-                else {**_EMPTY_STATE, "time": self.clock.now_ms()}
-            )
+            return ex.clearinghouse_state(user()) if dex == "" else {**_EMPTY_STATE, "time": self.clock.now_ms()}
         if typ == "userFills":
             return ex.user_fills(user())
         if typ == "userFillsByTime":

@@ -32,10 +32,7 @@ REJECT_STATUSES = ["rejected", "perpMarginRejected", "minTradeNtlRejected", "tic
 
 def trader_addresses(seed: int, n: int) -> list[str]:
     """`n` deterministic lower-case 0x addresses derived from `seed`."""
-    return [
-        "0x" + hashlib.sha256(f"orderwatch-sim:{seed}:{i}".encode()).hexdigest()[:40]
-        for i in range(n)
-    ]
+    return ["0x" + hashlib.sha256(f"orderwatch-sim:{seed}:{i}".encode()).hexdigest()[:40] for i in range(n)]
 
 
 def write_addresses(path: str | Path, addresses: list[str]) -> None:
@@ -73,11 +70,7 @@ class Trader:
         sz = ex.market.round_sz(coin, notional / mark)
         cloid = "0x" + f"{rng.getrandbits(128):032x}" if rng.random() < 0.3 else None
         resting = [o for o in open_orders if not o.is_trigger]
-        triggers = [
-            o
-            for o in open_orders
-            if o.is_trigger and (o.parent is None or not ex.orders[o.parent].is_open)
-        ]
+        triggers = [o for o in open_orders if o.is_trigger and (o.parent is None or not ex.orders[o.parent].is_open)]
         try:
             if action == "limit":
                 tif = rng.choice(["Gtc", "Gtc", "Alo"])
@@ -111,8 +104,7 @@ class Trader:
                 kind = rng.choice(["tp", "sl"])
                 tpx = ex.market.round_px(
                     coin,
-                    mark
-                    * (Decimal("1.04") if (kind == "tp") == (side == "A") else Decimal("0.96")),
+                    mark * (Decimal("1.04") if (kind == "tp") == (side == "A") else Decimal("0.96")),
                 )
                 ex.place(
                     self.address,
@@ -130,9 +122,7 @@ class Trader:
                     pos = positions[rng.randrange(len(positions))]
                     c = ex.market.coin(pos.coin)
                     rside = "A" if pos.szi > 0 else "B"
-                    rpx = ex.market.round_px(
-                        c, c.mark_px * (Decimal("1.01") if rside == "A" else Decimal("0.99"))
-                    )
+                    rpx = ex.market.round_px(c, c.mark_px * (Decimal("1.01") if rside == "A" else Decimal("0.99")))
                     rsz = ex.market.round_sz(c, abs(pos.szi) / 2)
                     ex.place(self.address, pos.coin, rside, rsz, rpx, reduce_only=True)
             elif action == "ioc":
@@ -167,9 +157,7 @@ class Trader:
             elif action == "margin_cancel" and resting:
                 ex.cancel(resting[rng.randrange(len(resting))].oid, rules.MARGIN_CANCELED)
             elif action == "reject":
-                ex.place(
-                    self.address, coin.name, side, sz, px, reject_status=rng.choice(REJECT_STATUSES)
-                )
+                ex.place(self.address, coin.name, side, sz, px, reject_status=rng.choice(REJECT_STATUSES))
         except OrderError:
             pass  # e.g. a reduce-only whose position vanished; the next action is independent
 
@@ -177,9 +165,7 @@ class Trader:
 class TraderPool:
     """All simulated traders; `tick(dt_ms)` advances the clock and lets each trader act."""
 
-    def __init__(
-        self, exchange: Exchange, addresses: list[str], seed: int, orders_per_trader_per_min: float
-    ) -> None:
+    def __init__(self, exchange: Exchange, addresses: list[str], seed: int, orders_per_trader_per_min: float) -> None:
         self.exchange = exchange
         self.traders = [Trader(a, seed, i) for i, a in enumerate(addresses)]
         self.rate_per_ms = orders_per_trader_per_min / 60_000.0

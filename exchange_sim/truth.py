@@ -176,11 +176,7 @@ class Report:
     def ok(self) -> bool:
         """Every observable order captured once, with the right final status, nothing unknown."""
         return not (
-            self.missed_visible
-            or self.missed_gap_only
-            or self.wrong_final_status
-            or self.duplicates
-            or self.unknown
+            self.missed_visible or self.missed_gap_only or self.wrong_final_status or self.duplicates or self.unknown
         )
 
     def summary(self) -> str:
@@ -236,9 +232,7 @@ def load_visibility(path: Path) -> tuple[set[int], dict[str, list[tuple[int, boo
             if rec["kind"] == "pushed":
                 pushed.add(int(rec["oid"]))
             elif rec["kind"] == "coverage":
-                coverage.setdefault(rec["user"].lower(), []).append(
-                    (int(rec["truthRow"]), bool(rec["live"]))
-                )
+                coverage.setdefault(rec["user"].lower(), []).append((int(rec["truthRow"]), bool(rec["live"])))
     return pushed, coverage
 
 
@@ -264,9 +258,7 @@ def compare_events(
 ) -> Report:
     """Compare trader_orders documents (dicts) with the truth; see Report for the rules."""
     truth_path = Path(truth_path)
-    vis_path = (
-        Path(visibility_path) if visibility_path else Path(str(truth_path) + ".visibility.jsonl")
-    )
+    vis_path = Path(visibility_path) if visibility_path else Path(str(truth_path) + ".visibility.jsonl")
     truth = load_truth(truth_path)
     pushed, coverage = load_visibility(vis_path)
     wanted = {u.lower() for u in users} if users is not None else None
@@ -288,11 +280,8 @@ def compare_events(
             observable, visible = True, True
         else:
             visible = False
-            observable = (
-                t.last_history_entry >= -rules.HISTORICAL_ORDERS_LIMIT
-                and _uncovered_throughout(
-                    coverage.get(t.user, []), t.first_row, None if still_open else t.last_row
-                )
+            observable = t.last_history_entry >= -rules.HISTORICAL_ORDERS_LIMIT and _uncovered_throughout(
+                coverage.get(t.user, []), t.first_row, None if still_open else t.last_row
             )
         evs = by_order.pop(key, [])
         news = [e for e in evs if e.get("action") == "new"]
