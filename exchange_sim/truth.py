@@ -301,9 +301,9 @@ def compare_events(
             report.duplicates.append((*key, f"{len(news)} new events"))
         if len(closes) > 1:
             report.duplicates.append((*key, f"{len(closes)} closed events"))
-        keys = [e.get("eventKey") for e in evs if e.get("eventKey") is not None]
-        if len(keys) != len(set(keys)):
-            report.duplicates.append((*key, "repeated eventKey"))
+        updates = [e.get("eventKey") for e in evs if e.get("action") == "updated"]
+        if len(updates) != len(set(updates)):
+            report.duplicates.append((*key, "repeated updated eventKey"))
         got = closes[-1].get("finalStatus") if closes else None
         expected = None if still_open else t.last_status
         if got != expected:
