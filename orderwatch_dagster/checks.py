@@ -6,7 +6,6 @@ import polars as pl
 
 from orderwatch_dagster import mongo, transforms
 from orderwatch_dagster.assets import order_events, order_lifecycles
-from orderwatch_dagster.partitions import daily_partitions
 from orderwatch_dagster.resources import MongoResource, ParquetStore
 
 MAX_LISTED = 20
@@ -42,7 +41,7 @@ def _duplicates_result(parquet_dups: pl.DataFrame, mongo_dups: pl.DataFrame) -> 
     )
 
 
-@dg.asset_check(asset=order_events, blocking=True, partitions_def=daily_partitions)
+@dg.asset_check(asset=order_events, blocking=True)
 def order_events_unique_keys(
     context: dg.AssetCheckExecutionContext, mongo_db: MongoResource, store: ParquetStore
 ) -> dg.AssetCheckResult:
@@ -55,7 +54,7 @@ def order_events_unique_keys(
     return _duplicates_result(parquet_dups, mongo_dups)
 
 
-@dg.asset_check(asset=order_events, partitions_def=daily_partitions)
+@dg.asset_check(asset=order_events)
 def order_events_row_count_matches_mongo(
     context: dg.AssetCheckExecutionContext, mongo_db: MongoResource, store: ParquetStore
 ) -> dg.AssetCheckResult:
@@ -74,7 +73,7 @@ def order_events_row_count_matches_mongo(
     )
 
 
-@dg.asset_check(asset=order_events, partitions_def=daily_partitions)
+@dg.asset_check(asset=order_events)
 def closed_orders_have_new_event(context: dg.AssetCheckExecutionContext, store: ParquetStore) -> dg.AssetCheckResult:
     """Every closed event of the day has a new event for its order (in any partition up to the day)
     or is marked as recovered over REST."""
@@ -87,7 +86,7 @@ def closed_orders_have_new_event(context: dg.AssetCheckExecutionContext, store: 
     )
 
 
-@dg.asset_check(asset=order_lifecycles, partitions_def=daily_partitions)
+@dg.asset_check(asset=order_lifecycles)
 def order_lifecycles_one_row_per_order(context: dg.AssetCheckExecutionContext, store: ParquetStore) -> dg.AssetCheckResult:
     """order_lifecycles has exactly one row per (ethAddress, oid)."""
     df = store.read("order_lifecycles", context.partition_key)
@@ -99,7 +98,7 @@ def order_lifecycles_one_row_per_order(context: dg.AssetCheckExecutionContext, s
     )
 
 
-@dg.asset_check(asset=order_lifecycles, partitions_def=daily_partitions)
+@dg.asset_check(asset=order_lifecycles)
 def order_lifecycles_closed_after_first_seen(
     context: dg.AssetCheckExecutionContext, store: ParquetStore
 ) -> dg.AssetCheckResult:

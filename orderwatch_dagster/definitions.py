@@ -16,4 +16,7 @@ defs = dg.Definitions(
     schedules=daily_schedules,
     sensors=daily_sensors,
     resources=resources_from_env(),
+    # One process per run: the steps are polars work that already uses every core, and starting
+    # a Python process per step (dagster + polars imports) costs more than the steps themselves.
+    executor=dg.in_process_executor,
 )

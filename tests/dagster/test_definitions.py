@@ -1,0 +1,133 @@
+"""The code location's wiring, the instance settings, and the dagster CLI against nx-27017."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+from pymongo.database import Database
+
+from orderwatch_dagster import tables
+from orderwatch_dagster.definitions import defs
+from orderwatch_dagster.partitions import daily_partitions
+from orderwatch_dagster.resources import AlertWebhook, MongoResource, ParquetStore, resources_from_env
+from tests.dagster import scenario as sc
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def test_wiring() -> None:
+    repo = defs.get_repository_def()
+    graph = repo.asset_graph
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == set(tables.TABLES)
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.group_name == "daily"
+        assert node.partitions_def == daily_partitions
+    assert graph.get(dg.AssetKey("order_lifecycles")).parent_keys == {dg.AssetKey("order_events")}
+    assert graph.get(dg.AssetKey("trader_daily_stats")).parent_keys == {dg.AssetKey("order_events"), dg.AssetKey("order_lifecycles")}
+    assert graph.get(dg.AssetKey("positions_snapshot")).parent_keys == set()
+
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert checks == {
+        ("order_events", "order_events_unique_keys"),
+        ("order_events", "order_events_row_count_matches_mongo"),
+        ("order_events", "closed_orders_have_new_event"),
+        ("order_lifecycles", "order_lifecycles_one_row_per_order"),
+        ("order_lifecycles", "order_lifecycles_closed_after_first_seen"),
+    }
+    blocking = {k.name for k in graph.asset_check_keys if graph.get_check_spec(k).blocking}
+    assert blocking == {"order_events_unique_keys"}
+
+    job = defs.resolve_job_def("daily_tables_job")
+    assert job.partitions_def == daily_partitions
+    assert {s.name for s in repo.schedule_defs} == {"nightly_previous_day_schedule", "intraday_refresh_schedule"}
+    assert {s.name for s in repo.sensor_defs} == {"late_events_sensor", "alert_webhook_sensor"}
+    assert set(repo.get_top_level_resources()) == {"mongo_db", "store", "webhook"}
+    # Today is a partition (the intraday refresh builds it); tomorrow is not.
+    with dg.partition_loading_context(effective_dt=sc.at(sc.D2, "08:00:00")):
+        assert daily_partitions.get_last_partition_key() == sc.D2
+
+
+def test_resources_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MONGO_URI", "MONGO_DB", "ORDERWATCH_DATA_DIR", "ORDERWATCH_ALERT_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = resources_from_env()
+    assert defaults["mongo_db"] == MongoResource(uri="mongodb://127.0.0.1:27017", database="orderwatch")
+    assert defaults["store"] == ParquetStore(data_dir="./data")
+    assert defaults["webhook"] == AlertWebhook(url="")
+    monkeypatch.setenv("MONGO_URI", "mongodb://db.example:27017")
+    monkeypatch.setenv("ORDERWATCH_DATA_DIR", "/srv/ow")
+    configured = resources_from_env()
+    assert configured["mongo_db"].uri == dg.EnvVar("MONGO_URI")
+    assert configured["store"].data_dir == dg.EnvVar("ORDERWATCH_DATA_DIR")
+    assert configured["mongo_db"].database == "orderwatch"
+
+
+def test_dagster_yaml_loads_from_any_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
+        assert "SqliteRunStorage" in type(instance.run_storage).__name__
+    finally:
+        instance.dispose()
+    assert (tmp_path / "history" / "runs.db").is_file()
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGO_", "ORDERWATCH_"))}
+    env.update(DAGSTER_HOME=str(home), PYTHONPATH=str(ROOT), **extra)
+    return env
+
+
+def test_definitions_validate(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [DAGSTER, "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_materializes_a_day(
+    seeded_db: Database, mongo_uri: str, mongo_db_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    env = _env(tmp_path, MONGO_URI=mongo_uri, MONGO_DB=mongo_db_name, ORDERWATCH_DATA_DIR=str(data))
+    proc = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "orderwatch_dagster.definitions",
+         "--select", "group:daily", "--partition", sc.D1],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    store = ParquetStore(data_dir=str(data))
+    for table in tables.TABLES:
+        assert store.path(table, sc.D1).exists(), table
+    assert store.read("order_lifecycles", sc.D1).select(sc.LIFECYCLE_COLS).to_dicts() == sc.LIFECYCLES_D1
+    whole = pl.scan_parquet(str(data / "parquet" / "order_events" / "**" / "*.parquet"), hive_partitioning=True).collect()
+    assert whole.height == 3 and whole["date"].cast(pl.String).unique().to_list() == [sc.D1]
+
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    try:
+        evals = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [k for k in defs.get_repository_def().asset_graph.asset_check_keys]
+        )
+        assert len(evals) == 5
+        assert all(e.status.value == "SUCCEEDED" for e in evals.values()), evals
+    finally:
+        instance.dispose()
