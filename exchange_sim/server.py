@@ -81,6 +81,7 @@ class UserView:
     orders: bytes
     oids: list[int]
     state: bytes  # clearinghouseState without "time"
+    recorded: bool = False  # its oids are already in the visibility records
 
 
 class ExchangeSim:
@@ -604,7 +605,8 @@ class ExchangeSim:
             self._chaos("malformed_frame", conn=conn.id, truncated=bad[:1] == b"{")
             await self._send(conn, bad)
         ok = await self._send(conn, frame, push=True)
-        if ok and view is not None and view.oids:
+        if ok and view is not None and not view.recorded:
+            view.recorded = True
             self.recorder.on_pushed(sub["user"], view.oids, self.clock.now_ms())
         if ok and chaos.duplicate_prob and rng.random() < chaos.duplicate_prob:
             self._chaos("duplicate_frame", conn=conn.id, channel=sub["type"])
