@@ -19,6 +19,11 @@ ALERT_BATCH = 50
 """Alerts per webhook message."""
 
 
+def utc_now() -> datetime:
+    """The current time (a seam for tests)."""
+    return datetime.now(UTC)
+
+
 def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat()
 
@@ -72,7 +77,7 @@ def late_events_sensor(
     at the newest document (earlier days are the schedules' business). Today is left to the
     15-minute refresh.
     """
-    today = datetime.now(UTC).date().isoformat()
+    today = utc_now().date().isoformat()
     coll_name = schema.ORDERS
     with mongo_db.get_db() as db:
         coll = db[coll_name]
@@ -153,7 +158,7 @@ def alert_webhook_sensor(
                 break
             webhook.post(alert_message(batch))
             keys = [a["alertKey"] for a in batch]
-            coll.update_many({"alertKey": {"$in": keys}}, {"$set": {"notifiedAt": datetime.now(UTC)}})
+            coll.update_many({"alertKey": {"$in": keys}}, {"$set": {"notifiedAt": utc_now()}})
             sent += len(batch)
             cursor = json.dumps({"createdAt": _iso(batch[-1]["createdAt"]), "alertKey": keys[-1]})
             context.log.info(f"alerts_posted count={len(batch)} last={keys[-1]}")
