@@ -268,7 +268,7 @@ class Exchange:
         if order.reduce_only:
             pos = self.user(order.user).positions.get(order.coin)
             reducing = pos is not None and pos.szi != 0 and (pos.szi > 0) == (order.side == "A")
-            if not reducing:
+            if pos is None or not reducing:
                 self._close(order, rules.REDUCE_ONLY_CANCELED, ts)
                 self._close_children(order, rules.CANCELED, ts)
                 self._changed(order.user)

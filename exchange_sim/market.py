@@ -69,7 +69,7 @@ class Market:
         max_dec = max(0, 6 - coin.sz_decimals)
         return (
             px.quantize(Decimal(1).scaleb(-max_dec), rounding=ROUND_HALF_UP)
-            if -px.as_tuple().exponent > max_dec
+            if -int(px.as_tuple().exponent) > max_dec
             else px
         )
 

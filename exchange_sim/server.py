@@ -112,7 +112,7 @@ class ExchangeSim:
         self._refuse_until = 0.0
         self._429_until = 0.0
         self._chaos_rng = random.Random(f"chaos:{cfg.seed}")
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
         self._site_port = 0
         self._loop_time: Callable[[], float] = time.monotonic
@@ -133,7 +133,7 @@ class ExchangeSim:
         await site.start()
         server = site._server
         assert server is not None
-        self._site_port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._site_port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         for coro in (self._ticker(), self._push_loop(), self._watchdog(), self._chaos_loop()):
             self._tasks.append(asyncio.create_task(coro))
         event(

@@ -56,3 +56,20 @@ async def test_random_market_serves_consistent_snapshots() -> None:
                     assert kids <= top  # children are also listed top-level
                     seen |= top
         assert sum(sim.exchange.status_counts.values()) > 20
+
+
+async def test_random_disconnects_and_refusals_fire() -> None:
+    chaos = ChaosConfig(disconnect_every=0.05, refuse_every=0.05, refuse_for=0.05)
+    async with ExchangeSim(SimConfig(traders=1, push_interval=0.1, chaos=chaos)) as sim:
+        await sim.wait_until(lambda: "refuse_connections" in sim.stats.chaos_events)
+        for _ in range(20):
+            try:
+                ws = await connect(sim)
+            except Exception:  # a refusal window (503) may be open
+                await asyncio.sleep(0.05)
+                continue
+            await ws.send(sub("openOrders", sim.addresses[0]))
+            await sim.wait_until(lambda: sim.stats.chaos_events.get("disconnect", 0) >= 1)
+            await ws.close()
+            break
+        assert sim.stats.chaos_events["disconnect"] >= 1
