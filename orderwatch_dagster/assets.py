@@ -4,6 +4,8 @@ Each asset is a thin shell: read (MongoDB or earlier Parquet partitions), call a
 from :mod:`orderwatch_dagster.transforms`, write the partition atomically, describe the result.
 """
 
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -41,7 +43,7 @@ def column_schema(table: str) -> dg.TableSchema:
     )
 
 
-def _result(table: str, day: str, df: pl.DataFrame, store: ParquetStore, **extra: object) -> dg.MaterializeResult:
+def _result(table: str, day: str, df: pl.DataFrame, store: ParquetStore, **extra: Any) -> dg.MaterializeResult:
     path = store.write(table, day, df)
     return dg.MaterializeResult(
         metadata={
@@ -54,19 +56,27 @@ def _result(table: str, day: str, df: pl.DataFrame, store: ParquetStore, **extra
     )
 
 
-def _asset(table: str, **kwargs: object):  # type: ignore[no-untyped-def]
+def _asset(
+    table: str, *, description: str, deps: Sequence[dg.AssetsDefinition] = ()
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """A daily-partitioned asset of group ``daily`` writing the Parquet table ``table``."""
     return dg.asset(
         name=table,
         partitions_def=daily_partitions,
         group_name=GROUP,
         kinds={"polars", "parquet"},
         metadata={"dagster/column_schema": column_schema(table)},
-        **kwargs,
+        description=description,
+        deps=list(deps),
     )
 
 
-@_asset("order_events", description="The day's trader_orders documents (by observedAt, else createdAt), typed and sorted.")
-def order_events(context: dg.AssetExecutionContext, mongo_db: MongoResource, store: ParquetStore) -> dg.MaterializeResult:
+@_asset(
+    "order_events", description="The day's trader_orders documents (by observedAt, else createdAt), typed and sorted."
+)
+def order_events(
+    context: dg.AssetExecutionContext, mongo_db: MongoResource, store: ParquetStore
+) -> dg.MaterializeResult:
     day = context.partition_key
     with mongo_db.get_db() as db:
         df = mongo.read_order_events(db, day)
@@ -90,14 +100,18 @@ class AlertConfig(dg.Config):
     """Alert thresholds (USD notionals, sz x limitPx)."""
 
     threshold_usd: float = Field(default=100_000.0, description="large order / close threshold")
-    min_change_share: float = Field(default=0.5, description="an update must change the notional by more than this share")
+    min_change_share: float = Field(
+        default=0.5, description="an update must change the notional by more than this share"
+    )
     min_change_usd: float = Field(default=50_000.0, description="...and by more than this amount")
 
 
 @_asset(
     "large_change_alerts",
     deps=[order_events],
-    description="Large new orders, large notional changes and closes of large orders; also upserted into MongoDB order_alerts.",
+    description=(
+        "Large new orders, large notional changes and closes of large orders; also upserted into MongoDB order_alerts."
+    ),
 )
 def large_change_alerts(
     context: dg.AssetExecutionContext, config: AlertConfig, mongo_db: MongoResource, store: ParquetStore
@@ -126,7 +140,9 @@ def open_orders_snapshot(context: dg.AssetExecutionContext, store: ParquetStore)
     "positions_snapshot",
     description="Every trader's non-zero positions at the end of the day, from trader_positions.",
 )
-def positions_snapshot(context: dg.AssetExecutionContext, mongo_db: MongoResource, store: ParquetStore) -> dg.MaterializeResult:
+def positions_snapshot(
+    context: dg.AssetExecutionContext, mongo_db: MongoResource, store: ParquetStore
+) -> dg.MaterializeResult:
     day = context.partition_key
     with mongo_db.get_db() as db:
         raw = mongo.read_positions(db, day)
@@ -137,7 +153,9 @@ def positions_snapshot(context: dg.AssetExecutionContext, mongo_db: MongoResourc
 @_asset(
     "trader_daily_stats",
     deps=[order_events, order_lifecycles],
-    description="Per trader and day: orders placed, amended, filled, canceled, cancel ratio, median times, notional, coins.",
+    description=(
+        "Per trader and day: orders placed, amended, filled, canceled, cancel ratio, median times, notional, coins."
+    ),
 )
 def trader_daily_stats(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
     day = context.partition_key

@@ -81,13 +81,17 @@ def closed_orders_have_new_event(context: dg.AssetCheckExecutionContext, store: 
     orphans = transforms.closes_without_new(store.scan_until("order_events", day), day)
     return dg.AssetCheckResult(
         passed=orphans.is_empty(),
-        description=None if orphans.is_empty() else f"{orphans.height} closed orders without a new event or REST recovery",
+        description=None
+        if orphans.is_empty()
+        else f"{orphans.height} closed orders without a new event or REST recovery",
         metadata={"orphan_closes": orphans.height, "orders": _keys_md(orphans.select(transforms.ORDER_KEY))},
     )
 
 
 @dg.asset_check(asset=order_lifecycles)
-def order_lifecycles_one_row_per_order(context: dg.AssetCheckExecutionContext, store: ParquetStore) -> dg.AssetCheckResult:
+def order_lifecycles_one_row_per_order(
+    context: dg.AssetCheckExecutionContext, store: ParquetStore
+) -> dg.AssetCheckResult:
     """order_lifecycles has exactly one row per (ethAddress, oid)."""
     df = store.read("order_lifecycles", context.partition_key)
     dups = df.group_by(transforms.ORDER_KEY).len().filter(pl.col("len") > 1).sort(transforms.ORDER_KEY)

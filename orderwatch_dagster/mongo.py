@@ -64,7 +64,10 @@ def read_order_event_keys(db: Database, day: str | date) -> pl.DataFrame:
     """Only the key fields of a day's ``trader_orders`` documents (for the duplicate check)."""
     fields = pl.Schema({"ethAddress": pl.String(), "oid": pl.Int64(), "action": pl.String(), "seq": pl.Int64()})
     return pl.concat(
-        [_frame(db[schema.ORDERS].find(f, _projection(fields), batch_size=BATCH_SIZE), fields) for f in day_filters(day)]
+        [
+            _frame(db[schema.ORDERS].find(f, _projection(fields), batch_size=BATCH_SIZE), fields)
+            for f in day_filters(day)
+        ]
     )
 
 

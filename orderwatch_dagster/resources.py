@@ -29,9 +29,7 @@ class MongoResource(dg.ConfigurableResource):
     @contextmanager
     def get_db(self) -> Iterator[Database]:
         """A database handle on a short-lived tz-aware client (datetimes come back in UTC)."""
-        client: pymongo.MongoClient = pymongo.MongoClient(
-            self.uri, tz_aware=True, serverSelectionTimeoutMS=10_000
-        )
+        client: pymongo.MongoClient = pymongo.MongoClient(self.uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
         try:
             yield client[self.database]
         finally:
@@ -67,9 +65,7 @@ class ParquetStore(dg.ConfigurableResource):
         root = self.table_dir(table)
         if not root.is_dir():
             return []
-        return sorted(
-            p.parent.name.removeprefix("date=") for p in root.glob(f"date=*/{table}.parquet")
-        )
+        return sorted(p.parent.name.removeprefix("date=") for p in root.glob(f"date=*/{table}.parquet"))
 
     def read(self, table: str, day: str | date) -> pl.DataFrame:
         """One partition."""
@@ -109,7 +105,9 @@ def _env(name: str, default: str) -> str | dg.EnvVar:
 def resources_from_env() -> dict[str, dg.ConfigurableResource]:
     """The resources configured from the environment, as the code location uses them."""
     return {
-        "mongo_db": MongoResource(uri=_env("MONGO_URI", "mongodb://127.0.0.1:27017"), database=_env("MONGO_DB", "orderwatch")),
+        "mongo_db": MongoResource(
+            uri=_env("MONGO_URI", "mongodb://127.0.0.1:27017"), database=_env("MONGO_DB", "orderwatch")
+        ),
         "store": ParquetStore(data_dir=_env("ORDERWATCH_DATA_DIR", "./data")),
         "webhook": AlertWebhook(url=_env("ORDERWATCH_ALERT_WEBHOOK_URL", "")),
     }

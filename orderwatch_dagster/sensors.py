@@ -108,11 +108,19 @@ def late_events_sensor(
     for day, newest in sorted(newest_by_day.items()):
         built = _built_at(context.instance, day)
         if day != today and built is not None and newest > built:
-            requests.append(dg.RunRequest(run_key=f"late:{day}:{_iso(newest)}", partition_key=day, tags={"orderwatch/trigger": "late-events"}))
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"late:{day}:{_iso(newest)}", partition_key=day, tags={"orderwatch/trigger": "late-events"}
+                )
+            )
     requested = {r.partition_key for r in requests}
     for day, key in sorted(resolved.items()):
         if day != today and day not in requested:
-            requests.append(dg.RunRequest(run_key=f"resolved:{day}:{key}", partition_key=day, tags={"orderwatch/trigger": "resolved-status"}))
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"resolved:{day}:{key}", partition_key=day, tags={"orderwatch/trigger": "resolved-status"}
+                )
+            )
 
     cursor = context.cursor
     if docs:
@@ -150,9 +158,7 @@ def alert_webhook_sensor(
         while True:
             # notifiedAt: None matches documents without the field (MongoDB and nx-27017 alike).
             batch = list(
-                coll.find({"notifiedAt": None}, {"_id": 0})
-                .sort([("createdAt", 1), ("alertKey", 1)])
-                .limit(ALERT_BATCH)
+                coll.find({"notifiedAt": None}, {"_id": 0}).sort([("createdAt", 1), ("alertKey", 1)]).limit(ALERT_BATCH)
             )
             if not batch:
                 break

@@ -52,9 +52,7 @@ def normalize_order_events(raw: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         notionalUsd=pl.col("sz").cast(pl.Float64) * pl.col("limitPx").cast(pl.Float64),
     )
     return (
-        tables.conform(lf, tables.ORDER_EVENTS)
-        .sort(["eventAt", "ethAddress", "oid", "seq"], nulls_last=True)
-        .collect()
+        tables.conform(lf, tables.ORDER_EVENTS).sort(["eventAt", "ethAddress", "oid", "seq"], nulls_last=True).collect()
     )
 
 
@@ -148,8 +146,7 @@ def _lifecycles_lazy(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> pl
                 .otherwise(pl.col("origSz") - pl.col("partialSz"))
             )
             .otherwise(pl.col("partialSz")),
-            durationS=(pl.coalesce("closedAt", pl.lit(end)) - pl.col("placedAt")).dt.total_microseconds()
-            / 1e6,
+            durationS=(pl.coalesce("closedAt", pl.lit(end)) - pl.col("placedAt")).dt.total_microseconds() / 1e6,
         )
         .pipe(tables.conform, tables.ORDER_LIFECYCLES)
         .sort(ORDER_KEY)
@@ -200,11 +197,9 @@ def large_change_alerts(
     reasons = [
         pl.when((action == "new") & (a >= thr)).then(pl.lit("large_order")),
         pl.when((action == "updated") & (b < thr) & (a >= thr)).then(pl.lit("crossed_threshold")),
-        pl.when(
-            (action == "updated")
-            & (change > params.min_change_usd)
-            & (change > params.min_change_share * b)
-        ).then(pl.lit("large_change")),
+        pl.when((action == "updated") & (change > params.min_change_usd) & (change > params.min_change_share * b)).then(
+            pl.lit("large_change")
+        ),
         pl.when((action == "closed") & (b >= thr)).then(pl.lit("large_close")),
     ]
     out = (
@@ -213,7 +208,9 @@ def large_change_alerts(
         .with_columns(reason=pl.concat_str(reasons, separator=",", ignore_nulls=True))
         .filter(pl.col("reason").is_not_null() & (pl.col("reason") != ""))
         .with_columns(
-            alertKey=pl.concat_str([pl.col("ethAddress"), pl.col("oid").cast(pl.String), pl.col("eventKey")], separator=":"),
+            alertKey=pl.concat_str(
+                [pl.col("ethAddress"), pl.col("oid").cast(pl.String), pl.col("eventKey")], separator=":"
+            ),
             changeUsd=a - b,
             message=pl.format(
                 "{} {} {} oid {} {}: {} notional {} -> {} USD",
@@ -284,7 +281,7 @@ def trader_daily_stats(
     ``lifecycles`` (that day's ``order_lifecycles``) is computed from ``events`` when not given.
     """
     lf, start, _ = _events_until(events, day)
-    lc = (_lifecycles_lazy(lf, day) if lifecycles is None else lifecycles.lazy())
+    lc = _lifecycles_lazy(lf, day) if lifecycles is None else lifecycles.lazy()
     action = pl.col("action")
     by_events = (
         lf.filter(pl.col("eventAt") >= start)
@@ -310,7 +307,16 @@ def trader_daily_stats(
         medianTimeToFillS=pl.col("durationS").filter(closed_today & (outcome == "filled")).median(),
         medianTimeToCancelS=pl.col("durationS").filter(closed_today & (outcome == "canceled")).median(),
     )
-    counts = ["nEvents", "ordersPlaced", "ordersAmended", "ordersFilled", "ordersCanceled", "ordersRejected", "openOrdersAtEnd", "coinsTraded"]
+    counts = [
+        "nEvents",
+        "ordersPlaced",
+        "ordersAmended",
+        "ordersFilled",
+        "ordersCanceled",
+        "ordersRejected",
+        "openOrdersAtEnd",
+        "coinsTraded",
+    ]
     joined = (
         by_events.join(by_orders, on="ethAddress", how="full", coalesce=True)
         .with_columns([pl.col(c).fill_null(0) for c in counts])

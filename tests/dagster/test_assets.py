@@ -35,7 +35,7 @@ def built(seeded_db: Database, resources: dict) -> dict[str, dg.ExecuteInProcess
 
 
 def test_two_days_match_the_hand_worked_tables(built: dict, store: ParquetStore, seeded_db: Database) -> None:
-    for day, result in built.items():
+    for result in built.values():
         assert result.success
         checks = result.get_asset_check_evaluations()
         assert len(checks) == len(daily_checks)
@@ -63,12 +63,18 @@ def test_two_days_match_the_hand_worked_tables(built: dict, store: ParquetStore,
     assert rows(store.read("trader_daily_stats", sc.D1), sc.STATS_COLS) == sc.STATS_D1
     assert rows(store.read("trader_daily_stats", sc.D2), sc.STATS_COLS) == sc.STATS_D2
 
-    alerts = sorted(seeded_db[schema.ALERTS].find({}, {"_id": 0, "alertKey": 1, "reason": 1}), key=lambda d: d["alertKey"])
-    expected = sorted([{"alertKey": a[0], "reason": a[2]} for a in sc.ALERTS_D1 + sc.ALERTS_D2], key=lambda d: d["alertKey"])
+    alerts = sorted(
+        seeded_db[schema.ALERTS].find({}, {"_id": 0, "alertKey": 1, "reason": 1}), key=lambda d: d["alertKey"]
+    )
+    expected = sorted(
+        [{"alertKey": a[0], "reason": a[2]} for a in sc.ALERTS_D1 + sc.ALERTS_D2], key=lambda d: d["alertKey"]
+    )
     assert alerts == expected
 
 
-def test_materialization_metadata_and_idempotent_rebuild(built: dict, resources: dict, seeded_db: Database, store: ParquetStore) -> None:
+def test_materialization_metadata_and_idempotent_rebuild(
+    built: dict, resources: dict, seeded_db: Database, store: ParquetStore
+) -> None:
     mats = {m.asset_key.to_user_string(): m for m in built[sc.D2].get_asset_materialization_events()}
     assert set(mats) == set(tables.TABLES)
     meta = mats["order_lifecycles"].materialization.metadata

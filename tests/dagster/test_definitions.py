@@ -33,7 +33,10 @@ def test_wiring() -> None:
         assert node.group_name == "daily"
         assert node.partitions_def == daily_partitions
     assert graph.get(dg.AssetKey("order_lifecycles")).parent_keys == {dg.AssetKey("order_events")}
-    assert graph.get(dg.AssetKey("trader_daily_stats")).parent_keys == {dg.AssetKey("order_events"), dg.AssetKey("order_lifecycles")}
+    assert graph.get(dg.AssetKey("trader_daily_stats")).parent_keys == {
+        dg.AssetKey("order_events"),
+        dg.AssetKey("order_lifecycles"),
+    }
     assert graph.get(dg.AssetKey("positions_snapshot")).parent_keys == set()
 
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
@@ -97,7 +100,11 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_definitions_validate(tmp_path: Path) -> None:
     proc = subprocess.run(
         [DAGSTER, "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=180,
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -109,16 +116,31 @@ def test_cli_materializes_a_day(
     data = tmp_path / "data"
     env = _env(tmp_path, MONGO_URI=mongo_uri, MONGO_DB=mongo_db_name, ORDERWATCH_DATA_DIR=str(data))
     proc = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "orderwatch_dagster.definitions",
-         "--select", "group:daily", "--partition", sc.D1],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+        [
+            DAGSTER,
+            "asset",
+            "materialize",
+            "-m",
+            "orderwatch_dagster.definitions",
+            "--select",
+            "group:daily",
+            "--partition",
+            sc.D1,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     store = ParquetStore(data_dir=str(data))
     for table in tables.TABLES:
         assert store.path(table, sc.D1).exists(), table
     assert store.read("order_lifecycles", sc.D1).select(sc.LIFECYCLE_COLS).to_dicts() == sc.LIFECYCLES_D1
-    whole = pl.scan_parquet(str(data / "parquet" / "order_events" / "**" / "*.parquet"), hive_partitioning=True).collect()
+    whole = pl.scan_parquet(
+        str(data / "parquet" / "order_events" / "**" / "*.parquet"), hive_partitioning=True
+    ).collect()
     assert whole.height == 3 and whole["date"].cast(pl.String).unique().to_list() == [sc.D1]
 
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])

@@ -37,13 +37,20 @@ def test_reading_the_data_snippets_run(seeded_db: Database, resources: dict, dat
         script.write_text(code)
         proc = subprocess.run(
             [sys.executable, str(script)],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
             env={"ORDERWATCH_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"},
         )
         assert proc.returncode == 0, proc.stderr
         assert sc.D2 in proc.stdout
     polars_out = subprocess.run(
-        [sys.executable, str(tmp_path / "snippet0.py")], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [sys.executable, str(tmp_path / "snippet0.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"ORDERWATCH_DATA_DIR": str(data_dir), "POLARS_FMT_STR_LEN": "200", "POLARS_TABLE_WIDTH": "400"},
     ).stdout
     assert "canceled" in polars_out and "crossed_threshold,large_change" in polars_out, polars_out

@@ -43,7 +43,9 @@ def late_tick(instance: dg.DagsterInstance, resources: dict, cursor: str | None)
     return sensors.late_events_sensor.evaluate_tick(ctx)
 
 
-def test_late_events_request_built_days_again(seeded_db: Database, resources: dict, instance: dg.DagsterInstance) -> None:
+def test_late_events_request_built_days_again(
+    seeded_db: Database, resources: dict, instance: dg.DagsterInstance
+) -> None:
     first = late_tick(instance, resources, None)
     assert not first.run_requests
     assert "cursor initialised" in (first.skip_message or "")
@@ -51,7 +53,9 @@ def test_late_events_request_built_days_again(seeded_db: Database, resources: di
     assert json.loads(cursor)["createdAt"].startswith(sc.D3)  # the newest document
 
     for day in (sc.D1, sc.D2):
-        assert dg.materialize([*daily_assets, *daily_checks], partition_key=day, resources=resources, instance=instance).success
+        assert dg.materialize(
+            [*daily_assets, *daily_checks], partition_key=day, resources=resources, instance=instance
+        ).success
 
     # Nothing new yet.
     quiet = late_tick(instance, resources, cursor)
@@ -59,10 +63,33 @@ def test_late_events_request_built_days_again(seeded_db: Database, resources: di
 
     # A REST backfill lands now for D1 (already built), and an event for a never-built day.
     now = max(NOW, datetime.now(UTC))  # after the scenario's newest document and after the builds
-    late = sc.order(sc.A, 105, "new", 0, sc.at(sc.D1, "23:59:00"), coin="BTC", side="B", sz="1.0", px="1.0",
-                    placed=sc.at(sc.D1, "23:58:00"), created=now, source="rest")
-    unbuilt = sc.order(sc.A, 106, "new", 0, sc.at("2026-11-20", "08:00:00"), coin="BTC", side="B", sz="1.0", px="1.0",
-                       placed=sc.at("2026-11-20", "08:00:00"), created=now + timedelta(milliseconds=5))
+    late = sc.order(
+        sc.A,
+        105,
+        "new",
+        0,
+        sc.at(sc.D1, "23:59:00"),
+        coin="BTC",
+        side="B",
+        sz="1.0",
+        px="1.0",
+        placed=sc.at(sc.D1, "23:58:00"),
+        created=now,
+        source="rest",
+    )
+    unbuilt = sc.order(
+        sc.A,
+        106,
+        "new",
+        0,
+        sc.at("2026-11-20", "08:00:00"),
+        coin="BTC",
+        side="B",
+        sz="1.0",
+        px="1.0",
+        placed=sc.at("2026-11-20", "08:00:00"),
+        created=now + timedelta(milliseconds=5),
+    )
     seeded_db[schema.ORDERS].insert_many([late, unbuilt])
     tick = late_tick(instance, resources, quiet.cursor)
     assert [r.partition_key for r in tick.run_requests] == [sc.D1]
@@ -81,10 +108,14 @@ def test_late_events_request_built_days_again(seeded_db: Database, resources: di
     assert [r.partition_key for r in resolved.run_requests] == [sc.D2]
     key = resolved.run_requests[0].run_key
     assert key.startswith(f"resolved:{sc.D2}:")
-    assert late_tick(instance, resources, resolved.cursor).run_requests[0].run_key == key  # same key: deduplicated by Dagster
+    assert (
+        late_tick(instance, resources, resolved.cursor).run_requests[0].run_key == key
+    )  # same key: deduplicated by Dagster
 
     # After the rebuild the Parquet agrees with MongoDB and nothing more is requested.
-    assert dg.materialize([*daily_assets, *daily_checks], partition_key=sc.D2, resources=resources, instance=instance).success
+    assert dg.materialize(
+        [*daily_assets, *daily_checks], partition_key=sc.D2, resources=resources, instance=instance
+    ).success
     assert not late_tick(instance, resources, resolved.cursor).run_requests
 
 
@@ -97,7 +128,7 @@ class Hook:
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if hook.fail:
                     self.send_response(500)
@@ -140,7 +171,9 @@ def sent_keys(hook: Hook) -> list[str]:
 def test_alert_webhook_posts_each_alert_once(
     seeded_db: Database, resources: dict, instance: dg.DagsterInstance, hook: Hook
 ) -> None:
-    events = transforms.normalize_order_events(pl.from_dicts(sc.orders(), schema=transforms.RAW_ORDER_SCHEMA, strict=False))
+    events = transforms.normalize_order_events(
+        pl.from_dicts(sc.orders(), schema=transforms.RAW_ORDER_SCHEMA, strict=False)
+    )
     assert webhook_tick(instance, resources, "", None).skip_message == "ORDERWATCH_ALERT_WEBHOOK_URL is not set"
     assert webhook_tick(instance, resources, hook.url, None).skip_message == "no new alerts"
 

@@ -26,9 +26,7 @@ def test_normalize_types_and_falls_back_to_created_at(events: pl.DataFrame) -> N
     assert events["eventAt"].is_sorted()
 
 
-@pytest.mark.parametrize(
-    ("day", "expected"), [(sc.D1, sc.LIFECYCLES_D1), (sc.D2, sc.LIFECYCLES_D2)]
-)
+@pytest.mark.parametrize(("day", "expected"), [(sc.D1, sc.LIFECYCLES_D1), (sc.D2, sc.LIFECYCLES_D2)])
 def test_order_lifecycles(events: pl.DataFrame, day: str, expected: list[dict]) -> None:
     df = transforms.order_lifecycles(events.lazy(), day)
     assert df.schema == tables.schema(tables.ORDER_LIFECYCLES)
@@ -50,7 +48,9 @@ def test_alert_thresholds_are_parameters(events: pl.DataFrame) -> None:
         (f"{sc.A}:103:closed", "large_close"),
         (f"{sc.A}:102:updated:2", "large_change"),
     ]
-    loose = transforms.large_change_alerts(events, sc.D2, transforms.AlertThresholds(min_change_share=0.2, min_change_usd=20_000))
+    loose = transforms.large_change_alerts(
+        events, sc.D2, transforms.AlertThresholds(min_change_share=0.2, min_change_usd=20_000)
+    )
     assert f"{sc.A}:101:updated:1" in loose["alertKey"].to_list()  # 120k -> 90k: 25% and 30k
 
 
@@ -79,10 +79,18 @@ def test_trader_daily_stats(events: pl.DataFrame, day: str, expected: list[tuple
 @pytest.mark.parametrize(
     ("status", "outcome"),
     [
-        ("filled", "filled"), ("canceled", "canceled"), ("marginCanceled", "canceled"),
-        ("vaultWithdrawalCanceled", "canceled"), ("scheduledCancel", "canceled"), ("internalCancel", "canceled"),
-        ("rejected", "rejected"), ("perpMarginRejected", "rejected"), ("triggered", "triggered"),
-        ("unknown", "unknown"), ("somethingNew", "unknown"), (None, "open"),
+        ("filled", "filled"),
+        ("canceled", "canceled"),
+        ("marginCanceled", "canceled"),
+        ("vaultWithdrawalCanceled", "canceled"),
+        ("scheduledCancel", "canceled"),
+        ("internalCancel", "canceled"),
+        ("rejected", "rejected"),
+        ("perpMarginRejected", "rejected"),
+        ("triggered", "triggered"),
+        ("unknown", "unknown"),
+        ("somethingNew", "unknown"),
+        (None, "open"),
     ],
 )
 def test_outcome_by_suffix(status: str | None, outcome: str) -> None:
@@ -99,4 +107,6 @@ def test_duplicate_keys_and_orphan_closes(events: pl.DataFrame) -> None:
     orphan = events.with_columns(source=pl.lit("ws"))
     assert rows(transforms.closes_without_new(orphan, sc.D2), ["ethAddress", "oid"]) == [(sc.B, 201)]
     # Without D1's events, 101's close has no new event.
-    assert rows(transforms.closes_without_new(events.filter(pl.col("eventAt") >= sc.at(sc.D2, "00:00:00")), sc.D2), ["oid"]) == [(101,)]
+    assert rows(
+        transforms.closes_without_new(events.filter(pl.col("eventAt") >= sc.at(sc.D2, "00:00:00")), sc.D2), ["oid"]
+    ) == [(101,)]
