@@ -62,9 +62,10 @@ def _events_until(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> tuple
 
 
 def _order_sorted(lf: pl.LazyFrame) -> pl.LazyFrame:
-    # Within an order, the collector's seq is the event order; time and action break ties
-    # (a REST-recovered close may carry an unrelated seq).
-    return lf.sort([*ORDER_KEY, "seq", "eventAt"], nulls_last=True)
+    # Group aggregations keep frame order, so only the order within an (ethAddress, oid) group
+    # matters: seq is the collector's event order, time breaks ties. Sorting on the integer oid
+    # instead of the address string is cheaper and orders every group's rows the same way.
+    return lf.sort(["oid", "seq", "eventAt"], nulls_last=True)
 
 
 # Outcomes ------------------------------------------------------------------------------------
