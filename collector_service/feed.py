@@ -87,6 +87,7 @@ class FeedConnection:
         self.pong_timeout = pong_timeout
         self.refused: dict[str, float] = {}
         self._reported: set[str] = set()
+        self._unsent: list[str] = []
         self._pending: dict[tuple[str, str], float] = {}
         self._acked: set[tuple[str, str]] = set()
         self._ws: ClientConnection | None = None
@@ -169,7 +170,9 @@ class FeedConnection:
             await asyncio.gather(keepalive, subscriber, return_exceptions=True)
 
     async def _subscribe(self, ws: ClientConnection, users: tuple[str, ...]) -> None:
-        for user in users:
+        self._unsent = list(users)
+        while self._unsent:
+            user = self._unsent.pop(0)
             for sub in subscriptions_for(user, self.feed):
                 self._pending[_sub_key(sub)] = time.monotonic() + exchange.SUBSCRIBE_ACK_TIMEOUT_S
                 await ws.send(msgspec.json.encode({"method": "subscribe", "subscription": sub}).decode())
@@ -232,8 +235,10 @@ class FeedConnection:
         if text.startswith(exchange.ERROR_PREFIXES_CAPACITY):
             self.stats.exchange_errors["capacity"] += 1
             self._capacity_hit = True
-            pending = list(self._pending)
-            self._refuse(pending, text)
+            # the cap is per IP: users not subscribed yet would be refused too, so stop here
+            unsent = [("", user) for user in self._unsent]
+            self._unsent.clear()
+            self._refuse([*self._pending, *unsent], text)
             return
         kind = "already_subscribed" if text.startswith("Already subscribed") else "other"
         self.stats.exchange_errors[kind] += 1
@@ -245,7 +250,7 @@ class FeedConnection:
         alone for a while instead of retrying into the same wall."""
         for key in keys:
             self._pending.pop(key, None)
-        users = sorted({user for _, user in keys if user})
+        users = sorted({user for _, user in keys if user in self.plan.users})
         until = time.monotonic() + REFUSED_RETRY_S
         for user in users:
             self.refused[user] = until

@@ -287,6 +287,10 @@ class ExchangeSim:
         """The exchange's record of an order (read-only use, please)."""
         return self.exchange.get(oid)
 
+    def set_order_rate(self, orders_per_trader_per_min: float) -> None:
+        """Change the random traders' activity (0 stops them, e.g. before a ground-truth check)."""
+        self.traders.rate_per_ms = orders_per_trader_per_min / 60_000.0
+
     def tick(self, dt_ms: float) -> None:
         """Advance the logical clock by `dt_ms` and let the random traders act (if enabled)."""
         self.traders.tick(dt_ms)
