@@ -103,9 +103,6 @@ class Settings(BaseSettings):
     collector_rest_weight_per_minute: int = Field(
         exchange.REST_WEIGHT_PER_MINUTE, ge=20, description="REST weight budget per egress address."
     )
-    collector_buffer_max_events: int = Field(
-        200_000, ge=100, description="Events kept in memory while MongoDB is down; the rest wait on disk."
-    )
     collector_data_dir: Path = Field(
         Path("data/collector"), description="Journal of events not yet in MongoDB (replayed at start)."
     )

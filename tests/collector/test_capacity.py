@@ -29,7 +29,8 @@ async def test_twenty_traders_over_two_egress_addresses(feed: str, tmp_path: Pat
             assert sim.ip_stats("127.0.0.1")["connections"] == 3 == sim.ip_stats("127.0.0.2")["connections"]
             await asyncio.sleep(4)
             sim.set_order_rate(0)
-            await eventually(lambda: mongo_db.trader_orders.count_documents({"action": "closed", "finalStatus": "unknown"}) == 0
+            unresolved = {"action": "closed", "finalStatus": "unknown"}
+            await eventually(lambda: mongo_db.trader_orders.count_documents(unresolved) == 0
                              and run.service.writer.pending_ops == 0, timeout=20, what="outcomes resolved")
             assert run.service.plan.over_capacity == ()
             assert not run.service.stats.exchange_errors

@@ -15,7 +15,7 @@ from exchange_sim import ExchangeSim, SimConfig, compare
 from tests.collector.harness import RunningCollector, collector_settings, events_of, eventually
 
 
-def has(db, user: str, oid: int, key: str, final: str | None = None):  # noqa: ANN001, ANN201
+def has(db, user: str, oid: int, key: str, final: str | None = None):
     def check() -> bool:
         doc = db.trader_orders.find_one({"ethAddress": user, "oid": oid, "eventKey": key})
         return doc is not None and (final is None or doc.get("finalStatus") == final)
@@ -24,7 +24,7 @@ def has(db, user: str, oid: int, key: str, final: str | None = None):  # noqa: A
 
 
 @pytest.mark.parametrize("feed", ["openOrders", "webData2"])
-async def test_scenario_against_ground_truth(feed: str, tmp_path: Path, mongo_uri: str, mongo_db) -> None:  # noqa: ANN001
+async def test_scenario_against_ground_truth(feed: str, tmp_path: Path, mongo_uri: str, mongo_db) -> None:
     truth = tmp_path / "truth.jsonl"
     async with ExchangeSim(SimConfig(traders=3, push_interval=0.2, truth_file=truth)) as sim:
         alice, bob = sim.addresses[0], sim.addresses[1]

@@ -86,7 +86,9 @@ def test_pong_and_error_frames() -> None:
 
 
 def test_old_capture_shape_without_optional_fields() -> None:
-    minimal = [{"coin": "BTC", "limitPx": "29792.0", "oid": 91490942, "side": "A", "sz": "0.0", "timestamp": 1681247412573}]
+    minimal = [
+        {"coin": "BTC", "limitPx": "29792.0", "oid": 91490942, "side": "A", "sz": "0.0", "timestamp": 1681247412573}
+    ]
     msg = decode_frame(encode(open_orders_frame(minimal)))
     (order,) = msg.data.orders
     assert order.origSz is None and order.tif is None and order.children == ()
