@@ -77,7 +77,7 @@ def test_readme_documents_every_setting() -> None:
 def test_sharding_splits_traders_without_overlap() -> None:
     traders = [f"0x{i:040x}" for i in range(1, 101)]
     shards = [owned(traders, i, 3) for i in range(3)]
-    assert sorted(sum(shards, [])) == sorted(traders)
+    assert sorted(t for shard in shards for t in shard) == sorted(traders)
     assert all(len(s) > 20 for s in shards)
 
 
