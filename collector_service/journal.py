@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 _PREFIX = "segment-"
 _SUFFIX = ".bson"
-_CODEC = CodecOptions(tz_aware=True)
+_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
 
 
 class Journal:
@@ -53,7 +53,7 @@ class Journal:
     def _path(self, number: int) -> Path:
         return self.folder / f"{_PREFIX}{number:010d}{_SUFFIX}"
 
-    def append(self, ops: list[Mapping[str, Any]]) -> None:
+    def append(self, ops: Sequence[Mapping[str, Any]]) -> None:
         """Append operations and hand them to the OS (they survive a process crash)."""
         if not ops:
             return

@@ -150,7 +150,7 @@ class Service:
 
     async def prepare(self, stop: asyncio.Event) -> bool:
         """Indexes, journal replay, then the stored state; False if stopped meanwhile."""
-        if await self._until_database("indexes", lambda: self.database.ensure_indexes() or True, stop) is None:
+        if await self._until_database("indexes", self.database.ensure_indexes, stop) is None:
             return False
         while not await self.writer.flush():
             try:

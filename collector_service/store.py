@@ -89,8 +89,9 @@ class Database:
         self.client = connect(uri)
         self.db = self.client[name]
 
-    def ensure_indexes(self) -> None:
+    def ensure_indexes(self) -> bool:
         ensure_indexes(self.db)
+        return True
 
     def open_orders(self, users: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
         """Stored open orders by trader: what a restarted collector reconciles against."""
