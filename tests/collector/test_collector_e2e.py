@@ -82,6 +82,16 @@ async def test_scenario_against_ground_truth(feed: str, tmp_path: Path, mongo_ur
         assert db.trader_orders.count_documents({"oid": keeper}) == 1  # open throughout: no spurious new
         assert db.trader_orders.count_documents({"oid": while_down}) == 1
 
+        # positions: the latest stored document per coin is the exchange's position now
+        for user in (alice, bob):
+            served = {a["position"]["coin"]: a["position"]["szi"]
+                      for a in sim.exchange.clearinghouse_state(user)["assetPositions"]}
+            stored: dict[str, str] = {}
+            for doc in db.trader_positions.find({"ethAddress": user}).sort("serverTime", -1):
+                stored.setdefault(doc["coin"], doc["szi"])
+            assert {c: szi for c, szi in stored.items() if szi != "0.0"} == served
+        assert db.trader_positions.find_one({"ethAddress": alice, "coin": "BTC", "szi": "0.1"})
+
     report = compare(db.trader_orders, truth, users=[alice, bob])
     assert report.duplicates == [] and report.wrong_final_status == [] and report.unknown == []
     assert report.missed_visible == [] and report.missed_gap_only == []
