@@ -15,6 +15,9 @@ MAX_USERS_PER_IP: Final = 10
 MAX_CONNECTIONS_PER_IP: Final = 10
 """WebSocket connections per IP (2026 docs; older docs said 100)."""
 
+MAX_NEW_CONNECTIONS_PER_MINUTE: Final = 30
+"""New WebSocket connections per minute per IP (2026 docs)."""
+
 MAX_SUBSCRIPTIONS_PER_IP: Final = 1000
 """WebSocket subscriptions per IP (docs; error "Cannot subscribe to more than 1000 channels.")."""
 

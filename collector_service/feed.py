@@ -26,6 +26,7 @@ from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
 from collector_service.pipeline import Pipeline
 from collector_service.plan import ConnectionPlan
+from collector_service.rest import TokenBucket
 from collector_service.wire import (
     ClearinghouseMsg,
     ErrorMsg,
@@ -77,8 +78,10 @@ class FeedConnection:
         stats: Stats,
         ping_interval: float,
         pong_timeout: float,
+        reconnect_budget: TokenBucket,
     ) -> None:
         self.plan = plan
+        self.reconnect_budget = reconnect_budget
         self.url = url
         self.feed = feed
         self.pipeline = pipeline
@@ -150,6 +153,8 @@ class FeedConnection:
                 pause = max(pause, RECONNECT_FLOOR_AFTER_CAPACITY_S)
                 self._capacity_hit = False
             await asyncio.sleep(pause)
+            # the egress's connections share the exchange's cap on new connections per minute
+            await self.reconnect_budget.take(1)
 
     async def _session(self, ws: ClientConnection) -> None:
         self._last_rx = time.monotonic()

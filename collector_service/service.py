@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from pymongo.errors import PyMongoError
 
+from collector_service import exchange
 from collector_service.config import Settings, mask_uri
 from collector_service.feed import FeedConnection
 from collector_service.health import start_health_server
@@ -24,7 +25,7 @@ from collector_service.metrics import Stats, registry_for
 from collector_service.outcomes import OutcomeResolver
 from collector_service.pipeline import Pipeline
 from collector_service.plan import Plan, owned, plan_connections
-from collector_service.rest import InfoClient
+from collector_service.rest import InfoClient, TokenBucket
 from collector_service.store import Database, Writer, describe_error, journal_folder
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,15 @@ class Service:
                 user_resolvers[user] = self.resolvers[egress]
         self.pipeline = Pipeline(self.writer, self.stats, user_clients, user_resolvers,
                                  record_orders=settings.trader_orders_ws_enabled)
+        # initial connections are within the cap (at most TRADER_WS_CLIENTS <= 10 per egress);
+        # the bucket paces reconnects so a flapping server cannot make us exceed it
+        reconnects = {egress: TokenBucket(exchange.MAX_NEW_CONNECTIONS_PER_MINUTE - settings.trader_ws_clients)
+                      for egress in self.plan.users_by_egress()}
         self.feeds = [
             FeedConnection(
                 conn, url=settings.hyperliquid_ws_url, feed=settings.trader_ws_feed, pipeline=self.pipeline,
                 stats=self.stats, ping_interval=settings.trader_ws_ping_interval,
-                pong_timeout=settings.trader_ws_pong_timeout,
+                pong_timeout=settings.trader_ws_pong_timeout, reconnect_budget=reconnects[conn.egress],
             )
             for conn in self.plan.connections
         ]

@@ -139,7 +139,7 @@ class Database:
             moved = [doc for i, doc in enumerate(orders)
                      if i not in duplicates or doc["action"] == schema.ACTION_CLOSED]
             if moved:
-                self.db[schema.OPEN_ORDERS].bulk_write(_open_order_ops(moved), ordered=True)
+                _move_open_orders(self.db[schema.OPEN_ORDERS], moved)
             stats.events_duplicate += len(duplicates)
             for doc in inserted:
                 stats.events_written[doc["action"]] += 1
@@ -157,16 +157,21 @@ class Database:
         self.client.close()
 
 
-def _open_order_ops(orders: list[dict[str, Any]]) -> list[Any]:
-    ops: list[Any] = []
-    for doc in orders:
-        key = {"_id": schema.open_order_id(doc["ethAddress"], doc["oid"])}
-        if doc["action"] == schema.ACTION_CLOSED:
-            ops.append(pymongo.DeleteOne(key))
-        else:
-            state = {k: v for k, v in doc.items() if k not in ("_id", "changes", "prevSz", "prevLimitPx")}
-            ops.append(pymongo.UpdateOne(key, {"$set": state}, upsert=True))
-    return ops
+def _move_open_orders(collection: pymongo.collection.Collection, orders: list[dict[str, Any]]) -> None:
+    """Make each order's row in ``trader_open_orders`` match its last event in the batch.
+
+    Rows are replaced by delete + insert rather than ``$set``: nx-27017 stores a datetime given
+    to ``$set`` on an existing document as text, which broke reading the row back at restart.
+    """
+    latest = {schema.open_order_id(doc["ethAddress"], doc["oid"]): doc for doc in orders}
+    collection.delete_many({"_id": {"$in": list(latest)}})
+    rows = [
+        {**{k: v for k, v in doc.items() if k not in ("_id", "changes", "prevSz", "prevLimitPx")}, "_id": key}
+        for key, doc in latest.items()
+        if doc["action"] != schema.ACTION_CLOSED
+    ]
+    if rows:
+        collection.insert_many(rows)
 
 
 class Writer:
