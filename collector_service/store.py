@@ -147,10 +147,13 @@ class Database:
             duplicates = insert_idempotent(self.db[schema.POSITIONS], positions)
             stats.positions_written += len(positions) - len(duplicates)
         for doc in finals:
-            self.db[schema.ORDERS].update_one(
-                {"ethAddress": doc["ethAddress"], "oid": doc["oid"], "eventKey": schema.ACTION_CLOSED},
-                {"$set": {"finalStatus": doc["finalStatus"], "statusTimestamp": doc["statusTimestamp"]}},
-            )
+            # read and replace rather than $set: nx-27017 stores a datetime given to $set on an
+            # existing document as text, which broke reading statusTimestamp as a time
+            key = {"ethAddress": doc["ethAddress"], "oid": doc["oid"], "eventKey": schema.ACTION_CLOSED}
+            closed = self.db[schema.ORDERS].find_one(key)
+            if closed is not None:
+                closed.update(finalStatus=doc["finalStatus"], statusTimestamp=doc["statusTimestamp"])
+                self.db[schema.ORDERS].replace_one({"_id": closed["_id"]}, closed)
             stats.final_statuses_resolved += 1
 
     def close(self) -> None:
