@@ -1,0 +1,216 @@
+"""Soak the real collector under chaos and check MongoDB against the simulator's ground truth.
+
+One run: the exchange simulator (in this process) trades at random for 40+ traders with chaos
+on (aborted and ``Expired`` connections, refused reconnects, duplicated and malformed frames,
+429 bursts on the info API); the collector runs as a child process over several loopback
+egress addresses (the simulator enforces 10 users per address), optionally ``kill -9``-ed at
+random moments and mid-flush and restarted each time. Then trading stops, the collector is
+given time to settle, is stopped with SIGTERM, and ``exchange_sim.compare`` decides.
+
+The in-suite tests call :func:`run_soak` with short durations; the long run is the CLI::
+
+    python -m tests.reliability.soak --duration 600 [--traders 40] [--feed webData2] [--kill-every 45]
+
+It prints one line of figures and exits 1 unless every observable order was captured exactly
+once with its right final status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymongo
+
+from exchange_sim import ChaosConfig, ExchangeSim, Report, SimConfig, compare
+from tests.mongo_server import NxServer
+from tests.reliability.collector_process import CollectorProcess, collector_for
+
+EGRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
+USERS_PER_EGRESS = 10
+SUITE_CHAOS = "disconnect=4,expire=8,refuse=12:2,burst429=10:2,duplicate=0.02,malformed=0.02"
+
+
+@dataclass
+class SoakConfig:
+    """One soak run. Rates are per real second of the run (``speed`` scales the simulated clock)."""
+
+    duration: float = 40.0
+    traders: int = 40
+    feed: str = "openOrders"
+    chaos: str = SUITE_CHAOS
+    orders_per_trader_per_min: float = 20.0
+    speed: float = 2.0
+    push_interval: float = 1.0
+    kill_every: float | None = None  # mean seconds between kill -9s of the collector (None: never)
+    flush_interval: float = 0.5
+    buffer_size: int = 1000
+    settle_timeout: float = 60.0
+    seed: int = 7
+    egresses: tuple[str, ...] = EGRESSES
+
+
+@dataclass
+class SoakResult:
+    """The figures of a run and the ground-truth comparison."""
+
+    config: SoakConfig
+    report: Report
+    duration_s: float = 0.0
+    frames: int = 0
+    events: int = 0
+    chaos: dict[str, int] = field(default_factory=dict)
+    refused_connections: int = 0
+    kills: int = 0
+    mid_flush_kills: int = 0
+    settle_s: float = 0.0
+    exit_code: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and self.report.capture_rate == 1.0 and self.exit_code == 0
+
+    def figures(self) -> str:
+        c, r = self.chaos, self.report
+        return (
+            f"soak feed={self.config.feed} duration_s={self.duration_s:.0f} traders={self.config.traders} "
+            f"egresses={len(self.config.egresses)} frames={self.frames} events={self.events} "
+            f"disconnects_survived={c.get('disconnect', 0) + c.get('expire', 0)} "
+            f"(aborted={c.get('disconnect', 0)} expired={c.get('expire', 0)}) "
+            f"refusal_windows={c.get('refuse_connections', 0)} refused_connections={self.refused_connections} "
+            f"burst429={c.get('info_429_burst', 0)} malformed_frames={c.get('malformed_frame', 0)} "
+            f"duplicated_frames={c.get('duplicate_frame', 0)} kills_survived={self.kills} "
+            f"mid_flush_kills={self.mid_flush_kills} settle_s={self.settle_s:.1f} exit_code={self.exit_code} "
+            f"{r.summary()}"
+        )
+
+
+async def _kill(collector: CollectorProcess, sim: ExchangeSim, egresses: tuple[str, ...], mid_flush: bool) -> bool:
+    """``kill -9`` the collector; with ``mid_flush`` wait (up to 3 s) until a journal segment is
+    being written to MongoDB while new events land in the next one. True if it died mid-flush."""
+    during_flush = False
+    if mid_flush:
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and not (during_flush := len(collector.segments()) >= 2):
+            await asyncio.sleep(0.002)
+    collector.kill()
+    # the exchange frees the dead connections' user slots once it sees them close
+    await sim.wait_until(lambda: all(sim.ip_stats(ip)["connections"] == 0 for ip in egresses), timeout=10)
+    return during_flush
+
+
+async def _settle(sim: ExchangeSim, orders: pymongo.collection.Collection, truth: Path, users: list[str],
+                  timeout: float) -> float:
+    """Wait (trading stopped) until MongoDB matches the truth: outcomes resolved, gaps recovered."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        sim.recorder.flush()
+        report = await asyncio.to_thread(compare, orders, truth, None, users)
+        if report.ok:
+            break
+        await asyncio.sleep(1.0)
+    return time.monotonic() - started
+
+
+async def run_soak(cfg: SoakConfig, mongo_uri: str, db_name: str, workdir: Path) -> SoakResult:
+    """Run one soak (see the module docstring) and return its figures."""
+    capacity = len(cfg.egresses) * USERS_PER_EGRESS
+    if cfg.traders > capacity:
+        raise ValueError(f"{cfg.traders} traders need more than {len(cfg.egresses)} egress addresses "
+                         f"({USERS_PER_EGRESS} users each)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    truth = workdir / "truth.jsonl"
+    rng = random.Random(cfg.seed)
+    sim_cfg = SimConfig(
+        seed=cfg.seed, traders=cfg.traders, orders_per_trader_per_min=cfg.orders_per_trader_per_min,
+        speed=cfg.speed, push_interval=cfg.push_interval, truth_file=truth, chaos=ChaosConfig.parse(cfg.chaos),
+    )
+    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+    orders = client[db_name].trader_orders
+    try:
+        async with ExchangeSim(sim_cfg) as sim:
+            users = sim.addresses
+            collector = collector_for(
+                sim, mongo_uri, db_name, workdir, users, trader_ws_feed=cfg.feed,
+                trader_ws_source_addresses=",".join(cfg.egresses), trader_ws_max_users_per_ip=USERS_PER_EGRESS,
+                trader_orders_ws_flush_interval=cfg.flush_interval, trader_ws_message_buffer_size=cfg.buffer_size,
+            )
+            result = SoakResult(cfg, Report())
+            try:
+                collector.start()
+                await collector.wait_for_log("event=state_loaded")
+                started = time.monotonic()
+                next_kill = started + rng.expovariate(1 / cfg.kill_every) if cfg.kill_every else float("inf")
+                while (now := time.monotonic()) - started < cfg.duration:
+                    if now >= next_kill:
+                        mid_flush = result.kills % 2 == 0  # alternate: during a flush, then at random
+                        result.mid_flush_kills += await _kill(collector, sim, cfg.egresses, mid_flush)
+                        result.kills += 1
+                        collector.start()
+                        next_kill = time.monotonic() + rng.expovariate(1 / cfg.kill_every)
+                    assert collector.running, f"collector died:\n{collector.log_text()[-3000:]}"
+                    await asyncio.sleep(min(0.2, max(0.0, next_kill - time.monotonic())))
+                result.duration_s = time.monotonic() - started
+                sim.set_order_rate(0)
+                result.settle_s = await _settle(sim, orders, truth, users, cfg.settle_timeout)
+                result.exit_code = await asyncio.to_thread(collector.terminate)
+            finally:
+                collector.stop_if_running()
+            result.frames = sim.stats.frames_sent
+            result.chaos = dict(sim.stats.chaos_events)
+            result.refused_connections = sim.stats.connections_refused
+        result.report = await asyncio.to_thread(compare, orders, truth, None, users)
+        result.events = await asyncio.to_thread(orders.count_documents, {})
+        return result
+    finally:
+        client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    d = SoakConfig()
+    p = argparse.ArgumentParser(prog="python -m tests.reliability.soak", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=600.0, help="seconds of trading (default 600)")
+    p.add_argument("--traders", type=int, default=d.traders, help=f"traders tracked (default {d.traders})")
+    p.add_argument("--feed", choices=("openOrders", "webData2"), default=d.feed)
+    p.add_argument("--chaos", default="disconnect=6,expire=20,refuse=60:3,burst429=30:3,duplicate=0.01,malformed=0.01",
+                   help="exchange_sim chaos spec")
+    p.add_argument("--orders-per-trader-per-min", type=float, default=d.orders_per_trader_per_min)
+    p.add_argument("--speed", type=float, default=d.speed)
+    p.add_argument("--kill-every", type=float, default=45.0,
+                   help="mean seconds between kill -9s of the collector (0: never)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--mongo-uri", default=None, help="use this server instead of a fresh nx-27017")
+    a = p.parse_args(argv)
+    cfg = SoakConfig(duration=a.duration, traders=a.traders, feed=a.feed, chaos=a.chaos,
+                     orders_per_trader_per_min=a.orders_per_trader_per_min, speed=a.speed,
+                     kill_every=a.kill_every or None, seed=a.seed, settle_timeout=120.0)
+    with tempfile.TemporaryDirectory(prefix="orderwatch-soak-") as tmp:
+        work = Path(tmp)
+        server = None
+        uri = a.mongo_uri
+        if uri is None:
+            server = NxServer(work / "nx")
+            server.start()
+            uri = server.uri
+        try:
+            result = asyncio.run(run_soak(cfg, uri, f"soak_{int(time.time())}", work / "run"))
+        finally:
+            if server is not None:
+                server.stop()
+    print(result.figures(), flush=True)
+    if not result.ok:
+        r = result.report
+        print(f"FAILED missed_visible={r.missed_visible[:10]} missed_gap_only={r.missed_gap_only[:10]} "
+              f"duplicates={r.duplicates[:10]} wrong_final_status={r.wrong_final_status[:10]}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
