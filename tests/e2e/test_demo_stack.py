@@ -1,0 +1,196 @@
+"""``make demo`` end to end: the whole stack as a newcomer starts it, on free ports and a
+temporary data folder. Order events reach MongoDB, the ``dagster`` CLI builds today's tables,
+the Parquet files hold them, the Dagster UI in headless Chromium shows every asset with its
+latest materialization (screenshot: ``test-output/e2e/asset_graph.png``), and Ctrl-C stops
+every process the demo started."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import psutil
+import pymongo
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.common.by import By
+
+from scripts.supervise import port_in_use
+from tests.e2e.browser import chromium
+from tests.mongo_server import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+OUTPUT = REPO / "test-output" / "e2e"
+BIN = Path(sys.executable).parent
+ASSETS = ("order_events", "order_lifecycles", "large_change_alerts", "open_orders_snapshot", "positions_snapshot",
+          "trader_daily_stats")
+CLOSED_WITH_OUTCOME = {"action": "closed", "finalStatus": {"$nin": ["unknown"]}}
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.5)
+
+
+@dataclass
+class RunningDemo:
+    proc: subprocess.Popen[bytes]
+    data: Path
+    output: Path
+    ports: dict[str, int]
+
+    @property
+    def mongo_uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.ports['MONGO']}"
+
+    @property
+    def dagster_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['DAGSTER']}"
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+
+def distinct_free_ports(names: tuple[str, ...]) -> dict[str, int]:
+    ports: dict[str, int] = {}
+    while len(set(ports.values())) < len(names):
+        ports = {name: free_port() for name in names}
+    return ports
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[RunningDemo]:
+    """``python -m scripts.demo`` as ``make demo`` runs it; killed with its children if the test
+    fails before stopping it."""
+    ports = distinct_free_ports(("MONGO", "SIM", "HEALTH", "DAGSTER"))
+    env = {**os.environ, "ORDERWATCH_DEMO_DATA_DIR": str(tmp_path / "data"),
+           **{f"ORDERWATCH_DEMO_{name}_PORT": str(port) for name, port in ports.items()}}
+    output = tmp_path / "demo.out"
+    with open(output, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "scripts.demo"], cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    running = RunningDemo(proc, tmp_path / "data", output, ports)
+    try:
+        yield running
+    finally:
+        if proc.poll() is None:
+            leftovers = running.descendants()
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            for child in leftovers:
+                with suppress(psutil.NoSuchProcess):
+                    child.kill()
+
+
+def materialize_today(demo: RunningDemo, day: str) -> None:
+    """Build every ``daily`` asset for ``day`` with the ``dagster`` CLI, against the demo's instance."""
+    env = {**os.environ, "DAGSTER_HOME": str(demo.data / "dagster"), "ORDERWATCH_DATA_DIR": str(demo.data),
+           "MONGO_URI": demo.mongo_uri, "MONGO_DB": "orderwatch"}
+    done = subprocess.run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "orderwatch_dagster.definitions",
+         "--select", "group:daily", "--partition", day],
+        cwd=demo.data, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, f"dagster asset materialize failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+
+
+def table(demo: RunningDemo, name: str, day: str) -> pl.DataFrame:
+    return pl.read_parquet(demo.data / "parquet" / name / f"date={day}" / f"{name}.parquet")
+
+
+def check_parquet(demo: RunningDemo, day: str) -> None:
+    events = table(demo, "order_events", day)
+    assert events.height > 0
+    assert events.schema["statusTimestamp"] == pl.Datetime("us", "UTC")
+    assert events.filter(pl.col("action") == "closed")["statusTimestamp"].drop_nulls().len() > 0
+    lifecycles = table(demo, "order_lifecycles", day)
+    assert lifecycles.height > 0
+    assert set(lifecycles["oid"]) <= set(events["oid"])
+    assert set(lifecycles["outcome"]) - {"open", "unknown"}, "some order closed with its exchange outcome"
+    for name in ASSETS:
+        assert (demo.data / "parquet" / name / f"date={day}" / f"{name}.parquet").exists(), name
+
+
+def page_text(driver: webdriver.Chrome) -> str:
+    """The page's visible text, after dismissing Dagster's first-visit newsletter dialog."""
+    with suppress(WebDriverException):
+        for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
+            button.click()
+    return str(driver.find_element(By.TAG_NAME, "body").text)
+
+
+def check_asset_graph(demo: RunningDemo) -> Path:
+    """Every asset on the lineage graph, each with a latest materialization a moment ago."""
+    shown = re.compile(r"^(\w+)\nLatest event\n(.+ ago)$", re.MULTILINE)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    screenshot = OUTPUT / "asset_graph.png"
+    with chromium() as driver:
+        driver.get(f"{demo.dagster_url}/asset-groups")
+        wait_for(lambda: {m.group(1) for m in shown.finditer(page_text(driver))} >= set(ASSETS), 60,
+                 "every asset with its latest materialization on the asset graph")
+        assert "Materialize all" in page_text(driver)
+        time.sleep(1)  # let the graph finish its layout animation
+        page_text(driver)
+        assert driver.save_screenshot(str(screenshot))
+    return screenshot
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_stack_and_stops_everything(demo: RunningDemo) -> None:
+    started = time.monotonic()
+    wait_for(lambda: "orderwatch demo is up" in demo.text() or demo.proc.poll() is not None, 180,
+             "the demo to report it is up")
+    assert demo.proc.poll() is None, demo.text()
+    for name in ("Dagster UI", "collector health", "exchange simulator", "MongoDB (nx-27017)", "Ctrl-C"):
+        assert name in demo.text()
+
+    client: pymongo.MongoClient = pymongo.MongoClient(demo.mongo_uri, tz_aware=True)
+    with client:
+        orders = client.orderwatch.trader_orders
+        wait_for(lambda: orders.find_one(CLOSED_WITH_OUTCOME), 90, "a closed order with its outcome in MongoDB")
+        closed = orders.find_one(CLOSED_WITH_OUTCOME)
+        assert closed is not None and isinstance(closed["statusTimestamp"], datetime)
+    print(f"events in MongoDB {time.monotonic() - started:.1f}s after start")
+
+    day = datetime.now(UTC).date().isoformat()
+    materialize_today(demo, day)
+    check_parquet(demo, day)
+    screenshot = check_asset_graph(demo)
+    assert screenshot.stat().st_size > 20_000
+
+    children = demo.descendants()
+    groups = {os.getpgid(p.pid) for p in children}
+    assert len(groups) == 4, "mongo, exchange_sim, collector and dagster each lead their own process group"
+    demo.proc.send_signal(signal.SIGINT)
+    assert demo.proc.wait(120) == 0, demo.text()
+    assert "stopped every process the demo started" in demo.text()
+    assert [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    orphans = []
+    for p in psutil.process_iter(["pid"]):
+        with suppress(psutil.NoSuchProcess, ProcessLookupError):
+            if os.getpgid(p.pid) in groups:
+                orphans.append(p)
+    assert orphans == []
+    assert [port for port in demo.ports.values() if port_in_use(port)] == []
+    print(f"whole e2e {time.monotonic() - started:.1f}s")
