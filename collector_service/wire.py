@@ -9,9 +9,13 @@ type rejects the frame with a message that says where.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+
+EpochMs = Annotated[int, msgspec.Meta(ge=0, lt=253_402_300_800_000)]
+"""Exchange milliseconds since the epoch that a datetime can hold (before year 10000): a value
+outside that range rejects the frame instead of raising later when the diff builds its dates."""
 
 
 class FrontendOrder(msgspec.Struct, frozen=True, gc=False):
@@ -22,7 +26,7 @@ class FrontendOrder(msgspec.Struct, frozen=True, gc=False):
     limitPx: str
     sz: str
     oid: int
-    timestamp: int
+    timestamp: EpochMs
     origSz: str | None = None
     triggerPx: str | None = None
     isTrigger: bool = False
@@ -59,7 +63,7 @@ class AssetPosition(msgspec.Struct, frozen=True, gc=False):
 
 class ClearinghouseState(msgspec.Struct, frozen=True, gc=False):
     assetPositions: tuple[AssetPosition, ...] = ()
-    time: int | None = None
+    time: EpochMs | None = None
 
 
 class OpenOrdersData(msgspec.Struct, frozen=True, gc=False):
@@ -78,7 +82,7 @@ class WebData2Data(msgspec.Struct, frozen=True, gc=False):
     user: str
     openOrders: tuple[FrontendOrder, ...] = ()
     clearinghouseState: ClearinghouseState | None = None
-    serverTime: int | None = None
+    serverTime: EpochMs | None = None
 
 
 class OpenOrdersMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="openOrders"):
@@ -160,7 +164,7 @@ def decode_frame(raw: bytes | str) -> Message:
 class OrderStatusInner(msgspec.Struct, frozen=True, gc=False):
     order: FrontendOrder
     status: str
-    statusTimestamp: int
+    statusTimestamp: EpochMs
 
 
 class OrderStatusResponse(msgspec.Struct, frozen=True, gc=False):
