@@ -20,6 +20,7 @@ import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, PayloadTooBig
+from websockets.frames import CloseCode
 
 from collector_service import exchange
 from collector_service.logs import RateLimitedLog
@@ -136,13 +137,15 @@ class FeedConnection:
                 await self._session(ws)
             except ConnectionClosed as exc:
                 rcvd = exc.rcvd
-                log.info("event=ws_closed conn=%s code=%s reason=%r up_s=%.0f",
-                         self.name, rcvd.code if rcvd else None, rcvd.reason if rcvd else "",
-                         time.monotonic() - started)
+                if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                    # websockets reports a frame over max_size by closing with 1009, not PayloadTooBig
+                    self._too_big(exc.sent.reason)
+                else:
+                    log.info("event=ws_closed conn=%s code=%s reason=%r up_s=%.0f",
+                             self.name, rcvd.code if rcvd else None, rcvd.reason if rcvd else "",
+                             time.monotonic() - started)
             except PayloadTooBig as exc:
-                self.stats.bad_frames["too_big"] += 1
-                log.error("event=frame_too_big conn=%s limit_bytes=%d error=%r",
-                          self.name, exchange.MAX_FRAME_BYTES, str(exc))
+                self._too_big(str(exc))
             finally:
                 self._ws = None
                 self.stats.connections_up[egress] -= 1
@@ -155,6 +158,11 @@ class FeedConnection:
             await asyncio.sleep(pause)
             # the egress's connections share the exchange's cap on new connections per minute
             await self.reconnect_budget.take(1)
+
+    def _too_big(self, detail: str) -> None:
+        self.stats.bad_frames["too_big"] += 1
+        log.error("event=frame_too_big conn=%s limit_bytes=%d error=%r note='reconnecting'",
+                  self.name, exchange.MAX_FRAME_BYTES, detail)
 
     async def _session(self, ws: ClientConnection) -> None:
         self._last_rx = time.monotonic()
