@@ -1,0 +1,51 @@
+"""The benchmarks in their tiny modes: each produces its figures and its correctness checks hold.
+
+No timing assertions: speed is reported by ``make bench``, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks import e2e, extraction, frames, memory, transforms
+from benchmarks.events import write_events
+from benchmarks.measure import run_child
+from benchmarks.report import Section, markdown, table
+
+
+def assert_complete(section: Section) -> None:
+    assert section.rows and all(r.value for r in section.rows)
+    assert section.checks and all(section.checks.values()), section.checks
+    text = table([section]) + markdown([section], {"date": "today"}, "test")
+    assert all(r.label in text for r in section.rows)
+
+
+def test_frame_hot_path_agrees_with_naive_and_reports_ratios() -> None:
+    section = frames.run(quick=True)
+    assert_complete(section)
+    assert any("unchanged: hot / floor" in r.label and r.target for r in section.rows)
+
+
+def test_memory_per_order_measured_in_a_child(tmp_path: Path) -> None:
+    path = tmp_path / "frames.bin"
+    counts = memory.write_frames(path, 2_000)
+    got = run_child("benchmarks.memory", str(path), str(len(counts)))
+    assert got["orders"] == counts[-1] >= 2_000 and got["rss_bytes"] > 0
+
+
+def test_transforms_match_the_pure_python_reference(tmp_path: Path) -> None:
+    path = tmp_path / "events.parquet"
+    assert write_events(path, 20_000) > 15_000
+    assert transforms.agree(path) == dict.fromkeys(transforms.FAST, True)
+    got = run_child("benchmarks.transforms", str(path), "order_lifecycles", "polars")
+    assert got["rows"] > 0 and got["seconds"] > 0 and got["peak_rss_mib"] >= 0
+
+
+def test_extraction_reads_every_document() -> None:
+    assert_complete(extraction.run(quick=True))
+
+
+def test_end_to_end_has_zero_loss_and_zero_duplicates() -> None:
+    section = e2e.run(quick=True)
+    assert_complete(section)
+    assert {"zero_loss", "zero_duplicates", "final_statuses_right"} <= set(section.checks)
