@@ -230,8 +230,8 @@ def banner(cfg: DemoConfig, procs: list[Process], seed: int, elapsed: float) -> 
     lines += [
         f"  {'Parquet tables':<19} {cfg.data / 'parquet'}/<table>/date=YYYY-MM-DD/",
         "",
-        f"Build today's tables: open http://{HOST}:{cfg.dagster_port}/asset-groups, click 'Materialize all'",
-        "and pick today's partition (UTC). Or wait: the intraday schedule rebuilds today every 15 minutes.",
+        f"Build today's tables: open http://{HOST}:{cfg.dagster_port}/asset-groups, click 'Materialize all…',",
+        "choose 'Latest' (today, UTC) and 'Launch 1 run'. Left alone, a schedule rebuilds today every 15 minutes.",
         f"Stop everything: Ctrl-C here (or kill -TERM {os.getpid()}).",
     ]
     return "\n".join(lines)
