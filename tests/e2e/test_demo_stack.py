@@ -1,17 +1,20 @@
 """``make demo`` end to end: the whole stack as a newcomer starts it, on free ports and a
 temporary data folder. Order events reach MongoDB, the ``dagster`` CLI builds today's tables,
 the Parquet files hold them, the Dagster UI in headless Chromium shows every asset with its
-latest materialization (screenshot: ``test-output/e2e/asset_graph.png``), and Ctrl-C stops
-every process the demo started."""
+latest materialization (screenshot: ``test-output/e2e/asset_graph.png``), Ctrl-C stops every
+process the demo started, and a second run picks up the same data. Ports in use stop it early."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -67,6 +70,30 @@ class RunningDemo:
     def descendants(self) -> list[psutil.Process]:
         return psutil.Process(self.proc.pid).children(recursive=True)
 
+    def wait_until_up(self) -> None:
+        wait_for(lambda: "orderwatch demo is up" in self.text() or self.proc.poll() is not None, 180,
+                 "the demo to report it is up")
+        assert self.proc.poll() is None, self.text()
+        for name in ("Dagster UI", "collector health", "exchange simulator", "MongoDB (nx-27017)", "Ctrl-C"):
+            assert name in self.text()
+
+    def interrupt_and_check_nothing_is_left(self) -> None:
+        """Ctrl-C: the demo exits 0, and every process it started, and its process group, is gone."""
+        children = self.descendants()
+        groups = {os.getpgid(p.pid) for p in children}
+        assert len(groups) == 4, "mongo, exchange_sim, collector and dagster each lead their own process group"
+        self.proc.send_signal(signal.SIGINT)
+        assert self.proc.wait(120) == 0, self.text()
+        assert "stopped every process the demo started" in self.text()
+        assert [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+        orphans = []
+        for p in psutil.process_iter():
+            with suppress(psutil.NoSuchProcess, ProcessLookupError):
+                if os.getpgid(p.pid) in groups:
+                    orphans.append(p)
+        assert orphans == []
+        assert [port for port in self.ports.values() if port_in_use(port)] == []
+
 
 def distinct_free_ports(names: tuple[str, ...]) -> dict[str, int]:
     ports: dict[str, int] = {}
@@ -75,32 +102,51 @@ def distinct_free_ports(names: tuple[str, ...]) -> dict[str, int]:
     return ports
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[RunningDemo]:
-    """``python -m scripts.demo`` as ``make demo`` runs it; killed with its children if the test
-    fails before stopping it."""
-    ports = distinct_free_ports(("MONGO", "SIM", "HEALTH", "DAGSTER"))
-    env = {**os.environ, "ORDERWATCH_DEMO_DATA_DIR": str(tmp_path / "data"),
-           **{f"ORDERWATCH_DEMO_{name}_PORT": str(port) for name, port in ports.items()}}
-    output = tmp_path / "demo.out"
-    with open(output, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "scripts.demo"], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    running = RunningDemo(proc, tmp_path / "data", output, ports)
-    try:
-        yield running
-    finally:
-        if proc.poll() is None:
-            leftovers = running.descendants()
-            proc.send_signal(signal.SIGINT)
+class Demos:
+    """Runs ``python -m scripts.demo`` as ``make demo`` does, on free ports and one temporary data
+    folder; ``kill_leftovers`` ends whatever a failing test left running."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.data = tmp_path / "data"
+        self.ports = distinct_free_ports(("MONGO", "SIM", "HEALTH", "DAGSTER"))
+        self.started: list[RunningDemo] = []
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "ORDERWATCH_DEMO_DATA_DIR": str(self.data),
+                **{f"ORDERWATCH_DEMO_{name}_PORT": str(port) for name, port in self.ports.items()}}
+
+    def start(self) -> RunningDemo:
+        output = self.tmp_path / f"demo{len(self.started)}.out"
+        with open(output, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "scripts.demo"], cwd=REPO, env=self.env(), stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        self.started.append(RunningDemo(proc, self.data, output, self.ports))
+        return self.started[-1]
+
+    def kill_leftovers(self) -> None:
+        for demo in self.started:
+            if demo.proc.poll() is not None:
+                continue
+            leftovers = demo.descendants()
+            demo.proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(90)
+                demo.proc.wait(90)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                demo.proc.kill()
+                demo.proc.wait()
             for child in leftovers:
                 with suppress(psutil.NoSuchProcess):
                     child.kill()
+
+
+@pytest.fixture
+def demos(tmp_path: Path) -> Iterator[Demos]:
+    launcher = Demos(tmp_path)
+    try:
+        yield launcher
+    finally:
+        launcher.kill_leftovers()
 
 
 def materialize_today(demo: RunningDemo, day: str) -> None:
@@ -156,41 +202,61 @@ def check_asset_graph(demo: RunningDemo) -> Path:
     return screenshot
 
 
-@pytest.mark.slow
-def test_demo_runs_the_whole_stack_and_stops_everything(demo: RunningDemo) -> None:
-    started = time.monotonic()
-    wait_for(lambda: "orderwatch demo is up" in demo.text() or demo.proc.poll() is not None, 180,
-             "the demo to report it is up")
-    assert demo.proc.poll() is None, demo.text()
-    for name in ("Dagster UI", "collector health", "exchange simulator", "MongoDB (nx-27017)", "Ctrl-C"):
-        assert name in demo.text()
+def successful_runs(demo: RunningDemo, day: str) -> list[str]:
+    """Run ids of successful runs of ``day`` in the demo's Dagster instance (GraphQL)."""
+    query = "{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }"
+    request = urllib.request.Request(f"{demo.dagster_url}/graphql", data=json.dumps({"query": query}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        runs = json.load(response)["data"]["runsOrError"]["results"]
+    return [run["runId"] for run in runs if run["status"] == "SUCCESS"
+            and {"key": "dagster/partition", "value": day} in run["tags"]]
 
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_stack_stops_everything_and_restarts_on_its_data(demos: Demos) -> None:
+    started = time.monotonic()
+    demo = demos.start()
+    demo.wait_until_up()
     client: pymongo.MongoClient = pymongo.MongoClient(demo.mongo_uri, tz_aware=True)
     with client:
         orders = client.orderwatch.trader_orders
         wait_for(lambda: orders.find_one(CLOSED_WITH_OUTCOME), 90, "a closed order with its outcome in MongoDB")
         closed = orders.find_one(CLOSED_WITH_OUTCOME)
         assert closed is not None and isinstance(closed["statusTimestamp"], datetime)
-    print(f"events in MongoDB {time.monotonic() - started:.1f}s after start")
+    print(f"closed order with its outcome in MongoDB {time.monotonic() - started:.1f}s after start")
 
     day = datetime.now(UTC).date().isoformat()
     materialize_today(demo, day)
     check_parquet(demo, day)
     screenshot = check_asset_graph(demo)
     assert screenshot.stat().st_size > 20_000
+    built = successful_runs(demo, day)
+    assert built
+    demo.interrupt_and_check_nothing_is_left()
+    print(f"first run done {time.monotonic() - started:.1f}s after start")
 
-    children = demo.descendants()
-    groups = {os.getpgid(p.pid) for p in children}
-    assert len(groups) == 4, "mongo, exchange_sim, collector and dagster each lead their own process group"
-    demo.proc.send_signal(signal.SIGINT)
-    assert demo.proc.wait(120) == 0, demo.text()
-    assert "stopped every process the demo started" in demo.text()
-    assert [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
-    orphans = []
-    for p in psutil.process_iter(["pid"]):
-        with suppress(psutil.NoSuchProcess, ProcessLookupError):
-            if os.getpgid(p.pid) in groups:
-                orphans.append(p)
-    assert orphans == []
-    assert [port for port in demo.ports.values() if port_in_use(port)] == []
+    # a second run reuses the data folder: the stored events and the run history are still there
+    again = demos.start()
+    again.wait_until_up()
+    wait_for(lambda: "order events are flowing into MongoDB" in again.text(), 60, "the second run's first events")
+    assert set(built) <= set(successful_runs(again, day))
+    client = pymongo.MongoClient(again.mongo_uri, tz_aware=True)
+    with client:
+        assert client.orderwatch.trader_orders.find_one({"_id": closed["_id"]}) == closed
+    again.interrupt_and_check_nothing_is_left()
     print(f"whole e2e {time.monotonic() - started:.1f}s")
+
+
+def test_demo_refuses_ports_in_use_and_starts_nothing(tmp_path: Path) -> None:
+    launcher = Demos(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", launcher.ports["DAGSTER"]))
+        busy.listen()
+        done = subprocess.run([sys.executable, "-m", "scripts.demo"], cwd=REPO, env=launcher.env(),
+                              capture_output=True, text=True, timeout=60)
+    port = launcher.ports["DAGSTER"]
+    assert done.returncode == 1
+    assert f"port {port} (Dagster UI) is already in use" in done.stderr
+    assert "ORDERWATCH_DEMO_DAGSTER_PORT=<port>" in done.stderr
+    assert "starting" not in done.stdout and not launcher.data.exists()
