@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from sys import intern
 from typing import Any
 
 import msgspec
+from msgspec.structs import astuple
 
 from collector_service import schema
 from collector_service.wire import FrontendOrder
@@ -61,6 +63,30 @@ def flatten(orders: Iterable[FrontendOrder]) -> dict[int, tuple[FrontendOrder, i
             if child.children:
                 parents.append(child)
     return found
+
+
+def _intern(text: str | None) -> str | None:
+    return None if text is None else intern(text)
+
+
+def compact(order: FrontendOrder) -> FrontendOrder:
+    """The order as the tracker keeps it: strings interned (coins, sides, types, "0.0" and
+    price levels repeat across orders and traders) and no children (they are tracked under
+    their own oid). Equal to the decoded order field for field, apart from ``children``."""
+    sz = intern(order.sz)
+    return msgspec.structs.replace(
+        order,
+        coin=intern(order.coin),
+        side=intern(order.side),
+        limitPx=intern(order.limitPx),
+        sz=sz,
+        origSz=sz if order.origSz == sz else _intern(order.origSz),
+        triggerPx=_intern(order.triggerPx),
+        orderType=_intern(order.orderType),
+        tif=_intern(order.tif),
+        triggerCondition=_intern(order.triggerCondition),
+        children=(),
+    )
 
 
 def order_fields(order: FrontendOrder) -> dict[str, Any]:
@@ -141,7 +167,7 @@ class OrderBook:
         """Start from stored open orders (``trader_open_orders`` documents)."""
         for doc in docs:
             order = order_from_doc(doc)
-            self.orders[order.oid] = Tracked(order, int(doc.get("seq", 0)), doc.get("parentOid"))
+            self.orders[order.oid] = Tracked(compact(order), int(doc.get("seq", 0)), doc.get("parentOid"))
         self.last_snapshot = None
 
     def is_stale(self, server_ms: int | None) -> bool:
@@ -162,7 +188,6 @@ class OrderBook:
             self.last_server_ms = server_ms
         if snapshot == self.last_snapshot:
             return []
-        self.last_snapshot = snapshot
         server_time = ms_to_datetime(server_ms) if server_ms is not None else None
         current = flatten(snapshot)
         events: list[dict[str, Any]] = []
@@ -170,17 +195,18 @@ class OrderBook:
         for oid, (order, parent) in current.items():
             known = tracked.get(oid)
             if known is None:
-                tracked[oid] = Tracked(order, 0, parent)
+                tracked[oid] = Tracked(compact(order), 0, parent)
                 events.append(
                     build_event(self.user, order, schema.ACTION_NEW, 0, source=source,
                                 observed_at=observed_at, server_time=server_time, parent_oid=parent)
                 )
                 continue
             old = known.order
-            if old == order:
+            # the kept order has no children: a parent is unchanged when all else is equal
+            if old == order or (order.children and astuple(old)[:-1] == astuple(order)[:-1]):
                 continue
             changed = [name for name in TRACKED_FIELDS if getattr(old, name) != getattr(order, name)]
-            known.order = order
+            known.order = compact(order)
             if not changed:
                 continue
             known.seq += 1
@@ -199,7 +225,16 @@ class OrderBook:
                             observed_at=observed_at, server_time=server_time,
                             parent_oid=gone.parentOid)
             )
+        # The snapshot compared against next time, rebuilt from the tracked (compact) orders:
+        # it equals ``snapshot`` but shares their memory instead of holding a second copy.
+        self.last_snapshot = tuple(self._kept(order) for order in snapshot)
         return events
+
+    def _kept(self, order: FrontendOrder) -> FrontendOrder:
+        kept = self.orders[order.oid].order
+        if not order.children:
+            return kept
+        return msgspec.structs.replace(kept, children=tuple(self._kept(child) for child in order.children))
 
 
 def is_partial_fill(old: FrontendOrder, new: FrontendOrder) -> bool:
