@@ -14,8 +14,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from pymongo.errors import PyMongoError
-
 from collector_service import exchange
 from collector_service.config import Settings, mask_uri
 from collector_service.feed import FeedConnection
@@ -143,7 +141,7 @@ class Service:
         while not stop.is_set():
             try:
                 return await asyncio.to_thread(call)
-            except PyMongoError as exc:
+            except Exception as exc:  # also pymongo's KeyError on an auth reply it cannot parse
                 log.error("event=mongo_unavailable step=%s error=%r retry_in_s=%.0f", what,
                           describe_error(exc, self.settings.mongo_uri), delay)
             try:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pymongo
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import BulkWriteError
 
 from collector_service import schema
 from collector_service.config import mask_uri
@@ -134,10 +134,8 @@ class Database:
         if orders:
             duplicates = insert_idempotent(self.db[schema.ORDERS], orders)
             inserted = [doc for i, doc in enumerate(orders) if i not in duplicates]
-            # a replayed closed event still closes the order; a replayed new/updated must not
-            # roll the open-order row back to an older state
             moved = [doc for i, doc in enumerate(orders)
-                     if i not in duplicates or doc["action"] == schema.ACTION_CLOSED]
+                     if i not in duplicates or self._row_behind(doc)]
             if moved:
                 _move_open_orders(self.db[schema.OPEN_ORDERS], moved)
             stats.events_duplicate += len(duplicates)
@@ -155,6 +153,20 @@ class Database:
                 closed.update(finalStatus=doc["finalStatus"], statusTimestamp=doc["statusTimestamp"])
                 self.db[schema.ORDERS].replace_one({"_id": closed["_id"]}, closed)
             stats.final_statuses_resolved += 1
+
+    def _row_behind(self, doc: dict[str, Any]) -> bool:
+        """Whether a replayed (duplicate) event must still move its open-order row.
+
+        A replayed close always does. A replayed new/updated does only when the row is missing
+        or older (a crash between the event insert and the row write); otherwise it would roll
+        the row back to an older state.
+        """
+        if doc["action"] == schema.ACTION_CLOSED:
+            return True
+        row = self.db[schema.OPEN_ORDERS].find_one(
+            {"_id": schema.open_order_id(doc["ethAddress"], doc["oid"])}, {"seq": 1}
+        )
+        return row is None or int(row.get("seq", -1)) < int(doc["seq"])
 
     def close(self) -> None:
         self.client.close()
@@ -238,7 +250,7 @@ class Writer:
             started = time.monotonic()
             try:
                 await asyncio.to_thread(self.database.write, ops, self.stats)
-            except (PyMongoError, OSError) as exc:
+            except Exception as exc:  # any failure: keep the segment on disk, retry later
                 self.stats.flush_errors += 1
                 self.last_flush_ok = False
                 self._backoff = min(30.0, max(1.0, self._backoff * 2)) * random.uniform(0.8, 1.2)

@@ -30,3 +30,26 @@ def test_append_rotate_read_and_torn_tail(tmp_path: Path) -> None:
     assert [p.name for p in reopened.sealed()] == [segment.name, "segment-0000000002.bson"]
     Journal.remove(segment)
     assert len(reopened.sealed()) == 1
+
+
+def test_replay_restores_a_missing_open_order_row_without_rolling_back(mongo_uri: str, mongo_db) -> None:
+    from collector_service.metrics import Stats
+    from collector_service.store import Database
+
+    database = Database(mongo_uri, mongo_db.name)
+    database.ensure_indexes()
+    at = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    base = {"ethAddress": "0x" + "ab" * 20, "oid": 7, "timestamp": at, "observedAt": at, "coin": "BTC", "side": "B",
+            "limitPx": "1.0", "sz": "1.0"}
+    new = {**base, "action": "new", "eventKey": "new", "seq": 0}
+    update = {**base, "action": "updated", "eventKey": "updated:1", "seq": 1, "sz": "0.5"}
+    stats = Stats()
+    database.write([{"kind": "order", "doc": new}, {"kind": "order", "doc": update}], stats)
+    mongo_db.trader_open_orders.delete_many({})  # as if the process died between the two writes
+    database.write([{"kind": "order", "doc": update}], stats)  # journal replay: a duplicate
+    (row,) = mongo_db.trader_open_orders.find()
+    assert (row["seq"], row["sz"], row["timestamp"]) == (1, "0.5", at)
+    database.write([{"kind": "order", "doc": new}], stats)  # an older replay must not roll it back
+    (row,) = mongo_db.trader_open_orders.find()
+    assert row["seq"] == 1 and stats.events_written == {"new": 1, "updated": 1} and stats.events_duplicate == 2
+    database.close()
