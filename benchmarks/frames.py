@@ -25,7 +25,7 @@ from benchmarks.report import Section
 from collector_service import schema
 from collector_service.positions import PositionBook
 from collector_service.tracker import TRACKED_FIELDS, OrderBook
-from collector_service.wire import OpenOrdersMsg, WebData2Msg, decode_frame
+from collector_service.wire import NULL, OpenOrdersMsg, WebData2Msg, decode_frame
 from exchange_sim.clock import LogicalClock
 from exchange_sim.exchange import Exchange
 from exchange_sim.market import Market
@@ -145,7 +145,7 @@ FLOOR = {"openOrders": msgspec.json.Decoder(_OpenOrdersFrame), "webData2": msgsp
 
 
 class HotPath:
-    """What the collector does per frame: ``decode_frame``, then the trackers' ``apply``."""
+    """What the collector does per frame: ``decode_frame``, then the trackers' ``apply_raw``."""
 
     def __init__(self, user: str) -> None:
         self.orders = OrderBook(user)
@@ -155,12 +155,12 @@ class HotPath:
         msg = decode_frame(raw)
         if isinstance(msg, WebData2Msg):
             data = msg.data
-            events = self.orders.apply(data.openOrders, observed_at=OBSERVED_AT, server_ms=data.serverTime)
-            if data.clearinghouseState is not None:
-                events += self.positions.apply(data.clearinghouseState, observed_at=OBSERVED_AT)
+            events = self.orders.apply_raw(data.openOrders, observed_at=OBSERVED_AT, server_ms=data.serverTime)
+            if data.clearinghouseState != NULL:
+                events += self.positions.apply_raw(data.clearinghouseState, observed_at=OBSERVED_AT)
             return events
         assert isinstance(msg, OpenOrdersMsg)
-        return self.orders.apply(msg.data.orders, observed_at=OBSERVED_AT)
+        return self.orders.apply_raw(msg.data.orders, observed_at=OBSERVED_AT)
 
 
 # The naive reference -------------------------------------------------------------------------

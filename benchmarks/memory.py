@@ -3,7 +3,7 @@
 The parent writes every trader's ``openOrders`` frame to a file once (orders drawn like the
 simulator's trader model: its coins, tick rounding, size range, time-in-force mix, TP/SL
 brackets, triggers and client ids). Each size is then measured in a fresh process that streams
-the frames through the real ``decode_frame`` + ``OrderBook.apply`` path and reports the growth of
+the frames through the real ``decode_frame`` + ``OrderBook.apply_raw`` path and reports the growth of
 its resident set (RSS) once the frames are gone: what the collector holds per order it tracks.
 """
 
@@ -98,7 +98,7 @@ def measure(path: Path, traders: int) -> dict[str, float]:
             (size,) = _LEN.unpack(f.read(4))
             msg = decode_frame(f.read(size))
             book = books[msg.data.user] = OrderBook(msg.data.user)
-            book.apply(msg.data.orders, observed_at=None)  # type: ignore[arg-type]
+            book.apply_raw(msg.data.orders, observed_at=None)  # type: ignore[arg-type]
     gc.collect()
     orders = sum(len(b.orders) for b in books.values())
     return {"orders": orders, "traders": len(books), "rss_bytes": proc.memory_info().rss - base}

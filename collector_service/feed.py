@@ -29,9 +29,11 @@ from collector_service.pipeline import Pipeline
 from collector_service.plan import ConnectionPlan
 from collector_service.rest import TokenBucket
 from collector_service.wire import (
+    NULL,
     ClearinghouseMsg,
     ErrorMsg,
     FrameError,
+    Message,
     OpenOrdersMsg,
     SubscriptionResponseMsg,
     WebData2Msg,
@@ -211,13 +213,14 @@ class FeedConnection:
         """Decode and route one frame; bad frames are counted and logged, never raised."""
         observed_at = datetime.now(UTC)
         try:
-            msg = decode_frame(raw)
+            self._route(decode_frame(raw), observed_at)
         except FrameError as exc:
             self.stats.bad_frames[exc.kind] += 1
             level = logging.DEBUG if exc.kind in ("non_json", "unknown_channel") else logging.WARNING
             self._warn.log(level, f"bad:{exc.kind}", "event=bad_frame conn=%s kind=%s detail=%r",
                            self.name, exc.kind, str(exc))
-            return
+
+    def _route(self, msg: Message, observed_at: datetime) -> None:
         if isinstance(msg, OpenOrdersMsg):
             self.stats.frames["openOrders"] += 1
             if msg.data.dex == "":
@@ -226,7 +229,7 @@ class FeedConnection:
             self.stats.frames["webData2"] += 1
             user = msg.data.user.lower()
             self.pipeline.on_orders(user, msg.data.openOrders, msg.data.serverTime, observed_at)
-            if msg.data.clearinghouseState is not None:
+            if msg.data.clearinghouseState != NULL:
                 self.pipeline.on_positions(user, msg.data.clearinghouseState, observed_at)
         elif isinstance(msg, ClearinghouseMsg):
             self.stats.frames["clearinghouseState"] += 1

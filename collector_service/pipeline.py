@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from collector_service import schema
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
@@ -22,7 +24,7 @@ from collector_service.positions import PositionBook
 from collector_service.rest import InfoClient, RestError
 from collector_service.store import Writer, order_ops, position_ops
 from collector_service.tracker import OrderBook, build_event, ms_to_datetime
-from collector_service.wire import ClearinghouseState, FrontendOrder, OrderStatusInner
+from collector_service.wire import OrderItems, OrderStatusInner
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +108,8 @@ class Pipeline:
         snapshot is in."""
         self._needs_recovery.update(users)
 
-    def on_orders(
-        self, user: str, orders: tuple[FrontendOrder, ...], server_ms: int | None, observed_at: datetime
-    ) -> None:
-        """Apply one open-orders snapshot of ``user``."""
+    def on_orders(self, user: str, orders: OrderItems, server_ms: int | None, observed_at: datetime) -> None:
+        """Apply one open-orders snapshot of ``user`` (raw JSON; FrameError if it is invalid)."""
         book = self.books.get(user)
         if book is None:
             self._warn.log(logging.WARNING, f"foreign:{user}", "event=frame_for_untracked_user user=%s", user)
@@ -118,7 +118,7 @@ class Pipeline:
             self.stats.frames_stale += 1
             return
         if self.record_orders:
-            events = book.apply(orders, observed_at=observed_at, server_ms=server_ms)
+            events = book.apply_raw(orders, observed_at=observed_at, server_ms=server_ms)
             if events:
                 self.writer.submit(order_ops(events))
                 resolver = self.resolvers[user]
@@ -132,12 +132,12 @@ class Pipeline:
             self.spawn(self.recover(user, self.last_seen.get(user)))
         self.last_seen[user] = observed_at
 
-    def on_positions(self, user: str, state: ClearinghouseState, observed_at: datetime) -> None:
-        """Apply one clearinghouse snapshot of ``user``."""
+    def on_positions(self, user: str, state: msgspec.Raw, observed_at: datetime) -> None:
+        """Apply one clearinghouse snapshot of ``user`` (raw JSON; FrameError if it is invalid)."""
         book = self.positions.get(user)
         if book is None:
             return
-        docs = book.apply(state, observed_at=observed_at)
+        docs = book.apply_raw(state, observed_at=observed_at)
         if docs:
             self.writer.submit(position_ops(docs))
 

@@ -12,9 +12,12 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import msgspec
+from xxhash import xxh3_128_digest
+
 from collector_service import schema
 from collector_service.tracker import ms_to_datetime
-from collector_service.wire import ClearinghouseState, Position
+from collector_service.wire import ClearinghouseState, Position, decode_clearinghouse
 
 CLOSED_SZI = "0.0"
 
@@ -52,12 +55,12 @@ def position_doc(
 class PositionBook:
     """The positions of one trader, keyed by coin."""
 
-    __slots__ = ("keys", "last_state", "user")
+    __slots__ = ("digest", "keys", "user")
 
     def __init__(self, user: str) -> None:
         self.user = user
         self.keys: dict[str, tuple[str, str | None, str | None, int | None]] = {}
-        self.last_state: ClearinghouseState | None = None
+        self.digest: bytes | None = None
 
     def load(self, docs: Iterable[Mapping[str, Any]]) -> None:
         """Start from the latest stored document per coin (documents newest first)."""
@@ -68,13 +71,24 @@ class PositionBook:
             self.keys[coin] = (doc["szi"], doc.get("entryPx"), doc.get("leverageType"), doc.get("leverage"))
         self.keys = {coin: key for coin, key in self.keys.items() if key[0] != CLOSED_SZI}
 
+    def apply_raw(
+        self, raw: msgspec.Raw | bytes, *, observed_at: datetime, source: str = schema.SOURCE_WS
+    ) -> list[dict[str, Any]]:
+        """Diff the raw JSON of a clearinghouse snapshot; a byte-identical repeat costs one digest.
+
+        Raises :class:`~collector_service.wire.FrameError` when it does not decode.
+        """
+        digest = xxh3_128_digest(raw)
+        if digest == self.digest:
+            return []
+        docs = self.apply(decode_clearinghouse(raw), observed_at=observed_at, source=source)
+        self.digest = digest
+        return docs
+
     def apply(
         self, state: ClearinghouseState, *, observed_at: datetime, source: str = schema.SOURCE_WS
     ) -> list[dict[str, Any]]:
-        """Diff a clearinghouse snapshot against the known positions; return changed ones."""
-        if state == self.last_state:
-            return []
-        self.last_state = state
+        """Diff a decoded clearinghouse snapshot against the known positions; return changed ones."""
         server_time = ms_to_datetime(state.time) if state.time is not None else observed_at
         docs = []
         seen = set()

@@ -5,6 +5,11 @@ all market data (``meta``, ``assetCtxs``, ``spotAssetCtxs``) that msgspec skips 
 Python objects for it. Unknown keys are ignored everywhere, and every field that older or newer
 captures may lack has a default, so schema drift does not break parsing; a field of the wrong
 type rejects the frame with a message that says where.
+
+The per-user payloads stay :class:`msgspec.Raw` in a decoded frame (each open order on its own,
+and the clearinghouse state): most pushes repeat the previous state byte for byte, and the
+trackers recognise that from digests of those bytes before paying for a typed decode
+(:func:`decode_order`, :func:`decode_clearinghouse`).
 """
 
 from __future__ import annotations
@@ -66,22 +71,29 @@ class ClearinghouseState(msgspec.Struct, frozen=True, gc=False):
     time: EpochMs | None = None
 
 
-class OpenOrdersData(msgspec.Struct, frozen=True, gc=False):
+NULL = msgspec.Raw(b"null")
+
+
+OrderItems = tuple[msgspec.Raw, ...]
+"""A snapshot's open orders, each still raw JSON."""
+
+
+class OpenOrdersData(msgspec.Struct, frozen=True):
     user: str
-    orders: tuple[FrontendOrder, ...]
+    orders: OrderItems
     dex: str = ""
 
 
-class ClearinghouseData(msgspec.Struct, frozen=True, gc=False):
+class ClearinghouseData(msgspec.Struct, frozen=True):
     user: str
-    clearinghouseState: ClearinghouseState
+    clearinghouseState: msgspec.Raw
     dex: str = ""
 
 
-class WebData2Data(msgspec.Struct, frozen=True, gc=False):
+class WebData2Data(msgspec.Struct, frozen=True):
     user: str
-    openOrders: tuple[FrontendOrder, ...] = ()
-    clearinghouseState: ClearinghouseState | None = None
+    openOrders: OrderItems = ()
+    clearinghouseState: msgspec.Raw = NULL
     serverTime: EpochMs | None = None
 
 
@@ -133,6 +145,8 @@ class FrameError(ValueError):
 
 _message_decoder = msgspec.json.Decoder(Message)
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+_order_decoder = msgspec.json.Decoder(FrontendOrder)
+_clearinghouse_decoder = msgspec.json.Decoder(ClearinghouseState)
 
 
 def excerpt(raw: bytes | str, limit: int = 160) -> str:
@@ -159,6 +173,27 @@ def decode_frame(raw: bytes | str) -> Message:
         stripped = raw.lstrip()[:1]
         kind = "malformed" if stripped in (b"{", b"[", "{", "[") else "non_json"
         raise FrameError(kind, f"{exc} in frame {excerpt(raw)!r}") from None
+
+
+def decode_order(raw: msgspec.Raw) -> FrontendOrder:
+    """Decode one open order of a frame, or raise :class:`FrameError` (``invalid``)."""
+    try:
+        return _order_decoder.decode(raw)
+    except msgspec.MsgspecError as exc:
+        raise FrameError("invalid", f"openOrders: {exc} in {excerpt(bytes(raw))!r}") from None
+
+
+def decode_orders(items: OrderItems) -> tuple[FrontendOrder, ...]:
+    """Decode every open order of a frame (see :func:`decode_order`)."""
+    return tuple(decode_order(item) for item in items)
+
+
+def decode_clearinghouse(raw: msgspec.Raw | bytes) -> ClearinghouseState:
+    """Decode a trader's clearinghouse state, or raise :class:`FrameError` (``invalid``)."""
+    try:
+        return _clearinghouse_decoder.decode(raw)
+    except msgspec.MsgspecError as exc:
+        raise FrameError("invalid", f"clearinghouseState: {exc} in {excerpt(bytes(raw))!r}") from None
 
 
 class OrderStatusInner(msgspec.Struct, frozen=True, gc=False):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector_service import schema
 from collector_service.positions import PositionBook
@@ -14,11 +17,14 @@ from collector_service.wire import (
     ClearinghouseMsg,
     ErrorMsg,
     FrameError,
+    FrontendOrder,
     OpenOrdersMsg,
     PongMsg,
     SubscriptionResponseMsg,
     WebData2Msg,
+    decode_clearinghouse,
     decode_frame,
+    decode_orders,
     historical_orders_decoder,
 )
 from tests.collector.frames import USER, encode, frontend_orders, open_orders_frame, sample, webdata2_frame
@@ -33,8 +39,8 @@ def test_real_webdata2_capture_decodes_user_orders_and_positions() -> None:
     assert isinstance(msg, WebData2Msg)
     assert msg.data.user == "0xd400564f7e3c2502c1666e2d2fcbf8a9cace482d"
     assert msg.data.serverTime == 1750912503968
-    assert msg.data.openOrders == ()
-    (asset,) = msg.data.clearinghouseState.assetPositions
+    assert decode_orders(msg.data.openOrders) == ()
+    (asset,) = decode_clearinghouse(msg.data.clearinghouseState).assetPositions
     assert (asset.position.coin, asset.position.szi, asset.position.leverage.value) == ("BTC", "-0.0001", 1)
     assert isinstance(decode_frame(encode(ack)), SubscriptionResponseMsg)
     assert isinstance(decode_frame(encode(unsub)), SubscriptionResponseMsg)
@@ -43,7 +49,7 @@ def test_real_webdata2_capture_decodes_user_orders_and_positions() -> None:
 def test_real_frontend_orders_flatten_children_once() -> None:
     msg = decode_frame(encode(open_orders_frame(frontend_orders())))
     assert isinstance(msg, OpenOrdersMsg)
-    flat = flatten(msg.data.orders)
+    flat = flatten(decode_orders(msg.data.orders))
     assert sorted(flat) == [3184595905, 3184595906, 3184595907]
     assert flat[3184595905][1] is None
     assert flat[3184595906][1] == 3184595905 and flat[3184595907][1] == 3184595905
@@ -61,7 +67,7 @@ def test_clearinghouse_frame_wrapping_real_rest_sample() -> None:
     frame = {"channel": "clearinghouseState", "data": {"dex": "", "user": USER, "clearinghouseState": state}}
     msg = decode_frame(encode(frame))
     assert isinstance(msg, ClearinghouseMsg)
-    assert msg.data.clearinghouseState.time == 1752671350239
+    assert decode_clearinghouse(msg.data.clearinghouseState).time == 1752671350239
 
 
 @pytest.mark.parametrize(
@@ -71,11 +77,13 @@ def test_clearinghouse_frame_wrapping_real_rest_sample() -> None:
         (b'{"channel":"openOrders","data":{"user":"0x1"', "malformed"),
         (b'{"channel":"l2Book","data":{}}', "unknown_channel"),
         (b'{"channel":"openOrders","data":{"user":"0x1","orders":[{"coin":1}]}}', "invalid"),
+        (b'{"channel":"openOrders","data":{"user":7,"orders":[]}}', "invalid"),
     ],
 )
 def test_bad_frames_raise_named_errors(raw: bytes, kind: str) -> None:
     with pytest.raises(FrameError) as info:
-        decode_frame(raw)
+        msg = decode_frame(raw)
+        decode_orders(msg.data.orders)
     assert info.value.kind == kind
 
 
@@ -90,12 +98,12 @@ def test_old_capture_shape_without_optional_fields() -> None:
         {"coin": "BTC", "limitPx": "29792.0", "oid": 91490942, "side": "A", "sz": "0.0", "timestamp": 1681247412573}
     ]
     msg = decode_frame(encode(open_orders_frame(minimal)))
-    (order,) = msg.data.orders
+    (order,) = decode_orders(msg.data.orders)
     assert order.origSz is None and order.tif is None and order.children == ()
 
 
 def _book_events(book: OrderBook, orders: list[dict], at: datetime) -> list[dict]:
-    return book.apply(decode_frame(encode(open_orders_frame(orders))).data.orders, observed_at=at)
+    return book.apply_raw(decode_frame(encode(open_orders_frame(orders))).data.orders, observed_at=at)
 
 
 def test_diff_new_updated_partial_fill_amend_and_closed() -> None:
@@ -162,12 +170,44 @@ def test_stale_snapshot_detected() -> None:
 def test_positions_written_only_on_change_and_close() -> None:
     book = PositionBook(USER)
     msg = decode_frame(encode(webdata2_frame()))
-    state = msg.data.clearinghouseState
-    (doc,) = book.apply(state, observed_at=T0)
+    (doc,) = book.apply_raw(msg.data.clearinghouseState, observed_at=T0)
     assert (doc["coin"], doc["szi"], doc["leverage"], doc["serverTime"].year) == ("BTC", "-0.0001", 1, 2025)
     frame = webdata2_frame(server_time=1750912509999)
     frame["data"]["clearinghouseState"]["assetPositions"][0]["position"]["unrealizedPnl"] = "5.0"
-    assert book.apply(decode_frame(encode(frame)).data.clearinghouseState, observed_at=T1) == []
+    assert book.apply_raw(decode_frame(encode(frame)).data.clearinghouseState, observed_at=T1) == []
     frame["data"]["clearinghouseState"]["assetPositions"] = []
-    (closed,) = book.apply(decode_frame(encode(frame)).data.clearinghouseState, observed_at=T1)
+    (closed,) = book.apply_raw(decode_frame(encode(frame)).data.clearinghouseState, observed_at=T1)
     assert closed["szi"] == "0.0" and closed["coin"] == "BTC"
+
+
+order_strategy = st.builds(
+    FrontendOrder,
+    coin=st.sampled_from(["BTC", "ETH"]),
+    side=st.sampled_from(["B", "A"]),
+    limitPx=st.sampled_from(["1.0", "2.0", "3.5"]),
+    sz=st.sampled_from(["0.0", "1.0", "2.0"]),
+    oid=st.integers(1, 9),
+    timestamp=st.integers(1_700_000_000_000, 1_700_000_000_100),
+    origSz=st.sampled_from([None, "2.0"]),
+    isTrigger=st.booleans(),
+    tif=st.sampled_from([None, "Gtc"]),
+)
+parent_strategy = st.builds(
+    lambda parent, kids: msgspec.structs.replace(parent, children=tuple(kids)),
+    order_strategy, st.lists(order_strategy, max_size=2),
+)
+snapshot_sequences = st.lists(st.lists(order_strategy | parent_strategy, max_size=6).map(tuple), min_size=1,
+                              max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(snapshot_sequences)
+def test_raw_fast_path_gives_the_same_events_as_the_full_diff(sequence: list[tuple[FrontendOrder, ...]]) -> None:
+    fast, full = OrderBook(USER), OrderBook(USER)
+    for i, snapshot in enumerate(sequence):
+        at = T0 + timedelta(seconds=i)
+        items = msgspec.json.decode(msgspec.json.encode(snapshot), type=tuple[msgspec.Raw, ...])
+        got = fast.apply_raw(items, observed_at=at)
+        want = full.apply(decode_orders(items), observed_at=at)
+        assert sorted(got, key=repr) == sorted(want, key=repr)
+        assert fast.orders == full.orders

@@ -20,13 +20,24 @@ from hypothesis import strategies as st
 from collector_service import exchange, schema
 from collector_service.config import load_settings
 from collector_service.tracker import OrderBook, flatten
-from collector_service.wire import FrameError, FrontendOrder, OpenOrdersMsg, WebData2Msg, decode_frame
+from collector_service.wire import (
+    NULL,
+    ClearinghouseMsg,
+    FrameError,
+    FrontendOrder,
+    Message,
+    OpenOrdersMsg,
+    WebData2Msg,
+    decode_clearinghouse,
+    decode_frame,
+    decode_orders,
+)
 from tests.collector.frames import USER, encode, frontend_orders, open_orders_frame, webdata2_frame
 from tests.collector.harness import RunningCollector, eventually
 from tests.reliability.collector_process import collector_env
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
     max_leaves=30,
 )
@@ -34,9 +45,23 @@ VALID = [encode(open_orders_frame(frontend_orders())), encode(webdata2_frame(fro
 ORDER_KEYS = list(frontend_orders()[0])
 
 
+def decode_fully(raw: bytes | str) -> Message:
+    """Decode a frame and the per-user payloads the collector decodes when they change."""
+    msg = decode_frame(raw)
+    if isinstance(msg, OpenOrdersMsg):
+        decode_orders(msg.data.orders)
+    elif isinstance(msg, WebData2Msg):
+        decode_orders(msg.data.openOrders)
+        if msg.data.clearinghouseState != NULL:
+            decode_clearinghouse(msg.data.clearinghouseState)
+    elif isinstance(msg, ClearinghouseMsg):
+        decode_clearinghouse(msg.data.clearinghouseState)
+    return msg
+
+
 def decodes_or_frame_error(raw: bytes | str) -> None:
     try:
-        decode_frame(raw)
+        decode_fully(raw)
     except FrameError as exc:
         assert exc.kind in ("non_json", "malformed", "invalid", "unknown_channel")
         assert str(exc)
@@ -57,7 +82,7 @@ def test_any_json_in_any_channel_decodes_or_raises_frame_error(data: Any, channe
 def test_truncated_frames_raise_frame_error(raw: bytes, data: st.DataObject) -> None:
     cut = data.draw(st.integers(0, len(raw) - 1))
     with pytest.raises(FrameError):
-        decode_frame(raw[:cut])
+        decode_fully(raw[:cut])
 
 
 @given(st.sampled_from(ORDER_KEYS), json_values)
@@ -65,7 +90,7 @@ def test_wrong_type_in_any_order_field_rejects_the_frame_saying_where(key: str, 
     order = frontend_orders()[0]
     order[key] = value
     try:
-        msg = decode_frame(encode(open_orders_frame([order])))
+        msg = decode_fully(encode(open_orders_frame([order])))
     except FrameError as exc:
         assert exc.kind == "invalid" and "openOrders" in str(exc)
         return
@@ -76,10 +101,10 @@ def test_wrong_type_in_any_order_field_rejects_the_frame_saying_where(key: str, 
 def test_timestamps_no_date_can_hold_are_rejected_at_the_parser(stamp: float) -> None:
     order = frontend_orders()[0] | {"timestamp": stamp}
     if isinstance(stamp, int) and 0 <= stamp < 253_402_300_800_000:
-        assert isinstance(decode_frame(encode(open_orders_frame([order]))), OpenOrdersMsg)
+        assert isinstance(decode_fully(encode(open_orders_frame([order]))), OpenOrdersMsg)
     else:
         with pytest.raises(FrameError, match="timestamp"):
-            decode_frame(encode(open_orders_frame([order])))
+            decode_fully(encode(open_orders_frame([order])))
 
 
 addresses = st.text("0123456789abcdefABCDEF", min_size=40, max_size=40).map(lambda h: "0x" + h)
@@ -88,10 +113,10 @@ addresses = st.text("0123456789abcdefABCDEF", min_size=40, max_size=40).map(lamb
 @given(addresses, st.text(max_size=30), st.text(max_size=30))
 def test_unknown_statuses_order_types_and_mixed_case_addresses_are_kept(user: str, order_type: str, tif: str) -> None:
     order = frontend_orders()[0] | {"orderType": order_type, "tif": tif, "status": "neverSeenBefore"}
-    msg = decode_frame(encode(webdata2_frame([order], 5)))
+    msg = decode_fully(encode(webdata2_frame([order], 5)))
     assert isinstance(msg, WebData2Msg)
-    assert msg.data.openOrders[0].orderType == order_type
-    msg = decode_frame(encode(open_orders_frame([order], user=user)))
+    assert decode_orders(msg.data.openOrders)[0].orderType == order_type
+    msg = decode_fully(encode(open_orders_frame([order], user=user)))
     assert isinstance(msg, OpenOrdersMsg) and msg.data.user.lower() == user.lower()
 
 
