@@ -61,11 +61,15 @@ def _events_until(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> tuple
     return events.lazy().filter(pl.col("eventAt") < end), start, end
 
 
-def _order_sorted(lf: pl.LazyFrame) -> pl.LazyFrame:
-    # Group aggregations keep frame order, so only the order within an (ethAddress, oid) group
-    # matters: seq is the collector's event order, time breaks ties. Sorting on the integer oid
-    # instead of the address string is cheaper and orders every group's rows the same way.
-    return lf.sort(["oid", "seq", "eventAt"], nulls_last=True)
+def _event_order() -> pl.Expr:
+    """One Int128 per event that orders an order's events: ``seq`` (null last), then time.
+
+    The aggregations pick an order's first / last events with ``min_by`` / ``max_by`` of this key
+    instead of sorting the whole history (a multi-column sort that moves every column was most of
+    the transforms' time). ``eventAt`` is never null here: ``_events_until`` drops null times.
+    """
+    seq = pl.col("seq").fill_null(pl.Int64.max()).cast(pl.Int128)
+    return seq * (1 << 64) + pl.col("eventAt").dt.epoch("us").cast(pl.Int128)
 
 
 # Outcomes ------------------------------------------------------------------------------------
@@ -101,30 +105,52 @@ def order_lifecycles(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> pl
 def _lifecycles_lazy(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> pl.LazyFrame:
     lf, start, end = _events_until(events, day)
     is_closed = pl.col("action") == "closed"
-    is_open_event = ~is_closed
     is_update = pl.col("action") == "updated"
+    order = _event_order()
+    # Every per-event input is computed before the group_by, so that each aggregation is a plain
+    # reduction of one column (no filters evaluated per group); ethAddress as categorical makes
+    # the group key two integers instead of a string.
+    per_event = lf.select(
+        pl.col("ethAddress", "coin", "side", "orderType", "finalStatus").cast(pl.Categorical),
+        "oid",
+        "parentOid",
+        "timestamp",
+        "eventAt",
+        "origSz",
+        "sz",
+        "notionalUsd",
+        order_=order,
+        closedOrder_=pl.when(is_closed).then(order),
+        openOrder_=pl.when(~is_closed).then(order),
+        origSzOrder_=pl.when(pl.col("origSz").is_not_null()).then(order),
+        closedAt_=pl.when(is_closed).then(pl.col("eventAt")),
+        update_=is_update,
+        priceChange_=is_update & pl.col("changes").list.contains("limitPx"),
+        partial_=pl.when(pl.col("partialFill")).then(pl.col("prevSz") - pl.col("sz")),
+        rest_=pl.col("source") == "rest",
+    )
     agg = (
-        _order_sorted(lf)
-        .group_by(ORDER_KEY)
+        per_event.group_by(ORDER_KEY)
         .agg(
-            coin=pl.col("coin").last(),
-            side=pl.col("side").last(),
-            orderType=pl.col("orderType").last(),
+            coin=pl.col("coin").max_by("order_"),
+            side=pl.col("side").max_by("order_"),
+            orderType=pl.col("orderType").max_by("order_"),
             parentOid=pl.col("parentOid").max(),
             placedAt=pl.col("timestamp").min(),
             firstSeenAt=pl.col("eventAt").min(),
-            closedAt=pl.col("eventAt").filter(is_closed).max(),
-            finalStatus=pl.col("finalStatus").filter(is_closed).last(),
-            nUpdates=is_update.sum(),
-            nPriceChanges=(is_update & pl.col("changes").list.contains("limitPx")).sum(),
-            origSz=pl.col("origSz").drop_nulls().first(),
-            lastOpenSz=pl.col("sz").filter(is_open_event).last(),
-            closedSz=pl.col("sz").filter(is_closed).last(),
-            partialSz=(pl.col("prevSz") - pl.col("sz")).filter(pl.col("partialFill").fill_null(False)).sum(),
+            closedAt=pl.col("closedAt_").max(),
+            finalStatus=pl.col("finalStatus").max_by("closedOrder_"),
+            nUpdates=pl.col("update_").sum(),
+            nPriceChanges=pl.col("priceChange_").sum(),
+            origSz=pl.col("origSz").min_by("origSzOrder_"),
+            lastOpenSz=pl.col("sz").max_by("openOrder_"),
+            closedSz=pl.col("sz").max_by("closedOrder_"),
+            partialSz=pl.col("partial_").sum(),
             maxNotionalUsd=pl.col("notionalUsd").max(),
-            recovered=(pl.col("source") == "rest").any(),
+            recovered=pl.col("rest_").any(),
         )
         .filter(pl.col("closedAt").is_null() | (pl.col("closedAt") >= start))
+        .with_columns(pl.col(pl.Categorical).cast(pl.String))
     )
     zero = pl.lit(0).cast(tables.DECIMAL)
     last_sz = pl.coalesce("lastOpenSz", "closedSz")
@@ -174,10 +200,11 @@ def large_change_alerts(
 ) -> pl.DataFrame:
     """The day's events worth a look: large new orders, large notional changes, large closes."""
     lf, start, _ = _events_until(events, day)
+    lf = lf.with_columns(pl.col("ethAddress").cast(pl.Categorical))
     touched = lf.filter(pl.col("eventAt") >= start).select(ORDER_KEY).unique()
-    lf = _order_sorted(lf.join(touched, on=ORDER_KEY, how="semi"))
+    lf = lf.join(touched, on=ORDER_KEY, how="semi")
     f64 = pl.Float64
-    prev_notional = pl.col("notionalUsd").shift(1).over(ORDER_KEY)
+    prev_notional = pl.col("notionalUsd").shift(1).over(ORDER_KEY, order_by=_event_order())
     action = pl.col("action")
     before = (
         pl.when(action == "new")
@@ -236,10 +263,10 @@ def open_orders_snapshot(events: pl.DataFrame | pl.LazyFrame, day: str | date) -
     """Every order whose last event by the day's end is not a close, in its last known state."""
     lf, _, _ = _events_until(events, day)
     last = (
-        _order_sorted(lf)
+        lf.with_columns(order_=_event_order())
         .group_by(ORDER_KEY)
         .agg(
-            pl.all().exclude(ORDER_KEY).last(),
+            pl.all().exclude(*ORDER_KEY, "order_").max_by("order_"),
             placedAt_=pl.col("timestamp").min(),
             firstSeenAt_=pl.col("eventAt").min(),
         )
