@@ -15,8 +15,8 @@ from collector_service import schema
 from collector_service.config import Settings
 from collector_service.journal import Journal
 from collector_service.metrics import Stats
-from collector_service.outcomes import OPEN_STATUSES
-from collector_service.pipeline import latest_by_oid, recovered_events
+from collector_service.outcomes import OPEN_STATUSES, latest_by_oid
+from collector_service.pipeline import recovered_events
 from collector_service.plan import owned
 from collector_service.rest import InfoClient, RestError
 from collector_service.store import Database, Writer, journal_folder, order_ops

@@ -19,7 +19,7 @@ import msgspec
 from collector_service import schema
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
-from collector_service.outcomes import OPEN_STATUSES, OutcomeResolver
+from collector_service.outcomes import OPEN_STATUSES, OutcomeResolver, latest_by_oid
 from collector_service.positions import PositionBook
 from collector_service.rest import InfoClient, RestError
 from collector_service.store import Writer, order_ops, position_ops
@@ -32,16 +32,6 @@ GAP_MARGIN = timedelta(seconds=60)
 """Recover orders closed a little before the last snapshot too: clocks and pushes are not exact."""
 
 RECOVERY_RETRY_S = (5.0, 15.0, 60.0, 300.0)
-
-
-def latest_by_oid(rows: tuple[OrderStatusInner, ...]) -> dict[int, OrderStatusInner]:
-    """historicalOrders may list one oid twice (open, then canceled): keep the newest status."""
-    found: dict[int, OrderStatusInner] = {}
-    for row in rows:
-        known = found.get(row.order.oid)
-        if known is None or row.statusTimestamp >= known.statusTimestamp:
-            found[row.order.oid] = row
-    return found
 
 
 def recovered_events(
