@@ -197,9 +197,9 @@ class OrderBook:
         oids: list[int] = []
         unchanged: set[int] = set()
         changed: list[FrontendOrder] = []
-        for i, (item, item_digest) in enumerate(zip(items, digests, strict=True)):
+        for i, item_digest in enumerate(digests):
             at = i * _DIGEST
-            if previous[at : at + _DIGEST] != item_digest:
+            if not previous.startswith(item_digest, at):
                 at = previous.find(item_digest)
                 while at > 0 and at % _DIGEST:  # a match must start on a digest boundary
                     at = previous.find(item_digest, at + 1)
@@ -210,10 +210,10 @@ class OrderBook:
                 unchanged.add(oid)
                 oids.append(oid)
             else:
-                order = decode_order(item)
+                order = decode_order(items[i])
                 changed.append(order)
                 oids.append(-order.oid if order.children else order.oid)
-        duplicated = len({abs(oid) for oid in oids}) < len(oids)
+        duplicated = len(set(map(abs, oids))) < len(oids)
         if duplicated:  # an oid listed twice: the full diff decides which copy counts
             changed, unchanged = list(decode_orders(items)), set()
         events = self._diff(tuple(changed), unchanged, observed_at=observed_at, server_ms=server_ms, source=source)
