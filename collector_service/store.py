@@ -134,8 +134,8 @@ class Database:
         if orders:
             duplicates = insert_idempotent(self.db[schema.ORDERS], orders)
             inserted = [doc for i, doc in enumerate(orders) if i not in duplicates]
-            moved = [doc for i, doc in enumerate(orders)
-                     if i not in duplicates or self._row_behind(doc)]
+            behind = self._rows_behind([orders[i] for i in duplicates])
+            moved = [doc for i, doc in enumerate(orders) if i not in duplicates or id(doc) in behind]
             if moved:
                 _move_open_orders(self.db[schema.OPEN_ORDERS], moved)
             stats.events_duplicate += len(duplicates)
@@ -154,19 +154,24 @@ class Database:
                 self.db[schema.ORDERS].replace_one({"_id": closed["_id"]}, closed)
             stats.final_statuses_resolved += 1
 
-    def _row_behind(self, doc: dict[str, Any]) -> bool:
-        """Whether a replayed (duplicate) event must still move its open-order row.
+    def _rows_behind(self, replayed: list[dict[str, Any]]) -> set[int]:
+        """The replayed (duplicate) events that must still move their open-order row, by ``id``.
 
         A replayed close always does. A replayed new/updated does only when the row is missing
         or older (a crash between the event insert and the row write); otherwise it would roll
         the row back to an older state.
         """
-        if doc["action"] == schema.ACTION_CLOSED:
-            return True
-        row = self.db[schema.OPEN_ORDERS].find_one(
-            {"_id": schema.open_order_id(doc["ethAddress"], doc["oid"])}, {"seq": 1}
-        )
-        return row is None or int(row.get("seq", -1)) < int(doc["seq"])
+        keys = [schema.open_order_id(d["ethAddress"], d["oid"]) for d in replayed
+                if d["action"] != schema.ACTION_CLOSED]
+        rows: dict[str, int] = {}
+        if keys:
+            for row in self.db[schema.OPEN_ORDERS].find({"_id": {"$in": keys}}, {"seq": 1}):
+                rows[row["_id"]] = int(row.get("seq", -1))
+        return {
+            id(d) for d in replayed
+            if d["action"] == schema.ACTION_CLOSED
+            or rows.get(schema.open_order_id(d["ethAddress"], d["oid"]), -1) < int(d["seq"])
+        }
 
     def close(self) -> None:
         self.client.close()
