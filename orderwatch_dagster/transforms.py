@@ -108,8 +108,9 @@ def _lifecycles_lazy(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> pl
     is_update = pl.col("action") == "updated"
     order = _event_order()
     # Every per-event input is computed before the group_by, so that each aggregation is a plain
-    # reduction of one column (no filters evaluated per group); ethAddress as categorical makes
-    # the group key two integers instead of a string.
+    # reduction of one column (no filters evaluated per group; min_by / max_by skip null keys, so
+    # a key nulled outside a condition picks among the matching events only). Categorical strings
+    # make the group key two integers and the picked values integers.
     per_event = lf.select(
         pl.col("ethAddress", "coin", "side", "orderType", "finalStatus").cast(pl.Categorical),
         "oid",
