@@ -70,6 +70,7 @@ class Pipeline:
         self.books = {user: OrderBook(user) for user in clients}
         self.positions = {user: PositionBook(user) for user in clients}
         self.last_seen: dict[str, datetime] = {}
+        self.gaps: dict[str, datetime | None] = {}  # gaps not recovered yet: when each began
         self._needs_recovery: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._warn = RateLimitedLog(log)
@@ -79,6 +80,7 @@ class Pipeline:
         open_orders: Mapping[str, list[dict[str, Any]]],
         positions: Mapping[str, list[dict[str, Any]]],
         last_seen: Mapping[str, datetime],
+        gaps: Mapping[str, datetime | None],
     ) -> None:
         """Start from what MongoDB already holds (restart reconciliation)."""
         for user, docs in open_orders.items():
@@ -88,6 +90,7 @@ class Pipeline:
             if user in self.positions:
                 self.positions[user].load(docs)
         self.last_seen.update({u: t for u, t in last_seen.items() if u in self.books})
+        self.gaps.update({u: t for u, t in gaps.items() if u in self.books})
 
     @property
     def open_orders(self) -> int:
@@ -95,7 +98,12 @@ class Pipeline:
 
     def on_connected(self, users: tuple[str, ...]) -> None:
         """A connection (re)subscribed these users: recover their gap once their first
-        snapshot is in."""
+        snapshot is in. The gap is journaled until recovered, so it survives a crash."""
+        for user in users:
+            if user not in self.gaps:  # an older gap not recovered yet starts earlier
+                since = self.last_seen.get(user)
+                self.gaps[user] = since
+                self.writer.submit([{"kind": "gap", "doc": {"_id": user, "since": since}}])
         self._needs_recovery.update(users)
 
     def on_orders(self, user: str, orders: OrderItems, server_ms: int | None, observed_at: datetime) -> None:
@@ -119,7 +127,7 @@ class Pipeline:
                 self.stats.frames_unchanged += 1
         if user in self._needs_recovery:
             self._needs_recovery.discard(user)
-            self.spawn(self.recover(user, self.last_seen.get(user)))
+            self.spawn(self.recover(user, self.gaps.get(user)))
         self.last_seen[user] = observed_at
 
     def on_positions(self, user: str, state: msgspec.Raw, observed_at: datetime) -> None:
@@ -142,10 +150,14 @@ class Pipeline:
                 self._warn.log(logging.WARNING, f"recover:{user}",
                                "event=recovery_retry user=%s attempt=%d error=%r", user, attempt + 1, str(exc))
                 if pause is None:
-                    log.error("event=recovery_failed user=%s note='gap not recovered over REST'", user)
+                    log.error("event=recovery_failed user=%s note='kept; retried at the next reconnect or start'",
+                              user)
                     return
                 await asyncio.sleep(pause)
         self.writer.submit(order_ops(self.recovered(user, rows, since)))
+        if self.gaps.get(user, since) == since:  # no older gap was opened meanwhile
+            self.gaps.pop(user, None)
+            self.writer.submit([{"kind": "gap_recovered", "doc": {"_id": user}}])
 
     def recovered(
         self, user: str, rows: tuple[OrderStatusInner, ...], since: datetime | None

@@ -54,6 +54,11 @@ POSITIONS: Final = "trader_positions"
 returnOnEquity, liquidationPx, marginUsed, leverageType, leverage (int), maxLeverage,
 serverTime, observedAt, createdAt, source."""
 
+RECOVERIES: Final = "collector_recoveries"
+"""Gaps waiting to be recovered over REST, ``_id`` = trader address, ``since`` = when the gap
+began (None: never seen). Kept until the recovery succeeds, so a crash or shutdown in between
+does not forget the gap."""
+
 ALERTS: Final = "order_alerts"
 """Large-change alerts written by the Dagster side, unique on ``alertKey``."""
 

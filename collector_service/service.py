@@ -163,23 +163,24 @@ class Service:
                 continue
         users = self.users
 
-        def load() -> tuple[Any, Any, Any, Any]:
+        def load() -> tuple[Any, Any, Any, Any, Any]:
             return (
                 self.database.open_orders(users),
                 {u: self.database.latest_positions(u) for u in users},
                 self.database.last_seen(users),
+                self.database.pending_recoveries(users),
                 self.database.unresolved_closes(users),
             )
 
         loaded = await self._until_database("load_state", load, stop)
         if loaded is None:
             return False
-        open_orders, positions, last_seen, unresolved = loaded
-        self.pipeline.load(open_orders, positions, last_seen)
+        open_orders, positions, last_seen, gaps, unresolved = loaded
+        self.pipeline.load(open_orders, positions, last_seen, gaps)
         for user, oid in unresolved:
             self.pipeline.resolvers[user].want(user, oid)
-        log.info("event=state_loaded open_orders=%d unresolved_outcomes=%d traders_with_history=%d",
-                 self.pipeline.open_orders, len(unresolved), len(last_seen))
+        log.info("event=state_loaded open_orders=%d unresolved_outcomes=%d traders_with_history=%d gaps_to_recover=%d",
+                 self.pipeline.open_orders, len(unresolved), len(last_seen), len(gaps))
         return True
 
     def log_plan(self) -> None:

@@ -6,6 +6,8 @@ Operations are tuples of a kind and a document:
 * ``position`` a ``trader_positions`` document
 * ``final``    ``{ethAddress, oid, finalStatus, statusTimestamp}``: the outcome of a closed order
   that was stored before the exchange told us how it ended
+* ``gap`` / ``gap_recovered``  ``{_id: ethAddress, since}``: a gap to recover over REST opens /
+  closes in ``collector_recoveries``
 
 Writing is idempotent (unique indexes; duplicate-key errors count as already written), so a
 batch that failed half-way is simply written again.
@@ -117,6 +119,10 @@ class Database:
                 found[user] = doc["observedAt"]
         return found
 
+    def pending_recoveries(self, users: Iterable[str]) -> dict[str, datetime | None]:
+        """Gaps a previous run had not recovered yet, by trader: when each began."""
+        return {doc["_id"]: doc.get("since") for doc in self.db[schema.RECOVERIES].find({"_id": {"$in": list(users)}})}
+
     def unresolved_closes(self, users: Iterable[str]) -> list[tuple[str, int]]:
         """Closed events still waiting for the exchange's final status."""
         cursor = self.db[schema.ORDERS].find(
@@ -153,6 +159,12 @@ class Database:
                 closed.update(finalStatus=doc["finalStatus"], statusTimestamp=doc["statusTimestamp"])
                 self.db[schema.ORDERS].replace_one({"_id": closed["_id"]}, closed)
             stats.final_statuses_resolved += 1
+        for op in ops:
+            if op["kind"] in ("gap", "gap_recovered"):
+                # delete + insert, not an upsert with $set: nx-27017 stores $set datetimes as text
+                self.db[schema.RECOVERIES].delete_one({"_id": op["doc"]["_id"]})
+                if op["kind"] == "gap":
+                    self.db[schema.RECOVERIES].insert_one(dict(op["doc"]))
 
     def _rows_behind(self, replayed: list[dict[str, Any]]) -> set[int]:
         """The replayed (duplicate) events that must still move their open-order row, by ``id``.
