@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +32,9 @@ log = logging.getLogger(__name__)
 GAP_MARGIN = timedelta(seconds=60)
 """Recover orders closed a little before the last snapshot too: clocks and pushes are not exact."""
 
-RECOVERY_RETRY_S = (5.0, 15.0, 60.0, 300.0)
+RECOVERY_RETRY_MAX_S = 15.0
+"""A failed recovery is retried with backoff up to this pause, until it succeeds: the REST
+weight budget, not the retry schedule, keeps the calls within the exchange's limits."""
 
 
 def recovered_events(
@@ -142,17 +145,17 @@ class Pipeline:
     async def recover(self, user: str, since: datetime | None) -> None:
         """Store orders that opened and closed since ``since`` without a snapshot showing them,
         and outcomes of orders closed meanwhile, from ``historicalOrders``."""
-        for attempt, pause in enumerate((*RECOVERY_RETRY_S, None)):
+        attempt = 0
+        while True:
             try:
                 rows = await self.clients[user].historical_orders(user)
                 break
             except RestError as exc:
+                attempt += 1
+                pause = min(RECOVERY_RETRY_MAX_S, 2.0**attempt) * random.uniform(0.8, 1.2)
                 self._warn.log(logging.WARNING, f"recover:{user}",
-                               "event=recovery_retry user=%s attempt=%d error=%r", user, attempt + 1, str(exc))
-                if pause is None:
-                    log.error("event=recovery_failed user=%s note='kept; retried at the next reconnect or start'",
-                              user)
-                    return
+                               "event=recovery_retry user=%s attempt=%d retry_in_s=%.0f error=%r",
+                               user, attempt, pause, str(exc))
                 await asyncio.sleep(pause)
         self.writer.submit(order_ops(self.recovered(user, rows, since)))
         if self.gaps.get(user, since) == since:  # no older gap was opened meanwhile

@@ -51,7 +51,7 @@ class SoakConfig:
     kill_every: float | None = None  # mean seconds between kill -9s of the collector (None: never)
     flush_interval: float = 0.5
     buffer_size: int = 1000
-    settle_timeout: float = 60.0
+    settle_timeout: float = 120.0
     seed: int = 7
     egresses: tuple[str, ...] = EGRESSES
 

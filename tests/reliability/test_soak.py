@@ -32,7 +32,9 @@ async def test_chaos_soak_matches_ground_truth(feed: str, duration: float, tmp_p
 @pytest.mark.slow
 async def test_kill_9_at_random_moments_and_mid_flush(tmp_path: Path, mongo_uri: str, mongo_db) -> None:
     # a big buffer and a short interval make flushes large, so a kill lands inside one
-    cfg = SoakConfig(duration=30.0, kill_every=4.0, buffer_size=100_000, flush_interval=0.3)
+    # kills every ~4 s restart 40 gap recoveries at a time against 1200 REST weight per minute and
+    # per address: recovering them all can take minutes once trading stops, so allow the time
+    cfg = SoakConfig(duration=30.0, kill_every=4.0, buffer_size=100_000, flush_interval=0.3, settle_timeout=200.0)
     result = await run_soak(cfg, mongo_uri, mongo_db.name, tmp_path)
     check(result)
     assert result.kills >= 4 and result.mid_flush_kills >= 1 and result.report.gap_only > 0, result.figures()
