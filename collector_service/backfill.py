@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from collector_service import schema
 from collector_service.config import Settings
 from collector_service.journal import Journal
 from collector_service.metrics import Stats
 from collector_service.outcomes import OPEN_STATUSES, latest_by_oid
-from collector_service.pipeline import recovered_events
+from collector_service.pipeline import recovered_events, replacements_in_history
 from collector_service.plan import owned
 from collector_service.rest import InfoClient, RestError
-from collector_service.store import Database, Writer, journal_folder, order_ops
-from collector_service.tracker import build_event, ms_to_datetime
+from collector_service.store import Database, Writer, journal_folder, link_op, order_ops
+from collector_service.tracker import build_event, link, ms_to_datetime
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +49,25 @@ async def run_backfill(settings: Settings) -> int:
             log.error("event=backfill_failed user=%s error=%r", user, str(exc))
             return
         now = datetime.now(UTC)
-        events = []
-        for row in latest_by_oid(rows).values():
+        latest = latest_by_oid(rows)
+        news: dict[int, dict[str, Any]] = {}
+        closes: dict[int, dict[str, Any]] = {}
+        for oid, row in latest.items():
             if row.status in OPEN_STATUSES:
-                event = build_event(user, row.order, schema.ACTION_NEW, 0, source=schema.SOURCE_REST,
-                                    observed_at=ms_to_datetime(row.order.timestamp), server_time=None)
-                event["recoveredAt"] = now
-                events.append(event)
+                news[oid] = build_event(user, row.order, schema.ACTION_NEW, 0, dex=schema.dex_of(row.order.coin),
+                                        source=schema.SOURCE_REST, observed_at=ms_to_datetime(row.order.timestamp),
+                                        server_time=None)
+                news[oid]["recoveredAt"] = now
             else:
-                events += recovered_events(user, row, now)
-        writer.submit(order_ops(events))
-        log.info("event=backfill_user user=%s orders=%d events=%d", user, len(rows), len(events))
+                news[oid], closes[oid] = recovered_events(user, row, now)
+        links = []
+        for old, new, match in replacements_in_history(latest):
+            link(closes.get(old), news.get(new), old, new, match)
+            links.append(link_op(user, old, new, match))  # events a collector stored already get it too
+        events = [*news.values(), *closes.values()]
+        writer.submit(order_ops(events) + links)
+        log.info("event=backfill_user user=%s orders=%d events=%d replacements=%d", user, len(rows), len(events),
+                 len(links))
 
     try:
         await asyncio.gather(*(one(user, clients[i % len(clients)]) for i, user in enumerate(traders)))

@@ -18,6 +18,7 @@ from collector_service import exchange
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 FEEDS = ("openOrders", "webData2")
+DEX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 
 
 class ConfigError(ValueError):
@@ -98,6 +99,14 @@ class Settings(BaseSettings):
     trader_ws_pong_timeout: float = Field(
         exchange.PONG_DEADLINE_S, gt=0, description="Reconnect if nothing arrives this long after a ping."
     )
+    trader_dexes: str = Field(
+        "all",
+        description="Perp dexes to follow besides the main dex (which also carries spot): all (every "
+        "dex perpDexs lists, refreshed), none, or comma-separated HIP-3 dex names.",
+    )
+    trader_dex_refresh_interval: float = Field(
+        300.0, ge=5, le=86400, description="Seconds between perpDexs checks for new dexes (TRADER_DEXES=all)."
+    )
     trader_shard_index: int = Field(0, ge=0, description="This instance's shard (0-based).")
     trader_shard_count: int = Field(1, ge=1, description="How many instances share the trader list.")
     collector_rest_weight_per_minute: int = Field(
@@ -148,6 +157,16 @@ class Settings(BaseSettings):
                 parse_address(item, "address")
         return value
 
+    @field_validator("trader_dexes")
+    @classmethod
+    def _dexes(cls, value: str) -> str:
+        if value.strip().lower() in ("all", "none"):
+            return value.strip().lower()
+        for item in value.split(","):
+            if not DEX_RE.match(item.strip()):
+                raise ValueError(f"{item.strip()!r} is not a dex name; use all, none or names such as xyz,flx")
+        return value
+
     @field_validator("trader_ws_source_addresses")
     @classmethod
     def _sources(cls, value: str) -> str:
@@ -177,6 +196,14 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ConfigError(f"TRADER_ADDRESSES_FILE: {exc}") from exc
         return list(dict.fromkeys(found))
+
+    def fixed_dexes(self) -> list[str] | None:
+        """The HIP-3 dexes to follow besides the main dex; None: every dex the exchange lists."""
+        if self.trader_dexes == "all":
+            return None
+        if self.trader_dexes == "none":
+            return []
+        return list(dict.fromkeys(d.strip() for d in self.trader_dexes.split(",")))
 
     def source_addresses(self) -> list[str | None]:
         """Local addresses to connect from; ``[None]`` means the system's default route."""

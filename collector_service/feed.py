@@ -13,6 +13,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, PayloadTooBig
 from websockets.frames import CloseCode
 
-from collector_service import exchange
+from collector_service import exchange, schema
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
 from collector_service.pipeline import Pipeline
@@ -54,18 +55,34 @@ RECONNECT_FLOOR_AFTER_CAPACITY_S = 15.0
 """The server frees user slots of a dead connection only after a while (PROTOCOL.md §2.3)."""
 
 
-def subscriptions_for(user: str, feed: Feed) -> list[dict[str, Any]]:
-    """The subscription objects that carry one user's orders and positions in a feed mode."""
-    if feed == "webData2":
-        return [{"type": "webData2", "user": user}]
-    return [
-        {"type": "openOrders", "user": user, "dex": ""},
-        {"type": "clearinghouseState", "user": user, "dex": ""},
-    ]
+def subscriptions_for(user: str, feed: Feed, dexes: list[str]) -> list[dict[str, Any]]:
+    """The subscription objects that carry one user's orders and positions on these dexes.
+
+    The legacy webData2 feed covers the main dex (and spot) only: other dexes are followed with
+    their own openOrders / clearinghouseState subscriptions in either mode. The exchange counts a
+    user once however many of these it holds (PROTOCOL.md §0.2).
+    """
+    subs: list[dict[str, Any]] = []
+    for dex in dexes:
+        if feed == "webData2" and dex == schema.MAIN_DEX:
+            subs.append({"type": "webData2", "user": user})
+        else:
+            subs += [{"type": "openOrders", "user": user, "dex": dex},
+                     {"type": "clearinghouseState", "user": user, "dex": dex}]
+    return subs
 
 
-def _sub_key(sub: dict[str, Any]) -> tuple[str, str]:
-    return (str(sub.get("type")), str(sub.get("user", "")).lower())
+SubKey = tuple[str, str, str]
+"""(type, user, dex) of a subscription, as sent and as the exchange echoes it in acks."""
+
+
+def _sub_key(sub: dict[str, Any]) -> SubKey:
+    return (str(sub.get("type")), str(sub.get("user", "")).lower(), str(sub.get("dex") or ""))
+
+
+def _subscription(key: SubKey) -> dict[str, Any]:
+    typ, user, dex = key
+    return {"type": typ, "user": user} if typ == "webData2" else {"type": typ, "user": user, "dex": dex}
 
 
 class FeedConnection:
@@ -82,8 +99,10 @@ class FeedConnection:
         ping_interval: float,
         pong_timeout: float,
         reconnect_budget: TokenBucket,
+        dexes: Callable[[], list[str]],
     ) -> None:
         self.plan = plan
+        self.dexes = dexes
         self.reconnect_budget = reconnect_budget
         self.url = url
         self.feed = feed
@@ -94,8 +113,9 @@ class FeedConnection:
         self.refused: dict[str, float] = {}
         self._reported: set[str] = set()
         self._unsent: list[str] = []
-        self._pending: dict[tuple[str, str], float] = {}
-        self._acked: set[tuple[str, str]] = set()
+        self._pending: dict[SubKey, float] = {}
+        self._acked: set[SubKey] = set()
+        self._new_dexes: asyncio.Queue[list[str]] = asyncio.Queue()
         self._ws: ClientConnection | None = None
         self._last_rx = time.monotonic()
         self._warn = RateLimitedLog(log)
@@ -185,17 +205,30 @@ class FeedConnection:
             await asyncio.gather(keepalive, subscriber, return_exceptions=True)
 
     async def _subscribe(self, ws: ClientConnection, users: tuple[str, ...]) -> None:
-        self._unsent = list(users)
-        while self._unsent:
-            user = self._unsent.pop(0)
-            for sub in subscriptions_for(user, self.feed):
-                self._pending[_sub_key(sub)] = time.monotonic() + exchange.SUBSCRIBE_ACK_TIMEOUT_S
-                await ws.send(msgspec.json.encode({"method": "subscribe", "subscription": sub}).decode())
-                await asyncio.sleep(exchange.SUBSCRIBE_PACING_S)
-        await asyncio.sleep(exchange.SUBSCRIBE_ACK_TIMEOUT_S)
-        late = [key for key, deadline in self._pending.items() if deadline <= time.monotonic()]
-        if late:
-            self._refuse(late, "no subscribe ack within timeout")
+        """Subscribe every dex of these users, then the dexes added while connected."""
+        while not self._new_dexes.empty():  # the dex list read below already has them
+            self._new_dexes.get_nowait()
+        dexes = list(self.dexes())
+        while True:
+            self._unsent = list(users)
+            while self._unsent:
+                user = self._unsent.pop(0)
+                for sub in subscriptions_for(user, self.feed, dexes):
+                    self._pending[_sub_key(sub)] = time.monotonic() + exchange.SUBSCRIBE_ACK_TIMEOUT_S
+                    await ws.send(msgspec.json.encode({"method": "subscribe", "subscription": sub}).decode())
+                    await asyncio.sleep(exchange.SUBSCRIBE_PACING_S)
+            await asyncio.sleep(exchange.SUBSCRIBE_ACK_TIMEOUT_S)
+            late = [key for key, deadline in self._pending.items() if deadline <= time.monotonic()]
+            if late:
+                self._refuse(late, "no subscribe ack within timeout")
+            dexes = await self._new_dexes.get()
+            users = self._active_users()
+
+    def follow(self, dexes: list[str]) -> None:
+        """Subscribe these newly listed dexes on the live connection (a reconnect subscribes
+        every dex anyway)."""
+        if self._ws is not None:
+            self._new_dexes.put_nowait(dexes)
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         while True:
@@ -223,18 +256,16 @@ class FeedConnection:
     def _route(self, msg: Message, observed_at: datetime) -> None:
         if isinstance(msg, OpenOrdersMsg):
             self.stats.frames["openOrders"] += 1
-            if msg.data.dex == "":
-                self.pipeline.on_orders(msg.data.user.lower(), msg.data.orders, None, observed_at)
+            self.pipeline.on_orders(msg.data.user.lower(), msg.data.dex, msg.data.orders, None, observed_at)
         elif isinstance(msg, WebData2Msg):
             self.stats.frames["webData2"] += 1
             user = msg.data.user.lower()
-            self.pipeline.on_orders(user, msg.data.openOrders, msg.data.serverTime, observed_at)
+            self.pipeline.on_orders(user, schema.MAIN_DEX, msg.data.openOrders, msg.data.serverTime, observed_at)
             if msg.data.clearinghouseState != NULL:
-                self.pipeline.on_positions(user, msg.data.clearinghouseState, observed_at)
+                self.pipeline.on_positions(user, schema.MAIN_DEX, msg.data.clearinghouseState, observed_at)
         elif isinstance(msg, ClearinghouseMsg):
             self.stats.frames["clearinghouseState"] += 1
-            if msg.data.dex == "":
-                self.pipeline.on_positions(msg.data.user.lower(), msg.data.clearinghouseState, observed_at)
+            self.pipeline.on_positions(msg.data.user.lower(), msg.data.dex, msg.data.clearinghouseState, observed_at)
         elif isinstance(msg, SubscriptionResponseMsg):
             self.stats.frames["subscriptionResponse"] += 1
             sub = msg.data.get("subscription")
@@ -252,7 +283,7 @@ class FeedConnection:
             self.stats.exchange_errors["capacity"] += 1
             self._capacity_hit = True
             # the cap is per IP: users not subscribed yet would be refused too, so stop here
-            unsent = [("", user) for user in self._unsent]
+            unsent = [("", user, "") for user in self._unsent]
             self._unsent.clear()
             self._refuse([*self._pending, *unsent], text)
             return
@@ -261,12 +292,12 @@ class FeedConnection:
         self._warn.log(logging.DEBUG if kind == "already_subscribed" else logging.WARNING,
                        f"err:{kind}", "event=exchange_error conn=%s text=%r", self.name, text[:300])
 
-    def _refuse(self, keys: list[tuple[str, str]], reason: str) -> None:
+    def _refuse(self, keys: list[SubKey], reason: str) -> None:
         """The exchange refused these subscriptions: report their users once and leave them
         alone for a while instead of retrying into the same wall."""
         for key in keys:
             self._pending.pop(key, None)
-        users = sorted({user for _, user in keys if user in self.plan.users})
+        users = sorted({user for _, user, _ in keys if user in self.plan.users})
         until = time.monotonic() + REFUSED_RETRY_S
         for user in users:
             self.refused[user] = until
@@ -286,8 +317,7 @@ class FeedConnection:
         if ws is None:
             return
         with contextlib.suppress(ConnectionClosed, OSError):
-            for user in self.plan.users:
-                for sub in subscriptions_for(user, self.feed):
-                    if _sub_key(sub) in self._acked:
-                        await ws.send(msgspec.json.encode({"method": "unsubscribe", "subscription": sub}).decode())
+            for key in list(self._acked):
+                message = {"method": "unsubscribe", "subscription": _subscription(key)}
+                await ws.send(msgspec.json.encode(message).decode())
             await ws.close(code=1000, reason="collector shutting down")

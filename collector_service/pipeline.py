@@ -1,9 +1,10 @@
 """From decoded snapshots to stored operations: trackers, outcomes and gap recovery per trader.
 
-Feeds call :meth:`Pipeline.on_orders` and :meth:`Pipeline.on_positions` for every snapshot; the
-pipeline diffs it, journals the resulting operations through the writer, and queues the
-outcome of every closed order. After each (re)connect it recovers, over REST, the orders that
-opened and closed while nobody was watching.
+Feeds call :meth:`Pipeline.on_orders` and :meth:`Pipeline.on_positions` for every snapshot of a
+trader on a dex; the pipeline diffs it, journals the resulting operations through the writer,
+and queues the outcome of every closed order. After each (re)connect, and when a new perp dex
+starts being followed, it recovers over REST the orders that opened and closed while nobody was
+watching, with the replacement links among them (a modify is a cancel-and-replace).
 """
 
 from __future__ import annotations
@@ -23,14 +24,18 @@ from collector_service.metrics import Stats
 from collector_service.outcomes import OPEN_STATUSES, OutcomeResolver, latest_by_oid
 from collector_service.positions import PositionBook
 from collector_service.rest import InfoClient, RestError
-from collector_service.store import Writer, order_ops, position_ops
-from collector_service.tracker import OrderBook, build_event, ms_to_datetime
+from collector_service.store import Op, Writer, link_op, order_ops, position_ops
+from collector_service.tracker import OrderBook, build_event, link, ms_to_datetime, replacement_key
 from collector_service.wire import OrderItems, OrderStatusInner
 
 log = logging.getLogger(__name__)
 
 GAP_MARGIN = timedelta(seconds=60)
 """Recover orders closed a little before the last snapshot too: clocks and pushes are not exact."""
+
+REPLACE_WINDOW_MS = 1000
+"""In ``historicalOrders`` a replacement is placed when the order it replaces is cancelled (one
+modify action, one block): their times may differ by at most this much."""
 
 RECOVERY_RETRY_MAX_S = 15.0
 """A failed recovery is retried with backoff up to this pause, until it succeeds: the REST
@@ -43,14 +48,43 @@ def recovered_events(
     """The ``new`` and ``closed`` events of an order seen only over REST, dated by the exchange."""
     placed = ms_to_datetime(row.order.timestamp)
     ended = ms_to_datetime(row.statusTimestamp)
-    new = build_event(user, row.order, schema.ACTION_NEW, 0, source=schema.SOURCE_REST,
+    dex = schema.dex_of(row.order.coin)
+    new = build_event(user, row.order, schema.ACTION_NEW, 0, dex=dex, source=schema.SOURCE_REST,
                       observed_at=placed, server_time=None)
-    closed = build_event(user, row.order, schema.ACTION_CLOSED, 1, source=schema.SOURCE_REST,
+    closed = build_event(user, row.order, schema.ACTION_CLOSED, 1, dex=dex, source=schema.SOURCE_REST,
                          observed_at=ended, server_time=None)
     closed["finalStatus"] = row.status
     closed["statusTimestamp"] = ended
     new["recoveredAt"] = closed["recoveredAt"] = recovered_at
     return [new, closed]
+
+
+def replacements_in_history(rows: Mapping[int, OrderStatusInner]) -> list[tuple[int, int, str]]:
+    """``(old oid, new oid, match)`` for the replacements ``historicalOrders`` shows.
+
+    A ``canceled`` order was replaced by a newer order placed within :data:`REPLACE_WINDOW_MS`
+    of the cancel: the first such order with the same cloid, or, for orders without a cloid,
+    the only such order of the same coin, side, order type and reduce-only flag.
+    """
+    by_cloid: dict[str, list[OrderStatusInner]] = {}
+    by_key: dict[tuple[str, str, str | None, bool], list[OrderStatusInner]] = {}
+    for row in rows.values():
+        if row.order.cloid:
+            by_cloid.setdefault(row.order.cloid, []).append(row)
+        else:
+            by_key.setdefault(replacement_key(row.order), []).append(row)
+    found = []
+    for oid, row in rows.items():
+        if row.status != schema.FINAL_STATUS_CANCELED:
+            continue
+        peers = by_cloid.get(row.order.cloid, []) if row.order.cloid else by_key.get(replacement_key(row.order), [])
+        after = sorted(
+            (peer.order.oid for peer in peers
+             if peer.order.oid > oid and abs(peer.order.timestamp - row.statusTimestamp) <= REPLACE_WINDOW_MS),
+        )
+        if after and (row.order.cloid or len(after) == 1):
+            found.append((oid, after[0], schema.MATCH_CLOID if row.order.cloid else schema.MATCH_INFERRED))
+    return found
 
 
 class Pipeline:
@@ -70,8 +104,9 @@ class Pipeline:
         self.clients = clients
         self.resolvers = resolvers
         self.record_orders = record_orders
-        self.books = {user: OrderBook(user) for user in clients}
-        self.positions = {user: PositionBook(user) for user in clients}
+        self.users = frozenset(clients)
+        self.books: dict[tuple[str, str], OrderBook] = {}  # by (trader, dex)
+        self.positions: dict[tuple[str, str], PositionBook] = {}
         self.last_seen: dict[str, datetime] = {}
         self.gaps: dict[str, datetime | None] = {}  # gaps not recovered yet: when each began
         self._needs_recovery: set[str] = set()
@@ -85,36 +120,63 @@ class Pipeline:
         last_seen: Mapping[str, datetime],
         gaps: Mapping[str, datetime | None],
     ) -> None:
-        """Start from what MongoDB already holds (restart reconciliation)."""
+        """Start from what MongoDB already holds (restart reconciliation). Documents written
+        before events carried ``dex`` belong to the dex of their coin."""
         for user, docs in open_orders.items():
-            if user in self.books:
-                self.books[user].load(docs)
+            if user in self.users:
+                for dex, dex_docs in _by_dex(docs).items():
+                    self._book(user, dex).load(dex_docs)
         for user, docs in positions.items():
-            if user in self.positions:
-                self.positions[user].load(docs)
-        self.last_seen.update({u: t for u, t in last_seen.items() if u in self.books})
-        self.gaps.update({u: t for u, t in gaps.items() if u in self.books})
+            if user in self.users:
+                for dex, dex_docs in _by_dex(docs).items():
+                    self._position_book(user, dex).load(dex_docs)
+        self.last_seen.update({u: t for u, t in last_seen.items() if u in self.users})
+        self.gaps.update({u: t for u, t in gaps.items() if u in self.users})
+
+    def _book(self, user: str, dex: str) -> OrderBook:
+        book = self.books.get((user, dex))
+        if book is None:
+            book = self.books[(user, dex)] = OrderBook(user, dex)
+        return book
+
+    def _position_book(self, user: str, dex: str) -> PositionBook:
+        book = self.positions.get((user, dex))
+        if book is None:
+            book = self.positions[(user, dex)] = PositionBook(user, dex)
+        return book
 
     @property
     def open_orders(self) -> int:
         return sum(len(book.orders) for book in self.books.values())
 
     def on_connected(self, users: tuple[str, ...]) -> None:
-        """A connection (re)subscribed these users: recover their gap once their first
-        snapshot is in. The gap is journaled until recovered, so it survives a crash."""
+        """A connection (re)subscribed these users: recover their gap since each was last seen
+        once their first snapshot is in."""
         for user in users:
-            if user not in self.gaps:  # an older gap not recovered yet starts earlier
-                since = self.last_seen.get(user)
-                self.gaps[user] = since
-                self.writer.submit([{"kind": "gap", "doc": {"_id": user, "since": since}}])
-        self._needs_recovery.update(users)
+            self.open_gap(user, self.last_seen.get(user))
 
-    def on_orders(self, user: str, orders: OrderItems, server_ms: int | None, observed_at: datetime) -> None:
-        """Apply one open-orders snapshot of ``user`` (raw JSON; FrameError if it is invalid)."""
-        book = self.books.get(user)
-        if book is None:
+    def open_gap(self, user: str, since: datetime | None) -> None:
+        """Nobody watched ``user`` (on some dex) since ``since`` (None: ever): recover that
+        stretch over REST after the user's next snapshot. The gap is journaled until recovered,
+        so it survives a crash; an older gap not recovered yet keeps its earlier start."""
+        if user in self.gaps:
+            known = self.gaps[user]
+            if known is None or (since is not None and known <= since):
+                self._needs_recovery.add(user)
+                return
+        self.gaps[user] = since
+        self.writer.submit([{"kind": "gap", "doc": {"_id": user, "since": since}}])
+        self._needs_recovery.add(user)
+
+    def on_orders(
+        self, user: str, dex: str, orders: OrderItems, server_ms: int | None, observed_at: datetime
+    ) -> None:
+        """Apply one open-orders snapshot of ``user`` on ``dex`` (raw JSON; FrameError if it is
+        invalid)."""
+        if user not in self.users:
             self._warn.log(logging.WARNING, f"foreign:{user}", "event=frame_for_untracked_user user=%s", user)
             return
+        book = self._book(user, dex)
         if book.is_stale(server_ms):
             self.stats.frames_stale += 1
             return
@@ -133,12 +195,12 @@ class Pipeline:
             self.spawn(self.recover(user, self.gaps.get(user)))
         self.last_seen[user] = observed_at
 
-    def on_positions(self, user: str, state: msgspec.Raw, observed_at: datetime) -> None:
-        """Apply one clearinghouse snapshot of ``user`` (raw JSON; FrameError if it is invalid)."""
-        book = self.positions.get(user)
-        if book is None:
+    def on_positions(self, user: str, dex: str, state: msgspec.Raw, observed_at: datetime) -> None:
+        """Apply one clearinghouse snapshot of ``user`` on ``dex`` (raw JSON; FrameError if it is
+        invalid)."""
+        if user not in self.users:
             return
-        docs = book.apply_raw(state, observed_at=observed_at)
+        docs = self._position_book(user, dex).apply_raw(state, observed_at=observed_at)
         if docs:
             self.writer.submit(position_ops(docs))
 
@@ -157,29 +219,38 @@ class Pipeline:
                                "event=recovery_retry user=%s attempt=%d retry_in_s=%.0f error=%r",
                                user, attempt, pause, str(exc))
                 await asyncio.sleep(pause)
-        self.writer.submit(order_ops(self.recovered(user, rows, since)))
+        self.writer.submit(self.recovered(user, rows, since))
         if self.gaps.get(user, since) == since:  # no older gap was opened meanwhile
             self.gaps.pop(user, None)
             self.writer.submit([{"kind": "gap_recovered", "doc": {"_id": user}}])
 
-    def recovered(
-        self, user: str, rows: tuple[OrderStatusInner, ...], since: datetime | None
-    ) -> list[dict[str, Any]]:
-        """Events for closed orders the WebSocket never showed (duplicates of events already
-        stored are harmless: the unique index drops them)."""
+    def recovered(self, user: str, rows: tuple[OrderStatusInner, ...], since: datetime | None) -> list[Op]:
+        """Events for closed orders the WebSocket never showed, and the replacement links that
+        involve them (duplicates of events already stored are harmless: the unique index drops
+        them; a link already stored is left as it is)."""
         now = datetime.now(UTC)
         cutoff_ms = int((since - GAP_MARGIN).timestamp() * 1000) if since is not None else None
-        tracked = self.books[user].orders
+        tracked = {oid for (owner, _), book in self.books.items() if owner == user for oid in book.orders}
         resolver = self.resolvers[user]
-        events: list[dict[str, Any]] = []
-        for oid, row in latest_by_oid(rows).items():
+        latest = latest_by_oid(rows)
+        news: dict[int, dict[str, Any]] = {}
+        closes: dict[int, dict[str, Any]] = {}
+        for oid, row in latest.items():
             if row.status in OPEN_STATUSES:
                 continue
             resolver.known(user, oid, row.status, row.statusTimestamp)
             if oid in tracked or (cutoff_ms is not None and row.statusTimestamp < cutoff_ms):
                 continue
-            events += recovered_events(user, row, now)
-        return events
+            news[oid], closes[oid] = recovered_events(user, row, now)
+        links: list[Op] = []
+        for old, new, match in replacements_in_history(latest):
+            before_gap = cutoff_ms is not None and latest[old].statusTimestamp < cutoff_ms
+            if before_gap and old not in closes and new not in news:
+                continue  # both halves were seen by snapshots before this gap
+            link(closes.get(old), news.get(new), old, new, match)
+            if old not in closes or new not in news:
+                links.append(link_op(user, old, new, match))
+        return order_ops([event for oid in news for event in (news[oid], closes[oid])]) + links
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -190,3 +261,11 @@ class Pipeline:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _by_dex(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs:
+        dex = doc.get("dex")
+        found.setdefault(dex if isinstance(dex, str) else schema.dex_of(doc["coin"]), []).append(doc)
+    return found

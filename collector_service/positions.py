@@ -3,7 +3,7 @@
 ``clearinghouseState`` is re-pushed every few seconds with mark-to-market values (PnL, position
 value) that move on every push; a position *changes* when its size, entry price or leverage
 does. A position that disappears from the snapshot is recorded as closed (``szi == "0.0"``).
-Pure logic, no I/O.
+Each perp dex has its own clearinghouse state, so a trader has one book per dex. Pure logic, no I/O.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ def position_key(position: Position) -> tuple[str, str | None, str | None, int |
 
 
 def position_doc(
-    user: str, position: Position, *, server_time: datetime, observed_at: datetime, source: str
+    user: str, dex: str, position: Position, *, server_time: datetime, observed_at: datetime, source: str
 ) -> dict[str, Any]:
     """One ``trader_positions`` document."""
     lev = position.leverage
     return {
         "ethAddress": user,
+        "dex": dex,
         "coin": position.coin,
         "szi": position.szi,
         "entryPx": position.entryPx,
@@ -53,12 +54,13 @@ def position_doc(
 
 
 class PositionBook:
-    """The positions of one trader, keyed by coin."""
+    """The positions of one trader on one perp dex, keyed by coin."""
 
-    __slots__ = ("digest", "keys", "user")
+    __slots__ = ("dex", "digest", "keys", "user")
 
-    def __init__(self, user: str) -> None:
+    def __init__(self, user: str, dex: str = schema.MAIN_DEX) -> None:
         self.user = user
+        self.dex = dex
         self.keys: dict[str, tuple[str, str | None, str | None, int | None]] = {}
         self.digest: bytes | None = None
 
@@ -98,11 +100,11 @@ class PositionBook:
             key = position_key(position)
             if self.keys.get(position.coin) != key:
                 self.keys[position.coin] = key
-                docs.append(position_doc(self.user, position, server_time=server_time,
+                docs.append(position_doc(self.user, self.dex, position, server_time=server_time,
                                          observed_at=observed_at, source=source))
         for coin in [coin for coin in self.keys if coin not in seen]:
             del self.keys[coin]
             closed = Position(coin=coin, szi=CLOSED_SZI)
-            docs.append(position_doc(self.user, closed, server_time=server_time,
+            docs.append(position_doc(self.user, self.dex, closed, server_time=server_time,
                                      observed_at=observed_at, source=source))
         return docs

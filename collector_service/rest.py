@@ -20,8 +20,10 @@ from collector_service.metrics import Stats
 from collector_service.wire import (
     OrderStatusInner,
     OrderStatusResponse,
+    PerpDex,
     historical_orders_decoder,
     order_status_decoder,
+    perp_dexs_decoder,
 )
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,14 @@ class InfoClient:
             raise RestError(f"historicalOrders: unexpected body: {exc}") from exc
         self.bucket.charge(len(rows) // exchange.ITEMS_PER_EXTRA_WEIGHT)
         return rows
+
+    async def perp_dexs(self) -> tuple[PerpDex | None, ...]:
+        raw = await self.post({"type": "perpDexs"}, exchange.WEIGHT_DEFAULT)
+        try:
+            return perp_dexs_decoder.decode(raw)
+        except msgspec.MsgspecError as exc:
+            self.stats.rest_errors["bad_body"] += 1
+            raise RestError(f"perpDexs: unexpected body: {exc}") from exc
 
     async def close(self) -> None:
         if self._session is not None:

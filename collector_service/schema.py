@@ -16,6 +16,9 @@ library so that importing it costs nothing.
     coin, side, orderType, tif, triggerCondition         str (tif/orderType may be None)
     limitPx, sz, origSz, triggerPx                       str, exact decimal strings as served
     isTrigger, reduceOnly, isPositionTpsl                bool
+    dex          str       the perp dex the order lives on: "" for the first (main) perp dex and
+                           for spot orders (the exchange serves spot orders with the first dex),
+                           the dex name for HIP-3 builder-deployed dexes (coin "xyz:TSLA" -> "xyz")
     cloid        str       only when the exchange sent one
     parentOid    int       only for TP/SL children flattened out of a parent's ``children``
     timestamp    datetime  order placement time (UTC)
@@ -25,9 +28,22 @@ library so that importing it costs nothing.
     changes      list[str] updated only: the fields that changed
     partialFill  bool      updated only: size went down with origSz unchanged
     prevSz, prevLimitPx    str   updated only: the values before the change
+    replacesOid  int       new only: this order replaced that oid (a modify is a cancel-and-replace:
+                           new oid, same cloid; the old oid ends "canceled")
+    replacedByOid int      closed only: the order was replaced by that oid (its finalStatus stays
+                           what the exchange says, normally "canceled")
+    replaceMatch str       on both linked events: "cloid" (same cloid) or "inferred" (no cloid: same
+                           coin, side, order type and reduce-only flag, gone and appeared together)
+    linkedAt     datetime  when a link was added to an event already stored (a later REST recovery
+                           found the other half); absent when the link was written with the event
     finalStatus  str       closed only: the exchange's final status ("filled", "canceled",
                            "marginCanceled", ... open-ended) or "unknown" until resolved
     statusTimestamp datetime closed only: when the exchange says the final status was reached
+
+A modify of a resting order is recorded as the old order's ``closed`` event (``finalStatus``
+"canceled", ``replacedByOid``) plus the replacement's ``new`` event (``replacesOid``): an amend
+chain is followed by these links. Should the exchange ever amend an order in place (same oid),
+the change is an ``updated`` event as before.
 
 At most one ``new`` and one ``closed`` per ``(ethAddress, oid)`` and one ``updated`` per
 ``(ethAddress, oid, seq)``: one unique index over ``(ethAddress, oid, eventKey)`` expresses all
@@ -50,7 +66,7 @@ removed from it.
 
 POSITIONS: Final = "trader_positions"
 """One document per position change per ``(ethAddress, coin)``; a closed position has
-``szi == "0.0"``. Fields: ethAddress, coin, szi, entryPx, positionValue, unrealizedPnl,
+``szi == "0.0"``. Fields: ethAddress, dex, coin, szi, entryPx, positionValue, unrealizedPnl,
 returnOnEquity, liquidationPx, marginUsed, leverageType, leverage (int), maxLeverage,
 serverTime, observedAt, createdAt, source."""
 
@@ -70,8 +86,17 @@ ACTIONS: Final = (ACTION_NEW, ACTION_UPDATED, ACTION_CLOSED)
 STATUS_OPEN: Final = "open"
 STATUS_CLOSED: Final = "closed"
 
+MAIN_DEX: Final = ""
+"""``dex`` of the first perp dex (and of spot orders)."""
+
+MATCH_CLOID: Final = "cloid"
+MATCH_INFERRED: Final = "inferred"
+
 SOURCE_WS: Final = "ws"
 SOURCE_REST: Final = "rest"
+
+FINAL_STATUS_CANCELED: Final = "canceled"
+"""The final status of an order cancelled by its owner, and of every replaced order."""
 
 FINAL_STATUS_UNKNOWN: Final = "unknown"
 """``finalStatus`` of a closed event whose outcome the exchange has not told us yet."""
@@ -82,6 +107,13 @@ DUPLICATE_KEY_ERROR: Final = 11000
 def event_key(action: str, seq: int) -> str:
     """Return the per-order idempotency key of an event: ``new``, ``closed`` or ``updated:<seq>``."""
     return f"{action}:{seq}" if action == ACTION_UPDATED else action
+
+
+def dex_of(coin: str) -> str:
+    """The perp dex a coin trades on: ``"xyz"`` for a HIP-3 coin ``"xyz:TSLA"``, else ``""``
+    (main-dex perps such as ``"BTC"`` and spot pairs such as ``"PURR/USDC"`` or ``"@107"``)."""
+    dex, sep, _ = coin.partition(":")
+    return dex if sep else MAIN_DEX
 
 
 def open_order_id(eth_address: str, oid: int) -> str:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from collector_service import exchange
 from collector_service.config import Settings, mask_uri
+from collector_service.dexes import DexDirectory
 from collector_service.feed import FeedConnection
 from collector_service.health import start_health_server
 from collector_service.journal import Journal
@@ -70,6 +71,8 @@ class Service:
                 user_resolvers[user] = self.resolvers[egress]
         self.pipeline = Pipeline(self.writer, self.stats, user_clients, user_resolvers,
                                  record_orders=settings.trader_orders_ws_enabled)
+        self.dexes = DexDirectory(settings.fixed_dexes(), next(iter(self.clients.values())),
+                                  settings.trader_dex_refresh_interval)
         # initial connections are within the cap (at most TRADER_WS_CLIENTS <= 10 per egress);
         # the bucket paces reconnects so a flapping server cannot make us exceed it
         reconnects = {egress: TokenBucket(exchange.MAX_NEW_CONNECTIONS_PER_MINUTE - settings.trader_ws_clients)
@@ -79,9 +82,18 @@ class Service:
                 conn, url=settings.hyperliquid_ws_url, feed=settings.trader_ws_feed, pipeline=self.pipeline,
                 stats=self.stats, ping_interval=settings.trader_ws_ping_interval,
                 pong_timeout=settings.trader_ws_pong_timeout, reconnect_budget=reconnects[conn.egress],
+                dexes=lambda: self.dexes.names,
             )
             for conn in self.plan.connections
         ]
+
+    def follow_new_dexes(self, dexes: list[str], absent_since: Any) -> None:
+        """A dex appeared: subscribe it on every connection and recover, over REST, what its
+        orders did since the dex list last lacked it."""
+        for feed in self.feeds:
+            feed.follow(dexes)
+        for user in self.users:
+            self.pipeline.open_gap(user, absent_since)
 
     @property
     def users(self) -> list[str]:
@@ -93,6 +105,7 @@ class Service:
             "connections_up": {k: v for k, v in self.stats.connections_up.items()},
             "connections_planned": dict(self.stats.connections_planned),
             "tracked_traders": len(self.users),
+            "dexes_followed": len(self.dexes.names),
             "traders_over_capacity": len(self.plan.over_capacity) + len(self.refused_users()),
             "open_orders_tracked": self.pipeline.open_orders,
             "journal_pending_ops": self.writer.pending_ops,
@@ -133,6 +146,7 @@ class Service:
             "reconnects": dict(self.stats.reconnects),
             "mongo": mask_uri(self.settings.mongo_uri),
             "feed": self.settings.trader_ws_feed,
+            "dexes": list(self.dexes.names),
         }
 
     async def _until_database(self, what: str, call: Callable[[], T], stop: asyncio.Event) -> T | None:
@@ -214,6 +228,10 @@ class Service:
             if not await self.prepare(stop):
                 return 0
             tasks.append(asyncio.create_task(self.writer.run(), name="writer"))
+            if self.dexes.automatic and s.trader_ws_enabled:
+                await self.dexes.refresh()  # a failure only delays the HIP-3 dexes: run() retries
+            self.dexes.listeners.append(self.follow_new_dexes)
+            tasks.append(asyncio.create_task(self.dexes.run(), name="dexes"))
             tasks += [asyncio.create_task(r.run(), name="outcomes") for r in self.resolvers.values()]
             if s.trader_ws_enabled:
                 tasks += [asyncio.create_task(f.run(), name=f"feed {f.name}") for f in self.feeds]

@@ -5,7 +5,11 @@ Operations are tuples of a kind and a document:
 * ``order``    a ``trader_orders`` event; also moves the order's row in ``trader_open_orders``
 * ``position`` a ``trader_positions`` document
 * ``final``    ``{ethAddress, oid, finalStatus, statusTimestamp}``: the outcome of a closed order
-  that was stored before the exchange told us how it ended
+  that was stored before the exchange told us how it ended; an outcome other than ``canceled``
+  also removes a replacement link of that order (a replaced order always ends cancelled, so the
+  link was wrong)
+* ``link``     ``{ethAddress, oid, replacedByOid, replaceMatch}``: a replacement found after one of
+  its events was stored; each half is written where it is still missing
 * ``gap`` / ``gap_recovered``  ``{_id: ethAddress, since}``: a gap to recover over REST opens /
   closes in ``collector_recoveries``
 
@@ -150,13 +154,18 @@ class Database:
         if positions:
             duplicates = insert_idempotent(self.db[schema.POSITIONS], positions)
             stats.positions_written += len(positions) - len(duplicates)
+        for op in ops:
+            if op["kind"] == "link":
+                self._link(op["doc"])
         for doc in finals:
             # read and replace rather than $set: nx-27017 stores a datetime given to $set on an
             # existing document as text, which broke reading statusTimestamp as a time
-            key = {"ethAddress": doc["ethAddress"], "oid": doc["oid"], "eventKey": schema.ACTION_CLOSED}
-            closed = self.db[schema.ORDERS].find_one(key)
+            closed = self._event(doc["ethAddress"], doc["oid"], schema.ACTION_CLOSED)
             if closed is not None:
                 closed.update(finalStatus=doc["finalStatus"], statusTimestamp=doc["statusTimestamp"])
+                replacement = closed.get("replacedByOid")
+                if replacement is not None and doc["finalStatus"] != schema.FINAL_STATUS_CANCELED:
+                    self._unlink(closed, replacement)
                 self.db[schema.ORDERS].replace_one({"_id": closed["_id"]}, closed)
             stats.final_statuses_resolved += 1
         for op in ops:
@@ -165,6 +174,34 @@ class Database:
                 self.db[schema.RECOVERIES].delete_one({"_id": op["doc"]["_id"]})
                 if op["kind"] == "gap":
                     self.db[schema.RECOVERIES].insert_one(dict(op["doc"]))
+
+    def _event(self, user: str, oid: int, event_key: str) -> dict[str, Any] | None:
+        return self.db[schema.ORDERS].find_one({"ethAddress": user, "oid": oid, "eventKey": event_key})
+
+    def _link(self, doc: Mapping[str, Any]) -> None:
+        """Write each half of a replacement link that its event does not carry yet."""
+        user, old, new, match = doc["ethAddress"], doc["oid"], doc["replacedByOid"], doc["replaceMatch"]
+        now = datetime.now(UTC)
+        closed = self._event(user, old, schema.ACTION_CLOSED)
+        if closed is not None and closed.get("replacedByOid") is None:
+            closed.update(replacedByOid=new, replaceMatch=match, linkedAt=now)
+            self.db[schema.ORDERS].replace_one({"_id": closed["_id"]}, closed)
+        placed = self._event(user, new, schema.ACTION_NEW)
+        if placed is not None and placed.get("replacesOid") is None:
+            placed.update(replacesOid=old, replaceMatch=match, linkedAt=now)
+            self.db[schema.ORDERS].replace_one({"_id": placed["_id"]}, placed)
+
+    def _unlink(self, closed: dict[str, Any], replacement: int) -> None:
+        """Drop a link whose old order did not end cancelled (the caller replaces ``closed``)."""
+        log.info("event=link_dropped user=%s oid=%s replacedByOid=%s finalStatus=%s", closed["ethAddress"],
+                 closed["oid"], replacement, closed["finalStatus"])
+        for key in ("replacedByOid", "replaceMatch", "linkedAt"):
+            closed.pop(key, None)
+        placed = self._event(closed["ethAddress"], replacement, schema.ACTION_NEW)
+        if placed is not None and placed.get("replacesOid") == closed["oid"]:
+            for key in ("replacesOid", "replaceMatch", "linkedAt"):
+                placed.pop(key, None)
+            self.db[schema.ORDERS].replace_one({"_id": placed["_id"]}, placed)
 
     def _rows_behind(self, replayed: list[dict[str, Any]]) -> set[int]:
         """The replayed (duplicate) events that must still move their open-order row, by ``id``.
@@ -240,7 +277,7 @@ class Writer:
             return
         now = datetime.now(UTC)
         for op in ops:
-            if op["kind"] != "final":
+            if op["kind"] in ("order", "position"):
                 op["doc"].setdefault("createdAt", now)
             if op["kind"] == "order":
                 self.stats.events_built[op["doc"]["action"]] += 1
@@ -317,6 +354,12 @@ def final_op(user: str, oid: int, status: str, status_ms: int) -> Op:
     """The operation recording a closed order's outcome."""
     return {"kind": "final", "doc": {"ethAddress": user, "oid": oid, "finalStatus": status,
                                      "statusTimestamp": datetime.fromtimestamp(status_ms / 1000, UTC)}}
+
+
+def link_op(user: str, old_oid: int, new_oid: int, match: str) -> Op:
+    """The operation recording that ``new_oid`` replaced ``old_oid``."""
+    return {"kind": "link", "doc": {"ethAddress": user, "oid": old_oid, "replacedByOid": new_oid,
+                                    "replaceMatch": match}}
 
 
 def order_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:

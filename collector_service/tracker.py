@@ -14,13 +14,19 @@ kept as one packed ``bytes`` value (its sequence number and parent, then its fie
 about 200 bytes with its dict entry instead of a kilobyte of Python objects, so a collector can
 track millions of open orders. (xxh3-128 digests stand in for byte comparisons: two different
 snapshots of the same trader colliding is a 2^-128 event.)
+
+A modify is a cancel-and-replace on Hyperliquid (PROTOCOL.md §4.3): the amended order comes back
+under a new oid with the same cloid and the old oid ends ``canceled``. The diff links the two
+(:func:`link_replacements`): the replacement's ``new`` event gets ``replacesOid``, the old order's
+``closed`` event ``replacedByOid``. A same-oid change stays an ``updated`` event, should the
+exchange ever amend in place.
 """
 
 from __future__ import annotations
 
 import struct
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -117,6 +123,7 @@ def build_event(
     action: str,
     seq: int,
     *,
+    dex: str,
     source: str,
     observed_at: datetime,
     server_time: datetime | None,
@@ -129,7 +136,7 @@ def build_event(
         "origSz": order.origSz, "triggerPx": order.triggerPx, "isTrigger": order.isTrigger,
         "reduceOnly": order.reduceOnly, "isPositionTpsl": order.isPositionTpsl, "orderType": order.orderType,
         "tif": order.tif, "triggerCondition": order.triggerCondition, "oid": order.oid,
-        "timestamp": ms_to_datetime(order.timestamp), "ethAddress": user,
+        "timestamp": ms_to_datetime(order.timestamp), "ethAddress": user, "dex": dex,
         "eventKey": schema.event_key(action, seq), "action": action,
         "status": schema.STATUS_CLOSED if action == schema.ACTION_CLOSED else schema.STATUS_OPEN,
         "seq": seq, "source": source, "observedAt": observed_at,
@@ -150,12 +157,13 @@ _NO_OIDS = array("q")
 
 
 class OrderBook:
-    """The open orders of one trader and the diff of each new snapshot against them."""
+    """The open orders of one trader on one dex and the diff of each new snapshot against them."""
 
-    __slots__ = ("item_digests", "item_oids", "last_server_ms", "orders", "user")
+    __slots__ = ("dex", "item_digests", "item_oids", "last_server_ms", "orders", "user")
 
-    def __init__(self, user: str) -> None:
+    def __init__(self, user: str, dex: str = schema.MAIN_DEX) -> None:
         self.user = user
+        self.dex = dex
         self.orders: dict[int, bytes] = {}
         self.item_digests: bytes | None = None  # the last raw snapshot's order digests, 16 bytes each
         self.item_oids = _NO_OIDS  # ... and their oids, in the same positions
@@ -172,6 +180,18 @@ class OrderBook:
         """True when a snapshot is older than the last one applied (frames have no sequence
         numbers; the exchange's clock is the only order there is)."""
         return server_ms is not None and self.last_server_ms is not None and server_ms < self.last_server_ms
+
+    def open_with_cloid(self, cloid: str, other_than: int) -> int | None:
+        """The oid of a tracked open order with this cloid, other than ``other_than``.
+
+        Scans the packed orders for the cloid's bytes (msgpack keeps strings verbatim) and
+        decodes only a hit; it runs only for orders that appear or vanish carrying a cloid.
+        """
+        needle = cloid.encode()
+        for oid, state in self.orders.items():
+            if oid != other_than and needle in state and unpack_state(state)[0].cloid == cloid:
+                return oid
+        return None
 
     def apply_raw(
         self,
@@ -252,16 +272,18 @@ class OrderBook:
         for oid in unchanged:  # listed top-level byte for byte as before: that copy wins
             current.pop(oid, None)
         events: list[dict[str, Any]] = []
+        appeared: list[tuple[FrontendOrder, dict[str, Any]]] = []
         tracked = self.orders
+        user, dex = self.user, self.dex
         for oid, (order, parent) in current.items():
             fields = pack_fields(order)
             state = tracked.get(oid)
             if state is None:
                 tracked[oid] = pack_state(fields, 0, parent)
-                events.append(
-                    build_event(self.user, order, schema.ACTION_NEW, 0, source=source,
-                                observed_at=observed_at, server_time=server_time, parent_oid=parent)
-                )
+                event = build_event(user, order, schema.ACTION_NEW, 0, dex=dex, source=source,
+                                    observed_at=observed_at, server_time=server_time, parent_oid=parent)
+                events.append(event)
+                appeared.append((order, event))
                 continue
             if same_fields(state, fields):
                 continue
@@ -269,7 +291,7 @@ class OrderBook:
             changed = [name for name in TRACKED_FIELDS if getattr(old, name) != getattr(order, name)]
             if changed:
                 seq += 1
-                event = build_event(self.user, order, schema.ACTION_UPDATED, seq, source=source,
+                event = build_event(user, order, schema.ACTION_UPDATED, seq, dex=dex, source=source,
                                     observed_at=observed_at, server_time=server_time, parent_oid=kept_parent)
                 event["changes"] = changed
                 event["prevSz"] = old.sz
@@ -277,13 +299,76 @@ class OrderBook:
                 event["partialFill"] = is_partial_fill(old, order)
                 events.append(event)
             tracked[oid] = pack_state(fields, seq, kept_parent)
+        vanished: list[tuple[FrontendOrder, dict[str, Any]]] = []
         for oid in [oid for oid in tracked if oid not in current and oid not in unchanged]:
             gone, seq, parent = unpack_state(tracked.pop(oid))
-            events.append(
-                build_event(self.user, gone, schema.ACTION_CLOSED, seq + 1, source=source,
-                            observed_at=observed_at, server_time=server_time, parent_oid=parent)
-            )
+            event = build_event(user, gone, schema.ACTION_CLOSED, seq + 1, dex=dex, source=source,
+                                observed_at=observed_at, server_time=server_time, parent_oid=parent)
+            events.append(event)
+            vanished.append((gone, event))
+        if appeared or vanished:
+            link_replacements(appeared, vanished, self.open_with_cloid)
         return events
+
+
+def link(closed: dict[str, Any] | None, new: dict[str, Any] | None, old_oid: int, new_oid: int, match: str) -> None:
+    """Write a replacement link on the old order's ``closed`` and the replacement's ``new`` event."""
+    if closed is not None:
+        closed["replacedByOid"] = new_oid
+        closed["replaceMatch"] = match
+    if new is not None:
+        new["replacesOid"] = old_oid
+        new["replaceMatch"] = match
+
+
+def replacement_key(order: FrontendOrder) -> tuple[str, str, str | None, bool]:
+    """What a replacement without a cloid must share with the order it replaced."""
+    return (order.coin, order.side, order.orderType, order.reduceOnly)
+
+
+def link_replacements(
+    appeared: list[tuple[FrontendOrder, dict[str, Any]]],
+    vanished: list[tuple[FrontendOrder, dict[str, Any]]],
+    open_with_cloid: Callable[[str, int], int | None],
+) -> None:
+    """Link the events of one snapshot's replacements (a modify is cancel-and-replace).
+
+    With a cloid: an order that appears with the cloid of an order that vanished, or of one still
+    open (the replacement's ``open`` can come before the old order's ``canceled``), replaces it;
+    an order that vanishes while a newer open order carries its cloid was replaced by it.
+    Without a cloid, a vanished and an appeared order of the same trader, coin, side, order type
+    and reduce-only flag are linked as ``inferred`` only when they are the only such pair in the
+    snapshot: an ambiguous match is no match.
+    """
+    gone_by_cloid = {order.cloid: (order, event) for order, event in vanished if order.cloid}
+    plain_new: dict[tuple[str, str, str | None, bool], list[tuple[FrontendOrder, dict[str, Any]]]] = {}
+    for order, event in appeared:
+        if not order.cloid:
+            plain_new.setdefault(replacement_key(order), []).append((order, event))
+            continue
+        old = gone_by_cloid.pop(order.cloid, None)
+        if old is not None and old[0].oid < order.oid:
+            link(old[1], event, old[0].oid, order.oid, schema.MATCH_CLOID)
+            continue
+        still_open = open_with_cloid(order.cloid, order.oid)
+        if still_open is not None and still_open < order.oid:
+            link(None, event, still_open, order.oid, schema.MATCH_CLOID)
+    for cloid, (order, event) in gone_by_cloid.items():
+        newer = open_with_cloid(cloid, order.oid)
+        if newer is not None and newer > order.oid:
+            link(event, None, order.oid, newer, schema.MATCH_CLOID)
+    if not plain_new:
+        return
+    plain_gone: dict[tuple[str, str, str | None, bool], list[tuple[FrontendOrder, dict[str, Any]]]] = {}
+    for order, event in vanished:
+        if not order.cloid:
+            plain_gone.setdefault(replacement_key(order), []).append((order, event))
+    for key, gone in plain_gone.items():
+        candidates = plain_new.get(key, [])
+        if len(gone) == 1 and len(candidates) == 1:
+            (before, closed), (after, placed) = gone[0], candidates[0]
+            if after.oid > before.oid and after.timestamp >= before.timestamp:
+                link(closed, placed, before.oid, after.oid, schema.MATCH_INFERRED)
 
 
 def is_partial_fill(old: FrontendOrder, new: FrontendOrder) -> bool:

@@ -209,3 +209,13 @@ class OrderStatusResponse(msgspec.Struct, frozen=True, gc=False):
 
 order_status_decoder = msgspec.json.Decoder(OrderStatusResponse)
 historical_orders_decoder = msgspec.json.Decoder(tuple[OrderStatusInner, ...])
+
+
+class PerpDex(msgspec.Struct, frozen=True, gc=False):
+    """One HIP-3 builder-deployed perp dex as ``perpDexs`` lists it (other keys ignored)."""
+
+    name: str
+
+
+perp_dexs_decoder = msgspec.json.Decoder(tuple[PerpDex | None, ...])
+"""``perpDexs`` answers ``[null, {"name": "xyz", ...}, ...]``: null stands for the first perp dex."""
