@@ -214,6 +214,8 @@ class FeedConnection:
             while self._unsent:
                 user = self._unsent.pop(0)
                 for sub in subscriptions_for(user, self.feed, dexes):
+                    if self.refused.get(user, 0.0) > time.monotonic():
+                        break  # the exchange hit a cap meanwhile: the rest would be refused too
                     self._pending[_sub_key(sub)] = time.monotonic() + exchange.SUBSCRIBE_ACK_TIMEOUT_S
                     await ws.send(msgspec.json.encode({"method": "subscribe", "subscription": sub}).decode())
                     await asyncio.sleep(exchange.SUBSCRIBE_PACING_S)

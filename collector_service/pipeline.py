@@ -248,8 +248,9 @@ class Pipeline:
             if before_gap and old not in closes and new not in news:
                 continue  # both halves were seen by snapshots before this gap
             link(closes.get(old), news.get(new), old, new, match)
-            if old not in closes or new not in news:
-                links.append(link_op(user, old, new, match))
+            # also when both halves were rebuilt here: either may be a copy of a stored event that
+            # the unique index drops, and the stored one needs the link too
+            links.append(link_op(user, old, new, match))
         return order_ops([event for oid in news for event in (news[oid], closes[oid])]) + links
 
     def spawn(self, coro: Any) -> None:

@@ -34,8 +34,8 @@ library so that importing it costs nothing.
                            what the exchange says, normally "canceled")
     replaceMatch str       on both linked events: "cloid" (same cloid) or "inferred" (no cloid: same
                            coin, side, order type and reduce-only flag, gone and appeared together)
-    linkedAt     datetime  when a link was added to an event already stored (a later REST recovery
-                           found the other half); absent when the link was written with the event
+    linkedAt     datetime  when a link was added to, or corrected on, an event already stored (a
+                           later REST recovery found it); absent when written with the event
     finalStatus  str       closed only: the exchange's final status ("filled", "canceled",
                            "marginCanceled", ... open-ended) or "unknown" until resolved
     statusTimestamp datetime closed only: when the exchange says the final status was reached

@@ -179,17 +179,20 @@ class Database:
         return self.db[schema.ORDERS].find_one({"ethAddress": user, "oid": oid, "eventKey": event_key})
 
     def _link(self, doc: Mapping[str, Any]) -> None:
-        """Write each half of a replacement link that its event does not carry yet."""
+        """Write both halves of a replacement link found in the exchange's order history.
+
+        It overrides a link the snapshots inferred: across a gap a snapshot can show an order
+        replaced twice as replaced once (A gone, C there; B lived inside the gap), while the
+        history, with its cloids and times, names each step.
+        """
         user, old, new, match = doc["ethAddress"], doc["oid"], doc["replacedByOid"], doc["replaceMatch"]
         now = datetime.now(UTC)
-        closed = self._event(user, old, schema.ACTION_CLOSED)
-        if closed is not None and closed.get("replacedByOid") is None:
-            closed.update(replacedByOid=new, replaceMatch=match, linkedAt=now)
-            self.db[schema.ORDERS].replace_one({"_id": closed["_id"]}, closed)
-        placed = self._event(user, new, schema.ACTION_NEW)
-        if placed is not None and placed.get("replacesOid") is None:
-            placed.update(replacesOid=old, replaceMatch=match, linkedAt=now)
-            self.db[schema.ORDERS].replace_one({"_id": placed["_id"]}, placed)
+        for event_key, field, value in ((schema.ACTION_CLOSED, "replacedByOid", new),
+                                        (schema.ACTION_NEW, "replacesOid", old)):
+            event = self._event(user, old if field == "replacedByOid" else new, event_key)
+            if event is not None and (event.get(field), event.get("replaceMatch")) != (value, match):
+                event.update({field: value, "replaceMatch": match, "linkedAt": now})
+                self.db[schema.ORDERS].replace_one({"_id": event["_id"]}, event)
 
     def _unlink(self, closed: dict[str, Any], replacement: int) -> None:
         """Drop a link whose old order did not end cancelled (the caller replaces ``closed``)."""

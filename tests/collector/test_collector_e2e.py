@@ -1,6 +1,6 @@
 """The collector end to end: the exchange simulator on loopback -> collector -> nx-27017.
 
-One scripted scenario per feed mode covers partial fills, amendments, TP/SL children, closes
+One scripted scenario per feed mode covers partial fills, a modify (cancel-and-replace), TP/SL children, closes
 with their true outcome, a dropped connection with orders that lived only inside the gap, and
 a restart; the simulator's ground truth then confirms nothing was missed or duplicated.
 """
@@ -45,10 +45,11 @@ async def test_scenario_against_ground_truth(feed: str, tmp_path: Path, mongo_ur
 
             sim.fill(limit, "0.2")
             await eventually(has(db, alice, limit, "updated:1"), what="partial fill")
-            sim.amend(limit, limit_px="61000")
-            await eventually(has(db, alice, limit, "updated:2"), what="amend")
-            sim.cancel(limit)
-            await eventually(has(db, alice, limit, "closed", "canceled"), what="cancel outcome")
+            amended = sim.amend(limit, limit_px="61000")  # cancel-and-replace: a new oid
+            await eventually(has(db, alice, amended, "new"), what="amend")
+            await eventually(has(db, alice, limit, "closed", "canceled"), what="replaced order's outcome")
+            sim.cancel(amended)
+            await eventually(has(db, alice, amended, "closed", "canceled"), what="cancel outcome")
 
             # the connection drops and reconnects are refused for a while: a gap
             sim.refuse_connections(2.0)
@@ -72,12 +73,13 @@ async def test_scenario_against_ground_truth(feed: str, tmp_path: Path, mongo_ur
             await eventually(has(db, bob, bracket, "closed", "filled"), what="parent filled while down")
             await eventually(lambda: db.trader_open_orders.count_documents({}) == 2, what="open-order state")
 
-        assert events_of(db, alice, limit) == [
-            ("new", "ws"), ("updated:1", "ws"), ("updated:2", "ws"), ("closed", "canceled")
-        ]
-        partial, amend = (db.trader_orders.find_one({"oid": limit, "seq": s}) for s in (1, 2))
+        assert events_of(db, alice, limit) == [("new", "ws"), ("updated:1", "ws"), ("closed", "canceled")]
+        assert events_of(db, alice, amended) == [("new", "ws"), ("closed", "canceled")]
+        partial = db.trader_orders.find_one({"oid": limit, "seq": 1})
         assert (partial["partialFill"], partial["sz"], partial["origSz"]) == (True, "0.3", "0.5")
-        assert (amend["partialFill"], amend["limitPx"], amend["prevLimitPx"]) == (False, "61000.0", "60000.0")
+        replacement = db.trader_orders.find_one({"oid": amended, "eventKey": "new"})
+        assert (replacement["replacesOid"], replacement["limitPx"], replacement["sz"]) == (limit, "61000.0", "0.3")
+        assert db.trader_orders.find_one({"oid": limit, "eventKey": "closed"})["replacedByOid"] == amended
         assert events_of(db, alice, gap_only) == [("new", "rest"), ("closed", "filled")]
         assert db.trader_orders.count_documents({"oid": keeper}) == 1  # open throughout: no spurious new
         assert db.trader_orders.count_documents({"oid": while_down}) == 1
