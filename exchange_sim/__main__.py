@@ -53,6 +53,14 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         default="",
         help="e.g. disconnect=30,expire=120,duplicate=0.01,malformed=0.01,slow=0.05:2,refuse=60:5,burst429=60:3",
     )
+    p.add_argument(
+        "--modify-keeps-oid",
+        action="store_true",
+        help="amend orders in place (same oid) instead of mainnet's cancel-and-replace",
+    )
+    p.add_argument("--no-hip3-dexes", action="store_true", help="do not list the HIP-3 dexes xyz and flx")
+    p.add_argument("--spot-order-share", type=float, default=d.spot_order_share)
+    p.add_argument("--hip3-order-share", type=float, default=d.hip3_order_share)
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
@@ -79,6 +87,10 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         visibility_file=a.visibility_file,
         start_time_ms=a.start_time_ms,
         chaos=ChaosConfig.parse(a.chaos),
+        modify_keeps_oid=a.modify_keeps_oid,
+        hip3_dexes=not a.no_hip3_dexes,
+        spot_order_share=a.spot_order_share,
+        hip3_order_share=a.hip3_order_share,
     )
 
 

@@ -102,6 +102,12 @@ class SimConfig:
     truth_file: Path | None = None
     visibility_file: Path | None = None  # default: <truth_file>.visibility.jsonl
     chaos: ChaosConfig = field(default_factory=ChaosConfig)
+    # A modify is a cancel-and-replace on mainnet (new oid, same cloid, old oid "canceled").
+    # True restores an in-place amend (same oid) to check a collector still records that.
+    modify_keeps_oid: bool = False
+    hip3_dexes: bool = True  # list the invented HIP-3 dexes "xyz" and "flx" (see market.py)
+    spot_order_share: float = 0.10  # share of random placements on spot pairs
+    hip3_order_share: float = 0.15  # share of random placements on HIP-3 coins (if any dex)
 
     def visibility_path(self) -> Path | None:
         """Where visibility records go, if ground truth is recorded at all."""

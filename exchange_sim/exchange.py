@@ -2,6 +2,14 @@
 
 Pure logic with no I/O: every order transition is reported to a listener (the ground-truth
 recorder) and every user-visible change bumps the user's version (the push scheduler).
+
+Markets: main-dex perps, spot pairs (served with the first perp dex, no positions) and HIP-3
+perp dexes (coins "xyz:TSLA"; their orders and positions are served per dex). Order history,
+orderStatus and fills are per user across all dexes.
+
+A modify is a cancel-and-replace, as on mainnet (PROTOCOL.md §4.3, NODE.md §2.4): the amended
+order rests under a NEW oid with the same cloid and the old oid ends "canceled". A partial
+fill keeps the oid (sz down, origSz unchanged); a trigger keeps its oid through "triggered".
 """
 
 from __future__ import annotations
@@ -9,17 +17,19 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 from exchange_sim import rules
 from exchange_sim.clock import LogicalClock
-from exchange_sim.market import Market, fmt
+from exchange_sim.market import MAIN_DEX, Market, dex_of, fmt
 from exchange_sim.orders import Order
 
 TransitionListener = Callable[[str, str, dict[str, Any], int], None]
 """Called as listener(user, status, frontend_order, time_ms) for every order transition."""
+ReplaceListener = Callable[[str, int, int, int], None]
+"""Called as listener(user, old_oid, new_oid, time_ms) just before a replacement's `open`."""
 
 STARTING_BALANCE = Decimal("10000.0")
 DEFAULT_LEVERAGE = 5
@@ -50,22 +60,39 @@ class UserState:
     positions: dict[str, Position] = field(default_factory=dict)
     fills: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.FILLS_RETAINED))
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.HISTORICAL_ORDERS_LIMIT))
-    realized: Decimal = Decimal(0)
+    realized: Decimal = Decimal(0)  # main-dex realized PnL minus fees
+    # HIP-3 dexes have their own clearinghouse: realized PnL per dex, present once the user
+    # traded there (the simulator then credits STARTING_BALANCE, as if USDC had been moved in).
+    dex_realized: dict[str, Decimal] = field(default_factory=dict)
+    # Spot base-token balances changed by spot fills; not enforced (may go negative).
+    spot_balances: dict[str, Decimal] = field(default_factory=dict)
     version: int = 0
 
 
 class Exchange:
     """Holds every user's orders and positions and applies placements, amends, fills and cancels."""
 
-    def __init__(self, market: Market, clock: LogicalClock, *, oid_start: int = OID_START) -> None:
+    def __init__(
+        self,
+        market: Market,
+        clock: LogicalClock,
+        *,
+        oid_start: int = OID_START,
+        modify_keeps_oid: bool = False,
+    ) -> None:
         self.market = market
         self.clock = clock
+        # False (mainnet): a modify is a cancel-and-replace under a new oid. True: the old
+        # in-place amend (same oid, one "open" line) to test collectors against that case.
+        self.modify_keeps_oid = modify_keeps_oid
         self.users: dict[str, UserState] = {}
         self.orders: dict[int, Order] = {}
         self.by_cloid: dict[tuple[str, str], int] = {}
         self._next_oid = oid_start
         self._next_tid = TID_START
         self.listeners: list[TransitionListener] = []
+        self.replace_listeners: list[ReplaceListener] = []
+        self.replaced: dict[int, int] = {}  # new oid -> the oid it replaced
         self.change_listeners: list[Callable[[str], None]] = []
         self.status_counts: dict[str, int] = {}
 
@@ -78,17 +105,27 @@ class Exchange:
             st = self.users[address] = UserState(address)
         return st
 
-    def open_orders(self, address: str) -> list[Order]:
-        """The user's resting orders, newest first (as frontendOpenOrders lists them)."""
+    def open_orders(self, address: str, dex: str | None = None) -> list[Order]:
+        """The user's resting orders, newest first (as frontendOpenOrders lists them).
+
+        `dex` None: every dex; `""`: the first perp dex (main perps and spot); else one HIP-3 dex.
+        """
         st = self.users.get(address.lower())
         if st is None:
             return []
-        return sorted((self.orders[o] for o in st.open_oids), key=lambda o: o.oid, reverse=True)
+        orders = (self.orders[o] for o in st.open_oids)
+        if dex is not None:
+            orders = (o for o in orders if dex_of(o.coin) == dex)
+        return sorted(orders, key=lambda o: o.oid, reverse=True)
 
-    def frontend_open_orders(self, address: str) -> list[dict[str, Any]]:
-        """The frontendOpenOrders list: TP/SL children are top-level AND in `children`."""
+    def frontend_open_orders(self, address: str, dex: str = MAIN_DEX) -> list[dict[str, Any]]:
+        """The frontendOpenOrders list of one dex: TP/SL children are top-level AND in `children`.
+
+        Dex `""` lists main-dex perp and spot orders ("Spot open orders are only included with
+        the first perp dex"); a HIP-3 dex lists only its own coins' orders.
+        """
         out = []
-        for o in self.open_orders(address):
+        for o in self.open_orders(address, dex):
             kids = [self.orders[c].frontend() for c in sorted(o.children) if self.orders[c].is_open]
             out.append(o.frontend(kids))
         return out
@@ -145,6 +182,11 @@ class Exchange:
         """
         if side not in ("B", "A"):
             raise OrderError(f"side must be 'B' or 'A', not {side!r}")
+        info = self.market.coin(coin)
+        if info.dex != MAIN_DEX and info.dex not in self.market.dexes:
+            raise OrderError(f"unknown perp dex {info.dex!r} (coin {coin!r})")
+        if info.spot and (reduce_only or tp_px is not None or sl_px is not None):
+            raise OrderError(f"reduce-only and TP/SL are perp concepts, not for spot coin {coin!r}")
         user = user.lower()
         now = self.clock.stamp()
         order = Order(
@@ -239,17 +281,54 @@ class Exchange:
         sz: Decimal | str | float | None = None,
         limit_px: Decimal | str | float | None = None,
     ) -> Order:
-        """Modify size and/or price of a resting order, keeping its oid (origSz := new sz)."""
+        """Modify size and/or price of a resting order; returns the order now resting.
+
+        Mainnet behaviour (default): cancel-and-replace. A replacement with a new oid, the same
+        cloid (None stays None) and every other field of the old order rests with sz = origSz =
+        the new sz (or the old remaining sz if only the price changes) and timestamp = now; its
+        `open` is emitted first, then the old order's `canceled`, both at the same time.
+        With `modify_keeps_oid` the order is amended in place (same oid, one `open` line).
+        """
         order = self._open(oid)
         ts = self.clock.stamp()
-        if sz is not None:
-            order.sz = order.orig_sz = Decimal(str(sz))
-        if limit_px is not None:
-            order.limit_px = Decimal(str(limit_px))
-        order.status_ts = ts
-        self._emit(order, rules.OPEN, ts, record_history=False)
+        new_sz = order.sz if sz is None else Decimal(str(sz))
+        new_px = order.limit_px if limit_px is None else Decimal(str(limit_px))
+        if self.modify_keeps_oid:
+            order.sz = order.orig_sz = new_sz
+            order.limit_px = new_px
+            order.status_ts = ts
+            self._emit(order, rules.OPEN, ts, record_history=False)
+            self._changed(order.user)
+            return order
+        new = replace(
+            order,
+            oid=self._new_oid(),
+            sz=new_sz,
+            orig_sz=new_sz,
+            limit_px=new_px,
+            timestamp=ts,
+            children=list(order.children),
+            status=rules.OPEN,
+            status_ts=ts,
+        )
+        self.orders[new.oid] = new
+        self.replaced[new.oid] = order.oid
+        if new.cloid:
+            self.by_cloid[(new.user, new.cloid.lower())] = new.oid  # the newest order with it
+        # TP/SL children move to the replacement and keep their own oids. UNVERIFIED: no source
+        # says what mainnet does with a bracket's children when the parent is modified.
+        for c in new.children:
+            self.orders[c].parent = new.oid
+        order.children = []
+        if order.parent is not None:  # a modified TP/SL child takes its old place in the bracket
+            siblings = self.orders[order.parent].children
+            siblings[siblings.index(order.oid)] = new.oid
+        for listener in self.replace_listeners:
+            listener(new.user, order.oid, new.oid, ts)
+        self._rest(new, ts)
+        self._close(order, rules.CANCELED, ts)
         self._changed(order.user)
-        return order
+        return new
 
     def fill(
         self,
@@ -330,6 +409,10 @@ class Exchange:
     # ----- fills and positions -------------------------------------------------------------
     def _apply_fill(self, order: Order, sz: Decimal, px: Decimal, *, crossed: bool, ts: int) -> None:
         st = self.user(order.user)
+        coin = self.market.coin(order.coin)
+        if coin.spot:
+            self._apply_spot_fill(st, order, sz, px, crossed=crossed, ts=ts)
+            return
         pos = st.positions.setdefault(order.coin, Position(order.coin))
         start = pos.szi
         signed = sz if order.side == "B" else -sz
@@ -352,7 +435,36 @@ class Exchange:
             pos.entry_px = Decimal(0)
             del st.positions[order.coin]
         fee = (sz * px * Decimal(rules.TAKER_FEE_RATE)).quantize(Decimal("0.000001"))
-        st.realized += closed_pnl - fee
+        if coin.dex == MAIN_DEX:
+            st.realized += closed_pnl - fee
+        else:
+            st.dex_realized[coin.dex] = st.dex_realized.get(coin.dex, Decimal(0)) + closed_pnl - fee
+        self._record_fill(st, order, sz, px, start, direction, closed_pnl, fee, crossed=crossed, ts=ts)
+
+    def _apply_spot_fill(
+        self, st: UserState, order: Order, sz: Decimal, px: Decimal, *, crossed: bool, ts: int
+    ) -> None:
+        """A spot fill moves the base-token balance, never a perp position."""
+        start = st.spot_balances.get(order.coin, Decimal(0))
+        st.spot_balances[order.coin] = start + (sz if order.side == "B" else -sz)
+        fee = (sz * px * Decimal(rules.TAKER_FEE_RATE)).quantize(Decimal("0.000001"))
+        direction = "Buy" if order.side == "B" else "Sell"
+        self._record_fill(st, order, sz, px, start, direction, Decimal(0), fee, crossed=crossed, ts=ts)
+
+    def _record_fill(
+        self,
+        st: UserState,
+        order: Order,
+        sz: Decimal,
+        px: Decimal,
+        start: Decimal,
+        direction: str,
+        closed_pnl: Decimal,
+        fee: Decimal,
+        *,
+        crossed: bool,
+        ts: int,
+    ) -> None:
         self._next_tid += 1
         tid = self._next_tid
         st.fills.append(
@@ -375,12 +487,25 @@ class Exchange:
             }
         )
 
-    def clearinghouse_state(self, address: str, time_ms: int | None = None) -> dict[str, Any]:
-        """The user's clearinghouseState in the real REST shape (mark prices from the sample)."""
+    def clearinghouse_state(self, address: str, time_ms: int | None = None, dex: str = MAIN_DEX) -> dict[str, Any]:
+        """The user's clearinghouseState of one perp dex in the real REST shape.
+
+        Each dex has its own clearinghouse: dex `""` shows main-dex perp positions only, a HIP-3
+        dex only its coins' positions (spot never makes positions). A HIP-3 dex the user never
+        traded on is all zeros.
+        """
         st = self.user(address)
+        if dex == MAIN_DEX:
+            balance = STARTING_BALANCE + st.realized
+        elif dex in st.dex_realized:
+            balance = STARTING_BALANCE + st.dex_realized[dex]
+        else:
+            balance = Decimal(0)
         positions = []
         ntl = upnl_total = margin = raw_pos = Decimal(0)
         for pos in st.positions.values():
+            if dex_of(pos.coin) != dex:
+                continue
             coin = self.market.coin(pos.coin)
             lev = min(DEFAULT_LEVERAGE, coin.max_leverage)
             value = abs(pos.szi) * coin.mark_px
@@ -409,7 +534,7 @@ class Exchange:
                     },
                 }
             )
-        account = STARTING_BALANCE + st.realized + upnl_total
+        account = balance + upnl_total
         q = Decimal("0.000001")
         summary = {
             "accountValue": fmt(account.quantize(q)),
@@ -427,8 +552,10 @@ class Exchange:
         }
 
     # ----- info-style views ----------------------------------------------------------------
+    # Assumption (no source says otherwise): orderStatus, historicalOrders, userFills and
+    # userFillsByTime are per user across all dexes (main perps, spot and every HIP-3 dex).
     def order_status(self, address: str, oid: int | str) -> dict[str, Any]:
-        """The orderStatus response for an oid or a cloid of this user."""
+        """The orderStatus response for an oid or a cloid (its newest order) of this user."""
         address = address.lower()
         if isinstance(oid, str):
             found = self.by_cloid.get((address, oid.lower()))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from exchange_sim.market import fmt
+from exchange_sim.market import dex_of, fmt
 from exchange_sim.rules import LIVE_STATUSES
 
 
@@ -34,6 +34,11 @@ class Order:
     parent: int | None = None
     status: str = "open"
     status_ts: int = 0
+
+    @property
+    def dex(self) -> str:
+        """The perp dex whose feeds carry this order ("" for main-dex perps and spot)."""
+        return dex_of(self.coin)
 
     @property
     def is_open(self) -> bool:

@@ -4,7 +4,13 @@
 
     async with ExchangeSim(SimConfig(push_interval=0.5)) as sim:
         oid = sim.place(user, "BTC", "B", "0.01", "100000.0")
+        new_oid = sim.amend(oid, limit_px="100500.0")  # cancel-and-replace: a new oid
+        sim.add_dex("abc", {"FOO": "12.5"})            # a HIP-3 dex, coin "abc:FOO"
         ...
+
+Feeds per dex: `openOrders`/`clearinghouseState` with dex `""` carry main-dex perps and spot
+orders (spot makes no positions), with dex `"xyz"` only that HIP-3 dex's coins; webData2 is
+dex `""` only; an unknown dex gets empty snapshots.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from exchange_sim.config import SimConfig
 from exchange_sim.exchange import Exchange, Order
 from exchange_sim.limits import IpState
 from exchange_sim.logs import event
-from exchange_sim.market import Market
+from exchange_sim.market import MAIN_DEX, Market
 from exchange_sim.traders import TraderPool, trader_addresses, write_addresses
 from exchange_sim.truth import TruthRecorder
 
@@ -90,20 +96,29 @@ class ExchangeSim:
     def __init__(self, config: SimConfig | None = None, **overrides: Any) -> None:
         self.config = replace(config or SimConfig(), **overrides)
         cfg = self.config
-        self.market = Market.load()
+        self.market = Market.load(hip3_dexes=cfg.hip3_dexes)
         start = cfg.start_time_ms if cfg.start_time_ms is not None else int(time.time() * 1000)
         self.clock = LogicalClock(start)
-        self.exchange = Exchange(self.market, self.clock)
+        self.exchange = Exchange(self.market, self.clock, modify_keeps_oid=cfg.modify_keeps_oid)
         self.addresses = trader_addresses(cfg.seed, cfg.traders)
-        self.traders = TraderPool(self.exchange, self.addresses, cfg.seed, cfg.orders_per_trader_per_min)
+        self.traders = TraderPool(
+            self.exchange,
+            self.addresses,
+            cfg.seed,
+            cfg.orders_per_trader_per_min,
+            spot_share=cfg.spot_order_share,
+            hip3_share=cfg.hip3_order_share,
+        )
         self.recorder = TruthRecorder(cfg.truth_file, cfg.visibility_path())
+        self.exchange.replace_listeners.append(self.recorder.on_replace)
         self.exchange.listeners.append(self.recorder.on_transition)
         self.exchange.change_listeners.append(self._on_change)
         self.stats = SimStats()
         self.connections: dict[int, Connection] = {}
         self.ips: dict[str, IpState] = {}
-        self._order_subs: dict[str, int] = {}  # user -> live openOrders/webData2 subscriptions
-        self._views: dict[str, UserView] = {}
+        # (user, dex) -> live openOrders/webData2 subscriptions (webData2 counts as dex "")
+        self._order_subs: dict[tuple[str, str], int] = {}
+        self._views: dict[tuple[str, str], UserView] = {}
         self._conn_ids = itertools.count(1)
         self._dirty: set[str] = set()
         self._dirty_event = asyncio.Event()
@@ -146,6 +161,8 @@ class ExchangeSim:
             speed=cfg.speed,
             push_interval=cfg.push_interval,
             chaos=cfg.chaos.enabled,
+            modify_keeps_oid=cfg.modify_keeps_oid,
+            perp_dexes=",".join(self.market.dexes) or None,
         )
         return self
 
@@ -262,9 +279,23 @@ class ExchangeSim:
         *,
         sz: Decimal | str | float | None = None,
         limit_px: Decimal | str | float | None = None,
-    ) -> None:
-        """Change size and/or price of a resting order; the oid stays."""
-        self.exchange.amend(oid, sz=sz, limit_px=limit_px)
+    ) -> int:
+        """Modify size and/or price of a resting order; returns the oid of the order now resting.
+
+        As on mainnet this is a cancel-and-replace: a NEW oid with the same cloid, and `oid`
+        ends "canceled". With `SimConfig.modify_keeps_oid` the order is amended in place and
+        the same oid is returned.
+        """
+        return self.exchange.amend(oid, sz=sz, limit_px=limit_px).oid
+
+    def add_dex(self, name: str, coins: dict[str, Decimal | str | float]) -> None:
+        """Add a HIP-3 perp dex at runtime: `coins` maps `"TSLA"` (or `"name:TSLA"`) to a mark.
+
+        `perpDexs` lists it at once and orders can be placed on `"name:COIN"`; the random
+        traders include it in their HIP-3 share from their next action.
+        """
+        self.market.add_dex(name, coins)
+        event("perp_dex_added", dex=name, coins=len(coins))
 
     def fill(
         self,
@@ -350,9 +381,13 @@ class ExchangeSim:
             "users": len(st.users),
         }
 
-    def subscribers(self, user: str) -> int:
-        """How many live openOrders/webData2 subscriptions `user` has across all connections."""
-        return self._order_subs.get(user.lower(), 0)
+    def subscribers(self, user: str, dex: str | None = MAIN_DEX) -> int:
+        """How many live openOrders/webData2 subscriptions `user` has for `dex` (default the
+        first perp dex, which webData2 counts as) across all connections; None = all dexes."""
+        user = user.lower()
+        if dex is not None:
+            return self._order_subs.get((user, dex), 0)
+        return sum(n for (u, _), n in self._order_subs.items() if u == user)
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Poll `predicate` every 10 ms until true; TimeoutError after `timeout` seconds."""
@@ -428,12 +463,13 @@ class ExchangeSim:
         if user:
             ipst.remove_user(user)
             if sub["type"] in rules.ORDER_SUBSCRIPTION_TYPES:
-                n = self._order_subs.get(user, 0) - 1
+                key = (user, sub.get("dex", MAIN_DEX))
+                n = self._order_subs.get(key, 0) - 1
                 if n <= 0:
-                    self._order_subs.pop(user, None)
-                    self.recorder.on_coverage(user, False, self.clock.now_ms())
+                    self._order_subs.pop(key, None)
+                    self.recorder.on_coverage(user, False, self.clock.now_ms(), dex=key[1])
                 else:
-                    self._order_subs[user] = n
+                    self._order_subs[key] = n
 
     async def _send(self, conn: Connection, data: bytes, *, push: bool = False) -> bool:
         if conn.closing or conn.ws.closed:
@@ -519,12 +555,13 @@ class ExchangeSim:
             return
         conn.subs[key] = sub
         ipst.subscriptions += 1
-        ipst.add_user(user)
+        ipst.add_user(user)  # the user cap counts each user once, whatever its dexes and types
         if sub["type"] in rules.ORDER_SUBSCRIPTION_TYPES:
-            n = self._order_subs.get(user, 0) + 1
-            self._order_subs[user] = n
+            cov = (user, sub.get("dex", MAIN_DEX))
+            n = self._order_subs.get(cov, 0) + 1
+            self._order_subs[cov] = n
             if n == 1:
-                self.recorder.on_coverage(user, True, self.clock.now_ms())
+                self.recorder.on_coverage(user, True, self.clock.now_ms(), dex=cov[1])
         await self._send(conn, frames.ack_frame("subscribe", sub))
         cache: dict[tuple[str, str, str], bytes] = {}
         await self._send_sub(conn, sub, cache)
@@ -557,12 +594,15 @@ class ExchangeSim:
         self._dirty.add(user)
         self._dirty_event.set()
 
-    def _view(self, user: str) -> UserView:
+    def _known_dex(self, dex: str) -> bool:
+        return dex == MAIN_DEX or dex in self.market.dexes
+
+    def _view(self, user: str, dex: str = MAIN_DEX) -> UserView:
         st = self.exchange.user(user)
-        view = self._views.get(user)
+        view = self._views.get((user, dex))
         if view is None or view.version != st.version:
-            orders = self.exchange.frontend_open_orders(user)
-            state = self.exchange.clearinghouse_state(user)
+            orders = self.exchange.frontend_open_orders(user, dex)
+            state = self.exchange.clearinghouse_state(user, dex=dex)
             del state["time"]
             view = UserView(
                 st.version,
@@ -571,18 +611,18 @@ class ExchangeSim:
                 [o["oid"] for o in orders] + [c["oid"] for o in orders for c in o["children"]],
                 orjson.dumps(state),
             )
-            self._views[user] = view
+            self._views[(user, dex)] = view
         return view
 
     def _frame(self, sub: dict[str, Any], cache: dict[tuple[str, str, str], bytes]) -> tuple[bytes, UserView | None]:
-        typ, user, dex = sub["type"], sub["user"], sub.get("dex", "")
+        typ, user, dex = sub["type"], sub["user"], sub.get("dex", MAIN_DEX)
         key = (typ, user, dex)
-        view = self._view(user) if dex == "" else None
+        view = self._view(user, dex) if self._known_dex(dex) else None
         frame = cache.get(key)
         if frame is None:
             now = self.clock.now_ms()
             udex = orjson.dumps(dex)
-            if view is None:  # another perp dex: this simulator lists nothing there
+            if view is None:  # an unknown perp dex: nothing is listed there
                 empty = frames.with_time(orjson.dumps(_EMPTY_STATE), now)
                 frame = (
                     frames.open_orders_frame(user.encode(), udex, b"[]")
@@ -771,7 +811,12 @@ class ExchangeSim:
                 raise ValueError(u)
             return u.lower()
 
-        dex = body.get("dex") or ""
+        dex = body.get("dex") or MAIN_DEX
+        if not isinstance(dex, str):
+            raise TypeError(dex)
+        known = self._known_dex(dex)
+        # Assumption: orderStatus, historicalOrders, userFills and userFillsByTime are per user
+        # across all dexes (they take no dex parameter in any SDK seen).
         if typ == "orderStatus":
             oid = body["oid"]
             if not isinstance(oid, int | str):
@@ -780,9 +825,9 @@ class ExchangeSim:
         if typ == "historicalOrders":
             return ex.historical_orders(user())
         if typ == "frontendOpenOrders":
-            return ex.frontend_open_orders(user()) if dex == "" else []
+            return ex.frontend_open_orders(user(), dex) if known else []
         if typ == "openOrders":
-            if dex != "":
+            if not known:
                 return []
             return [
                 {
@@ -796,11 +841,13 @@ class ExchangeSim:
                     "reduceOnly": o.reduce_only,
                     "cloid": o.cloid,
                 }
-                for o in ex.open_orders(user())
+                for o in ex.open_orders(user(), dex)
                 for f in [o.frontend()]
             ]
         if typ == "clearinghouseState":
-            return ex.clearinghouse_state(user()) if dex == "" else {**_EMPTY_STATE, "time": self.clock.now_ms()}
+            if not known:
+                return {**_EMPTY_STATE, "time": self.clock.now_ms()}
+            return ex.clearinghouse_state(user(), dex=dex)
         if typ == "userFills":
             return ex.user_fills(user())
         if typ == "userFillsByTime":
@@ -818,12 +865,22 @@ class ExchangeSim:
                 self.clock.now_ms(),
             )
             return orjson.loads(frame)["data"]
+        if typ == "perpDexs":
+            # The real shape (several SDKs): null stands for the first perp dex.
+            return [None, *(d.info() for d in self.market.dexes.values())]
+        if typ in ("meta", "metaAndAssetCtxs", "allMids") and not known:
+            raise ValueError(dex)  # unverified: what the exchange answers for an unknown dex
+        perp_dex = self.market.dexes.get(dex)
         if typ == "meta":
-            return self.market.meta
+            return perp_dex.meta() if perp_dex else self.market.meta
         if typ == "metaAndAssetCtxs":
+            if perp_dex:
+                return [perp_dex.meta(), perp_dex.asset_ctxs()]
             return [self.market.meta, self.market.asset_ctxs]
         if typ == "allMids":
-            return {c.name: str(c.mark_px) for c in self.market.coins}
+            # Dex "" lists main-dex perps and spot pairs ("PURR/USDC", "@107"), as the real one.
+            coins = self.market.dex_coins(dex) if perp_dex else [*self.market.coins, *self.market.spot_coins]
+            return {c.name: str(c.mark_px) for c in coins}
         raise ValueError(typ)
 
 

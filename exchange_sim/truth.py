@@ -2,14 +2,22 @@
 
 Truth file (`--truth-file`), one JSON object per line, as a non-validating node writes with
 `--write-order-statuses` (PROTOCOL.md §6.4): `{"time": ISO-8601 UTC, "user", "status",
-"order": <frontend order>}`. Amends and partial fills are lines with status "open" and the
-changed order; the last line of an oid carries its final status.
+"order": <frontend order>}`. Partial fills (and in-place amends with `modify_keeps_oid`) are
+lines with status "open" and the changed order; the last line of an oid carries its final
+status. A modify is a cancel-and-replace: the replacement's `open` line (new oid, same cloid)
+comes first, then the old oid's `canceled` line, with the same time.
+
+SIMULATOR EXTENSION (a real node does not write it): the replacement's `open` line carries
+`"replaces": <old oid>`, so compare() knows the true amend links.
 
 Visibility file (default `<truth-file>.visibility.jsonl`), records defined here:
 - `{"kind":"pushed","user","oid","time":ms,"truthRow":n}` the first time an oid appeared in an
   openOrders/webData2 frame actually sent to a subscriber;
-- `{"kind":"coverage","user","live":bool,"time":ms,"truthRow":n}` when the number of live
-  order subscriptions (openOrders/webData2, any connection) of a user goes 0->1 or 1->0.
+- `{"kind":"coverage","user","dex","live":bool,"time":ms,"truthRow":n}` when the number of
+  live order subscriptions of a (user, dex) goes 0->1 or 1->0, over all connections: openOrders
+  with that dex, and webData2 for dex "". A subscription of dex d covers orders whose coin is
+  on dex d (`"xyz:TSLA"` -> "xyz"; main-dex perps and spot -> ""). Records without "dex"
+  (older files) mean dex "".
 `truthRow` is the number of truth lines written before the record, so order events and
 coverage changes are ordered exactly.
 """
@@ -24,8 +32,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from exchange_sim import rules
+from exchange_sim.market import MAIN_DEX, dex_of
 
 OrderKey = tuple[str, int]
+CoverageKey = tuple[str, str]  # (user, dex)
 
 
 def iso_ms(ms: int) -> str:
@@ -51,20 +61,26 @@ class TruthRecorder:
         self.pushed: set[int] = set()
         self.orders: dict[int, str] = {}  # oid -> last status
         self.status_counts: dict[str, int] = {}
+        self.replacements: dict[int, int] = {}  # new oid -> the oid it replaced
+        self._pending_replace: dict[int, int] = {}
+
+    def on_replace(self, user: str, old_oid: int, new_oid: int, time_ms: int) -> None:
+        """Note that `new_oid` replaces `old_oid` (an Exchange replace listener); the
+        replacement's next `open` line gets `"replaces": old_oid`."""
+        self.replacements[new_oid] = old_oid
+        self._pending_replace[new_oid] = old_oid
 
     def on_transition(self, user: str, status: str, order: dict[str, Any], time_ms: int) -> None:
         """Record one order transition (an Exchange listener)."""
         self.rows += 1
-        self.orders[order["oid"]] = status
+        oid = order["oid"]
+        self.orders[oid] = status
         self.status_counts[status] = self.status_counts.get(status, 0) + 1
+        line: dict[str, Any] = {"time": iso_ms(time_ms), "user": user, "status": status, "order": order}
+        if status == rules.OPEN and oid in self._pending_replace:
+            line["replaces"] = self._pending_replace.pop(oid)
         if self._truth:
-            self._truth.write(
-                json.dumps(
-                    {"time": iso_ms(time_ms), "user": user, "status": status, "order": order},
-                    separators=(",", ":"),
-                )
-                + "\n"
-            )
+            self._truth.write(json.dumps(line, separators=(",", ":")) + "\n")
 
     def on_pushed(self, user: str, oids: Iterable[int], time_ms: int) -> None:
         """Record that these oids were in a frame sent to a subscriber of `user`."""
@@ -85,14 +101,15 @@ class TruthRecorder:
                         + "\n"
                     )
 
-    def on_coverage(self, user: str, live: bool, time_ms: int) -> None:
-        """Record that `user` gained (live=True) or lost its last live order subscription."""
+    def on_coverage(self, user: str, live: bool, time_ms: int, dex: str = MAIN_DEX) -> None:
+        """Record that (`user`, `dex`) gained (live=True) or lost its last live order subscription."""
         if self._vis:
             self._vis.write(
                 json.dumps(
                     {
                         "kind": "coverage",
                         "user": user,
+                        "dex": dex,
                         "live": live,
                         "time": time_ms,
                         "truthRow": self.rows,
@@ -110,6 +127,7 @@ class TruthRecorder:
             "orders": len(self.orders),
             "transitions": self.rows,
             "ordersPushedOverWs": len(self.pushed),
+            "replacements": len(self.replacements),
             "finalStatuses": dict(sorted(final.items())),
             "transitionsByStatus": dict(sorted(self.status_counts.items())),
         }
@@ -141,6 +159,13 @@ class TruthOrder:
     last_row: int
     last_status: str
     last_history_entry: int = 0  # index of its newest historicalOrders entry for the user
+    coin: str = ""
+    replaces: int | None = None  # the oid this order replaced (a modify), if any
+
+    @property
+    def dex(self) -> str:
+        """The perp dex whose feeds carry the order ("" for main-dex perps and spot)."""
+        return dex_of(self.coin)
 
 
 @dataclass
@@ -148,11 +173,18 @@ class Report:
     """What a collector's trader_orders captured, compared with the simulator's ground truth.
 
     Observability rule: an order is observable if it appeared in at least one WS frame sent
-    to a subscriber ("visible"), or if it was never pushed but lived entirely while its user had
-    no live order subscription and is among the user's newest 2000 historicalOrders entries at
-    the end ("gap-only", recoverable by REST backfill). Rejected orders never rest, so they are
-    never visible: they count only under the gap rule. Everything else (e.g. an order opened and
-    closed between two pushes while subscribed) is unobservable and not counted as missed.
+    to a subscriber ("visible"), or if it was never pushed but lived entirely while its
+    (user, dex) had no live order subscription and is among the user's newest 2000
+    historicalOrders entries at the end ("gap-only", recoverable by REST backfill). Rejected
+    orders never rest, so they are never visible: they count only under the gap rule.
+    Everything else (e.g. an order opened and closed between two pushes while subscribed) is
+    unobservable and not counted as missed.
+
+    Amend links: for each true replacement old -> new (a modify) of a compared user whose two
+    orders were both captured (each has a "new" event), the replacement's "new" event must carry
+    `replacesOid == old` and the old order's "closed" event, if any, `replacedByOid == new`.
+    A link in the events that the truth does not have is wrong too. `dex` (missing = "") must be
+    the dex of the order's coin.
     """
 
     total: int = 0  # truth orders of the compared users
@@ -166,6 +198,12 @@ class Report:
     wrong_final_status: list[tuple[str, int, str | None, str | None]] = field(default_factory=list)
     duplicates: list[tuple[str, int, str]] = field(default_factory=list)
     unknown: list[OrderKey] = field(default_factory=list)  # in MongoDB, not in the truth
+    links_expected: int = 0  # true replacements with both orders captured
+    links_right: int = 0  # ... whose events carry exactly the right links
+    # (user, old oid, new oid, what was wrong); spurious links name the oids the event claims
+    wrong_links: list[tuple[str, int, int, str]] = field(default_factory=list)
+    wrong_dex: list[tuple[str, int, str, str]] = field(default_factory=list)  # (user, oid, got, expected)
+    link_matches: dict[str, int] = field(default_factory=dict)  # replaceMatch of right links' new events
 
     @property
     def capture_rate(self) -> float:
@@ -174,9 +212,16 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """Every observable order captured once, with the right final status, nothing unknown."""
+        """Every observable order captured once, with the right final status, links and dex,
+        nothing unknown."""
         return not (
-            self.missed_visible or self.missed_gap_only or self.wrong_final_status or self.duplicates or self.unknown
+            self.missed_visible
+            or self.missed_gap_only
+            or self.wrong_final_status
+            or self.duplicates
+            or self.unknown
+            or self.wrong_links
+            or self.wrong_dex
         )
 
     def summary(self) -> str:
@@ -188,12 +233,15 @@ class Report:
             f"missed_gap_only={len(self.missed_gap_only)} "
             f"wrong_final_status={len(self.wrong_final_status)} "
             f"duplicates={len(self.duplicates)} unknown={len(self.unknown)} "
+            f"links_expected={self.links_expected} links_right={self.links_right} "
+            f"wrong_links={len(self.wrong_links)} wrong_dex={len(self.wrong_dex)} "
             f"captured_unobservable={self.captured_unobservable}"
         )
 
 
 def load_truth(truth_path: Path) -> dict[OrderKey, TruthOrder]:
-    """Each order of the truth file with its first/last row and final status."""
+    """Each order of the truth file with its first/last row, final status, coin and the oid it
+    replaced (from the simulator's `replaces` key)."""
     orders: dict[OrderKey, TruthOrder] = {}
     history_len: dict[str, int] = {}
     with open(truth_path) as f:
@@ -209,7 +257,9 @@ def load_truth(truth_path: Path) -> dict[OrderKey, TruthOrder]:
             if new_entry:
                 history_len[user] = history_len.get(user, 0) + 1
             if t is None:
-                t = orders[key] = TruthOrder(user, key[1], row, row, status)
+                t = orders[key] = TruthOrder(user, key[1], row, row, status, coin=str(rec["order"].get("coin", "")))
+            if rec.get("replaces") is not None:
+                t.replaces = int(rec["replaces"])
             t.last_row, t.last_status = row, status
             if new_entry:
                 t.last_history_entry = history_len[user] - 1
@@ -218,10 +268,10 @@ def load_truth(truth_path: Path) -> dict[OrderKey, TruthOrder]:
     return orders
 
 
-def load_visibility(path: Path) -> tuple[set[int], dict[str, list[tuple[int, bool]]]]:
-    """Pushed oids, and per user the (truthRow, live) coverage changes in order."""
+def load_visibility(path: Path) -> tuple[set[int], dict[CoverageKey, list[tuple[int, bool]]]]:
+    """Pushed oids, and per (user, dex) the (truthRow, live) coverage changes in order."""
     pushed: set[int] = set()
-    coverage: dict[str, list[tuple[int, bool]]] = {}
+    coverage: dict[CoverageKey, list[tuple[int, bool]]] = {}
     if not path.exists():
         return pushed, coverage
     with open(path) as f:
@@ -232,12 +282,13 @@ def load_visibility(path: Path) -> tuple[set[int], dict[str, list[tuple[int, boo
             if rec["kind"] == "pushed":
                 pushed.add(int(rec["oid"]))
             elif rec["kind"] == "coverage":
-                coverage.setdefault(rec["user"].lower(), []).append((int(rec["truthRow"]), bool(rec["live"])))
+                key = (rec["user"].lower(), rec.get("dex") or MAIN_DEX)
+                coverage.setdefault(key, []).append((int(rec["truthRow"]), bool(rec["live"])))
     return pushed, coverage
 
 
 def _uncovered_throughout(changes: list[tuple[int, bool]], first: int, last: int | None) -> bool:
-    """True if the user had no live subscription from truth row `first` to `last` (None = end)."""
+    """True if there was no live subscription from truth row `first` to `last` (None = end)."""
     live = False
     for row, state in changes:
         # A change recorded with truthRow=n happened after row n-1 and before row n.
@@ -248,6 +299,66 @@ def _uncovered_throughout(changes: list[tuple[int, bool]], first: int, last: int
                 return False
             live = state
     return not live
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _check_links(
+    report: Report,
+    truth: dict[OrderKey, TruthOrder],
+    events: dict[OrderKey, list[dict[str, Any]]],
+    wanted: set[str] | None,
+) -> None:
+    """Fill links_expected, links_right, wrong_links and link_matches (see Report)."""
+    true_links: set[tuple[str, int, int]] = set()
+    flagged: set[tuple[str, int, str]] = set()  # (user, oid, field) already reported
+    for t in truth.values():
+        if t.replaces is None or (wanted is not None and t.user not in wanted):
+            continue
+        old, new = t.replaces, t.oid
+        true_links.add((t.user, old, new))
+        new_evs = events.get((t.user, new), [])
+        old_evs = events.get((t.user, old), [])
+        new_news = [e for e in new_evs if e.get("action") == "new"]
+        if not new_news or not any(e.get("action") == "new" for e in old_evs):
+            continue
+        report.links_expected += 1
+        problems: list[tuple[int, str, str]] = []
+        for e in new_news:
+            got = _int_or_none(e.get("replacesOid"))
+            if got != old:
+                what = "new event lacks replacesOid" if got is None else f"new event has replacesOid={got}"
+                problems.append((new, "replacesOid", what))
+        for e in old_evs:
+            if e.get("action") != "closed":
+                continue
+            got = _int_or_none(e.get("replacedByOid"))
+            if got != new:
+                what = "closed event lacks replacedByOid" if got is None else f"closed event has replacedByOid={got}"
+                problems.append((old, "replacedByOid", what))
+        if not problems:
+            report.links_right += 1
+            match = str(new_news[0].get("replaceMatch"))
+            report.link_matches[match] = report.link_matches.get(match, 0) + 1
+        for oid, fld, what in problems:
+            flagged.add((t.user, oid, fld))
+            report.wrong_links.append((t.user, old, new, what))
+    # Links the collector claims that the truth does not have.
+    for (user, oid), evs in events.items():
+        for e in evs:
+            claims = (
+                ("replacesOid", _int_or_none(e.get("replacesOid")), True),
+                ("replacedByOid", _int_or_none(e.get("replacedByOid")), False),
+            )
+            for fld, other, on_new in claims:
+                if other is None or (user, oid, fld) in flagged:
+                    continue
+                old, new = (other, oid) if on_new else (oid, other)
+                if (user, old, new) not in true_links:
+                    flagged.add((user, oid, fld))
+                    report.wrong_links.append((user, old, new, f"spurious {fld}"))
 
 
 def compare_events(
@@ -271,6 +382,20 @@ def compare_events(
         by_order.setdefault(key, []).append(ev)
 
     report = Report()
+    _check_links(report, truth, by_order, wanted)
+    wrong_dex: set[tuple[str, int, str, str]] = set()
+    for key, evs in by_order.items():
+        t = truth.get(key)
+        coin = t.coin if t is not None else None
+        for ev in evs:
+            c: Any = coin if coin is not None else ev.get("coin")
+            if c is None:
+                continue
+            want_dex, got_dex = dex_of(str(c)), str(ev.get("dex") or MAIN_DEX)
+            if got_dex != want_dex:
+                wrong_dex.add((*key, got_dex, want_dex))
+    report.wrong_dex = sorted(wrong_dex)
+
     for key, t in truth.items():
         if wanted is not None and t.user not in wanted:
             continue
@@ -281,7 +406,7 @@ def compare_events(
         else:
             visible = False
             observable = t.last_history_entry >= -rules.HISTORICAL_ORDERS_LIMIT and _uncovered_throughout(
-                coverage.get(t.user, []), t.first_row, None if still_open else t.last_row
+                coverage.get((t.user, t.dex), []), t.first_row, None if still_open else t.last_row
             )
         evs = by_order.pop(key, [])
         news = [e for e in evs if e.get("action") == "new"]
@@ -323,5 +448,17 @@ def compare(
     `users` restricts the comparison to those addresses (e.g. the traders the collector
     tracked); by default every user in the truth file is compared.
     """
-    projection = {"_id": 0, "ethAddress": 1, "oid": 1, "action": 1, "eventKey": 1, "finalStatus": 1}
+    projection = {
+        "_id": 0,
+        "ethAddress": 1,
+        "oid": 1,
+        "action": 1,
+        "eventKey": 1,
+        "finalStatus": 1,
+        "coin": 1,
+        "dex": 1,
+        "replacesOid": 1,
+        "replacedByOid": 1,
+        "replaceMatch": 1,
+    }
     return compare_events(collection.find({}, projection), truth_path, visibility_path, users)

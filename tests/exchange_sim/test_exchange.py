@@ -40,20 +40,23 @@ def test_tpsl_children_are_listed_top_level_and_inside_the_parent_like_the_sampl
     assert all(o["reduceOnly"] and o["tif"] is None for o in kinds.values())
 
 
-def test_partial_fill_amend_and_full_fill_keep_the_oid_and_move_the_position() -> None:
+def test_partial_fill_keeps_the_oid_amend_replaces_it_and_fills_move_the_position() -> None:
     ex = new_exchange()
     o = ex.place(U, "BTC", "B", "0.01", "100000.0")
     ex.fill(o.oid, "0.004")
     (f,) = ex.frontend_open_orders(U)
     assert (f["oid"], f["sz"], f["origSz"]) == (o.oid, "0.006", "0.01")
-    ex.amend(o.oid, limit_px="100500.0")
-    assert ex.frontend_open_orders(U)[0]["limitPx"] == "100500.0"
-    ex.fill(o.oid)
+    new = ex.amend(o.oid, limit_px="100500.0")  # a partially filled order can be modified
+    assert new.oid != o.oid
+    (f,) = ex.frontend_open_orders(U)
+    assert (f["oid"], f["limitPx"], f["sz"], f["origSz"]) == (new.oid, "100500.0", "0.006", "0.006")
+    ex.fill(new.oid)
     assert ex.frontend_open_orders(U) == []
-    assert ex.order_status(U, o.oid)["order"]["status"] == "filled"
+    assert ex.order_status(U, o.oid)["order"]["status"] == "canceled"
+    assert ex.order_status(U, new.oid)["order"]["status"] == "filled"
     pos = ex.clearinghouse_state(U)["assetPositions"][0]["position"]
     assert (pos["coin"], pos["szi"]) == ("BTC", "0.01")
-    assert [f["sz"] for f in ex.user_fills(U)] == ["0.006", "0.004"]  # newest first
+    assert [(f["oid"], f["sz"]) for f in ex.user_fills(U)] == [(new.oid, "0.006"), (o.oid, "0.004")]  # newest first
 
 
 def test_trigger_cancels_the_sibling_and_rejected_orders_never_rest() -> None:

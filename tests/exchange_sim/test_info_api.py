@@ -24,8 +24,8 @@ async def post(session: aiohttp.ClientSession, sim: ExchangeSim, body: dict[str,
 async def test_info_shapes_match_the_real_samples(sim: ExchangeSim) -> None:
     u = sim.addresses[0]
     parent = sim.place(u, "INJ", "B", "12.5", "10.0", tp_px="10.004", sl_px="9.995", cloid="0x" + "1" * 32)
-    gone = sim.place(u, "BTC", "A", "0.01", "110000.0")
-    sim.amend(gone, sz="0.02")
+    placed = sim.place(u, "BTC", "A", "0.01", "110000.0")
+    gone = sim.amend(placed, sz="0.02")  # cancel-and-replace: a new oid
     sim.cancel(gone)
     ioc = sim.place(u, "TON", "B", "81.7", "3.2502", tif="Ioc")
     filled = sim.place(u, "ETH", "B", "1.0", "2500.0")
@@ -39,6 +39,7 @@ async def test_info_shapes_match_the_real_samples(sim: ExchangeSim) -> None:
         real_h = sample("historicalOrders_rest_response_trimmed.json")
         assert all(set(h) == set(real_h[0]) and set(real_h[0]["order"]) <= set(h["order"]) for h in hist)
         assert [h["status"] for h in hist if h["order"]["oid"] == gone] == ["canceled", "open"]
+        assert [h["status"] for h in hist if h["order"]["oid"] == placed] == ["canceled", "open"]
         assert [h["status"] for h in hist if h["order"]["oid"] == ioc] == ["iocCancelRejected"]
         st = await post(s, sim, {"type": "orderStatus", "user": u, "oid": gone})
         assert st["status"] == "order"
