@@ -25,6 +25,7 @@ class Stats:
     events_built: Counter[str] = field(default_factory=Counter)
     events_written: Counter[str] = field(default_factory=Counter)
     events_duplicate: int = 0
+    replacements: Counter[str] = field(default_factory=Counter)
     positions_written: int = 0
     final_statuses_resolved: int = 0
     flushes: int = 0
@@ -67,6 +68,8 @@ class StatsCollector(Collector):
         yield counter("events_built", "Order events detected, by action.", "action", s.events_built)
         yield counter("events_written", "Order events inserted into MongoDB, by action.", "action", s.events_written)
         yield counter("events_duplicate", "Order events MongoDB already had.", None, s.events_duplicate)
+        yield counter("replacements", "Modifies (cancel-and-replace) linked in snapshots, by match.", "match",
+                      s.replacements)
         yield counter("positions_written", "Position documents inserted.", None, s.positions_written)
         yield counter("final_statuses_resolved", "Closed orders whose final status was recorded.", None,
                       s.final_statuses_resolved)

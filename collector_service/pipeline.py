@@ -188,6 +188,8 @@ class Pipeline:
                 for event in events:
                     if event["action"] == schema.ACTION_CLOSED:
                         resolver.want(user, event["oid"])
+                    elif "replacesOid" in event:
+                        self.stats.replacements[event["replaceMatch"]] += 1
             else:
                 self.stats.frames_unchanged += 1
         if user in self._needs_recovery:

@@ -136,6 +136,7 @@ class Service:
             "open_orders_tracked": gauges["open_orders_tracked"],
             "events_written": dict(self.stats.events_written),
             "events_duplicate": self.stats.events_duplicate,
+            "replacements": dict(self.stats.replacements),
             "positions_written": self.stats.positions_written,
             "last_message_age_s": gauges["last_message_age_seconds"],
             "buffer_depth": gauges["journal_pending_ops"],
