@@ -99,6 +99,22 @@ class Settings(BaseSettings):
     trader_ws_pong_timeout: float = Field(
         exchange.PONG_DEADLINE_S, gt=0, description="Reconnect if nothing arrives this long after a ping."
     )
+    trader_ws_pinned: str = Field(
+        "", description="Comma-separated traders that always keep a live WebSocket slot (never polled)."
+    )
+    trader_poll_enabled: bool = Field(
+        True, description="Poll traders beyond the WebSocket capacity over the info API (false: report them)."
+    )
+    trader_poll_budget_share: float = Field(
+        0.6, gt=0, lt=1, description="Share of each egress address's REST weight per minute that polling may use."
+    )
+    trader_poll_min_interval: float = Field(
+        2.0, gt=0, le=3600, description="Never poll one trader more often than every this many seconds."
+    )
+    trader_poll_sweep_interval: float = Field(
+        600.0, ge=5, le=86400,
+        description="Sweep each polled trader's historicalOrders this often (orders that lived between polls).",
+    )
     trader_dexes: str = Field(
         "all",
         description="Perp dexes to follow besides the main dex (which also carries spot): all (every "
@@ -157,6 +173,14 @@ class Settings(BaseSettings):
                 parse_address(item, "address")
         return value
 
+    @field_validator("trader_ws_pinned")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                parse_address(item, "address")
+        return value
+
     @field_validator("trader_dexes")
     @classmethod
     def _dexes(cls, value: str) -> str:
@@ -196,6 +220,10 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ConfigError(f"TRADER_ADDRESSES_FILE: {exc}") from exc
         return list(dict.fromkeys(found))
+
+    def pinned_traders(self) -> list[str]:
+        """Traders that always keep a live slot (lower-cased, in order)."""
+        return list(dict.fromkeys(a.strip().lower() for a in self.trader_ws_pinned.split(",") if a.strip()))
 
     def fixed_dexes(self) -> list[str] | None:
         """The HIP-3 dexes to follow besides the main dex; None: every dex the exchange lists."""

@@ -28,7 +28,7 @@ from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
 from collector_service.pipeline import Pipeline
 from collector_service.plan import ConnectionPlan
-from collector_service.rest import TokenBucket
+from collector_service.rest import WeightBudget
 from collector_service.wire import (
     NULL,
     ClearinghouseMsg,
@@ -98,10 +98,11 @@ class FeedConnection:
         stats: Stats,
         ping_interval: float,
         pong_timeout: float,
-        reconnect_budget: TokenBucket,
+        reconnect_budget: WeightBudget,
         dexes: Callable[[], list[str]],
     ) -> None:
         self.plan = plan
+        self.users = list(plan.users)  # changes when traders move between live and polled
         self.dexes = dexes
         self.reconnect_budget = reconnect_budget
         self.url = url
@@ -115,7 +116,8 @@ class FeedConnection:
         self._unsent: list[str] = []
         self._pending: dict[SubKey, float] = {}
         self._acked: set[SubKey] = set()
-        self._new_dexes: asyncio.Queue[list[str]] = asyncio.Queue()
+        # (subscribe | unsubscribe, users (empty: all active), dexes (None: all followed))
+        self._requests: asyncio.Queue[tuple[str, tuple[str, ...], list[str] | None]] = asyncio.Queue()
         self._ws: ClientConnection | None = None
         self._last_rx = time.monotonic()
         self._warn = RateLimitedLog(log)
@@ -132,7 +134,7 @@ class FeedConnection:
 
     def _active_users(self) -> tuple[str, ...]:
         now = time.monotonic()
-        return tuple(u for u in self.plan.users if self.refused.get(u, 0.0) <= now)
+        return tuple(u for u in self.users if self.refused.get(u, 0.0) <= now)
 
     async def run(self) -> None:
         """Connect, and reconnect whenever the connection ends, until cancelled."""
@@ -205,32 +207,62 @@ class FeedConnection:
             await asyncio.gather(keepalive, subscriber, return_exceptions=True)
 
     async def _subscribe(self, ws: ClientConnection, users: tuple[str, ...]) -> None:
-        """Subscribe every dex of these users, then the dexes added while connected."""
-        while not self._new_dexes.empty():  # the dex list read below already has them
-            self._new_dexes.get_nowait()
-        dexes = list(self.dexes())
+        """Subscribe every dex of these users, then serve the changes asked while connected
+        (a new dex, a trader moved here or away), and report subscribes never acknowledged."""
+        while not self._requests.empty():  # the users and dexes read below already include them
+            self._requests.get_nowait()
+        await self._send_subscriptions(ws, users, list(self.dexes()))
         while True:
-            self._unsent = list(users)
-            while self._unsent:
-                user = self._unsent.pop(0)
-                for sub in subscriptions_for(user, self.feed, dexes):
-                    if self.refused.get(user, 0.0) > time.monotonic():
-                        break  # the exchange hit a cap meanwhile: the rest would be refused too
-                    self._pending[_sub_key(sub)] = time.monotonic() + exchange.SUBSCRIBE_ACK_TIMEOUT_S
-                    await ws.send(msgspec.json.encode({"method": "subscribe", "subscription": sub}).decode())
-                    await asyncio.sleep(exchange.SUBSCRIBE_PACING_S)
-            await asyncio.sleep(exchange.SUBSCRIBE_ACK_TIMEOUT_S)
+            try:
+                kind, who, dexes = await asyncio.wait_for(self._requests.get(), exchange.SUBSCRIBE_ACK_TIMEOUT_S)
+            except TimeoutError:
+                kind, who, dexes = "", (), None
             late = [key for key, deadline in self._pending.items() if deadline <= time.monotonic()]
             if late:
                 self._refuse(late, "no subscribe ack within timeout")
-            dexes = await self._new_dexes.get()
-            users = self._active_users()
+            if kind == "unsubscribe":
+                for key in [k for k in (*self._acked, *self._pending) if k[1] in who]:
+                    self._acked.discard(key)
+                    self._pending.pop(key, None)
+                    await ws.send(msgspec.json.encode({"method": "unsubscribe",
+                                                       "subscription": _subscription(key)}).decode())
+            elif kind == "subscribe":
+                active = self._active_users()
+                await self._send_subscriptions(ws, tuple(u for u in who if u in active) if who else active,
+                                               list(self.dexes()) if dexes is None else dexes)
+
+    async def _send_subscriptions(self, ws: ClientConnection, users: tuple[str, ...], dexes: list[str]) -> None:
+        self._unsent = list(users)
+        while self._unsent:
+            user = self._unsent.pop(0)
+            for sub in subscriptions_for(user, self.feed, dexes):
+                if self.refused.get(user, 0.0) > time.monotonic():
+                    break  # the exchange hit a cap meanwhile: the rest would be refused too
+                self._pending[_sub_key(sub)] = time.monotonic() + exchange.SUBSCRIBE_ACK_TIMEOUT_S
+                await ws.send(msgspec.json.encode({"method": "subscribe", "subscription": sub}).decode())
+                await asyncio.sleep(exchange.SUBSCRIBE_PACING_S)
 
     def follow(self, dexes: list[str]) -> None:
         """Subscribe these newly listed dexes on the live connection (a reconnect subscribes
         every dex anyway)."""
         if self._ws is not None:
-            self._new_dexes.put_nowait(dexes)
+            self._requests.put_nowait(("subscribe", (), dexes))
+
+    def add_user(self, user: str) -> None:
+        """Follow ``user`` live on this connection from now on."""
+        if user not in self.users:
+            self.users.append(user)
+            self.refused.pop(user, None)
+            if self._ws is not None:
+                self._requests.put_nowait(("subscribe", (user,), None))
+
+    def remove_user(self, user: str) -> None:
+        """Stop following ``user`` here (frees its slot at the exchange); its frames still in
+        flight are dropped."""
+        if user in self.users:
+            self.users.remove(user)
+            if self._ws is not None:
+                self._requests.put_nowait(("unsubscribe", (user,), None))
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         while True:
@@ -258,16 +290,18 @@ class FeedConnection:
     def _route(self, msg: Message, observed_at: datetime) -> None:
         if isinstance(msg, OpenOrdersMsg):
             self.stats.frames["openOrders"] += 1
-            self.pipeline.on_orders(msg.data.user.lower(), msg.data.dex, msg.data.orders, None, observed_at)
+            if self._ours(user := msg.data.user.lower()):
+                self.pipeline.on_orders(user, msg.data.dex, msg.data.orders, None, observed_at)
         elif isinstance(msg, WebData2Msg):
             self.stats.frames["webData2"] += 1
-            user = msg.data.user.lower()
-            self.pipeline.on_orders(user, schema.MAIN_DEX, msg.data.openOrders, msg.data.serverTime, observed_at)
-            if msg.data.clearinghouseState != NULL:
-                self.pipeline.on_positions(user, schema.MAIN_DEX, msg.data.clearinghouseState, observed_at)
+            if self._ours(user := msg.data.user.lower()):
+                self.pipeline.on_orders(user, schema.MAIN_DEX, msg.data.openOrders, msg.data.serverTime, observed_at)
+                if msg.data.clearinghouseState != NULL:
+                    self.pipeline.on_positions(user, schema.MAIN_DEX, msg.data.clearinghouseState, observed_at)
         elif isinstance(msg, ClearinghouseMsg):
             self.stats.frames["clearinghouseState"] += 1
-            self.pipeline.on_positions(msg.data.user.lower(), msg.data.dex, msg.data.clearinghouseState, observed_at)
+            if self._ours(user := msg.data.user.lower()):
+                self.pipeline.on_positions(user, msg.data.dex, msg.data.clearinghouseState, observed_at)
         elif isinstance(msg, SubscriptionResponseMsg):
             self.stats.frames["subscriptionResponse"] += 1
             sub = msg.data.get("subscription")
@@ -279,6 +313,13 @@ class FeedConnection:
             self._on_error(msg.text)
         else:
             self.stats.frames["pong"] += 1
+
+    def _ours(self, user: str) -> bool:
+        """Frames of a trader moved away from this connection are late: its new tier has it."""
+        if user in self.users:
+            return True
+        self.stats.frames_not_ours += 1
+        return False
 
     def _on_error(self, text: str) -> None:
         if text.startswith(exchange.ERROR_PREFIXES_CAPACITY):
@@ -299,7 +340,7 @@ class FeedConnection:
         alone for a while instead of retrying into the same wall."""
         for key in keys:
             self._pending.pop(key, None)
-        users = sorted({user for _, user, _ in keys if user in self.plan.users})
+        users = sorted({user for _, user, _ in keys if user in self.users})
         until = time.monotonic() + REFUSED_RETRY_S
         for user in users:
             self.refused[user] = until

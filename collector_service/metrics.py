@@ -21,6 +21,7 @@ class Stats:
     frames: Counter[str] = field(default_factory=Counter)
     frames_unchanged: int = 0
     frames_stale: int = 0
+    frames_not_ours: int = 0
     bad_frames: Counter[str] = field(default_factory=Counter)
     events_built: Counter[str] = field(default_factory=Counter)
     events_written: Counter[str] = field(default_factory=Counter)
@@ -37,6 +38,7 @@ class Stats:
     exchange_errors: Counter[str] = field(default_factory=Counter)
     rest_calls: Counter[str] = field(default_factory=Counter)
     rest_errors: Counter[str] = field(default_factory=Counter)
+    polls: Counter[str] = field(default_factory=Counter)
 
     def message_age(self) -> float | None:
         return None if self.last_message_at is None else max(0.0, time.time() - self.last_message_at)
@@ -79,6 +81,9 @@ class StatsCollector(Collector):
         yield counter("exchange_errors", "Error frames from the exchange, by kind.", "kind", s.exchange_errors)
         yield counter("rest_calls", "Info API calls, by type.", "type", s.rest_calls)
         yield counter("rest_errors", "Failed info API calls, by reason.", "reason", s.rest_errors)
+        yield counter("polls", "Polling tier: order polls, position polls, sweeps, failures.", "kind", s.polls)
+        yield counter("frames_not_ours", "Frames of traders moved off a connection (dropped).", None,
+                      s.frames_not_ours)
         for name, value in self.gauges().items():
             family = GaugeMetricFamily(f"orderwatch_{name}", name.replace("_", " ") + ".",
                                        labels=["egress"] if isinstance(value, dict) else None)

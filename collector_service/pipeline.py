@@ -25,6 +25,7 @@ from collector_service.outcomes import OPEN_STATUSES, OutcomeResolver, latest_by
 from collector_service.positions import PositionBook
 from collector_service.rest import InfoClient, RestError
 from collector_service.store import Op, Writer, link_op, order_ops, position_ops
+from collector_service.tiers import Activity
 from collector_service.tracker import OrderBook, build_event, link, ms_to_datetime, replacement_key
 from collector_service.wire import OrderItems, OrderStatusInner
 
@@ -105,6 +106,7 @@ class Pipeline:
         self.resolvers = resolvers
         self.record_orders = record_orders
         self.users = frozenset(clients)
+        self.activity = Activity()
         self.books: dict[tuple[str, str], OrderBook] = {}  # by (trader, dex)
         self.positions: dict[tuple[str, str], PositionBook] = {}
         self.last_seen: dict[str, datetime] = {}
@@ -169,20 +171,23 @@ class Pipeline:
         self._needs_recovery.add(user)
 
     def on_orders(
-        self, user: str, dex: str, orders: OrderItems, server_ms: int | None, observed_at: datetime
-    ) -> None:
+        self, user: str, dex: str, orders: OrderItems, server_ms: int | None, observed_at: datetime,
+        source: str = schema.SOURCE_WS,
+    ) -> bool:
         """Apply one open-orders snapshot of ``user`` on ``dex`` (raw JSON; FrameError if it is
-        invalid)."""
+        invalid); True if it changed anything."""
         if user not in self.users:
             self._warn.log(logging.WARNING, f"foreign:{user}", "event=frame_for_untracked_user user=%s", user)
-            return
+            return False
         book = self._book(user, dex)
         if book.is_stale(server_ms):
             self.stats.frames_stale += 1
-            return
+            return False
+        events: list[dict[str, Any]] = []
         if self.record_orders:
-            events = book.apply_raw(orders, observed_at=observed_at, server_ms=server_ms)
+            events = book.apply_raw(orders, observed_at=observed_at, server_ms=server_ms, source=source)
             if events:
+                self.activity.record(user, len(events))
                 self.writer.submit(order_ops(events))
                 resolver = self.resolvers[user]
                 for event in events:
@@ -196,19 +201,30 @@ class Pipeline:
             self._needs_recovery.discard(user)
             self.spawn(self.recover(user, self.gaps.get(user)))
         self.last_seen[user] = observed_at
+        return bool(events)
 
-    def on_positions(self, user: str, dex: str, state: msgspec.Raw, observed_at: datetime) -> None:
+    def on_positions(
+        self, user: str, dex: str, state: msgspec.Raw, observed_at: datetime, source: str = schema.SOURCE_WS
+    ) -> None:
         """Apply one clearinghouse snapshot of ``user`` on ``dex`` (raw JSON; FrameError if it is
         invalid)."""
         if user not in self.users:
             return
-        docs = self._position_book(user, dex).apply_raw(state, observed_at=observed_at)
+        docs = self._position_book(user, dex).apply_raw(state, observed_at=observed_at, source=source)
         if docs:
             self.writer.submit(position_ops(docs))
 
-    async def recover(self, user: str, since: datetime | None) -> None:
+    async def recover(
+        self, user: str, since: datetime | None, *, keep_watching: bool = False
+    ) -> tuple[OrderStatusInner, ...]:
         """Store orders that opened and closed since ``since`` without a snapshot showing them,
-        and outcomes of orders closed meanwhile, from ``historicalOrders``."""
+        and outcomes of orders closed meanwhile, from ``historicalOrders``.
+
+        ``keep_watching`` (a polled trader's sweep): what happens between polls is never seen, so
+        the gap is not closed but moved to this sweep's start, where the next sweep begins; it
+        stays journaled, so a restart sweeps from there.
+        """
+        started = datetime.now(UTC)
         attempt = 0
         while True:
             try:
@@ -222,9 +238,15 @@ class Pipeline:
                                user, attempt, pause, str(exc))
                 await asyncio.sleep(pause)
         self.writer.submit(self.recovered(user, rows, since))
-        if self.gaps.get(user, since) == since:  # no older gap was opened meanwhile
+        if self.gaps.get(user, since) != since:
+            return rows  # an older gap was opened meanwhile: it stays for the next recovery
+        if keep_watching:
+            self.gaps[user] = started
+            self.writer.submit([{"kind": "gap", "doc": {"_id": user, "since": started}}])
+        else:
             self.gaps.pop(user, None)
             self.writer.submit([{"kind": "gap_recovered", "doc": {"_id": user}}])
+        return rows
 
     def recovered(self, user: str, rows: tuple[OrderStatusInner, ...], since: datetime | None) -> list[Op]:
         """Events for closed orders the WebSocket never showed, and the replacement links that

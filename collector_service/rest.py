@@ -1,8 +1,8 @@
 """The info (REST) API client, one per egress address, under the exchange's weight budget.
 
 Hyperliquid allows 1200 request weight per minute per IP and answers HTTP 429 past it. Every
-call here first takes its weight from a token bucket that refills at that rate; a 429 empties
-the bucket so that the client backs off for real instead of hammering the server.
+call here first takes its weight from a sliding one-minute window of that size (the server's own
+rule); a 429 pauses the address so that the client backs off for real instead of hammering it.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import Any
 
 import aiohttp
@@ -18,10 +19,12 @@ import msgspec
 from collector_service import exchange
 from collector_service.metrics import Stats
 from collector_service.wire import (
+    OrderItems,
     OrderStatusInner,
     OrderStatusResponse,
     PerpDex,
     historical_orders_decoder,
+    order_items_decoder,
     order_status_decoder,
     perp_dexs_decoder,
 )
@@ -29,56 +32,91 @@ from collector_service.wire import (
 log = logging.getLogger(__name__)
 
 
+WINDOW_S = 60.5
+"""The exchange counts weight per minute; half a second more absorbs the trip to its clock."""
+
+EXHAUSTED_PAUSE_S = 5.0
+"""After an HTTP 429 nothing is sent on that address for this long."""
+
+
 class RestError(RuntimeError):
     """An info call failed (network, HTTP status, or a body that is not the expected shape)."""
 
 
-class TokenBucket:
-    """Weight budget refilling continuously at ``per_minute / 60`` per second."""
+class WeightBudget:
+    """At most ``per_minute`` weight in any 60 seconds: the exchange's own sliding-window rule.
 
-    def __init__(self, per_minute: float) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.tokens = float(per_minute)
-        self.updated = time.monotonic()
+    A token bucket refilling at ``per_minute / 60`` with a full minute's burst can spend almost
+    twice the limit in one window (the burst, then the refill) and draws 429s under sustained
+    load; counting the window the way the server does spends the whole budget and never more.
+    ``parent`` budgets (the address's total, for the polling share) are spent from too.
+    """
 
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
+    def __init__(self, per_minute: float, parent: WeightBudget | None = None) -> None:
+        self.limit = float(per_minute)
+        self.parent = parent
+        self._spent: deque[tuple[float, float]] = deque()  # (monotonic time, weight)
+        self._used = 0.0
+        self._paused_until = 0.0
+
+    def _trim(self, now: float) -> None:
+        while self._spent and self._spent[0][0] <= now - WINDOW_S:
+            self._used -= self._spent.popleft()[1]
 
     @property
     def remaining(self) -> float:
-        self._refill()
-        return self.tokens
+        """Weight that could be spent right now."""
+        self._trim(time.monotonic())
+        return max(0.0, self.limit - self._used)
+
+    def _wait_s(self, weight: float) -> float:
+        """Seconds until ``weight`` fits (0: now)."""
+        now = time.monotonic()
+        self._trim(now)
+        wait = max(0.0, self._paused_until - now)
+        excess = self._used + weight - self.limit
+        for at, spent in self._spent:
+            if excess <= 0:
+                break
+            excess -= spent
+            wait = max(wait, at + WINDOW_S - now)
+        if self.parent is not None:
+            wait = max(wait, self.parent._wait_s(weight))
+        return wait
 
     async def take(self, weight: float) -> None:
-        """Wait until ``weight`` is available, then spend it."""
-        while True:
-            self._refill()
-            if self.tokens >= weight:
-                self.tokens -= weight
-                return
-            await asyncio.sleep((weight - self.tokens) / self.rate)
+        """Wait until ``weight`` fits in this window (and the parent's), then spend it."""
+        while (wait := self._wait_s(weight)) > 0:
+            await asyncio.sleep(wait + 0.01)
+        self.charge(weight)
 
     def charge(self, weight: float) -> None:
-        """Spend weight learnt after the fact (per-item extras); may go into debt."""
-        self._refill()
-        self.tokens -= weight
+        """Spend weight now without waiting (extras learnt after the fact may overdraw)."""
+        now = time.monotonic()
+        self._spent.append((now, weight))
+        self._used += weight
+        if self.parent is not None:
+            self.parent.charge(weight)
 
     def exhaust(self) -> None:
-        """The server said 429: treat the budget as spent."""
-        self._refill()
-        self.tokens = min(self.tokens, 0.0)
+        """The server said 429: our view of its window is off; send nothing for a while."""
+        self._paused_until = time.monotonic() + EXHAUSTED_PAUSE_S
 
 
 class InfoClient:
     """POST ``/info`` from one egress address."""
 
-    def __init__(self, url: str, local_addr: str | None, weight_per_minute: int, stats: Stats) -> None:
+    def __init__(
+        self, url: str, local_addr: str | None, weight_per_minute: int, stats: Stats, *, poll_share: float = 0.0
+    ) -> None:
+        """``poll_share`` of the address's weight per minute is kept for the polling tier
+        (:attr:`poll_budget`); every other call spends from the rest (:attr:`budget`), so
+        neither can starve the other, and together they never exceed the exchange's limit."""
         self.url = url
         self.local_addr = local_addr
-        self.bucket = TokenBucket(weight_per_minute)
+        self.total = WeightBudget(weight_per_minute)
+        self.budget = WeightBudget(weight_per_minute * (1.0 - poll_share), parent=self.total)
+        self.poll_budget = WeightBudget(weight_per_minute * poll_share, parent=self.total)
         self.stats = stats
         self._session: aiohttp.ClientSession | None = None
 
@@ -96,16 +134,17 @@ class InfoClient:
             )
         return self._session
 
-    async def post(self, body: dict[str, Any], weight: int) -> bytes:
-        """One info call costing ``weight``; raise :class:`RestError` on any failure."""
+    async def post(self, body: dict[str, Any], weight: int, budget: WeightBudget | None = None) -> bytes:
+        """One info call costing ``weight``, spent from ``budget`` (a share of this address's
+        budget) or the address's own; raise :class:`RestError` on any failure."""
         kind = str(body.get("type"))
-        await self.bucket.take(weight)
+        await (budget or self.budget).take(weight)
         self.stats.rest_calls[kind] += 1
         try:
             async with self._client().post(self.url, json=body) as response:
                 payload = await response.read()
                 if response.status == 429:
-                    self.bucket.exhaust()
+                    self.budget.exhaust()
                     self.stats.rest_errors["429"] += 1
                     raise RestError(f"{kind}: HTTP 429 (weight budget exceeded), backing off")
                 if response.status != 200:
@@ -131,8 +170,24 @@ class InfoClient:
         except msgspec.MsgspecError as exc:
             self.stats.rest_errors["bad_body"] += 1
             raise RestError(f"historicalOrders: unexpected body: {exc}") from exc
-        self.bucket.charge(len(rows) // exchange.ITEMS_PER_EXTRA_WEIGHT)
+        self.budget.charge(len(rows) // exchange.ITEMS_PER_EXTRA_WEIGHT)
         return rows
+
+    async def frontend_open_orders(self, user: str, dex: str, budget: WeightBudget | None = None) -> OrderItems:
+        """A trader's open orders on one dex, each still raw JSON (the shape the feeds push)."""
+        raw = await self.post({"type": "frontendOpenOrders", "user": user, "dex": dex}, exchange.WEIGHT_DEFAULT,
+                              budget)
+        try:
+            return order_items_decoder.decode(raw)
+        except msgspec.MsgspecError as exc:
+            self.stats.rest_errors["bad_body"] += 1
+            raise RestError(f"frontendOpenOrders: unexpected body: {exc}") from exc
+
+    async def clearinghouse_state(self, user: str, dex: str, budget: WeightBudget | None = None) -> msgspec.Raw:
+        """A trader's clearinghouse state on one dex, raw JSON (decoded by the position book)."""
+        raw = await self.post({"type": "clearinghouseState", "user": user, "dex": dex}, exchange.WEIGHT_LIGHT,
+                              budget)
+        return msgspec.Raw(raw)
 
     async def perp_dexs(self) -> tuple[PerpDex | None, ...]:
         raw = await self.post({"type": "perpDexs"}, exchange.WEIGHT_DEFAULT)

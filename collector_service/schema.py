@@ -12,7 +12,8 @@ library so that importing it costs nothing.
     action       str       "new" | "updated" | "closed"
     status       str       "open" for new/updated events, "closed" for closed events
     seq          int       the event's number within its order: new = 0, then 1, 2, ...
-    source       str       "ws" (seen on a WebSocket snapshot) | "rest" (recovered over REST)
+    source       str       "ws" (seen on a WebSocket snapshot) | "poll" (seen on a polled
+                           frontendOpenOrders snapshot) | "rest" (recovered over REST)
     coin, side, orderType, tif, triggerCondition         str (tif/orderType may be None)
     limitPx, sz, origSz, triggerPx                       str, exact decimal strings as served
     isTrigger, reduceOnly, isPositionTpsl                bool
@@ -94,6 +95,7 @@ MATCH_INFERRED: Final = "inferred"
 
 SOURCE_WS: Final = "ws"
 SOURCE_REST: Final = "rest"
+SOURCE_POLL: Final = "poll"
 
 FINAL_STATUS_CANCELED: Final = "canceled"
 """The final status of an order cancelled by its owner, and of every replaced order."""

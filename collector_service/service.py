@@ -24,8 +24,10 @@ from collector_service.metrics import Stats, registry_for
 from collector_service.outcomes import OutcomeResolver
 from collector_service.pipeline import Pipeline
 from collector_service.plan import Plan, owned, plan_connections
-from collector_service.rest import InfoClient, TokenBucket
+from collector_service.poller import Poller
+from collector_service.rest import InfoClient, WeightBudget
 from collector_service.store import Database, Writer, describe_error, journal_folder
+from collector_service.tiers import Tiers
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +47,14 @@ class Service:
             settings.source_addresses(),
             max_users_per_ip=settings.trader_ws_max_users_per_ip,
             clients=settings.trader_ws_clients,
+            pinned=settings.pinned_traders(),
+            poll=settings.trader_poll_enabled and settings.trader_ws_enabled,
         )
         for egress in self.plan.users_by_egress():
             self.stats.connections_planned[egress or "default"] = sum(
                 1 for c in self.plan.connections if c.egress == egress
             )
+        self.polling = settings.trader_poll_enabled and settings.trader_ws_enabled
         self.database = Database(settings.mongo_uri, settings.mongo_db)
         self.journal = Journal(journal_folder(settings.collector_data_dir, settings.trader_shard_index))
         self.writer = Writer(
@@ -63,7 +68,7 @@ class Service:
         user_resolvers: dict[str, OutcomeResolver] = {}
         for egress, users in self.plan.users_by_egress().items():
             client = InfoClient(settings.hyperliquid_info_url, egress, settings.collector_rest_weight_per_minute,
-                                self.stats)
+                                self.stats, poll_share=settings.trader_poll_budget_share if self.polling else 0.0)
             self.clients[egress] = client
             self.resolvers[egress] = OutcomeResolver(client, self.writer.submit)
             for user in users:
@@ -74,8 +79,8 @@ class Service:
         self.dexes = DexDirectory(settings.fixed_dexes(), next(iter(self.clients.values())),
                                   settings.trader_dex_refresh_interval)
         # initial connections are within the cap (at most TRADER_WS_CLIENTS <= 10 per egress);
-        # the bucket paces reconnects so a flapping server cannot make us exceed it
-        reconnects = {egress: TokenBucket(exchange.MAX_NEW_CONNECTIONS_PER_MINUTE - settings.trader_ws_clients)
+        # this budget paces reconnects so a flapping server cannot make us exceed it
+        reconnects = {egress: WeightBudget(exchange.MAX_NEW_CONNECTIONS_PER_MINUTE - settings.trader_ws_clients)
                       for egress in self.plan.users_by_egress()}
         self.feeds = [
             FeedConnection(
@@ -86,6 +91,15 @@ class Service:
             )
             for conn in self.plan.connections
         ]
+        self.pollers: dict[str | None, Poller] = {}
+        self.tiers: list[Tiers] = []
+        if self.polling:
+            for egress, client in self.clients.items():
+                poller = Poller(client, self.pipeline, self.stats, min_interval=settings.trader_poll_min_interval,
+                                sweep_interval=settings.trader_poll_sweep_interval, dexes=lambda: self.dexes.names)
+                self.pollers[egress] = poller
+                self.tiers.append(Tiers([f for f in self.feeds if f.plan.egress == egress], poller, self.pipeline,
+                                        settings.pinned_traders(), settings.trader_ws_max_users_per_ip))
 
     def follow_new_dexes(self, dexes: list[str], absent_since: Any) -> None:
         """A dex appeared: subscribe it on every connection and recover, over REST, what its
@@ -97,7 +111,19 @@ class Service:
 
     @property
     def users(self) -> list[str]:
-        return [u for conn in self.plan.connections for u in conn.users]
+        """Every trader this instance follows, live or polled."""
+        return [u for users in self.plan.users_by_egress().values() for u in users]
+
+    @property
+    def live_users(self) -> list[str]:
+        return [u for feed in self.feeds for u in feed.users]
+
+    def tier_figures(self) -> dict[str, Any]:
+        """Per tier: traders and freshness (the polled tier per egress address)."""
+        return {
+            "live": {"traders": len(self.live_users)},
+            "polled": {(e or "default"): p.freshness() for e, p in self.pollers.items()},
+        }
 
     def gauges(self) -> dict[str, Any]:
         """Live values for /metrics."""
@@ -106,13 +132,30 @@ class Service:
             "connections_planned": dict(self.stats.connections_planned),
             "tracked_traders": len(self.users),
             "dexes_followed": len(self.dexes.names),
-            "traders_over_capacity": len(self.plan.over_capacity) + len(self.refused_users()),
+            "traders_over_capacity": len(self.not_followed()),
+            "traders_live": len(self.live_users),
+            "traders_polled": {(e or "default"): len(p.traders) for e, p in self.pollers.items()},
+            "poll_period_median_seconds": self._poll_figure("period_median_s"),
+            "poll_period_worst_seconds": self._poll_figure("period_worst_s"),
+            "poll_expected_period_seconds": self._poll_figure("expected_period_s"),
+            "poll_stalest_snapshot_seconds": self._poll_figure("stalest_snapshot_age_s"),
+            "poll_sweep_lag_seconds": self._poll_figure("sweep_lag_s"),
             "open_orders_tracked": self.pipeline.open_orders,
             "journal_pending_ops": self.writer.pending_ops,
             "outcomes_pending": sum(len(r) for r in self.resolvers.values()),
-            "rest_budget_remaining": {(e or "default"): round(c.bucket.remaining, 1) for e, c in self.clients.items()},
+            "rest_budget_remaining": {(e or "default"): round(c.total.remaining, 1) for e, c in self.clients.items()},
             "last_message_age_seconds": self.stats.message_age(),
         }
+
+    def _poll_figure(self, name: str) -> dict[str, Any]:
+        return {(e or "default"): p.freshness()[name] for e, p in self.pollers.items()}
+
+    def not_followed(self) -> list[str]:
+        """Traders followed neither live nor by polling: beyond capacity with polling off, or
+        refused by the exchange and not (yet) moved to polling."""
+        polled = {u for p in self.pollers.values() for u in p.traders}
+        refused = [u for u in self.refused_users() if u not in polled and u not in self.plan.over_capacity]
+        return [*self.plan.over_capacity, *refused]
 
     def refused_users(self) -> list[str]:
         now = time.monotonic()
@@ -131,7 +174,9 @@ class Service:
             "connections": connections,
             "tracked_traders": gauges["tracked_traders"],
             "traders_over_capacity": gauges["traders_over_capacity"],
-            "over_capacity": list(self.plan.over_capacity),
+            "over_capacity": self.not_followed(),
+            "tiers": self.tier_figures(),
+            "rest_429": self.stats.rest_errors.get("429", 0),
             "refused_by_exchange": self.refused_users(),
             "open_orders_tracked": gauges["open_orders_tracked"],
             "events_written": dict(self.stats.events_written),
@@ -201,10 +246,18 @@ class Service:
     def log_plan(self) -> None:
         s = self.settings
         log.info(
-            "event=plan traders=%d connections=%d egresses=%d feed=%s max_users_per_ip=%d shard=%d/%d",
-            len(self.users), len(self.plan.connections), len(self.plan.users_by_egress()), s.trader_ws_feed,
+            "event=plan traders=%d live=%d polled=%d connections=%d egresses=%d feed=%s max_users_per_ip=%d "
+            "shard=%d/%d",
+            len(self.users), len(self.plan.live()), sum(len(u) for u in self.plan.polled.values()),
+            len(self.plan.connections), len(self.plan.users_by_egress()), s.trader_ws_feed,
             s.trader_ws_max_users_per_ip, s.trader_shard_index, s.trader_shard_count,
         )
+        for egress, users in self.plan.polled.items():
+            poller = self.pollers[egress]
+            n, budget = len(users), poller.budget.limit
+            log.info("event=poll_plan egress=%s polled=%d budget_weight_per_min=%.0f expected_refresh_s=%.1f "
+                     "sweep_every_s=%.0f", egress or "default", n, budget,
+                     max(s.trader_poll_min_interval, n * 20.5 / budget * 60), s.trader_poll_sweep_interval)
         if self.plan.over_capacity:
             log.error(
                 "event=over_capacity count=%d traders=%s hint=%r", len(self.plan.over_capacity),
@@ -232,6 +285,11 @@ class Service:
             if self.dexes.automatic and s.trader_ws_enabled:
                 await self.dexes.refresh()  # a failure only delays the HIP-3 dexes: run() retries
             self.dexes.listeners.append(self.follow_new_dexes)
+            for egress, users in self.plan.polled.items():
+                for user in users:
+                    self.pollers[egress].add(user)
+            tasks += [asyncio.create_task(p.run(), name=f"poller {e}") for e, p in self.pollers.items()]
+            tasks += [asyncio.create_task(t.run(), name="tiers") for t in self.tiers]
             tasks.append(asyncio.create_task(self.dexes.run(), name="dexes"))
             tasks += [asyncio.create_task(r.run(), name="outcomes") for r in self.resolvers.values()]
             if s.trader_ws_enabled:

@@ -77,6 +77,9 @@ NULL = msgspec.Raw(b"null")
 OrderItems = tuple[msgspec.Raw, ...]
 """A snapshot's open orders, each still raw JSON."""
 
+order_items_decoder = msgspec.json.Decoder(OrderItems)
+"""A ``frontendOpenOrders`` answer: the same orders a feed pushes, each kept raw."""
+
 
 class OpenOrdersData(msgspec.Struct, frozen=True):
     user: str

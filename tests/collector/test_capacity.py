@@ -43,8 +43,9 @@ async def test_twenty_traders_over_two_egress_addresses(feed: str, tmp_path: Pat
 async def test_traders_beyond_capacity_are_named_and_counted(tmp_path: Path, mongo_uri: str, mongo_db) -> None:
     health_port = free_port()
     async with ExchangeSim(SimConfig(traders=13, push_interval=0.3)) as sim:
+        # with polling off, traders beyond the live capacity are not followed, and said so
         settings = collector_settings(sim, mongo_uri, mongo_db.name, tmp_path / "c", sim.addresses,
-                                      collector_health_port=health_port)
+                                      collector_health_port=health_port, trader_poll_enabled=False)
         async with RunningCollector(settings) as run:
             assert run.service.plan.over_capacity == tuple(sim.addresses[10:])
             await eventually(lambda: sim.ip_stats("127.0.0.1")["users"] == 10, what="10 users subscribed")

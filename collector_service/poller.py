@@ -1,0 +1,251 @@
+"""The polling tier: traders beyond the WebSocket capacity, followed over the info API.
+
+Hyperliquid streams at most about ten users per IP address (PROTOCOL.md §0.2); every other
+listed trader is polled. A poll fetches ``frontendOpenOrders`` (weight 20) for the main dex and
+for each HIP-3 dex the trader is active on, and ``clearinghouseState`` (weight 2) when the orders
+changed or every few polls; the snapshots go through the same trackers and diff as pushed ones
+(``source: "poll"``). Polls take turns oldest-first within the share of the address's REST weight
+per minute kept for them (``InfoClient.poll_budget``), so a polled trader is refreshed about
+every ``traders x weight / budget`` minutes, never faster than ``min_interval``.
+
+An order that opens and closes between two polls is invisible to snapshot diffs: a sweep of each
+polled trader's ``historicalOrders`` at least every ``sweep_interval`` records what the polls
+missed, as gap recovery does after a reconnect (the sweeps are paid from the rest of the budget).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from collector_service import exchange, schema
+from collector_service.logs import RateLimitedLog
+from collector_service.metrics import Stats
+from collector_service.outcomes import OPEN_STATUSES
+from collector_service.pipeline import Pipeline
+from collector_service.rest import InfoClient, RestError
+from collector_service.wire import FrameError
+
+log = logging.getLogger(__name__)
+
+POSITIONS_EVERY = 4
+"""clearinghouseState (weight 2) is polled when the orders changed, and at least every 4th poll."""
+
+POLLS_IN_FLIGHT = 8
+"""Polls of different traders in flight at once on one address."""
+
+DEX_ACTIVE_S = 3600.0
+"""A HIP-3 dex stays in a polled trader's rounds this long after the sweeps last showed an order
+there (the main dex, which also carries spot, is always polled)."""
+
+
+@dataclass
+class Polled:
+    """What the poller knows of one trader."""
+
+    user: str
+    sweep_from: datetime | None  # the next sweep recovers from here (None: everything listed)
+    added: float = field(default_factory=time.monotonic)
+    last_poll: float = 0.0  # monotonic; 0: never
+    period: float | None = None  # seconds between its last two polls
+    polls: int = 0
+    last_sweep: float = 0.0
+    dexes_seen: dict[str, float] = field(default_factory=dict)  # HIP-3 dex -> monotonic last seen
+    busy: bool = False  # a poll of it is in flight
+    last_done: float = 0.0  # monotonic end of its last poll
+
+
+class Poller:
+    """Polls one egress address's share of the traders, oldest first, within its budget share."""
+
+    def __init__(
+        self,
+        client: InfoClient,
+        pipeline: Pipeline,
+        stats: Stats,
+        *,
+        min_interval: float,
+        sweep_interval: float,
+        dexes: Callable[[], list[str]],
+    ) -> None:
+        self.client = client
+        self.pipeline = pipeline
+        self.stats = stats
+        self.budget = client.poll_budget
+        self.min_interval = min_interval
+        self.sweep_interval = sweep_interval
+        self.dexes = dexes
+        self.traders: dict[str, Polled] = {}
+        self._polls = 0
+        self._weight = 0.0
+        self._changed = asyncio.Event()
+        self._warn = RateLimitedLog(log)
+
+    # ----- membership ------------------------------------------------------------------------
+    def add(self, user: str) -> None:
+        """Start polling ``user`` (polled at once; swept from where its record stops)."""
+        if user in self.traders:
+            return
+        since = self.pipeline.gaps.get(user, self.pipeline.last_seen.get(user))
+        self.traders[user] = Polled(user, since)
+        self._changed.set()
+
+    def remove(self, user: str) -> None:
+        """Stop polling ``user`` (it moved to a live connection)."""
+        self.traders.pop(user, None)
+
+    # ----- polling ---------------------------------------------------------------------------
+    @property
+    def weight_per_poll(self) -> float:
+        """Weight a poll has cost on average (more for traders active on several dexes)."""
+        if not self._polls:
+            return exchange.WEIGHT_DEFAULT + exchange.WEIGHT_LIGHT / POSITIONS_EVERY
+        return self._weight / self._polls
+
+    def expected_period_s(self) -> float:
+        """The refresh period the budget allows for every trader polled now (seconds)."""
+        return max(self.min_interval, len(self.traders) * self.weight_per_poll / self.budget.limit * 60.0)
+
+    async def run(self) -> None:
+        """Poll and sweep until cancelled. Several polls are in flight at once (round trips, not
+        the budget, would otherwise bound the rate), never two of one trader."""
+        sweeper = asyncio.create_task(self._sweep_loop(), name=f"sweeps {self.client.egress}")
+        slots = asyncio.Semaphore(POLLS_IN_FLIGHT)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                polled = min((t for t in self.traders.values() if not t.busy), key=lambda t: t.last_poll,
+                             default=None)
+                # each trader once per period the budget allows: an even cadence, where spending
+                # the budget as fast as the window lets would poll in bursts and then stall
+                period = self.expected_period_s()
+                wait = 1.0 if polled is None else polled.last_poll + period - time.monotonic()
+                if wait > 0:
+                    self._changed.clear()
+                    try:
+                        await asyncio.wait_for(self._changed.wait(), timeout=min(wait, 1.0))
+                    except TimeoutError:
+                        pass
+                    continue
+                assert polled is not None
+                await slots.acquire()
+                polled.busy = True
+                task = asyncio.create_task(self.poll(polled))
+                running.add(task)
+                task.add_done_callback(functools.partial(self._done, polled, running, slots))
+        finally:
+            sweeper.cancel()
+            for task in running:
+                task.cancel()
+            await asyncio.gather(sweeper, *running, return_exceptions=True)
+
+    def _done(self, polled: Polled, running: set[asyncio.Task[None]], slots: asyncio.Semaphore,
+              task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        slots.release()
+        polled.busy = False
+        polled.last_done = time.monotonic()
+        self._changed.set()
+
+    def _dexes_of(self, polled: Polled) -> list[str]:
+        """The main dex, plus each HIP-3 dex where the trader has open orders or positions, or
+        had orders lately (a poll of every dex for every trader would multiply the cost)."""
+        now = time.monotonic()
+        found = [schema.MAIN_DEX]
+        for dex in self.dexes():
+            if not dex:
+                continue
+            book = self.pipeline.books.get((polled.user, dex))
+            positions = self.pipeline.positions.get((polled.user, dex))
+            if (book is not None and book.orders) or (positions is not None and positions.keys) \
+                    or now - polled.dexes_seen.get(dex, -DEX_ACTIVE_S) < DEX_ACTIVE_S:
+                found.append(dex)
+        return found
+
+    async def poll(self, polled: Polled) -> None:
+        """One refresh of a trader: open orders (and positions) of each dex it uses."""
+        user = polled.user
+        started = time.monotonic()
+        if polled.last_poll:
+            polled.period = started - polled.last_poll
+        polled.last_poll = started
+        polled.polls += 1
+        try:
+            dexes = self._dexes_of(polled)
+            self._polls += 1
+            self._weight += exchange.WEIGHT_DEFAULT * len(dexes)
+            answers = await asyncio.gather(*(self.client.frontend_open_orders(user, dex, self.budget)
+                                             for dex in dexes))
+            if user not in self.traders:
+                return  # moved to a live connection meanwhile: its feed has the newer state
+            observed_at = datetime.now(UTC)
+            changed = False
+            for dex, items in zip(dexes, answers, strict=True):
+                changed |= self.pipeline.on_orders(user, dex, items, None, observed_at, schema.SOURCE_POLL)
+            self.stats.polls["orders"] += 1
+            if changed or polled.polls % POSITIONS_EVERY == 1:
+                self._weight += exchange.WEIGHT_LIGHT * len(dexes)
+                states = await asyncio.gather(*(self.client.clearinghouse_state(user, dex, self.budget)
+                                                for dex in dexes))
+                if user not in self.traders:
+                    return
+                observed_at = datetime.now(UTC)
+                for dex, state in zip(dexes, states, strict=True):
+                    self.pipeline.on_positions(user, dex, state, observed_at, schema.SOURCE_POLL)
+                self.stats.polls["positions"] += 1
+        except RestError as exc:
+            self.stats.polls["failed"] += 1
+            self._warn.log(logging.WARNING, "poll", "event=poll_failed user=%s error=%r", user, str(exc))
+        except FrameError as exc:
+            self.stats.bad_frames[exc.kind] += 1
+            self._warn.log(logging.WARNING, "poll_bad", "event=bad_poll_answer user=%s kind=%s detail=%r",
+                           user, exc.kind, str(exc))
+
+    # ----- sweeps ----------------------------------------------------------------------------
+    async def _sweep_loop(self) -> None:
+        while True:
+            polled = min(self.traders.values(), key=lambda t: t.last_sweep, default=None)
+            if polled is None or polled.last_sweep + self.sweep_interval > time.monotonic():
+                await asyncio.sleep(1.0)
+                continue
+            await self.sweep(polled)
+
+    async def sweep(self, polled: Polled) -> None:
+        """Record what the polls of one trader missed since its last sweep (historicalOrders)."""
+        rows = await self.pipeline.recover(polled.user, polled.sweep_from, keep_watching=True)
+        polled.last_sweep = now = time.monotonic()
+        polled.sweep_from = self.pipeline.gaps.get(polled.user, polled.sweep_from)
+        polled_dexes = set(self._dexes_of(polled))
+        for row in rows:
+            dex = schema.dex_of(row.order.coin)
+            if dex:
+                polled.dexes_seen[dex] = now
+            if row.status in OPEN_STATUSES and dex not in polled_dexes:
+                polled.last_poll = 0.0  # an order resting where its polls do not look: poll it now
+                self._changed.set()
+        self.stats.polls["sweeps"] += 1
+
+    # ----- freshness -------------------------------------------------------------------------
+    def freshness(self) -> dict[str, Any]:
+        """The polled tier's figures for /healthz and /metrics (seconds)."""
+        now = time.monotonic()
+        periods = [t.period for t in self.traders.values() if t.period is not None]
+        return {
+            "traders": len(self.traders),
+            "expected_period_s": round(self.expected_period_s(), 1),
+            "weight_per_poll": round(self.weight_per_poll, 1),
+            "period_median_s": round(statistics.median(periods), 1) if periods else None,
+            "period_worst_s": round(max(periods), 1) if periods else None,
+            "stalest_snapshot_age_s": round(max((now - (t.last_poll or t.added) for t in self.traders.values()),
+                                                default=0.0), 1),
+            "sweep_lag_s": round(max((now - (t.last_sweep or t.added) for t in self.traders.values()),
+                                     default=0.0), 1),
+            "budget_per_minute": self.budget.limit,
+        }
