@@ -67,3 +67,7 @@ ERROR_PREFIXES_CAPACITY: Final = (
 MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 """Largest frame the collector accepts. Real webData2 frames are ~100 KB and openOrders for a
 busy trader tens of KB; anything near this size is an error, not data."""
+
+REPLACE_WINDOW_MS: Final = 1000
+"""A modify is one action (PROTOCOL.md §4.3): the replacement is placed when the old order is
+cancelled, so their exchange times differ by at most this much (one block, with room to spare)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from collector_service import schema
+from collector_service import exchange, schema
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
 from collector_service.outcomes import OPEN_STATUSES, OutcomeResolver, latest_by_oid
@@ -33,10 +33,6 @@ log = logging.getLogger(__name__)
 
 GAP_MARGIN = timedelta(seconds=60)
 """Recover orders closed a little before the last snapshot too: clocks and pushes are not exact."""
-
-REPLACE_WINDOW_MS = 1000
-"""In ``historicalOrders`` a replacement is placed when the order it replaces is cancelled (one
-modify action, one block): their times may differ by at most this much."""
 
 RECOVERY_RETRY_MAX_S = 15.0
 """A failed recovery is retried with backoff up to this pause, until it succeeds: the REST
@@ -81,7 +77,7 @@ def replacements_in_history(rows: Mapping[int, OrderStatusInner]) -> list[tuple[
         peers = by_cloid.get(row.order.cloid, []) if row.order.cloid else by_key.get(replacement_key(row.order), [])
         after = sorted(
             (peer.order.oid for peer in peers
-             if peer.order.oid > oid and abs(peer.order.timestamp - row.statusTimestamp) <= REPLACE_WINDOW_MS),
+             if peer.order.oid > oid and abs(peer.order.timestamp - row.statusTimestamp) <= exchange.REPLACE_WINDOW_MS),
         )
         if after and (row.order.cloid or len(after) == 1):
             found.append((oid, after[0], schema.MATCH_CLOID if row.order.cloid else schema.MATCH_INFERRED))

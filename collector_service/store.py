@@ -6,8 +6,8 @@ Operations are tuples of a kind and a document:
 * ``position`` a ``trader_positions`` document
 * ``final``    ``{ethAddress, oid, finalStatus, statusTimestamp}``: the outcome of a closed order
   that was stored before the exchange told us how it ended; an outcome other than ``canceled``
-  also removes a replacement link of that order (a replaced order always ends cancelled, so the
-  link was wrong)
+  also checks a replacement link of that order: one whose old order did not end cancelled, or,
+  inferred without a cloid, whose replacement was not placed when it was cancelled, is removed
 * ``link``     ``{ethAddress, oid, replacedByOid, replaceMatch}``: a replacement found after one of
   its events was stored; each half is written where it is still missing
 * ``gap`` / ``gap_recovered``  ``{_id: ethAddress, since}``: a gap to recover over REST opens /
@@ -31,7 +31,7 @@ from typing import Any
 import pymongo
 from pymongo.errors import BulkWriteError
 
-from collector_service import schema
+from collector_service import exchange, schema
 from collector_service.config import mask_uri
 from collector_service.journal import Journal
 from collector_service.logs import RateLimitedLog
@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 
 Op = dict[str, Any]
 """``{"kind": "order"|"position"|"final", "doc": {...}}``"""
+
+
+def _utc(value: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (a client without tz_aware reads naive UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def connect(uri: str, timeout_ms: int = 5000) -> pymongo.MongoClient:
@@ -163,9 +168,8 @@ class Database:
             closed = self._event(doc["ethAddress"], doc["oid"], schema.ACTION_CLOSED)
             if closed is not None:
                 closed.update(finalStatus=doc["finalStatus"], statusTimestamp=doc["statusTimestamp"])
-                replacement = closed.get("replacedByOid")
-                if replacement is not None and doc["finalStatus"] != schema.FINAL_STATUS_CANCELED:
-                    self._unlink(closed, replacement)
+                if closed.get("replacedByOid") is not None:
+                    self._check_link(closed)
                 self.db[schema.ORDERS].replace_one({"_id": closed["_id"]}, closed)
             stats.final_statuses_resolved += 1
         for op in ops:
@@ -194,13 +198,23 @@ class Database:
                 event.update({field: value, "replaceMatch": match, "linkedAt": now})
                 self.db[schema.ORDERS].replace_one({"_id": event["_id"]}, event)
 
-    def _unlink(self, closed: dict[str, Any], replacement: int) -> None:
-        """Drop a link whose old order did not end cancelled (the caller replaces ``closed``)."""
-        log.info("event=link_dropped user=%s oid=%s replacedByOid=%s finalStatus=%s", closed["ethAddress"],
-                 closed["oid"], replacement, closed["finalStatus"])
+    def _check_link(self, closed: dict[str, Any]) -> None:
+        """Keep a replacement link only if the exchange's outcome bears it out: the old order
+        ended ``canceled``, and for a link inferred without a cloid, the replacement was placed
+        when it was cancelled. Otherwise drop it from both events (the caller replaces
+        ``closed``)."""
+        placed = self._event(closed["ethAddress"], closed["replacedByOid"], schema.ACTION_NEW)
+        ok = closed["finalStatus"] == schema.FINAL_STATUS_CANCELED
+        if ok and closed.get("replaceMatch") == schema.MATCH_INFERRED and placed is not None:
+            apart = abs(_utc(placed["timestamp"]) - _utc(closed["statusTimestamp"]))
+            ok = apart.total_seconds() * 1000 <= exchange.REPLACE_WINDOW_MS
+        if ok:
+            return
+        log.info("event=link_dropped user=%s oid=%s replacedByOid=%s finalStatus=%s match=%s",
+                 closed["ethAddress"], closed["oid"], closed["replacedByOid"], closed["finalStatus"],
+                 closed.get("replaceMatch"))
         for key in ("replacedByOid", "replaceMatch", "linkedAt"):
             closed.pop(key, None)
-        placed = self._event(closed["ethAddress"], replacement, schema.ACTION_NEW)
         if placed is not None and placed.get("replacesOid") == closed["oid"]:
             for key in ("replacesOid", "replaceMatch", "linkedAt"):
                 placed.pop(key, None)

@@ -10,11 +10,15 @@ order and every link, with no duplicates.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from collector_service.metrics import Stats
+from collector_service.store import Database, final_op, order_ops
+from collector_service.tracker import link
 from exchange_sim import ExchangeSim, SimConfig, compare
 from tests.collector.harness import RunningCollector, collector_settings, eventually
 
@@ -133,3 +137,33 @@ async def test_modifies_spot_and_hip3_against_ground_truth(feed: str, tmp_path: 
     assert report.ok, report.summary()
     assert report.capture_rate == 1.0 and report.links_expected == report.links_right == 8, report.summary()
     assert report.link_matches == {"cloid": 6, "inferred": 2}
+
+
+def test_outcomes_confirm_or_drop_links(mongo_uri: str, mongo_db) -> None:
+    """The exchange's outcome of a replaced order is the check on a link: a replaced order ends
+    canceled, and a replacement inferred without a cloid was placed when it was cancelled."""
+    user, t0 = "0x" + "1" * 40, datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+    def pair(old: int, new: int, match: str, placed: datetime) -> list[dict[str, Any]]:
+        closed = {"ethAddress": user, "oid": old, "eventKey": "closed", "action": "closed", "seq": 1,
+                  "finalStatus": "unknown", "timestamp": t0, "observedAt": t0}
+        fresh = {"ethAddress": user, "oid": new, "eventKey": "new", "action": "new", "seq": 0,
+                 "timestamp": placed, "observedAt": t0}
+        link(closed, fresh, old, new, match)
+        return [closed, fresh]
+
+    db = Database(mongo_uri, mongo_db.name)
+    stats = Stats()
+    db.ensure_indexes()
+    cancel_ms = int((t0 + timedelta(seconds=5)).timestamp() * 1000)
+    db.write(order_ops([*pair(1, 2, "inferred", t0 + timedelta(seconds=5)),  # placed at the cancel
+                        *pair(3, 4, "inferred", t0 + timedelta(seconds=3)),  # placed 2 s before it
+                        *pair(5, 6, "cloid", t0 + timedelta(seconds=30)),  # cloid: time not needed
+                        *pair(7, 8, "cloid", t0 + timedelta(seconds=5))]), stats)
+    db.write([final_op(user, 1, "canceled", cancel_ms), final_op(user, 3, "canceled", cancel_ms),
+              final_op(user, 5, "canceled", cancel_ms), final_op(user, 7, "filled", cancel_ms)], stats)
+    kept = {d["oid"]: (d.get("replacesOid"), d.get("replacedByOid"))
+            for d in mongo_db.trader_orders.find({}, {"oid": 1, "replacesOid": 1, "replacedByOid": 1})}
+    db.close()
+    assert kept == {1: (None, 2), 2: (1, None), 3: (None, None), 4: (None, None), 5: (None, 6), 6: (5, None),
+                    7: (None, None), 8: (None, None)}

@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     if not result.ok:
         r = result.report
         print(f"FAILED missed_visible={r.missed_visible[:10]} missed_gap_only={r.missed_gap_only[:10]} "
-              f"duplicates={r.duplicates[:10]} wrong_final_status={r.wrong_final_status[:10]}", file=sys.stderr)
+              f"duplicates={r.duplicates[:10]} wrong_final_status={r.wrong_final_status[:10]} "
+              f"wrong_links={r.wrong_links[:10]} wrong_dex={r.wrong_dex[:10]}", file=sys.stderr)
     return 0 if result.ok else 1
 
 
