@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import e2e, extraction, frames, memory, transforms
+from benchmarks import e2e, extraction, frames, memory, polling, transforms
 from benchmarks.report import machine, markdown, table
 
 BENCHMARKS = {
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "memory": memory.run,
     "transforms": transforms.run,
     "extraction": extraction.run,
+    "polling": polling.run,
 }
 RESULTS = Path(__file__).parent / "RESULTS.md"
 

@@ -169,16 +169,16 @@ class Pipeline:
     def on_orders(
         self, user: str, dex: str, orders: OrderItems, server_ms: int | None, observed_at: datetime,
         source: str = schema.SOURCE_WS,
-    ) -> bool:
+    ) -> list[dict[str, Any]]:
         """Apply one open-orders snapshot of ``user`` on ``dex`` (raw JSON; FrameError if it is
-        invalid); True if it changed anything."""
+        invalid); return the events it made."""
         if user not in self.users:
             self._warn.log(logging.WARNING, f"foreign:{user}", "event=frame_for_untracked_user user=%s", user)
-            return False
+            return []
         book = self._book(user, dex)
         if book.is_stale(server_ms):
             self.stats.frames_stale += 1
-            return False
+            return []
         events: list[dict[str, Any]] = []
         if self.record_orders:
             events = book.apply_raw(orders, observed_at=observed_at, server_ms=server_ms, source=source)
@@ -197,7 +197,7 @@ class Pipeline:
             self._needs_recovery.discard(user)
             self.spawn(self.recover(user, self.gaps.get(user)))
         self.last_seen[user] = observed_at
-        return bool(events)
+        return events
 
     def on_positions(
         self, user: str, dex: str, state: msgspec.Raw, observed_at: datetime, source: str = schema.SOURCE_WS

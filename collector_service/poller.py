@@ -2,8 +2,8 @@
 
 Hyperliquid streams at most about ten users per IP address (PROTOCOL.md §0.2); every other
 listed trader is polled. A poll fetches ``frontendOpenOrders`` (weight 20) for the main dex and
-for each HIP-3 dex the trader is active on, and ``clearinghouseState`` (weight 2) when the orders
-changed or every few polls; the snapshots go through the same trackers and diff as pushed ones
+for each HIP-3 dex the trader is active on, and ``clearinghouseState`` (weight 2) when an order
+vanished or shrank, or every few polls; the snapshots go through the same trackers and diff as pushed ones
 (``source: "poll"``). Polls take turns oldest-first within the share of the address's REST weight
 per minute kept for them (``InfoClient.poll_budget``), so a polled trader is refreshed about
 every ``traders x weight / budget`` minutes, never faster than ``min_interval``.
@@ -36,7 +36,8 @@ from collector_service.wire import FrameError
 log = logging.getLogger(__name__)
 
 POSITIONS_EVERY = 4
-"""clearinghouseState (weight 2) is polled when the orders changed, and at least every 4th poll."""
+"""clearinghouseState (weight 2) is polled when an order vanished or shrank (a fill may have moved
+a position), and at least every 4th poll (an order that filled at once never rested)."""
 
 POLLS_IN_FLIGHT = 8
 """Polls of different traders in flight at once on one address."""
@@ -186,11 +187,12 @@ class Poller:
             if user not in self.traders:
                 return  # moved to a live connection meanwhile: its feed has the newer state
             observed_at = datetime.now(UTC)
-            changed = False
+            filled_maybe = False  # an order gone or smaller: a fill may have moved a position
             for dex, items in zip(dexes, answers, strict=True):
-                changed |= self.pipeline.on_orders(user, dex, items, None, observed_at, schema.SOURCE_POLL)
+                events = self.pipeline.on_orders(user, dex, items, None, observed_at, schema.SOURCE_POLL)
+                filled_maybe |= any(e["action"] != schema.ACTION_NEW for e in events)
             self.stats.polls["orders"] += 1
-            if changed or polled.polls % POSITIONS_EVERY == 1:
+            if filled_maybe or polled.polls % POSITIONS_EVERY == 1:
                 self._weight += exchange.WEIGHT_LIGHT * len(dexes)
                 states = await asyncio.gather(*(self.client.clearinghouse_state(user, dex, self.budget)
                                                 for dex in dexes))

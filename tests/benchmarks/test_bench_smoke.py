@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import e2e, extraction, frames, memory, transforms
+from benchmarks import e2e, extraction, frames, memory, polling, transforms
 from benchmarks.events import write_events
 from benchmarks.measure import run_child
 from benchmarks.report import Section, markdown, table
@@ -49,3 +49,9 @@ def test_end_to_end_has_zero_loss_and_zero_duplicates() -> None:
     section = e2e.run(quick=True)
     assert_complete(section)
     assert {"zero_loss", "zero_duplicates", "final_statuses_right"} <= set(section.checks)
+
+
+def test_polling_reports_the_period_against_the_optimum_without_429() -> None:
+    section = polling.run(quick=True)
+    assert_complete(section)
+    assert any("achieved / optimum" in r.label and r.target for r in section.rows)
