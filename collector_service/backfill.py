@@ -1,4 +1,5 @@
-"""``backfill``: store every order ``historicalOrders`` still lists for the configured traders.
+"""``backfill``: store every order ``historicalOrders`` and every fill ``userFillsByTime`` still
+list for the configured traders.
 
 Closed orders become a ``new`` and a ``closed`` event, open ones a ``new`` event, all with
 ``source: "rest"``; events already stored are skipped by the unique index, so running it again,
@@ -14,13 +15,14 @@ from typing import Any
 
 from collector_service import schema
 from collector_service.config import Settings
+from collector_service.fills import FillLedger
 from collector_service.journal import Journal
 from collector_service.metrics import Stats
 from collector_service.outcomes import OPEN_STATUSES, latest_by_oid
 from collector_service.pipeline import recovered_events, replacements_in_history
 from collector_service.plan import owned
 from collector_service.rest import InfoClient, RestError
-from collector_service.store import Database, Writer, journal_folder, link_op, order_ops
+from collector_service.store import Database, Writer, fill_ops, journal_folder, link_op, order_ops
 from collector_service.tracker import build_event, link, ms_to_datetime
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ async def run_backfill(settings: Settings) -> int:
                     stats, flush_interval=settings.trader_orders_ws_flush_interval,
                     flush_threshold=settings.trader_ws_message_buffer_size)
     failed = 0
+    ledger = FillLedger()
 
     async def one(user: str, client: InfoClient) -> None:
         nonlocal failed
@@ -66,6 +69,13 @@ async def run_backfill(settings: Settings) -> int:
             links.append(link_op(user, old, new, match))  # events a collector stored already get it too
         events = [*news.values(), *closes.values()]
         writer.submit(order_ops(events) + links)
+        if settings.trader_fills_enabled:
+            try:
+                async for page in client.user_fills_pages(user, 0):
+                    writer.submit(fill_ops(ledger.docs(user, page, source=schema.SOURCE_REST, observed_at=now)))
+            except RestError as exc:
+                failed += 1
+                log.error("event=backfill_fills_failed user=%s error=%r", user, str(exc))
         log.info("event=backfill_user user=%s orders=%d events=%d replacements=%d", user, len(rows), len(events),
                  len(links))
 

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     trader_ws_pong_timeout: float = Field(
         exchange.PONG_DEADLINE_S, gt=0, description="Reconnect if nothing arrives this long after a ping."
     )
+    trader_fills_enabled: bool = Field(
+        True, description="Record fills (userFills feed for live traders, userFillsByTime for gaps and polled ones)."
+    )
     trader_ws_pinned: str = Field(
         "", description="Comma-separated traders that always keep a live WebSocket slot (never polled)."
     )

@@ -39,6 +39,9 @@ ITEMS_PER_EXTRA_WEIGHT: Final = 20
 HISTORICAL_ORDERS_LIMIT: Final = 2000
 """historicalOrders returns at most the 2000 most recent orders (docs)."""
 
+FILLS_PAGE_LIMIT: Final = 2000
+"""userFillsByTime returns at most 2000 fills per response (docs); page on time."""
+
 IDLE_TIMEOUT_S: Final = 60.0
 """The server closes a connection it has sent nothing on for 60 s (docs)."""
 
@@ -63,6 +66,9 @@ ERROR_PREFIXES_CAPACITY: Final = (
     "Cannot send more than",
 )
 """Error frames that mean a cap was hit; retrying at once only makes them worse."""
+
+PARSE_ERROR_PREFIX: Final = "Error parsing JSON into valid websocket request:"
+"""Error text for a request the server cannot parse; it echoes the request after the colon."""
 
 MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
 """Largest frame the collector accepts. Real webData2 frames are ~100 KB and openOrders for a

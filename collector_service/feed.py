@@ -37,6 +37,7 @@ from collector_service.wire import (
     Message,
     OpenOrdersMsg,
     SubscriptionResponseMsg,
+    UserFillsMsg,
     WebData2Msg,
     decode_frame,
 )
@@ -55,14 +56,17 @@ RECONNECT_FLOOR_AFTER_CAPACITY_S = 15.0
 """The server frees user slots of a dead connection only after a while (PROTOCOL.md §2.3)."""
 
 
-def subscriptions_for(user: str, feed: Feed, dexes: list[str]) -> list[dict[str, Any]]:
-    """The subscription objects that carry one user's orders and positions on these dexes.
+def subscriptions_for(user: str, feed: Feed, dexes: list[str], *, fills: bool = False) -> list[dict[str, Any]]:
+    """The subscription objects that carry one user's orders and positions on these dexes (and,
+    with ``fills`` and the main dex among them, the user's fills of every dex).
 
     The legacy webData2 feed covers the main dex (and spot) only: other dexes are followed with
     their own openOrders / clearinghouseState subscriptions in either mode. The exchange counts a
     user once however many of these it holds (PROTOCOL.md §0.2).
     """
     subs: list[dict[str, Any]] = []
+    if fills and schema.MAIN_DEX in dexes:
+        subs.append({"type": "userFills", "user": user})
     for dex in dexes:
         if feed == "webData2" and dex == schema.MAIN_DEX:
             subs.append({"type": "webData2", "user": user})
@@ -82,7 +86,11 @@ def _sub_key(sub: dict[str, Any]) -> SubKey:
 
 def _subscription(key: SubKey) -> dict[str, Any]:
     typ, user, dex = key
-    return {"type": typ, "user": user} if typ == "webData2" else {"type": typ, "user": user, "dex": dex}
+    return {"type": typ, "user": user} if typ in UNDEXED else {"type": typ, "user": user, "dex": dex}
+
+
+UNDEXED = frozenset({"webData2", "userFills"})
+"""Subscriptions that take no dex: webData2 is the main dex's, userFills covers every dex."""
 
 
 class FeedConnection:
@@ -100,10 +108,13 @@ class FeedConnection:
         pong_timeout: float,
         reconnect_budget: WeightBudget,
         dexes: Callable[[], list[str]],
+        fills: bool = True,
     ) -> None:
         self.plan = plan
         self.users = list(plan.users)  # changes when traders move between live and polled
         self.dexes = dexes
+        self.fills = fills
+        self.rejected: set[SubKey] = set()  # subscriptions the exchange cannot parse: not sent again
         self.reconnect_budget = reconnect_budget
         self.url = url
         self.feed = feed
@@ -235,7 +246,9 @@ class FeedConnection:
         self._unsent = list(users)
         while self._unsent:
             user = self._unsent.pop(0)
-            for sub in subscriptions_for(user, self.feed, dexes):
+            for sub in subscriptions_for(user, self.feed, dexes, fills=self.fills):
+                if _sub_key(sub) in self.rejected:
+                    continue
                 if self.refused.get(user, 0.0) > time.monotonic():
                     break  # the exchange hit a cap meanwhile: the rest would be refused too
                 self._pending[_sub_key(sub)] = time.monotonic() + exchange.SUBSCRIBE_ACK_TIMEOUT_S
@@ -302,6 +315,10 @@ class FeedConnection:
             self.stats.frames["clearinghouseState"] += 1
             if self._ours(user := msg.data.user.lower()):
                 self.pipeline.on_positions(user, msg.data.dex, msg.data.clearinghouseState, observed_at)
+        elif isinstance(msg, UserFillsMsg):
+            self.stats.frames["userFills"] += 1
+            if self._ours(user := msg.data.user.lower()):
+                self.pipeline.on_fills(user, msg.data.fills, observed_at, snapshot=msg.data.isSnapshot)
         elif isinstance(msg, SubscriptionResponseMsg):
             self.stats.frames["subscriptionResponse"] += 1
             sub = msg.data.get("subscription")
@@ -330,10 +347,29 @@ class FeedConnection:
             self._unsent.clear()
             self._refuse([*self._pending, *unsent], text)
             return
+        if text.startswith(exchange.PARSE_ERROR_PREFIX) and self._reject(text):
+            return
         kind = "already_subscribed" if text.startswith("Already subscribed") else "other"
         self.stats.exchange_errors[kind] += 1
         self._warn.log(logging.DEBUG if kind == "already_subscribed" else logging.WARNING,
                        f"err:{kind}", "event=exchange_error conn=%s text=%r", self.name, text[:300])
+
+    def _reject(self, text: str) -> bool:
+        """The exchange could not parse one of our subscribe messages (it echoes the message):
+        give up that subscription alone, loudly, rather than the trader. True if it was ours."""
+        try:
+            request = msgspec.json.decode(text[len(exchange.PARSE_ERROR_PREFIX):].strip())
+            key = _sub_key(request["subscription"])
+        except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
+            return False
+        if self._pending.pop(key, None) is None:
+            return False
+        self.rejected.add(key)
+        self.stats.exchange_errors["subscription_rejected"] += 1
+        self._warn.log(logging.ERROR, f"rejected:{key[0]}", "event=subscription_rejected conn=%s subscription=%s "
+                       "note='the exchange does not serve it; the rest of the trader is followed'", self.name,
+                       msgspec.json.encode(_subscription(key)).decode())
+        return True
 
     def _refuse(self, keys: list[SubKey], reason: str) -> None:
         """The exchange refused these subscriptions: report their users once and leave them

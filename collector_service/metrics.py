@@ -28,6 +28,8 @@ class Stats:
     events_duplicate: int = 0
     replacements: Counter[str] = field(default_factory=Counter)
     positions_written: int = 0
+    fills_written: int = 0
+    fills_duplicate: int = 0
     final_statuses_resolved: int = 0
     flushes: int = 0
     flush_errors: int = 0
@@ -73,6 +75,9 @@ class StatsCollector(Collector):
         yield counter("replacements", "Modifies (cancel-and-replace) linked in snapshots, by match.", "match",
                       s.replacements)
         yield counter("positions_written", "Position documents inserted.", None, s.positions_written)
+        yield counter("fills_written", "Fill documents inserted.", None, s.fills_written)
+        yield counter("fills_duplicate", "Fills MongoDB already had (re-delivered snapshots, REST overlap).", None,
+                      s.fills_duplicate)
         yield counter("final_statuses_resolved", "Closed orders whose final status was recorded.", None,
                       s.final_statuses_resolved)
         yield counter("flushes", "Successful batch writes.", None, s.flushes)

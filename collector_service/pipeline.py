@@ -12,24 +12,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from collector_service import exchange, schema
+from collector_service.fills import FillLedger
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
 from collector_service.outcomes import OPEN_STATUSES, OutcomeResolver, latest_by_oid
 from collector_service.positions import PositionBook
 from collector_service.rest import InfoClient, RestError
-from collector_service.store import Op, Writer, link_op, order_ops, position_ops
+from collector_service.store import Op, Writer, fill_ops, link_op, order_ops, position_ops
 from collector_service.tiers import Activity
 from collector_service.tracker import OrderBook, build_event, link, ms_to_datetime, replacement_key
 from collector_service.wire import OrderItems, OrderStatusInner
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 GAP_MARGIN = timedelta(seconds=60)
 """Recover orders closed a little before the last snapshot too: clocks and pushes are not exact."""
@@ -95,6 +97,7 @@ class Pipeline:
         resolvers: Mapping[str, OutcomeResolver],
         *,
         record_orders: bool = True,
+        record_fills: bool = True,
     ) -> None:
         self.writer = writer
         self.stats = stats
@@ -103,6 +106,8 @@ class Pipeline:
         self.record_orders = record_orders
         self.users = frozenset(clients)
         self.activity = Activity()
+        self.fills = FillLedger()
+        self.record_fills = record_fills
         self.books: dict[tuple[str, str], OrderBook] = {}  # by (trader, dex)
         self.positions: dict[tuple[str, str], PositionBook] = {}
         self.last_seen: dict[str, datetime] = {}
@@ -210,30 +215,59 @@ class Pipeline:
         if docs:
             self.writer.submit(position_ops(docs))
 
+    def on_fills(self, user: str, fills: OrderItems, observed_at: datetime, *, snapshot: bool,
+                 source: str = schema.SOURCE_WS) -> None:
+        """Store the fills of one ``userFills`` frame (FrameError if one is invalid)."""
+        if user not in self.users or not self.record_fills:
+            return
+        docs = self.fills.docs(user, fills, source=source, observed_at=observed_at, snapshot=snapshot)
+        if docs:
+            self.writer.submit(fill_ops(docs))
+
+    async def recover_fills(self, user: str, since: datetime | None) -> None:
+        """Store the fills since ``since`` (or since the newest stored, if older; everything
+        listed when either is unknown) from ``userFillsByTime``, page by page."""
+        newest = self.fills.newest.get(user)
+        starts = [t - GAP_MARGIN for t in (since, newest) if t is not None]
+        start_ms = int(min(starts).timestamp() * 1000) if len(starts) == 2 else 0
+
+        async def fetch() -> None:
+            async for page in self.clients[user].user_fills_pages(user, start_ms):
+                self.on_fills(user, page, datetime.now(UTC), snapshot=False, source=schema.SOURCE_REST)
+
+        await self._retrying("fills", user, fetch)
+
+    async def _retrying(self, what: str, user: str, call: Callable[[], Awaitable[T]]) -> T:
+        """An info call retried with backoff until it succeeds: the weight budget, not the retry
+        schedule, keeps the calls within the exchange's limits."""
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except RestError as exc:
+                attempt += 1
+                pause = min(RECOVERY_RETRY_MAX_S, 2.0**attempt) * random.uniform(0.8, 1.2)
+                self._warn.log(logging.WARNING, f"recover:{what}:{user}",
+                               "event=recovery_retry what=%s user=%s attempt=%d retry_in_s=%.0f error=%r",
+                               what, user, attempt, pause, str(exc))
+                await asyncio.sleep(pause)
+
     async def recover(
         self, user: str, since: datetime | None, *, keep_watching: bool = False
     ) -> tuple[OrderStatusInner, ...]:
         """Store orders that opened and closed since ``since`` without a snapshot showing them,
-        and outcomes of orders closed meanwhile, from ``historicalOrders``.
+        and outcomes of orders closed meanwhile, from ``historicalOrders``; then the fills of
+        that stretch (``userFillsByTime``).
 
         ``keep_watching`` (a polled trader's sweep): what happens between polls is never seen, so
         the gap is not closed but moved to this sweep's start, where the next sweep begins; it
         stays journaled, so a restart sweeps from there.
         """
         started = datetime.now(UTC)
-        attempt = 0
-        while True:
-            try:
-                rows = await self.clients[user].historical_orders(user)
-                break
-            except RestError as exc:
-                attempt += 1
-                pause = min(RECOVERY_RETRY_MAX_S, 2.0**attempt) * random.uniform(0.8, 1.2)
-                self._warn.log(logging.WARNING, f"recover:{user}",
-                               "event=recovery_retry user=%s attempt=%d retry_in_s=%.0f error=%r",
-                               user, attempt, pause, str(exc))
-                await asyncio.sleep(pause)
+        rows = await self._retrying("orders", user, lambda: self.clients[user].historical_orders(user))
         self.writer.submit(self.recovered(user, rows, since))
+        if self.record_fills:
+            await self.recover_fills(user, since)
         if self.gaps.get(user, since) != since:
             return rows  # an older gap was opened meanwhile: it stays for the next recovery
         if keep_watching:

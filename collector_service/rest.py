@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -23,6 +24,8 @@ from collector_service.wire import (
     OrderStatusInner,
     OrderStatusResponse,
     PerpDex,
+    decode_fill,
+    fills_decoder,
     historical_orders_decoder,
     order_items_decoder,
     order_status_decoder,
@@ -188,6 +191,29 @@ class InfoClient:
         raw = await self.post({"type": "clearinghouseState", "user": user, "dex": dex}, exchange.WEIGHT_LIGHT,
                               budget)
         return msgspec.Raw(raw)
+
+    async def user_fills_by_time(self, user: str, start_ms: int) -> OrderItems:
+        """Up to 2000 fills from ``start_ms`` on (inclusive), oldest first, each raw JSON."""
+        raw = await self.post({"type": "userFillsByTime", "user": user, "startTime": start_ms},
+                              exchange.WEIGHT_DEFAULT)
+        try:
+            fills = fills_decoder.decode(raw)
+        except msgspec.MsgspecError as exc:
+            self.stats.rest_errors["bad_body"] += 1
+            raise RestError(f"userFillsByTime: unexpected body: {exc}") from exc
+        self.budget.charge(len(fills) // exchange.ITEMS_PER_EXTRA_WEIGHT)
+        return fills
+
+    async def user_fills_pages(self, user: str, start_ms: int) -> AsyncIterator[OrderItems]:
+        """Every fill from ``start_ms`` on, page by page (oldest first; pages may overlap by the
+        fills of their boundary millisecond, which the unique index absorbs)."""
+        while True:
+            page = await self.user_fills_by_time(user, start_ms)
+            yield page
+            if len(page) < exchange.FILLS_PAGE_LIMIT:
+                return
+            last_ms = decode_fill(page[-1])[0].time
+            start_ms = last_ms if last_ms > start_ms else start_ms + 1  # 2000 fills in one ms: move on
 
     async def perp_dexs(self) -> tuple[PerpDex | None, ...]:
         raw = await self.post({"type": "perpDexs"}, exchange.WEIGHT_DEFAULT)

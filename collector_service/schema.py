@@ -76,6 +76,14 @@ RECOVERIES: Final = "collector_recoveries"
 began (None: never seen). Kept until the recovery succeeds, so a crash or shutdown in between
 does not forget the gap."""
 
+FILLS: Final = "trader_fills"
+"""One document per fill of a followed trader, unique on ``(ethAddress, oid, tid)`` (a trade id
+is shared by its two sides, which are two users or, in a self-trade, two orders of one user).
+Every field the exchange sends, decimals as its exact strings: coin, px, sz, side, startPosition,
+dir, closedPnl, hash, oid, crossed (true: taker), fee, feeToken, tid, twapId, cloid, builderFee,
+liquidation...; ``time`` as a UTC datetime; plus ethAddress, dex, source ("ws" from the userFills
+feed, "rest" from userFillsByTime / userFills over REST), observedAt and createdAt."""
+
 ALERTS: Final = "order_alerts"
 """Large-change alerts written by the Dagster side, unique on ``alertKey``."""
 
@@ -144,11 +152,19 @@ POSITION_INDEXES: Final[tuple[IndexSpec, ...]] = (
     ((("observedAt", 1),), False),
 )
 
+FILL_INDEXES: Final[tuple[IndexSpec, ...]] = (
+    ((("ethAddress", 1), ("oid", 1), ("tid", 1)), True),
+    ((("ethAddress", 1), ("time", -1)), False),
+    ((("oid", 1),), False),
+    ((("observedAt", 1),), False),
+)
+
 ALERT_INDEXES: Final[tuple[IndexSpec, ...]] = (((("alertKey", 1),), True),)
 
 INDEXES: Final[dict[str, tuple[IndexSpec, ...]]] = {
     ORDERS: ORDER_INDEXES,
     OPEN_ORDERS: OPEN_ORDER_INDEXES,
     POSITIONS: POSITION_INDEXES,
+    FILLS: FILL_INDEXES,
     ALERTS: ALERT_INDEXES,
 }

@@ -75,7 +75,8 @@ class Service:
                 user_clients[user] = client
                 user_resolvers[user] = self.resolvers[egress]
         self.pipeline = Pipeline(self.writer, self.stats, user_clients, user_resolvers,
-                                 record_orders=settings.trader_orders_ws_enabled)
+                                 record_orders=settings.trader_orders_ws_enabled,
+                                 record_fills=settings.trader_fills_enabled)
         self.dexes = DexDirectory(settings.fixed_dexes(), next(iter(self.clients.values())),
                                   settings.trader_dex_refresh_interval)
         # initial connections are within the cap (at most TRADER_WS_CLIENTS <= 10 per egress);
@@ -87,7 +88,7 @@ class Service:
                 conn, url=settings.hyperliquid_ws_url, feed=settings.trader_ws_feed, pipeline=self.pipeline,
                 stats=self.stats, ping_interval=settings.trader_ws_ping_interval,
                 pong_timeout=settings.trader_ws_pong_timeout, reconnect_budget=reconnects[conn.egress],
-                dexes=lambda: self.dexes.names,
+                dexes=lambda: self.dexes.names, fills=settings.trader_fills_enabled,
             )
             for conn in self.plan.connections
         ]
@@ -183,6 +184,7 @@ class Service:
             "events_duplicate": self.stats.events_duplicate,
             "replacements": dict(self.stats.replacements),
             "positions_written": self.stats.positions_written,
+            "fills_written": self.stats.fills_written,
             "last_message_age_s": gauges["last_message_age_seconds"],
             "buffer_depth": gauges["journal_pending_ops"],
             "last_flush_ok": self.writer.last_flush_ok,
@@ -223,20 +225,22 @@ class Service:
                 continue
         users = self.users
 
-        def load() -> tuple[Any, Any, Any, Any, Any]:
+        def load() -> tuple[Any, Any, Any, Any, Any, Any]:
             return (
                 self.database.open_orders(users),
                 {u: self.database.latest_positions(u) for u in users},
                 self.database.last_seen(users),
                 self.database.pending_recoveries(users),
                 self.database.unresolved_closes(users),
+                self.database.newest_fills(users),
             )
 
         loaded = await self._until_database("load_state", load, stop)
         if loaded is None:
             return False
-        open_orders, positions, last_seen, gaps, unresolved = loaded
+        open_orders, positions, last_seen, gaps, unresolved, newest_fills = loaded
         self.pipeline.load(open_orders, positions, last_seen, gaps)
+        self.pipeline.fills.load(newest_fills)
         for user, oid in unresolved:
             self.pipeline.resolvers[user].want(user, oid)
         log.info("event=state_loaded open_orders=%d unresolved_outcomes=%d traders_with_history=%d gaps_to_recover=%d",

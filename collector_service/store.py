@@ -4,6 +4,7 @@ Operations are tuples of a kind and a document:
 
 * ``order``    a ``trader_orders`` event; also moves the order's row in ``trader_open_orders``
 * ``position`` a ``trader_positions`` document
+* ``fill``     a ``trader_fills`` document
 * ``final``    ``{ethAddress, oid, finalStatus, statusTimestamp}``: the outcome of a closed order
   that was stored before the exchange told us how it ended; an outcome other than ``canceled``
   also checks a replacement link of that order: one whose old order did not end cancelled, or,
@@ -128,6 +129,15 @@ class Database:
                 found[user] = doc["observedAt"]
         return found
 
+    def newest_fills(self, users: Iterable[str]) -> dict[str, datetime]:
+        """The time of each trader's newest stored fill."""
+        found = {}
+        for user in users:
+            doc = self.db[schema.FILLS].find_one({"ethAddress": user}, {"time": 1}, sort=[("time", pymongo.DESCENDING)])
+            if doc is not None and isinstance(doc.get("time"), datetime):
+                found[user] = doc["time"]
+        return found
+
     def pending_recoveries(self, users: Iterable[str]) -> dict[str, datetime | None]:
         """Gaps a previous run had not recovered yet, by trader: when each began."""
         return {doc["_id"]: doc.get("since") for doc in self.db[schema.RECOVERIES].find({"_id": {"$in": list(users)}})}
@@ -159,6 +169,11 @@ class Database:
         if positions:
             duplicates = insert_idempotent(self.db[schema.POSITIONS], positions)
             stats.positions_written += len(positions) - len(duplicates)
+        fills = [op["doc"] for op in ops if op["kind"] == "fill"]
+        if fills:
+            duplicates = insert_idempotent(self.db[schema.FILLS], fills)
+            stats.fills_written += len(fills) - len(duplicates)
+            stats.fills_duplicate += len(duplicates)
         for op in ops:
             if op["kind"] == "link":
                 self._link(op["doc"])
@@ -294,7 +309,7 @@ class Writer:
             return
         now = datetime.now(UTC)
         for op in ops:
-            if op["kind"] in ("order", "position"):
+            if op["kind"] in ("order", "position", "fill"):
                 op["doc"].setdefault("createdAt", now)
             if op["kind"] == "order":
                 self.stats.events_built[op["doc"]["action"]] += 1
@@ -304,13 +319,24 @@ class Writer:
             self._wake.set()
 
     async def run(self) -> None:
-        """Flush forever (cancel to stop; call :meth:`drain` afterwards)."""
+        """Flush forever (cancel to stop; call :meth:`drain` afterwards).
+
+        Flushes start every ``flush_interval`` (plus the backoff after a failure), counted from
+        the start of the previous one, not from its end: an operation waits at most one interval
+        for its flush however long writing takes; a write longer than the interval is followed
+        by the next at once.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval + self._backoff)
-            except TimeoutError:
-                pass
+            timeout = started + self.flush_interval + self._backoff - loop.time()
+            if timeout > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                except TimeoutError:
+                    pass
             self._wake.clear()
+            started = loop.time()
             await self.flush()
 
     async def flush(self) -> bool:
@@ -381,6 +407,10 @@ def link_op(user: str, old_oid: int, new_oid: int, match: str) -> Op:
 
 def order_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:
     return [{"kind": "order", "doc": doc} for doc in docs]
+
+
+def fill_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:
+    return [{"kind": "fill", "doc": doc} for doc in docs]
 
 
 def position_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:

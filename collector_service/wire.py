@@ -112,6 +112,16 @@ class WebData2Msg(msgspec.Struct, frozen=True, tag_field="channel", tag="webData
     data: WebData2Data
 
 
+class UserFillsData(msgspec.Struct, frozen=True):
+    user: str
+    fills: OrderItems = ()  # each fill still raw JSON: it is stored with every key it has
+    isSnapshot: bool = False  # true on the first frame; absent later (measured, PROTOCOL.md §1.6)
+
+
+class UserFillsMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="userFills"):
+    data: UserFillsData
+
+
 class SubscriptionResponseMsg(
     msgspec.Struct, frozen=True, tag_field="channel", tag="subscriptionResponse"
 ):
@@ -130,7 +140,9 @@ class ErrorMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="error"):
         return self.data if isinstance(self.data, str) else msgspec.json.encode(self.data).decode()
 
 
-Message = OpenOrdersMsg | ClearinghouseMsg | WebData2Msg | SubscriptionResponseMsg | PongMsg | ErrorMsg
+Message = (
+    OpenOrdersMsg | ClearinghouseMsg | WebData2Msg | UserFillsMsg | SubscriptionResponseMsg | PongMsg | ErrorMsg
+)
 
 
 class _Envelope(msgspec.Struct):
@@ -222,3 +234,33 @@ class PerpDex(msgspec.Struct, frozen=True, gc=False):
 
 perp_dexs_decoder = msgspec.json.Decoder(tuple[PerpDex | None, ...])
 """``perpDexs`` answers ``[null, {"name": "xyz", ...}, ...]``: null stands for the first perp dex."""
+
+
+class Fill(msgspec.Struct, frozen=True, gc=False):
+    """The fields of a fill the collector relies on (the stored document keeps all of them)."""
+
+    coin: str
+    px: str
+    sz: str
+    side: str
+    time: EpochMs
+    oid: int
+    tid: int
+    fee: str | None = None
+    closedPnl: str | None = None
+    crossed: bool | None = None
+
+
+_fill_decoder = msgspec.json.Decoder(Fill)
+_fill_dict_decoder = msgspec.json.Decoder(dict[str, Any])
+fills_decoder = msgspec.json.Decoder(OrderItems)
+"""A ``userFills`` / ``userFillsByTime`` answer: fills kept raw."""
+
+
+def decode_fill(raw: msgspec.Raw) -> tuple[Fill, dict[str, Any]]:
+    """A fill checked for the fields the collector needs, and as a dict of every key it has;
+    :class:`FrameError` (``invalid``) when it is not a fill."""
+    try:
+        return _fill_decoder.decode(raw), _fill_dict_decoder.decode(raw)
+    except msgspec.MsgspecError as exc:
+        raise FrameError("invalid", f"userFills: {exc} in {excerpt(bytes(raw))!r}") from None
