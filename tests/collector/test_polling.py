@@ -42,7 +42,7 @@ async def test_forty_traders_on_one_address_all_followed(tmp_path: Path, mongo_u
             await eventually(lambda: len(service.pollers[None].traders) == 30, what="30 traders polled")
             assert len(service.live_users) == 10
             await eventually(lambda: sim.ip_stats("127.0.0.1")["users"] == 10, what="10 users live")
-            await asyncio.sleep(25)
+            await asyncio.sleep(15)
             sim.set_order_rate(0)
             stopped = asyncio.get_running_loop().time()
             poller = service.pollers[None]
