@@ -4,6 +4,13 @@ Modelled on the exchange simulator's trader model: its coins and mark prices, or
 away from the mark for 20-2,000 USD, Gtc/Alo/trigger mixes, TP/SL children, amends and partial
 fills as updates, closes that are mostly fills and cancels (some margin cancels and rejects), a
 few orders recovered over REST, and orders that stay open across days.
+
+Modifies are cancel-and-replace as on Hyperliquid: a quarter of the orders replace the order
+before them (same trader, coin and side, placed when it closes ``canceled`` with
+``replacedByOid``; the replacement's ``new`` has ``replacesOid``), so amend chains have a few
+orders each, and every 50,000th order starts a market maker's chain of 300 re-quotes. A few links
+are spurious (the old order ``filled``: an inferred link gone wrong) and must be ignored. The
+last few coins are HIP-3 coins (``xyz:<name>``, dex ``xyz``).
 """
 
 from __future__ import annotations
@@ -20,6 +27,14 @@ DAY = "2026-01-15"
 """The day the transforms compute; events start two days earlier so orders span days."""
 HISTORY_DAYS = 3
 EVENTS_PER_ORDER = 2.6  # new + ~0.75 updates + ~0.85 closes
+REPLACE_SHARE = 0.25
+"""Share of orders that replace the order before them."""
+LONG_CHAIN_EVERY, LONG_CHAIN = 50_000, 300
+"""Every ``LONG_CHAIN_EVERY``-th order is re-quoted ``LONG_CHAIN`` times."""
+SPURIOUS_SHARE = 0.03
+"""Share of replaced orders that ended ``filled`` nonetheless (their link must be ignored)."""
+HIP3_COINS = 4
+"""The last coins get a HIP-3 name ``xyz:<name>``."""
 FINAL_STATUSES = ["filled"] * 45 + ["canceled"] * 40 + ["marginCanceled"] * 3 + ["siblingFilledCanceled"] * 4 + [
     "rejected"
 ] * 2 + ["unknown"] * 6
@@ -33,7 +48,7 @@ def _uniform(name: str, seed: int) -> pl.Expr:
 def orders_frame(n_orders: int, seed: int = 1) -> pl.DataFrame:
     """One row per order: who, what, when and how it ends."""
     coins = Market.load().coins[:40]
-    coin_names = pl.Series([c.name for c in coins])
+    coin_names = pl.Series([("xyz:" if k >= len(coins) - HIP3_COINS else "") + c.name for k, c in enumerate(coins)])
     marks = pl.Series([float(c.mark_px) for c in coins])
     start = datetime.fromisoformat(DAY).replace(tzinfo=UTC) - timedelta(days=HISTORY_DAYS - 1)
     span_us = HISTORY_DAYS * 86_400_000_000
@@ -57,6 +72,39 @@ def orders_frame(n_orders: int, seed: int = 1) -> pl.DataFrame:
         rest=_uniform("i", seed + 12) < 0.01,
         cloid=pl.when(_uniform("i", seed + 13) < 0.3).then(pl.format("0x{}", pl.col("i").hash(seed + 14))),
     )
+    # Amend chains: an order that replaces the one before it takes over its chain root's trader,
+    # coin, side, kind, USD size and client id (its price differs), placed when its predecessor closes.
+    replaces = (pl.col("i") > 0) & (
+        (_uniform("i", seed + 17) < REPLACE_SHARE) | (pl.col("i") % LONG_CHAIN_EVERY).is_between(1, LONG_CHAIN)
+    )
+    df = df.with_columns(replaces=replaces).with_columns(
+        root=pl.when(pl.col("replaces")).then(None).otherwise(pl.col("i")).forward_fill(),
+        replacedNext=pl.col("replaces").shift(-1, fill_value=False),
+    )
+    inherited = ["trader", "coinIx", "side", "usd", "kind", "placedUs", "cloid"]
+    df = df.with_columns([pl.col(c).gather(pl.col("root")) for c in inherited]).with_columns(
+        # a replaced order lives 0-4 minutes (re-quotes), then closes canceled (rarely "filled")
+        lifeUs=pl.when(pl.col("replacedNext"))
+        .then((_uniform("i", seed + 18) * 240_000_000).cast(pl.Int64))
+        .otherwise(pl.col("lifeUs")),
+        closes=pl.col("closes") | pl.col("replacedNext"),
+        statusIx=pl.when(pl.col("replacedNext"))
+        .then(
+            pl.when(_uniform("i", seed + 19) < SPURIOUS_SHARE)
+            .then(pl.lit(FINAL_STATUSES.index("filled")))
+            .otherwise(pl.lit(FINAL_STATUSES.index("canceled")))
+        )
+        .otherwise(pl.col("statusIx"))
+        .cast(pl.Int64),
+    )
+    df = df.with_columns(
+        placedUs=pl.col("placedUs") + pl.col("lifeUs").cum_sum().over("root") - pl.col("lifeUs"),
+        replacesOid=pl.when(pl.col("replaces")).then(pl.col("oid") - 1),
+        replacedByOid=pl.when(pl.col("replacedNext")).then(pl.col("oid") + 1),
+        replaceMatch=pl.when(pl.col("replaces") | pl.col("replacedNext")).then(
+            pl.when(pl.col("cloid").is_not_null()).then(pl.lit("cloid")).otherwise(pl.lit("inferred"))
+        ),
+    )
     mark = marks.gather(df["coinIx"])
     df = df.with_columns(
         ethAddress=pl.format("0x{}", pl.col("trader").hash(seed + 15).cast(pl.String).str.zfill(40)),
@@ -64,7 +112,7 @@ def orders_frame(n_orders: int, seed: int = 1) -> pl.DataFrame:
         limitPx=pl.Series(mark) * pl.when(pl.col("side") == "B").then(1 - pl.col("away")).otherwise(1 + pl.col("away")),
         orderType=pl.when(pl.col("kind") < 0.9).then(pl.lit("Limit")).otherwise(pl.lit("Stop Market")),
         tif=pl.when(pl.col("kind") < 0.6).then(pl.lit("Gtc")).when(pl.col("kind") < 0.9).then(pl.lit("Alo")),
-        parentOid=pl.when((pl.col("kind") >= 0.95) & (pl.col("i") > 0)).then(pl.col("oid") - 1),
+        parentOid=pl.when((pl.col("kind") >= 0.95) & (pl.col("root") > 0)).then(pl.col("root") + 300_000_000_000 - 1),
         finalStatus=pl.Series(FINAL_STATUSES).gather(df["statusIx"]),
         placedAt=pl.lit(start) + pl.duration(microseconds=pl.col("placedUs")),
     )
@@ -104,6 +152,11 @@ def events_frame(n_events: int, seed: int = 1) -> pl.DataFrame:
         changes=pl.when(partial).then(pl.lit(["sz"])).when(is_update).then(pl.lit(["limitPx"])),
         partialFill=pl.when(is_update).then(partial),
         finalStatus=pl.when(is_closed).then(pl.col("finalStatus")),
+        replacesOid=pl.when(pl.col("seq") == 0).then(pl.col("replacesOid")),
+        replacedByOid=pl.when(is_closed).then(pl.col("replacedByOid")),
+        replaceMatch=pl.when(((pl.col("seq") == 0) & pl.col("replaces")) | (is_closed & pl.col("replacedNext"))).then(
+            pl.col("replaceMatch")
+        ),
         eventAt=event_at,
         source=pl.when(pl.col("rest") & ((pl.col("seq") == 0) | is_closed))
         .then(pl.lit("rest"))
@@ -117,6 +170,7 @@ def events_frame(n_events: int, seed: int = 1) -> pl.DataFrame:
         triggerPx=pl.lit(0.0),
         notionalUsd=pl.col("sz") * pl.col("limitPx"),
         isTrigger=pl.col("orderType") != "Limit",
+        dex=pl.col("coin").str.extract(r"^([^:]*):", 1).fill_null(""),
         reduceOnly=pl.col("parentOid").is_not_null(),
         isPositionTpsl=pl.lit(False),
         timestamp=pl.col("placedAt"),

@@ -42,12 +42,13 @@ SLOW: dict[str, Callable[[list[dict[str, Any]], str], list[dict[str, Any]]]] = {
 RUNS = 3
 """Fresh processes per polars figure (the median is reported)."""
 COMPARED = {
-    "order_lifecycles": ["ethAddress", "oid", "outcome", "closedAt", "nUpdates", "nPriceChanges", "lastSz",
-                         "filledSz", "durationS", "parentOid", "recovered"],
-    "large_change_alerts": ["alertKey", "reason", "notionalBeforeUsd", "notionalAfterUsd"],
-    "trader_daily_stats": ["ethAddress", "nEvents", "ordersPlaced", "ordersAmended", "ordersFilled",
+    "order_lifecycles": ["ethAddress", "rootOid", "oid", "dex", "coin", "outcome", "placedAt", "closedAt",
+                         "amendCount", "nUpdates", "nPriceChanges", "origSz", "lastSz", "filledSz", "durationS",
+                         "parentOid", "maxNotionalUsd", "recovered"],
+    "large_change_alerts": ["alertKey", "reason", "notionalBeforeUsd", "notionalAfterUsd", "replacesOid", "dex"],
+    "trader_daily_stats": ["ethAddress", "nEvents", "ordersPlaced", "ordersAmended", "amends", "ordersFilled",
                            "ordersCanceled", "ordersRejected", "openOrdersAtEnd", "medianTimeToFillS",
-                           "medianTimeToCancelS", "coinsTraded"],
+                           "medianTimeToCancelS", "notionalPlacedUsd", "coinsTraded"],
 }
 
 

@@ -143,6 +143,7 @@ ORDER_INDEXES: Final[tuple[IndexSpec, ...]] = (
     ((("observedAt", 1),), False),
     ((("ethAddress", 1), ("observedAt", -1)), False),
     ((("action", 1), ("finalStatus", 1)), False),
+    ((("linkedAt", 1),), False),
 )
 
 OPEN_ORDER_INDEXES: Final[tuple[IndexSpec, ...]] = (((("ethAddress", 1),), False),)

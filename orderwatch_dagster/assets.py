@@ -86,7 +86,10 @@ def order_events(
 @_asset(
     "order_lifecycles",
     deps=[order_events],
-    description="One row per order closed that day or still open at its end, from all events up to the day's end.",
+    description=(
+        "One row per logical order (an amend chain: a modify is a cancel-and-replace) whose last order closed "
+        "that day or is still open at its end, from all events up to the day's end."
+    ),
 )
 def order_lifecycles(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
     day = context.partition_key
@@ -110,7 +113,8 @@ class AlertConfig(dg.Config):
     "large_change_alerts",
     deps=[order_events],
     description=(
-        "Large new orders, large notional changes and closes of large orders; also upserted into MongoDB order_alerts."
+        "Large new orders, large notional changes (a replacement against the order it replaced) and closes of large "
+        "orders; also upserted into MongoDB order_alerts."
     ),
 )
 def large_change_alerts(
@@ -154,7 +158,8 @@ def positions_snapshot(
     "trader_daily_stats",
     deps=[order_events, order_lifecycles],
     description=(
-        "Per trader and day: orders placed, amended, filled, canceled, cancel ratio, median times, notional, coins."
+        "Per trader and day: orders placed, amended (amends counted apart from cancels), filled, canceled, cancel "
+        "ratio, median times, notional, coins."
     ),
 )
 def trader_daily_stats(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:

@@ -76,7 +76,8 @@ def order_events_row_count_matches_mongo(
 @dg.asset_check(asset=order_events)
 def closed_orders_have_new_event(context: dg.AssetCheckExecutionContext, store: ParquetStore) -> dg.AssetCheckResult:
     """Every closed event of the day has a new event for its order (in any partition up to the day)
-    or is marked as recovered over REST."""
+    or is marked as recovered over REST. Per oid, also on amend chains: a modify's replacement
+    has its own new event and the replaced order its own close."""
     day = context.partition_key
     orphans = transforms.closes_without_new(store.scan_until("order_events", day), day)
     return dg.AssetCheckResult(
@@ -92,9 +93,17 @@ def closed_orders_have_new_event(context: dg.AssetCheckExecutionContext, store: 
 def order_lifecycles_one_row_per_order(
     context: dg.AssetCheckExecutionContext, store: ParquetStore
 ) -> dg.AssetCheckResult:
-    """order_lifecycles has exactly one row per (ethAddress, oid)."""
+    """order_lifecycles has exactly one row per logical order: ``(ethAddress, rootOid)`` is unique
+    (an amend chain is one row), and no order is the current ``oid`` of two rows (chains are
+    paths: an order replaces at most one and is replaced by at most one)."""
     df = store.read("order_lifecycles", context.partition_key)
-    dups = df.group_by(transforms.ORDER_KEY).len().filter(pl.col("len") > 1).sort(transforms.ORDER_KEY)
+    dups = pl.concat(
+        [
+            df.group_by("ethAddress", "rootOid").len().rename({"rootOid": "oid"}).with_columns(key=pl.lit("rootOid")),
+            df.group_by(transforms.ORDER_KEY).len().with_columns(key=pl.lit("oid")),
+        ]
+    )
+    dups = dups.filter(pl.col("len") > 1).sort("key", *transforms.ORDER_KEY).select("key", *transforms.ORDER_KEY, "len")
     return dg.AssetCheckResult(
         passed=dups.is_empty(),
         description=None if dups.is_empty() else f"{dups.height} orders appear more than once",
@@ -106,9 +115,12 @@ def order_lifecycles_one_row_per_order(
 def order_lifecycles_closed_after_first_seen(
     context: dg.AssetCheckExecutionContext, store: ParquetStore
 ) -> dg.AssetCheckResult:
-    """closedAt >= firstSeenAt for every closed order."""
+    """closedAt >= firstSeenAt for every closed order (a chain: its last order's close against
+    the first event of any of its orders)."""
     df = store.read("order_lifecycles", context.partition_key)
-    bad = df.filter(pl.col("closedAt") < pl.col("firstSeenAt")).select(*transforms.ORDER_KEY, "firstSeenAt", "closedAt")
+    bad = df.filter(pl.col("closedAt") < pl.col("firstSeenAt")).select(
+        "ethAddress", "rootOid", "oid", "firstSeenAt", "closedAt"
+    )
     return dg.AssetCheckResult(
         passed=bad.is_empty(),
         description=None if bad.is_empty() else f"{bad.height} orders closed before they were first seen",

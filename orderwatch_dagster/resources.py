@@ -72,11 +72,16 @@ class ParquetStore(dg.ConfigurableResource):
         return pl.read_parquet(self.path(table, day))
 
     def scan_until(self, table: str, day: str | date) -> pl.LazyFrame:
-        """Every partition up to and including ``day`` as one lazy frame (no ``date`` column)."""
+        """Every partition up to and including ``day`` as one lazy frame (no ``date`` column), in
+        the table's current schema: columns added since an old partition was written (``dex``,
+        the replacement links) read as nulls there, and columns since dropped are ignored."""
         files = [str(self.path(table, d)) for d in self.days(table) if d <= str(day)]
+        schema = tables.schema(tables.TABLES[table])
         if not files:
-            return pl.LazyFrame(schema=tables.schema(tables.TABLES[table]))
-        return pl.scan_parquet(files, hive_partitioning=False)
+            return pl.LazyFrame(schema=schema)
+        return pl.scan_parquet(
+            files, hive_partitioning=False, schema=schema, missing_columns="insert", extra_columns="ignore"
+        )
 
 
 class AlertWebhook(dg.ConfigurableResource):

@@ -42,7 +42,12 @@ def _resolved_unknown_days(store: ParquetStore, db: object) -> dict[str, str]:
     if not store.days("order_events"):
         return {}
     unknown = (
-        pl.scan_parquet(str(store.table_dir("order_events") / "*" / "*.parquet"), hive_partitioning=True)
+        pl.scan_parquet(
+            str(store.table_dir("order_events") / "*" / "*.parquet"),
+            hive_partitioning=True,
+            missing_columns="insert",  # partitions written before a column was added
+            extra_columns="ignore",
+        )
         .filter((pl.col("action") == schema.ACTION_CLOSED) & (pl.col("finalStatus") == schema.FINAL_STATUS_UNKNOWN))
         .select("ethAddress", "oid", pl.col("date").cast(pl.String))
         .collect()
@@ -62,6 +67,26 @@ def _resolved_unknown_days(store: ParquetStore, db: object) -> dict[str, str]:
     return {day: hashlib.sha1("\n".join(sorted(keys)).encode()).hexdigest()[:12] for day, keys in days.items()}
 
 
+def _batch(coll: object, field: str, since: datetime, projection: dict[str, int]) -> list[dict]:
+    """Documents with ``field`` after ``since``, oldest first, at most :data:`LATE_BATCH`; a full
+    batch stops before its last ``field`` value so that documents sharing it are not skipped."""
+    docs = list(
+        coll.find({field: {"$gt": since}}, {"_id": 0, field: 1, **projection})  # type: ignore[attr-defined]
+        .sort(field, 1)
+        .limit(LATE_BATCH)
+    )
+    if len(docs) == LATE_BATCH:
+        last = docs[-1][field]
+        trimmed = [d for d in docs if d[field] < last]
+        docs = trimmed or docs
+    return docs
+
+
+def _day_of(doc: dict) -> str:
+    """The partition day of a ``trader_orders`` document: observedAt, else createdAt."""
+    return (doc.get("observedAt") or doc["createdAt"]).astimezone(UTC).date().isoformat()
+
+
 @dg.sensor(
     job=daily_tables_job,
     minimum_interval_seconds=60,
@@ -71,11 +96,13 @@ def late_events_sensor(
     context: dg.SensorEvaluationContext, mongo_db: MongoResource, store: ParquetStore
 ) -> dg.SensorResult | dg.SkipReason:
     """Rebuild an already-built day when documents for it arrive after its build (late data,
-    REST backfills) or when a close it holds as "unknown" has since been resolved.
+    REST backfills), when a close it holds as "unknown" has since been resolved, or when a
+    replacement link was added later to one of its documents (``linkedAt``: a REST recovery found
+    the other half of a modify; the day's amend chains change).
 
-    The cursor is the newest ``createdAt`` seen in ``trader_orders``; on the first tick it starts
-    at the newest document (earlier days are the schedules' business). Today is left to the
-    15-minute refresh.
+    The cursor holds the newest ``createdAt`` and the newest ``linkedAt`` seen in
+    ``trader_orders``; on the first tick both start at the newest document (earlier days are the
+    schedules' business). Today is left to the 15-minute refresh.
     """
     today = utc_now().date().isoformat()
     coll_name = schema.ORDERS
@@ -84,25 +111,24 @@ def late_events_sensor(
         if context.cursor is None:
             newest = coll.find_one({}, {"_id": 0, "createdAt": 1}, sort=[("createdAt", -1)])
             start = newest["createdAt"] if newest else datetime(1970, 1, 1, tzinfo=UTC)
-            context.update_cursor(json.dumps({"createdAt": _iso(start)}))
+            context.update_cursor(json.dumps({"createdAt": _iso(start), "linkedAt": _iso(start)}))
             return dg.SkipReason(f"cursor initialised at createdAt={_iso(start)}")
-        since = datetime.fromisoformat(json.loads(context.cursor)["createdAt"])
-        docs = list(
-            coll.find({"createdAt": {"$gt": since}}, {"_id": 0, "observedAt": 1, "createdAt": 1})
-            .sort("createdAt", 1)
-            .limit(LATE_BATCH)
-        )
-        if len(docs) == LATE_BATCH:
-            # Resume at a createdAt boundary so documents sharing the last timestamp are not skipped.
-            last = docs[-1]["createdAt"]
-            trimmed = [d for d in docs if d["createdAt"] < last]
-            docs = trimmed or docs
+        cursor_doc = json.loads(context.cursor)
+        since = datetime.fromisoformat(cursor_doc["createdAt"])
+        # A cursor written before links existed starts the links where the documents are.
+        linked_since = datetime.fromisoformat(cursor_doc.get("linkedAt", cursor_doc["createdAt"]))
+        docs = _batch(coll, "createdAt", since, {"observedAt": 1})
+        linked = _batch(coll, "linkedAt", linked_since, {"observedAt": 1, "createdAt": 1})
         resolved = _resolved_unknown_days(store, db)
 
     newest_by_day: dict[str, datetime] = {}
     for d in docs:
-        day = (d.get("observedAt") or d["createdAt"]).astimezone(UTC).date().isoformat()
+        day = _day_of(d)
         newest_by_day[day] = max(newest_by_day.get(day, d["createdAt"]), d["createdAt"])
+    linked_by_day: dict[str, datetime] = {}
+    for d in linked:
+        day = _day_of(d)
+        linked_by_day[day] = max(linked_by_day.get(day, d["linkedAt"]), d["linkedAt"])
 
     requests = []
     for day, newest in sorted(newest_by_day.items()):
@@ -114,6 +140,17 @@ def late_events_sensor(
                 )
             )
     requested = {r.partition_key for r in requests}
+    for day, newest in sorted(linked_by_day.items()):
+        built = _built_at(context.instance, day)
+        if day != today and day not in requested and built is not None and newest > built:
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"linked:{day}:{_iso(newest)}",
+                    partition_key=day,
+                    tags={"orderwatch/trigger": "linked-later"},
+                )
+            )
+    requested = {r.partition_key for r in requests}
     for day, key in sorted(resolved.items()):
         if day != today and day not in requested:
             requests.append(
@@ -122,10 +159,12 @@ def late_events_sensor(
                 )
             )
 
-    cursor = context.cursor
-    if docs:
-        cursor = json.dumps({"createdAt": _iso(docs[-1]["createdAt"])})
-    return dg.SensorResult(run_requests=requests, cursor=cursor)
+    cursor = {
+        "createdAt": _iso(docs[-1]["createdAt"]) if docs else _iso(since),
+        "linkedAt": _iso(linked[-1]["linkedAt"]) if linked else _iso(linked_since),
+    }
+    new_cursor = json.dumps(cursor) if docs or linked else context.cursor
+    return dg.SensorResult(run_requests=requests, cursor=new_cursor)
 
 
 def alert_message(alerts: list[dict]) -> dict:

@@ -15,6 +15,7 @@ from datetime import date
 
 import polars as pl
 
+from collector_service import schema
 from orderwatch_dagster import tables
 from orderwatch_dagster.partitions import day_bounds
 
@@ -42,6 +43,18 @@ RAW_POSITION_SCHEMA = pl.Schema(
 """``trader_positions`` documents as read."""
 
 
+def dex_expr(dex: pl.Expr | str = "dex", coin: pl.Expr | str = "coin") -> pl.Expr:
+    """``dex`` as stored, else derived from the coin like :func:`collector_service.schema.dex_of`:
+    the part before ``:`` when the coin has one (``xyz:TSLA`` -> ``xyz``), else ``""``.
+
+    Documents (and Parquet partitions) written before ``dex`` existed lack it.
+    """
+    coin = pl.col(coin) if isinstance(coin, str) else coin
+    dex = pl.col(dex) if isinstance(dex, str) else dex
+    derived = coin.str.extract(r"^([^:]*):", 1).fill_null(pl.lit(schema.MAIN_DEX))
+    return pl.coalesce(dex, derived)
+
+
 def normalize_order_events(raw: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Type raw ``trader_orders`` documents into the ``order_events`` schema, sorted by time."""
     lf = raw.lazy().with_columns(
@@ -50,6 +63,7 @@ def normalize_order_events(raw: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     lf = lf.with_columns(
         eventAt=pl.coalesce("observedAt", "createdAt"),
         notionalUsd=pl.col("sz").cast(pl.Float64) * pl.col("limitPx").cast(pl.Float64),
+        dex=dex_expr(),
     )
     return (
         tables.conform(lf, tables.ORDER_EVENTS).sort(["eventAt", "ethAddress", "oid", "seq"], nulls_last=True).collect()
@@ -94,16 +108,123 @@ def outcome_expr(final_status: pl.Expr) -> pl.Expr:
     )
 
 
+# Amend chains --------------------------------------------------------------------------------
+
+MAX_JUMPS = 64
+"""Pointer-jumping rounds before giving up: each round doubles the distance a pointer covers, so
+64 rounds resolve any chain; links only point to larger oids, so chains cannot loop."""
+
+
+def _filled_or_rejected(final_status: pl.Expr) -> pl.Expr:
+    """``outcome_expr(final_status)`` is ``filled`` or ``rejected`` (without building the string)."""
+    return (final_status == "filled") | (final_status == "rejected") | final_status.str.ends_with("Rejected")
+
+
+def replacement_links(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """The accepted replacement links ``(ethAddress, old, new)`` among ``events`` (``ethAddress``
+    Categorical).
+
+    A modify is a cancel-and-replace: the replacement's ``new`` event carries ``replacesOid`` and
+    the replaced order's ``closed`` event ``replacedByOid``. Candidates are the union of both.
+    A link is ignored when ``new <= old`` (oids grow, so it cannot be a replacement, and chains
+    cannot loop) or when the old order closed ``filled`` or rejected (it cannot have been
+    replaced: an inferred link can be wrong; an ``unknown`` status keeps the link). Should links
+    conflict, each new order keeps its largest old one, then each old order its smallest new one,
+    so that every order has at most one predecessor and one successor: chains are paths.
+    """
+    action = pl.col("action")
+    not_replaced = (action == "closed") & _filled_or_rejected(pl.col("finalStatus"))
+    linked = (
+        events.lazy()
+        .filter(pl.col("replacesOid").is_not_null() | pl.col("replacedByOid").is_not_null())
+        .select(
+            pl.col("ethAddress").cast(pl.Categorical),
+            "oid",
+            "action",
+            "replacesOid",
+            "replacedByOid",
+            notReplaced_=not_replaced,
+        )
+        .collect()
+    )
+    # A replaced order's close normally carries the link (and its status) itself; the closes of
+    # old orders linked from the new side only are looked up.
+    one_sided = (
+        linked.filter(pl.col("replacesOid").is_not_null())
+        .select("ethAddress", oid=pl.col("replacesOid"))
+        .join(linked.filter(action == "closed"), on=ORDER_KEY, how="anti")
+    )
+    rows = linked
+    if not one_sided.is_empty():
+        closes = (
+            events.lazy()
+            .filter(not_replaced & pl.col("oid").is_in(one_sided["oid"].implode()))
+            .select(pl.col("ethAddress").cast(pl.Categorical), "oid", notReplaced_=pl.lit(True))
+            .collect()
+        )
+        rows = pl.concat([linked, closes], how="diagonal")
+    candidates = pl.concat(
+        [
+            rows.filter((action == "new") & pl.col("replacesOid").is_not_null()).select(
+                "ethAddress", old=pl.col("replacesOid"), new=pl.col("oid")
+            ),
+            rows.filter((action == "closed") & pl.col("replacedByOid").is_not_null()).select(
+                "ethAddress", old=pl.col("oid"), new=pl.col("replacedByOid")
+            ),
+        ]
+    ).filter(pl.col("new") > pl.col("old"))
+    ruled_out = rows.filter("notReplaced_").select("ethAddress", old=pl.col("oid"))
+    return (
+        candidates.join(ruled_out, on=["ethAddress", "old"], how="anti")
+        .group_by("ethAddress", "new")
+        .agg(pl.col("old").max())
+        .group_by("ethAddress", "old")
+        .agg(pl.col("new").min())
+        .select("ethAddress", "old", "new")
+    )
+
+
+def chain_members(links: pl.DataFrame) -> pl.DataFrame:
+    """Every order on an amend chain: ``ethAddress, oid, prevOid`` (null for the root), ``rootOid``
+    (``ethAddress`` typed as in ``links``, which must be :func:`replacement_links`' paths).
+
+    Orders on no chain are not listed: their root is themselves. Roots are found by pointer
+    jumping over the links' row numbers: link i points at the link that placed its old order
+    (else at itself), then ``pointer = pointer[pointer]`` (one gather) until nothing changes, so a
+    chain of n orders takes about log2(n) rounds, never a per-row Python loop.
+    """
+    links = links.with_row_index("i")
+    up = links.join(
+        links.select("ethAddress", old=pl.col("new"), j=pl.col("i")), on=["ethAddress", "old"], how="left"
+    ).sort("i")
+    pointer = up.select(pl.coalesce("j", "i")).to_series()
+    for _ in range(MAX_JUMPS):
+        jumped = pointer.gather(pointer)
+        if jumped.equals(pointer):
+            break
+        pointer = jumped
+    else:  # pragma: no cover - impossible while links point to larger oids
+        raise RuntimeError("amend chains did not resolve")
+    root = up["old"].gather(pointer)
+    replaced = up.select("ethAddress", oid=pl.col("new"), prevOid=pl.col("old"), rootOid=root)
+    roots = up.filter(pl.col("j").is_null()).select(
+        "ethAddress", oid=pl.col("old"), prevOid=pl.lit(None, pl.Int64), rootOid=pl.col("old")
+    )
+    return pl.concat([roots, replaced])
+
+
 # order_lifecycles ----------------------------------------------------------------------------
 
 
 def order_lifecycles(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> pl.DataFrame:
-    """One row per order seen by the day's end that closed that day or is still open at its end."""
-    return _lifecycles_lazy(events, day).collect()
+    """One row per logical order (an amend chain, keyed by ``(ethAddress, rootOid)``) seen by the
+    day's end whose last order closed that day or is still open at its end."""
+    return _lifecycles_lazy(events, day).sort(["ethAddress", "rootOid"]).collect()
 
 
-def _lifecycles_lazy(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> pl.LazyFrame:
-    lf, start, end = _events_until(events, day)
+def _per_order(lf: pl.LazyFrame, keep: pl.Expr) -> pl.LazyFrame:
+    """One row per ``(ethAddress, oid)`` that ``keep`` keeps: the order's own lifecycle, before
+    chains are joined. Strings stay Categorical (the caller casts what it returns)."""
     is_closed = pl.col("action") == "closed"
     is_update = pl.col("action") == "updated"
     order = _event_order()
@@ -119,48 +240,50 @@ def _lifecycles_lazy(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> pl
         "eventAt",
         "origSz",
         "sz",
+        "limitPx",
         "notionalUsd",
         order_=order,
         closedOrder_=pl.when(is_closed).then(order),
         openOrder_=pl.when(~is_closed).then(order),
         origSzOrder_=pl.when(pl.col("origSz").is_not_null()).then(order),
         closedAt_=pl.when(is_closed).then(pl.col("eventAt")),
+        newPx_=pl.when(pl.col("action") == "new").then(pl.col("limitPx")),
+        closedPx_=pl.when(is_closed).then(pl.col("limitPx")),
         update_=is_update,
+        amend_=is_update & ~pl.col("partialFill").fill_null(False),
         priceChange_=is_update & pl.col("changes").list.contains("limitPx"),
         partial_=pl.when(pl.col("partialFill")).then(pl.col("prevSz") - pl.col("sz")),
         rest_=pl.col("source") == "rest",
     )
-    agg = (
-        per_event.group_by(ORDER_KEY)
-        .agg(
-            coin=pl.col("coin").max_by("order_"),
-            side=pl.col("side").max_by("order_"),
-            orderType=pl.col("orderType").max_by("order_"),
-            parentOid=pl.col("parentOid").max(),
-            placedAt=pl.col("timestamp").min(),
-            firstSeenAt=pl.col("eventAt").min(),
-            closedAt=pl.col("closedAt_").max(),
-            finalStatus=pl.col("finalStatus").max_by("closedOrder_"),
-            nUpdates=pl.col("update_").sum(),
-            nPriceChanges=pl.col("priceChange_").sum(),
-            origSz=pl.col("origSz").min_by("origSzOrder_"),
-            lastOpenSz=pl.col("sz").max_by("openOrder_"),
-            closedSz=pl.col("sz").max_by("closedOrder_"),
-            partialSz=pl.col("partial_").sum(),
-            maxNotionalUsd=pl.col("notionalUsd").max(),
-            recovered=pl.col("rest_").any(),
-        )
-        .filter(pl.col("closedAt").is_null() | (pl.col("closedAt") >= start))
-        .with_columns(pl.col(pl.Categorical).cast(pl.String))
+    agg = per_event.group_by(ORDER_KEY).agg(
+        coin=pl.col("coin").max_by("order_"),
+        side=pl.col("side").max_by("order_"),
+        orderType=pl.col("orderType").max_by("order_"),
+        parentOid=pl.col("parentOid").max(),
+        placedAt=pl.col("timestamp").min(),
+        firstSeenAt=pl.col("eventAt").min(),
+        closedAt=pl.col("closedAt_").max(),
+        finalStatus=pl.col("finalStatus").max_by("closedOrder_"),
+        nUpdates=pl.col("update_").sum(),
+        nAmends=pl.col("amend_").sum(),
+        nPriceChanges=pl.col("priceChange_").sum(),
+        origSz=pl.col("origSz").min_by("origSzOrder_"),
+        lastOpenSz=pl.col("sz").max_by("openOrder_"),
+        closedSz=pl.col("sz").max_by("closedOrder_"),
+        # one new and one close per order (the unique-keys check): their limit prices
+        newPx=pl.col("newPx_").max(),
+        closedPx=pl.col("closedPx_").max(),
+        partialSz=pl.col("partial_").sum(),
+        maxNotionalUsd=pl.col("notionalUsd").max(),
+        recovered=pl.col("rest_").any(),
     )
     zero = pl.lit(0).cast(tables.DECIMAL)
-    last_sz = pl.coalesce("lastOpenSz", "closedSz")
-    outcome = outcome_expr(pl.col("finalStatus"))
     return (
-        agg.with_columns(
+        agg.filter(keep)
+        .with_columns(
             placedAt=pl.coalesce("placedAt", "firstSeenAt"),
-            lastSz=last_sz,
-            outcome=outcome,
+            lastSz=pl.coalesce("lastOpenSz", "closedSz"),
+            outcome=outcome_expr(pl.col("finalStatus").cast(pl.String)),
             partialSz=pl.col("partialSz").fill_null(zero),
         )
         .with_columns(
@@ -174,10 +297,90 @@ def _lifecycles_lazy(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> pl
                 .otherwise(pl.col("origSz") - pl.col("partialSz"))
             )
             .otherwise(pl.col("partialSz")),
+        )
+    )
+
+
+def _lifecycles_lazy(
+    events: pl.DataFrame | pl.LazyFrame, day: str | date, members: pl.DataFrame | None = None, *, eager: bool = True
+) -> pl.LazyFrame:
+    """The lifecycles query; ``members`` when the caller has them. ``eager`` collects the per-order
+    aggregation before the three queries that use it (faster for the whole table); left lazy,
+    polars computes it once and prunes the aggregations a caller does not need."""
+    lf, start, end = _events_until(events, day)
+    if members is None:
+        members = chain_members(replacement_links(lf))
+    members = members.with_columns(pl.col("ethAddress").cast(pl.Categorical))
+    open_or_today = pl.col("closedAt").is_null() | (pl.col("closedAt") >= start)
+    # Only orders that can show up: open or closed that day, or on a chain (whose last order
+    # decides). Chain members are matched by oid alone here (a superset), by key below.
+    orders = _per_order(lf, open_or_today | pl.col("oid").is_in(members["oid"].implode()))
+    if eager:
+        orders = orders.collect().lazy()
+    # Only the chains whose last order is open or closed that day (or not seen yet) show up.
+    last = members.lazy().group_by("ethAddress", "rootOid").agg(oid=pl.col("oid").max())
+    gone = last.join(orders.filter(~open_or_today).select(ORDER_KEY), on=ORDER_KEY, how="semi")
+    current = members.lazy().join(gone.select("ethAddress", "rootOid"), on=["ethAddress", "rootOid"], how="anti")
+    # Orders on no chain (most of them) are their own chain: no second aggregation. (The oid
+    # test is a quick superset; the join decides the few orders it catches.)
+    maybe_member = pl.col("oid").is_in(members["oid"].implode())
+    singles = (
+        pl.concat(
+            [
+                orders.filter(~maybe_member),
+                orders.filter(maybe_member).join(members.lazy(), on=ORDER_KEY, how="anti"),
+            ]
+        )
+        .filter(open_or_today)
+        .with_columns(rootOid=pl.col("oid"), amendCount=pl.col("nAmends"))
+    )
+    # Chain members, including orders known only from a link (no events yet: a leaf without
+    # events keeps its chain open). A replacement counts as a price change when its new event's
+    # limit price differs from the one its predecessor closed with.
+    prev_px = orders.select("ethAddress", prevOid=pl.col("oid"), prevPx_=pl.col("closedPx"))
+    seen_oid = pl.when(pl.col("firstSeenAt").is_not_null()).then(pl.col("oid"))
+    chained = (
+        current.join(orders, on=ORDER_KEY, how="left")
+        .join(prev_px, on=["ethAddress", "prevOid"], how="left")
+        .with_columns(
+            seenOid_=seen_oid,
+            repriced_=(pl.col("prevOid").is_not_null() & (pl.col("newPx") != pl.col("prevPx_"))).fill_null(False),
+        )
+        .group_by("ethAddress", "rootOid")
+        .agg(
+            # The chain's last order is its largest oid (links only point to larger oids).
+            oid=pl.col("oid").max(),
+            closedAt=pl.col("closedAt").max_by("oid"),
+            finalStatus=pl.col("finalStatus").max_by("oid"),
+            outcome=pl.col("outcome").max_by("oid"),
+            lastSz=pl.col("lastSz").max_by("oid"),
+            coin=pl.col("coin").max_by("seenOid_"),
+            side=pl.col("side").max_by("seenOid_"),
+            orderType=pl.col("orderType").max_by("seenOid_"),
+            placedAt=pl.col("placedAt").min_by("seenOid_"),
+            origSz=pl.col("origSz").min_by("seenOid_"),
+            parentOid=pl.col("parentOid").max(),
+            firstSeenAt=pl.col("firstSeenAt").min(),
+            amendCount=pl.len() - 1 + pl.col("nAmends").sum(),
+            nUpdates=pl.col("nUpdates").sum(),
+            nPriceChanges=pl.col("nPriceChanges").sum() + pl.col("repriced_").sum(),
+            # Only the last order can have filled (a link from a filled order is ignored).
+            filledSz=pl.col("filledSz").sum(),
+            maxNotionalUsd=pl.col("maxNotionalUsd").max(),
+            recovered=pl.col("recovered").any(),
+        )
+        .with_columns(outcome=pl.col("outcome").fill_null(pl.lit("open")))
+    )
+    cols = [c.name for c in tables.ORDER_LIFECYCLES if c.name not in ("dex", "durationS")]
+    return (
+        pl.concat([singles.select(cols), chained.select(cols)], how="vertical_relaxed")
+        .with_columns(pl.col(pl.Categorical).cast(pl.String))
+        .with_columns(
+            # the contract's dex_of(coin): what the collector stores, and the fallback for old data
+            dex=dex_expr(pl.lit(None, pl.String)),
             durationS=(pl.coalesce("closedAt", pl.lit(end)) - pl.col("placedAt")).dt.total_microseconds() / 1e6,
         )
         .pipe(tables.conform, tables.ORDER_LIFECYCLES)
-        .sort(ORDER_KEY)
     )
 
 
@@ -199,16 +402,53 @@ class AlertThresholds:
 def large_change_alerts(
     events: pl.DataFrame | pl.LazyFrame, day: str | date, params: AlertThresholds = AlertThresholds()
 ) -> pl.DataFrame:
-    """The day's events worth a look: large new orders, large notional changes, large closes."""
+    """The day's events worth a look: large new orders, large notional changes, large closes.
+
+    A modify is a cancel-and-replace. The replacement's ``new`` event is judged like an update
+    against the replaced order's last notional (sz x limitPx of its last state); the replaced
+    order's ``closed`` event is not a close. A replacement whose replaced order was never seen
+    is judged as a new order (there is nothing to compare with). Links are those of
+    :func:`replacement_links`.
+    """
     lf, start, _ = _events_until(events, day)
     lf = lf.with_columns(pl.col("ethAddress").cast(pl.Categorical))
     touched = lf.filter(pl.col("eventAt") >= start).select(ORDER_KEY).unique()
-    lf = lf.join(touched, on=ORDER_KEY, how="semi")
+    all_links = replacement_links(lf).lazy()
+    # The replacements placed that day (touched) and the orders they replaced; the closes of
+    # replaced orders are no closes of the logical order.
+    links = all_links.join(touched, left_on=["ethAddress", "new"], right_on=ORDER_KEY, how="semi").collect()
+    olds = links.lazy().select("ethAddress", oid=pl.col("old"))
+    replaced = all_links.join(touched, left_on=["ethAddress", "old"], right_on=ORDER_KEY, how="semi").select(
+        "ethAddress", oid=pl.col("old"), replacedClose_=pl.lit(True)
+    )
+    is_closed = pl.col("action") == "closed"
+    order = _event_order()
+    # A replaced order's last notional: its last open state, else its close. (The oid filter is
+    # a quick superset of the exact join.)
+    replaced_last = (
+        lf.filter(pl.col("oid").is_in(links["old"].implode()))
+        .join(olds, on=ORDER_KEY, how="semi")
+        .group_by(ORDER_KEY)
+        .agg(
+            lastNotional_=pl.coalesce(
+                pl.col("notionalUsd").max_by(pl.when(~is_closed).then(order)),
+                pl.col("notionalUsd").max_by(order),
+            )
+        )
+    )
+    replacements = (
+        links.lazy()
+        .select("ethAddress", oid=pl.col("new"), replacedOid_=pl.col("old"))
+        .join(replaced_last.rename({"oid": "replacedOid_"}), on=["ethAddress", "replacedOid_"], how="left")
+    )
+    link_info = replacements.join(replaced, on=ORDER_KEY, how="full", coalesce=True)
     f64 = pl.Float64
-    prev_notional = pl.col("notionalUsd").shift(1).over(ORDER_KEY, order_by=_event_order())
+    prev_notional = pl.col("notionalUsd").shift(1).over(ORDER_KEY, order_by=order)
     action = pl.col("action")
-    before = (
-        pl.when(action == "new")
+    is_new = action == "new"
+    # Before / after as for events of a single order; a replacement's new event is fixed below.
+    generic_before = (
+        pl.when(is_new)
         .then(pl.lit(0.0))
         .when(action == "updated")
         .then(
@@ -219,27 +459,41 @@ def large_change_alerts(
         )
         .otherwise(pl.coalesce(prev_notional, pl.col("notionalUsd")))
     )
-    after = pl.when(action == "closed").then(pl.lit(0.0)).otherwise(pl.col("notionalUsd"))
+    after = pl.when(is_closed).then(pl.lit(0.0)).otherwise(pl.col("notionalUsd"))
     thr = params.threshold_usd
     b, a = pl.col("notionalBeforeUsd"), pl.col("notionalAfterUsd")
+    # An event can raise an alert only if a notional involved reaches the lower of the two
+    # amounts, or if it is a replacement (compared with the order it replaced): the rest is
+    # dropped before the link columns are joined.
+    lowest = min(thr, params.min_change_usd)
+    maybe = (pl.max_horizontal(a, b) >= lowest) | (is_new & pl.col("oid").is_in(links["new"].implode()))
+    known_replacement = is_new & pl.col("lastNotional_").is_not_null()
+    update_like = (action == "updated") | known_replacement
     change = (a - b).abs()
     reasons = [
-        pl.when((action == "new") & (a >= thr)).then(pl.lit("large_order")),
-        pl.when((action == "updated") & (b < thr) & (a >= thr)).then(pl.lit("crossed_threshold")),
-        pl.when((action == "updated") & (change > params.min_change_usd) & (change > params.min_change_share * b)).then(
+        pl.when(is_new & ~known_replacement & (a >= thr)).then(pl.lit("large_order")),
+        pl.when(update_like & (b < thr) & (a >= thr)).then(pl.lit("crossed_threshold")),
+        pl.when(update_like & (change > params.min_change_usd) & (change > params.min_change_share * b)).then(
             pl.lit("large_change")
         ),
-        pl.when((action == "closed") & (b >= thr)).then(pl.lit("large_close")),
+        pl.when(is_closed & ~pl.col("replacedClose_").fill_null(False) & (b >= thr)).then(pl.lit("large_close")),
     ]
+    replacement = is_new & pl.col("replacedOid_").is_not_null()
+    what = pl.when(replacement).then(pl.format("new (replaces oid {})", "replacedOid_")).otherwise(action)
     out = (
-        lf.with_columns(notionalBeforeUsd=before, notionalAfterUsd=after)
-        .filter(pl.col("eventAt") >= start)
+        lf.join(touched, on=ORDER_KEY, how="semi")
+        .with_columns(notionalBeforeUsd=generic_before, notionalAfterUsd=after)
+        .filter((pl.col("eventAt") >= start) & maybe)
+        .join(link_info, on=ORDER_KEY, how="left")
+        .with_columns(notionalBeforeUsd=pl.when(known_replacement).then(pl.col("lastNotional_")).otherwise(b))
         .with_columns(reason=pl.concat_str(reasons, separator=",", ignore_nulls=True))
         .filter(pl.col("reason").is_not_null() & (pl.col("reason") != ""))
         .with_columns(
             alertKey=pl.concat_str(
                 [pl.col("ethAddress"), pl.col("oid").cast(pl.String), pl.col("eventKey")], separator=":"
             ),
+            dex=dex_expr(),
+            replacesOid=pl.when(replacement).then(pl.col("replacedOid_")),
             changeUsd=a - b,
             message=pl.format(
                 "{} {} {} oid {} {}: {} notional {} -> {} USD",
@@ -247,7 +501,7 @@ def large_change_alerts(
                 "side",
                 "coin",
                 "oid",
-                "action",
+                what,
                 "reason",
                 b.round(0).cast(pl.Int64),
                 a.round(0).cast(pl.Int64),
@@ -272,7 +526,7 @@ def open_orders_snapshot(events: pl.DataFrame | pl.LazyFrame, day: str | date) -
             firstSeenAt_=pl.col("eventAt").min(),
         )
         .filter(pl.col("action") != "closed")
-        .with_columns(placedAt=pl.coalesce("placedAt_", "firstSeenAt_"), lastEventAt=pl.col("eventAt"))
+        .with_columns(placedAt=pl.coalesce("placedAt_", "firstSeenAt_"), lastEventAt=pl.col("eventAt"), dex=dex_expr())
     )
     return last.pipe(tables.conform, tables.OPEN_ORDERS_SNAPSHOT).sort(ORDER_KEY).collect()
 
@@ -292,7 +546,7 @@ def positions_snapshot(positions: pl.DataFrame | pl.LazyFrame, day: str | date) 
         .agg(pl.all().last())
         .with_columns([pl.col(c).cast(tables.DECIMAL) for c in decimals])
         .filter(pl.col("szi") != pl.lit(0).cast(tables.DECIMAL))
-        .with_columns(side=pl.when(pl.col("szi") > 0).then(pl.lit("long")).otherwise(pl.lit("short")))
+        .with_columns(side=pl.when(pl.col("szi") > 0).then(pl.lit("long")).otherwise(pl.lit("short")), dex=dex_expr())
     )
     return last.pipe(tables.conform, tables.POSITIONS_SNAPSHOT).sort(["ethAddress", "coin"]).collect()
 
@@ -307,24 +561,31 @@ def trader_daily_stats(
 ) -> pl.DataFrame:
     """Per trader, the day's behaviour: placed / amended / filled / canceled, timings, notional.
 
-    ``lifecycles`` (that day's ``order_lifecycles``) is computed from ``events`` when not given.
+    Counts of orders are counts of logical orders (amend chains): a replaced order is an amend,
+    not a cancel. ``lifecycles`` (that day's ``order_lifecycles``) is computed from ``events``
+    when not given.
     """
     lf, start, _ = _events_until(events, day)
-    lc = _lifecycles_lazy(lf, day) if lifecycles is None else lifecycles.lazy()
+    members = chain_members(replacement_links(lf))
+    lc = _lifecycles_lazy(lf, day, members, eager=False) if lifecycles is None else lifecycles.lazy()
+    today = lf.filter(pl.col("eventAt") >= start).with_columns(pl.col("ethAddress").cast(pl.Categorical))
     action = pl.col("action")
+    replacement = pl.col("prevOid").is_not_null()
+    fresh = (action == "new") & ~replacement
+    amend = ((action == "new") & replacement) | ((action == "updated") & ~pl.col("partialFill").fill_null(False))
     by_events = (
-        lf.filter(pl.col("eventAt") >= start)
+        today.join(members.lazy().with_columns(pl.col("ethAddress").cast(pl.Categorical)), on=ORDER_KEY, how="left")
         .group_by("ethAddress")
         .agg(
             nEvents=pl.len(),
-            ordersPlaced=(action == "new").sum(),
-            ordersAmended=pl.col("oid")
-            .filter((action == "updated") & ~pl.col("partialFill").fill_null(False))
-            .n_unique(),
-            notionalPlacedUsd=pl.col("notionalUsd").filter(action == "new").sum(),
+            ordersPlaced=fresh.sum(),
+            ordersAmended=pl.coalesce("rootOid", "oid").filter(amend).n_unique(),
+            amends=amend.sum(),
+            notionalPlacedUsd=pl.col("notionalUsd").filter(fresh).sum(),
             coinsTraded=pl.col("coin").n_unique(),
             coins=pl.col("coin").unique().sort(),
         )
+        .with_columns(pl.col("ethAddress").cast(pl.String))
     )
     outcome = pl.col("outcome")
     closed_today = pl.col("closedAt") >= start
@@ -340,6 +601,7 @@ def trader_daily_stats(
         "nEvents",
         "ordersPlaced",
         "ordersAmended",
+        "amends",
         "ordersFilled",
         "ordersCanceled",
         "ordersRejected",

@@ -2,11 +2,15 @@
 
 Days: D1 = 2026-11-23, D2 = 2026-11-24 (UTC); one event on D3 must never show up.
 Trader A: 100 canceled on D1; 101 spans D1->D2 (partial fill then filled); 103 is 101's TP/SL
-child canceled when 101 filled; 102 amended (price, then size across the alert threshold) and
-canceled; 104 closed with status still unknown.
+child canceled when 101 filled; 102 amended in place (same oid: price, then size across the alert
+threshold) and canceled; 104 closed with status still unknown.
 Trader B: 201 known only from a REST-recovered close (filled, sz "0.0"); 202 partially filled,
 its update has no observedAt (falls back to createdAt), still open at D2's end (closes on D3);
 203 rejected.
+Trader C (modifies are cancel-and-replace, see ``orders_c``): amend chains with a cloid and
+without (inferred), one spanning D1->D2, a spurious link from a filled order, a plain cancel, a
+partial fill then fill, a spot coin ("@107") and a HIP-3 coin ("xyz:TSLA" on dex "xyz").
+Documents carry ``dex`` except the old ones marked ``dex=None`` (written before ``dex`` existed).
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from collector_service.schema import dex_of
+
 D1, D2, D3 = "2026-11-23", "2026-11-24", "2026-11-25"
 A = "0x" + "a" * 40
 B = "0x" + "b" * 40
+C = "0x" + "c" * 40
 
 
 def at(day: str, hms: str) -> datetime:
@@ -67,8 +74,282 @@ def order(
     }
     if observed is None:
         del doc["observedAt"], doc["serverTime"]
+    doc["dex"] = dex_of(coin)
     doc.update(extra)
+    if doc["dex"] is None:  # a document written before the collector stored dex
+        del doc["dex"]
     return doc
+
+
+def replace(
+    addr: str,
+    old: int,
+    old_seq: int,
+    new: int,
+    observed: datetime,
+    *,
+    coin: str,
+    side: str,
+    old_sz: str,
+    old_px: str,
+    old_placed: datetime,
+    old_orig: str | None = None,
+    sz: str,
+    px: str,
+    match: str,
+    cloid: str | None = None,
+    old_status: str = "canceled",
+) -> list[dict[str, Any]]:
+    """A modify as the collector records it: the old order's close (``replacedByOid``) and the
+    replacement's new event (``replacesOid``), seen in the same snapshot."""
+    ids = {"cloid": cloid} if cloid else {}
+    closed = order(
+        addr,
+        old,
+        "closed",
+        old_seq,
+        observed,
+        coin=coin,
+        side=side,
+        sz=old_sz,
+        px=old_px,
+        placed=old_placed,
+        origSz=old_orig or old_sz,
+        finalStatus=old_status,
+        statusTimestamp=observed,
+        replacedByOid=new,
+        replaceMatch=match,
+        **ids,
+    )
+    placed = order(
+        addr,
+        new,
+        "new",
+        0,
+        observed,
+        coin=coin,
+        side=side,
+        sz=sz,
+        px=px,
+        placed=observed,
+        replacesOid=old,
+        replaceMatch=match,
+        **ids,
+    )
+    return [closed, placed]
+
+
+def orders_c() -> list[dict[str, Any]]:
+    """Trader C, where modifies are cancel-and-replace (new oid, the old one ends canceled).
+
+    - 300 -> 310 (cloid): BTC bid placed D1 20:00 (open at D1's end), re-priced 50000 -> 50500 on
+      D2 08:00, canceled 09:00: one chain spanning two days.
+    - 320 -> 321 -> 322 (cloid): ETH ask of 40 placed 10:00 at 3000 (a large order), re-priced to
+      3010 at 10:10, 321 partially filled 40 -> 30 at 10:15, re-priced to 3020 at 10:20, 322
+      filled at 10:30. The replaced orders' closes are no large closes, the replacements no large
+      orders.
+    - 330 -> 331 (inferred, no cloid): SOL bid of 100 at 200 (20k) replaced at 11:30 by 600 at 200
+      (120k): an alert comparing 331 with 330. Still open at D2's end.
+    - 340: spot "@107" bid, plain cancel. 350: "xyz:TSLA" (dex "xyz") partial fill, then filled;
+      its update is an old document without dex.
+    - 360 -> 361 (inferred): 360 filled, so the link is spurious and ignored: two orders.
+    """
+    t300, t320, t330 = at(D1, "20:00:00"), at(D2, "10:00:00"), at(D2, "11:00:00")
+    t340, t350, t360 = at(D2, "12:00:00"), at(D2, "13:00:00"), at(D2, "14:00:00")
+    c1, c2 = "0x" + "c1" * 16, "0x" + "c2" * 16
+    btc = {"coin": "BTC", "side": "B"}
+    eth = {"coin": "ETH", "side": "A"}
+    sol = {"coin": "SOL", "side": "B"}
+    return [
+        order(C, 300, "new", 0, t300, sz="1.0", px="50000.0", placed=t300, cloid=c1, **btc),
+        *replace(
+            C,
+            300,
+            1,
+            310,
+            at(D2, "08:00:00"),
+            old_sz="1.0",
+            old_px="50000.0",
+            old_placed=t300,
+            sz="1.0",
+            px="50500.0",
+            match="cloid",
+            cloid=c1,
+            **btc,
+        ),
+        order(
+            C,
+            310,
+            "closed",
+            1,
+            at(D2, "09:00:00"),
+            sz="1.0",
+            px="50500.0",
+            placed=at(D2, "08:00:00"),
+            cloid=c1,
+            finalStatus="canceled",
+            statusTimestamp=at(D2, "09:00:00"),
+            **btc,
+        ),
+        order(C, 320, "new", 0, t320, sz="40.0", px="3000.0", placed=t320, cloid=c2, **eth),
+        *replace(
+            C,
+            320,
+            1,
+            321,
+            at(D2, "10:10:00"),
+            old_sz="40.0",
+            old_px="3000.0",
+            old_placed=t320,
+            sz="40.0",
+            px="3010.0",
+            match="cloid",
+            cloid=c2,
+            **eth,
+        ),
+        order(
+            C,
+            321,
+            "updated",
+            1,
+            at(D2, "10:15:00"),
+            sz="30.0",
+            px="3010.0",
+            placed=at(D2, "10:10:00"),
+            origSz="40.0",
+            cloid=c2,
+            changes=["sz"],
+            partialFill=True,
+            prevSz="40.0",
+            prevLimitPx="3010.0",
+            **eth,
+        ),
+        *replace(
+            C,
+            321,
+            2,
+            322,
+            at(D2, "10:20:00"),
+            old_sz="30.0",
+            old_px="3010.0",
+            old_placed=at(D2, "10:10:00"),
+            old_orig="40.0",
+            sz="30.0",
+            px="3020.0",
+            match="cloid",
+            cloid=c2,
+            **eth,
+        ),
+        order(
+            C,
+            322,
+            "closed",
+            1,
+            at(D2, "10:30:00"),
+            sz="30.0",
+            px="3020.0",
+            placed=at(D2, "10:20:00"),
+            cloid=c2,
+            finalStatus="filled",
+            statusTimestamp=at(D2, "10:29:59"),
+            **eth,
+        ),
+        order(C, 330, "new", 0, t330, sz="100.0", px="200.0", placed=t330, **sol),
+        *replace(
+            C,
+            330,
+            1,
+            331,
+            at(D2, "11:30:00"),
+            old_sz="100.0",
+            old_px="200.0",
+            old_placed=t330,
+            sz="600.0",
+            px="200.0",
+            match="inferred",
+            **sol,
+        ),
+        order(C, 340, "new", 0, t340, coin="@107", side="B", sz="1000.0", px="0.5", placed=t340),
+        order(
+            C,
+            340,
+            "closed",
+            1,
+            at(D2, "12:05:00"),
+            coin="@107",
+            side="B",
+            sz="1000.0",
+            px="0.5",
+            placed=t340,
+            finalStatus="canceled",
+            statusTimestamp=at(D2, "12:05:00"),
+        ),
+        order(C, 350, "new", 0, t350, coin="xyz:TSLA", side="B", sz="10.0", px="250.0", placed=t350),
+        order(
+            C,
+            350,
+            "updated",
+            1,
+            at(D2, "13:10:00"),
+            coin="xyz:TSLA",
+            side="B",
+            sz="4.0",
+            px="250.0",
+            placed=t350,
+            origSz="10.0",
+            changes=["sz"],
+            partialFill=True,
+            prevSz="10.0",
+            prevLimitPx="250.0",
+            dex=None,
+        ),
+        order(
+            C,
+            350,
+            "closed",
+            2,
+            at(D2, "13:20:00"),
+            coin="xyz:TSLA",
+            side="B",
+            sz="4.0",
+            px="250.0",
+            placed=t350,
+            origSz="10.0",
+            finalStatus="filled",
+            statusTimestamp=at(D2, "13:19:59"),
+        ),
+        order(C, 360, "new", 0, t360, coin="BTC", side="A", sz="0.5", px="70000.0", placed=t360),
+        *replace(
+            C,
+            360,
+            1,
+            361,
+            at(D2, "14:10:00"),
+            coin="BTC",
+            side="A",
+            old_sz="0.5",
+            old_px="70000.0",
+            old_placed=t360,
+            sz="0.5",
+            px="70100.0",
+            match="inferred",
+            old_status="filled",
+        ),
+        order(
+            C,
+            361,
+            "closed",
+            1,
+            at(D2, "14:20:00"),
+            coin="BTC",
+            side="A",
+            sz="0.5",
+            px="70100.0",
+            placed=at(D2, "14:10:00"),
+            finalStatus="canceled",
+            statusTimestamp=at(D2, "14:20:00"),
+        ),
+    ]
 
 
 def orders() -> list[dict[str, Any]]:
@@ -328,12 +609,17 @@ def orders() -> list[dict[str, Any]]:
             tif="Alo",
             finalStatus="minTradeNtlRejected",
         ),
+        *orders_c(),
     ]
 
 
-def position(addr: str, coin: str, szi: str, observed: datetime, entry: str = "100.0") -> dict[str, Any]:
+def position(
+    addr: str, coin: str, szi: str, observed: datetime, entry: str = "100.0", *, old: bool = False
+) -> dict[str, Any]:
+    """A ``trader_positions`` document; ``old``: written before the collector stored ``dex``."""
     return {
         "ethAddress": addr,
+        **({} if old else {"dex": dex_of(coin)}),
         "coin": coin,
         "szi": szi,
         "entryPx": entry,
@@ -359,6 +645,8 @@ def positions() -> list[dict[str, Any]]:
         position(A, "ETH", "5.0", at(D1, "23:00:00"), entry="3000.0"),
         position(A, "ETH", "6.0", at(D3, "01:00:00"), entry="3000.0"),
         position(B, "SOL", "-20.0", at(D2, "13:10:00"), entry="200.0"),
+        position(C, "BTC", "0.5", at(D1, "21:00:00"), entry="50000.0"),
+        position(C, "xyz:TSLA", "10.0", at(D2, "13:20:00"), entry="250.0", old=True),
     ]
 
 
@@ -387,11 +675,16 @@ LIFECYCLE_COLS = [
     "filledSz",
     "maxNotionalUsd",
     "recovered",
+    "rootOid",
+    "dex",
+    "amendCount",
 ]
 
 
-def _lc(*values: Any) -> dict[str, Any]:
-    row = dict(zip(LIFECYCLE_COLS, values, strict=True))
+def _lc(*values: Any, rootOid: int | None = None, dex: str = "", amendCount: int = 0) -> dict[str, Any]:
+    """A lifecycle row: the positional columns, then the chain's root (default: the order
+    itself), dex and amends."""
+    row = dict(zip(LIFECYCLE_COLS, [*values, rootOid or values[1], dex, amendCount], strict=True))
     for k in ("origSz", "lastSz", "filledSz"):
         row[k] = dec(row[k])
     return row
@@ -440,6 +733,28 @@ LIFECYCLES_D1 = [
         120000.0,
         False,
     ),
+    # C-300: open at D1's end (replaced on D2).
+    _lc(
+        C,
+        300,
+        "BTC",
+        "B",
+        "Limit",
+        None,
+        at(D1, "20:00:00"),
+        at(D1, "20:00:00"),
+        None,
+        None,
+        "open",
+        14400.0,
+        0,
+        0,
+        "1",
+        "1",
+        "0",
+        50000.0,
+        False,
+    ),
 ]
 
 LIFECYCLES_D2 = [
@@ -484,6 +799,7 @@ LIFECYCLES_D2 = [
         "0",
         124000.0,
         False,
+        amendCount=2,  # two in-place (same-oid) amends
     ),
     _lc(
         A,
@@ -590,17 +906,190 @@ LIFECYCLES_D2 = [
         5.0,
         False,
     ),
+    # Trader C, one row per chain (rootOid), in rootOid order. 300 -> 310: placed on D1, replaced
+    # once (re-priced), the chain's close is 310's cancel; 13 h from 300's placement.
+    _lc(
+        C,
+        310,
+        "BTC",
+        "B",
+        "Limit",
+        None,
+        at(D1, "20:00:00"),
+        at(D1, "20:00:00"),
+        at(D2, "09:00:00"),
+        "canceled",
+        "canceled",
+        46800.0,
+        0,
+        1,
+        "1",
+        "1",
+        "0",
+        50500.0,
+        False,
+        rootOid=300,
+        amendCount=1,
+    ),
+    # 320 -> 321 -> 322: two re-prices; 10 filled on 321 plus 322's remaining 30 filled: 40.
+    _lc(
+        C,
+        322,
+        "ETH",
+        "A",
+        "Limit",
+        None,
+        at(D2, "10:00:00"),
+        at(D2, "10:00:00"),
+        at(D2, "10:30:00"),
+        "filled",
+        "filled",
+        1800.0,
+        1,
+        2,
+        "40",
+        "30",
+        "40",
+        120400.0,
+        False,
+        rootOid=320,
+        amendCount=2,
+    ),
+    # 330 -> 331 (inferred): resized, same price (no price change); open at the day's end.
+    _lc(
+        C,
+        331,
+        "SOL",
+        "B",
+        "Limit",
+        None,
+        at(D2, "11:00:00"),
+        at(D2, "11:00:00"),
+        None,
+        None,
+        "open",
+        46800.0,
+        0,
+        0,
+        "100",
+        "600",
+        "0",
+        120000.0,
+        False,
+        rootOid=330,
+        amendCount=1,
+    ),
+    _lc(
+        C,
+        340,
+        "@107",
+        "B",
+        "Limit",
+        None,
+        at(D2, "12:00:00"),
+        at(D2, "12:00:00"),
+        at(D2, "12:05:00"),
+        "canceled",
+        "canceled",
+        300.0,
+        0,
+        0,
+        "1000",
+        "1000",
+        "0",
+        500.0,
+        False,
+    ),
+    _lc(
+        C,
+        350,
+        "xyz:TSLA",
+        "B",
+        "Limit",
+        None,
+        at(D2, "13:00:00"),
+        at(D2, "13:00:00"),
+        at(D2, "13:20:00"),
+        "filled",
+        "filled",
+        1200.0,
+        1,
+        0,
+        "10",
+        "4",
+        "10",
+        2500.0,
+        False,
+        dex="xyz",
+    ),
+    # 360 filled: its link to 361 is spurious, so 360 and 361 are two orders.
+    _lc(
+        C,
+        360,
+        "BTC",
+        "A",
+        "Limit",
+        None,
+        at(D2, "14:00:00"),
+        at(D2, "14:00:00"),
+        at(D2, "14:10:00"),
+        "filled",
+        "filled",
+        600.0,
+        0,
+        0,
+        "0.5",
+        "0.5",
+        "0.5",
+        35000.0,
+        False,
+    ),
+    _lc(
+        C,
+        361,
+        "BTC",
+        "A",
+        "Limit",
+        None,
+        at(D2, "14:10:00"),
+        at(D2, "14:10:00"),
+        at(D2, "14:20:00"),
+        "canceled",
+        "canceled",
+        600.0,
+        0,
+        0,
+        "0.5",
+        "0.5",
+        "0",
+        35050.0,
+        False,
+    ),
 ]
 
-ALERT_COLS = ["alertKey", "eventAt", "reason", "notionalBeforeUsd", "notionalAfterUsd", "finalStatus"]
-ALERTS_D1 = [
-    (f"{A}:101:new", at(D1, "22:00:05"), "large_order", 0.0, 120000.0, None),
+ALERT_COLS = [
+    "alertKey",
+    "eventAt",
+    "reason",
+    "notionalBeforeUsd",
+    "notionalAfterUsd",
+    "finalStatus",
+    "replacesOid",
+    "dex",
 ]
+ALERTS_D1 = [
+    (f"{A}:101:new", at(D1, "22:00:05"), "large_order", 0.0, 120000.0, None, None, ""),
+]
+# C: 320's new is a large order, but its replacements 321/322 are compared with the orders they
+# replaced (120k -> 120.4k, 90.3k -> 90.6k: no alert) and the replaced orders' closes (320 at
+# 120k) are no large closes; 331 replaced 330: 20k -> 120k.
 ALERTS_D2 = [
-    (f"{A}:103:new", at(D2, "00:30:00"), "large_order", 0.0, 130000.0, None),
-    (f"{A}:103:closed", at(D2, "02:00:01"), "large_close", 130000.0, 0.0, "siblingFilledCanceled"),
-    (f"{A}:102:updated:2", at(D2, "10:00:00"), "crossed_threshold,large_change", 31000.0, 124000.0, None),
-    (f"{A}:102:closed", at(D2, "10:30:00"), "large_close", 124000.0, 0.0, "canceled"),
+    (f"{A}:103:new", at(D2, "00:30:00"), "large_order", 0.0, 130000.0, None, None, ""),
+    (f"{A}:103:closed", at(D2, "02:00:01"), "large_close", 130000.0, 0.0, "siblingFilledCanceled", None, ""),
+    (f"{A}:102:updated:2", at(D2, "10:00:00"), "crossed_threshold,large_change", 31000.0, 124000.0, None, None, ""),
+    (f"{C}:320:new", at(D2, "10:00:00"), "large_order", 0.0, 120000.0, None, None, ""),
+    (f"{A}:102:closed", at(D2, "10:30:00"), "large_close", 124000.0, 0.0, "canceled", None, ""),
+    (f"{C}:331:new", at(D2, "11:30:00"), "crossed_threshold,large_change", 20000.0, 120000.0, None, 330, ""),
 ]
 
 OPEN_ORDER_COLS = [
@@ -615,22 +1104,41 @@ OPEN_ORDER_COLS = [
     "placedAt",
     "lastEventAt",
     "parentOid",
+    "dex",
 ]
 OPEN_ORDERS_D1 = [
-    (A, 101, "BTC", "B", dec("60000"), dec("2"), dec("2"), 120000.0, at(D1, "22:00:00"), at(D1, "22:00:05"), None)
+    (A, 101, "BTC", "B", dec("60000"), dec("2"), dec("2"), 120000.0, at(D1, "22:00:00"), at(D1, "22:00:05"), None, ""),
+    (C, 300, "BTC", "B", dec("50000"), dec("1"), dec("1"), 50000.0, at(D1, "20:00:00"), at(D1, "20:00:00"), None, ""),
 ]
 OPEN_ORDERS_D2 = [
-    (B, 202, "SOL", "B", dec("200"), dec("30"), dec("50"), 6000.0, at(D2, "13:00:00"), at(D2, "13:10:00"), None)
+    (B, 202, "SOL", "B", dec("200"), dec("30"), dec("50"), 6000.0, at(D2, "13:00:00"), at(D2, "13:10:00"), None, ""),
+    (
+        C,
+        331,
+        "SOL",
+        "B",
+        dec("200"),
+        dec("600"),
+        dec("600"),
+        120000.0,
+        at(D2, "11:30:00"),
+        at(D2, "11:30:00"),
+        None,
+        "",
+    ),
 ]
 
-POSITION_COLS = ["ethAddress", "coin", "szi", "side", "entryPx", "updatedAt"]
+POSITION_COLS = ["ethAddress", "dex", "coin", "szi", "side", "entryPx", "updatedAt"]
 POSITIONS_D1 = [
-    (A, "BTC", dec("1"), "long", dec("59000"), at(D1, "20:00:00")),
-    (A, "ETH", dec("5"), "long", dec("3000"), at(D1, "23:00:00")),
+    (A, "", "BTC", dec("1"), "long", dec("59000"), at(D1, "20:00:00")),
+    (A, "", "ETH", dec("5"), "long", dec("3000"), at(D1, "23:00:00")),
+    (C, "", "BTC", dec("0.5"), "long", dec("50000"), at(D1, "21:00:00")),
 ]
 POSITIONS_D2 = [
-    (A, "ETH", dec("5"), "long", dec("3000"), at(D1, "23:00:00")),
-    (B, "SOL", dec("-20"), "short", dec("200"), at(D2, "13:10:00")),
+    (A, "", "ETH", dec("5"), "long", dec("3000"), at(D1, "23:00:00")),
+    (B, "", "SOL", dec("-20"), "short", dec("200"), at(D2, "13:10:00")),
+    (C, "", "BTC", dec("0.5"), "long", dec("50000"), at(D1, "21:00:00")),
+    (C, "xyz", "xyz:TSLA", dec("10"), "long", dec("250"), at(D2, "13:20:00")),  # an old document: dex from the coin
 ]
 
 STATS_COLS = [
@@ -638,6 +1146,7 @@ STATS_COLS = [
     "nEvents",
     "ordersPlaced",
     "ordersAmended",
+    "amends",
     "ordersFilled",
     "ordersCanceled",
     "ordersRejected",
@@ -649,8 +1158,17 @@ STATS_COLS = [
     "coinsTraded",
     "coins",
 ]
-STATS_D1 = [(A, 3, 2, 0, 0, 1, 0, 1, 0.5, None, 300.0, 123000.0, 2, ["BTC", "ETH"])]
+STATS_D1 = [
+    (A, 3, 2, 0, 0, 0, 1, 0, 1, 0.5, None, 300.0, 123000.0, 2, ["BTC", "ETH"]),
+    (C, 1, 1, 0, 0, 0, 0, 0, 1, 0.0, None, None, 50000.0, 1, ["BTC"]),
+]
+# C on D2: 22 events; placed fresh 320, 330, 340, 350, 360, 361 (361's link is ignored) = 6;
+# amends = the replacements 310, 321, 322, 331 = 4, in 3 chains (300, 320, 330); filled chains
+# 320 (1800 s), 350 (1200 s), 360 (600 s); canceled chains 300 (46800 s: from D1), 340 (300 s),
+# 361 (600 s) -- the replaced 300, 320, 321, 330 are not cancels; open: chain 330. Notional
+# placed counts fresh placements only: 120000 + 20000 + 500 + 2500 + 35000 + 35050.
 STATS_D2 = [
-    (A, 10, 3, 1, 1, 2, 0, 0, 2 / 3, 14400.0, 5400.5, 161000.0, 3, ["BTC", "ETH", "SOL"]),
-    (B, 5, 2, 0, 1, 0, 1, 1, 0.0, 600.0, None, 10005.0, 3, ["DOGE", "HYPE", "SOL"]),
+    (A, 10, 3, 1, 2, 1, 2, 0, 0, 2 / 3, 14400.0, 5400.5, 161000.0, 3, ["BTC", "ETH", "SOL"]),
+    (B, 5, 2, 0, 0, 1, 0, 1, 1, 0.0, 600.0, None, 10005.0, 3, ["DOGE", "HYPE", "SOL"]),
+    (C, 22, 6, 3, 4, 3, 3, 0, 1, 0.5, 1200.0, 600.0, 213050.0, 5, ["@107", "BTC", "ETH", "SOL", "xyz:TSLA"]),
 ]

@@ -47,10 +47,23 @@ def test_two_days_match_the_hand_worked_tables(built: dict, store: ParquetStore,
             assert df.schema == tables.schema(cols), table
             assert store.path(table, day).name == f"{table}.parquet"
 
-    assert store.read("order_events", sc.D1).height == 3
+    assert store.read("order_events", sc.D1).height == 4
     ev2 = store.read("order_events", sc.D2)
-    assert ev2.height == 15  # the D3 close of 202 is not in D2
-    assert set(ev2["oid"]) == {101, 102, 103, 104, 201, 202, 203}
+    assert ev2.height == 15 + 22  # A and B: 15 (the D3 close of 202 is not in D2); C: 22
+    a_b = {101, 102, 103, 104, 201, 202, 203}
+    assert set(ev2["oid"]) == a_b | {300, 310, 320, 321, 322, 330, 331, 340, 350, 360, 361}
+    # The extraction reads the new fields: dex (derived from the coin for an old document
+    # without it), and the replacement links on both halves of a modify.
+    assert dict(ev2.group_by("dex").agg(pl.col("coin").unique().sort()).iter_rows()) == {
+        "": ["@107", "BTC", "DOGE", "ETH", "HYPE", "SOL"],
+        "xyz": ["xyz:TSLA"],
+    }
+    links = ev2.filter(pl.col("replaceMatch").is_not_null()).sort("eventAt", "action")
+    assert rows(links.filter(pl.col("oid").is_in([330, 331])), ["oid", "action", "replacesOid", "replacedByOid"]) == [
+        (330, "closed", None, 331),
+        (331, "new", 330, None),
+    ]
+    assert set(links["replaceMatch"]) == {"cloid", "inferred"}
 
     assert store.read("order_lifecycles", sc.D1).select(sc.LIFECYCLE_COLS).to_dicts() == sc.LIFECYCLES_D1
     assert store.read("order_lifecycles", sc.D2).select(sc.LIFECYCLE_COLS).to_dicts() == sc.LIFECYCLES_D2
@@ -81,13 +94,13 @@ def test_materialization_metadata_and_idempotent_rebuild(
     assert meta["dagster/row_count"].value == len(sc.LIFECYCLES_D2)
     assert "| ethAddress |" in meta["preview"].value
     assert [c.name for c in meta["dagster/column_schema"].schema.columns] == [c.name for c in tables.ORDER_LIFECYCLES]
-    assert mats["large_change_alerts"].materialization.metadata["new_alerts"].value == 4
+    assert mats["large_change_alerts"].materialization.metadata["new_alerts"].value == len(sc.ALERTS_D2)
 
     before = {t: store.read(t, sc.D2) for t in tables.TABLES}
     again = materialize_day(sc.D2, resources)
     after_mats = {m.asset_key.to_user_string(): m for m in again.get_asset_materialization_events()}
     assert after_mats["large_change_alerts"].materialization.metadata["new_alerts"].value == 0
-    assert seeded_db[schema.ALERTS].count_documents({}) == 5
+    assert seeded_db[schema.ALERTS].count_documents({}) == len(sc.ALERTS_D1) + len(sc.ALERTS_D2)
     for t, df in before.items():
         assert store.read(t, sc.D2).equals(df), t
     assert not list(store.path("order_events", sc.D2).parent.glob(".*tmp"))
@@ -119,3 +132,18 @@ def test_duplicates_block_downstream_assets(mongo_db: Database, resources: dict,
     for table in ("order_lifecycles", "large_change_alerts", "open_orders_snapshot", "trader_daily_stats"):
         assert not store.path(table, sc.D2).exists(), table
     assert mongo_db[schema.ALERTS].count_documents({}) == 0
+
+
+def test_partitions_written_before_dex_and_links_still_read(
+    seeded_db: Database, resources: dict, store: ParquetStore
+) -> None:
+    # D1 as the previous code wrote it: no dex, no replacement links (C-300's new event is there).
+    assert materialize_day(sc.D1, resources).success
+    old = store.read("order_events", sc.D1).drop("dex", "replacesOid", "replacedByOid", "replaceMatch")
+    store.write("order_events", sc.D1, old)
+    assert materialize_day(sc.D2, resources).success
+    assert store.read("order_lifecycles", sc.D2).select(sc.LIFECYCLE_COLS).to_dicts() == sc.LIFECYCLES_D2
+    assert rows(store.read("trader_daily_stats", sc.D2), sc.STATS_COLS) == sc.STATS_D2
+    history = store.scan_until("order_events", sc.D2).collect()
+    assert history.schema == tables.schema(tables.ORDER_EVENTS)
+    assert history.filter(pl.col("eventAt") < sc.at(sc.D2, "00:00:00"))["dex"].null_count() == 4

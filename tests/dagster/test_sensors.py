@@ -181,8 +181,9 @@ def test_alert_webhook_posts_each_alert_once(
     tick = webhook_tick(instance, resources, hook.url, None)
     assert len(hook.bodies) == 1
     assert sorted(sent_keys(hook)) == sorted(a[0] for a in sc.ALERTS_D2)
-    assert hook.bodies[0]["text"].startswith("orderwatch: 4 new large-change alert(s)")
+    assert hook.bodies[0]["text"].startswith(f"orderwatch: {len(sc.ALERTS_D2)} new large-change alert(s)")
     assert "crossed_threshold,large_change" in hook.bodies[0]["text"]
+    assert f"{sc.C} B SOL oid 331 new (replaces oid 330): crossed_threshold,large_change" in hook.bodies[0]["text"]
     assert json.loads(tick.cursor)["alertKey"] in sent_keys(hook)
 
     # Nothing new: nothing sent, even with the cursor lost; a rebuilt day re-upserts nothing.
@@ -198,6 +199,68 @@ def test_alert_webhook_posts_each_alert_once(
         webhook_tick(instance, resources, hook.url, tick.cursor)
     hook.fail = False
     webhook_tick(instance, resources, hook.url, tick.cursor)
-    assert sent_keys(hook)[4:] == [sc.ALERTS_D1[0][0]]
-    assert len(sent_keys(hook)) == len(set(sent_keys(hook))) == 5
+    assert sent_keys(hook)[len(sc.ALERTS_D2) :] == [sc.ALERTS_D1[0][0]]
+    assert len(sent_keys(hook)) == len(set(sent_keys(hook))) == len(sc.ALERTS_D2) + 1
     assert seeded_db[schema.ALERTS].count_documents({"notifiedAt": None}) == 0
+
+
+def test_a_link_added_later_rebuilds_its_day(
+    seeded_db: Database, resources: dict, instance: dg.DagsterInstance
+) -> None:
+    first = late_tick(instance, resources, None)
+    assert set(json.loads(first.cursor)) == {"createdAt", "linkedAt"}
+    for day in (sc.D1, sc.D2):
+        assert dg.materialize(
+            [*daily_assets, *daily_checks], partition_key=day, resources=resources, instance=instance
+        ).success
+    quiet = late_tick(instance, resources, first.cursor)
+    assert not quiet.run_requests
+
+    # A REST recovery links C-340's close (D2) to 350 after D2 was built: the collector adds the
+    # link to the stored document with linkedAt (read and replace: nx-27017 would store a
+    # datetime given to $set as text). createdAt does not move, so only linkedAt tells.
+    coll = seeded_db[schema.ORDERS]
+    doc = coll.find_one({"ethAddress": sc.C, "oid": 340, "eventKey": "closed"})
+    linked_at = max(NOW, datetime.now(UTC))
+    doc.update(replacedByOid=350, replaceMatch="inferred", linkedAt=linked_at)
+    coll.replace_one({"_id": doc["_id"]}, doc)
+
+    tick = late_tick(instance, resources, quiet.cursor)
+    assert [(r.partition_key, r.tags["orderwatch/trigger"]) for r in tick.run_requests] == [(sc.D2, "linked-later")]
+    assert tick.run_requests[0].run_key.startswith(f"linked:{sc.D2}:")
+    assert json.loads(tick.cursor)["createdAt"] == json.loads(quiet.cursor)["createdAt"]
+    assert not late_tick(instance, resources, tick.cursor).run_requests  # reported once
+    # A cursor written before links existed starts the links at its createdAt: same request.
+    old_cursor = json.dumps({"createdAt": json.loads(quiet.cursor)["createdAt"]})
+    assert [r.run_key for r in late_tick(instance, resources, old_cursor).run_requests] == [
+        tick.run_requests[0].run_key
+    ]
+
+    # The rebuild picks the link up (340 -> 350 is one logical order now), and asks for no more.
+    assert dg.materialize(
+        [*daily_assets, *daily_checks], partition_key=sc.D2, resources=resources, instance=instance
+    ).success
+    lc = resources["store"].read("order_lifecycles", sc.D2).filter(pl.col("ethAddress") == sc.C)
+    assert lc.filter(pl.col("rootOid") == 340).select("oid", "amendCount").row(0) == (350, 1)
+    assert 350 not in lc["rootOid"].to_list()
+    assert not late_tick(instance, resources, quiet.cursor).run_requests  # built after the link
+
+
+def test_resolved_statuses_read_partitions_of_any_schema(seeded_db: Database, resources: dict) -> None:
+    store = resources["store"]
+    events = transforms.normalize_order_events(
+        pl.from_dicts(sc.orders(), schema=transforms.RAW_ORDER_SCHEMA, strict=False)
+    )
+    # D1 written before dex and the links existed, D2 after.
+    new_columns = ["dex", "replacesOid", "replacedByOid", "replaceMatch"]
+    store.write(
+        "order_events",
+        sc.D1,
+        events.filter(pl.col("eventAt").dt.date() == sc.at(sc.D1, "00:00:00").date()).drop(new_columns),
+    )
+    store.write("order_events", sc.D2, events.filter(pl.col("eventAt").dt.date() == sc.at(sc.D2, "00:00:00").date()))
+    assert sensors._resolved_unknown_days(store, seeded_db) == {}
+    seeded_db[schema.ORDERS].update_one(
+        {"ethAddress": sc.A, "oid": 104, "eventKey": "closed"}, {"$set": {"finalStatus": "canceled"}}
+    )
+    assert list(sensors._resolved_unknown_days(store, seeded_db)) == [sc.D2]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from decimal import Decimal
+
 import polars as pl
 import pytest
 
@@ -47,6 +50,7 @@ def test_alert_thresholds_are_parameters(events: pl.DataFrame) -> None:
         (f"{sc.A}:103:new", "large_order"),
         (f"{sc.A}:103:closed", "large_close"),
         (f"{sc.A}:102:updated:2", "large_change"),
+        (f"{sc.C}:331:new", "large_change"),  # 20k -> 120k changes by 100k, whatever the threshold
     ]
     loose = transforms.large_change_alerts(
         events, sc.D2, transforms.AlertThresholds(min_change_share=0.2, min_change_usd=20_000)
@@ -106,7 +110,175 @@ def test_duplicate_keys_and_orphan_closes(events: pl.DataFrame) -> None:
     assert transforms.closes_without_new(events, sc.D2).is_empty()  # 201 was recovered over REST
     orphan = events.with_columns(source=pl.lit("ws"))
     assert rows(transforms.closes_without_new(orphan, sc.D2), ["ethAddress", "oid"]) == [(sc.B, 201)]
-    # Without D1's events, 101's close has no new event.
+    # Without D1's events, 101's close and C-300's (replaced on D2) have no new event.
     assert rows(
         transforms.closes_without_new(events.filter(pl.col("eventAt") >= sc.at(sc.D2, "00:00:00")), sc.D2), ["oid"]
-    ) == [(101,)]
+    ) == [(101,), (300,)]
+
+
+# Amend chains (a modify is a cancel-and-replace) -------------------------------------------
+
+
+def by_root(df: pl.DataFrame, addr: str, cols: list[str]) -> dict[int, tuple]:
+    return {r[0]: tuple(r[1:]) for r in df.filter(pl.col("ethAddress") == addr).select("rootOid", *cols).iter_rows()}
+
+
+def test_dex_comes_from_the_coin_for_old_documents(events: pl.DataFrame) -> None:
+    old = events.filter((pl.col("oid") == 350) & (pl.col("action") == "updated"))
+    assert "dex" not in next(d for d in sc.orders() if d["oid"] == 350 and d["action"] == "updated")
+    assert old["dex"].to_list() == ["xyz"]
+    assert dict(events.group_by("coin").agg(pl.col("dex").unique()).iter_rows()) == {
+        c: ["xyz" if c == "xyz:TSLA" else ""] for c in events["coin"].unique()
+    }
+
+
+def test_each_amend_chain_is_one_lifecycle_row(events: pl.DataFrame) -> None:
+    cols = ["oid", "amendCount", "placedAt", "outcome", "filledSz"]
+    d1 = by_root(transforms.order_lifecycles(events, sc.D1), sc.C, cols)
+    assert d1 == {300: (300, 0, sc.at(sc.D1, "20:00:00"), "open", 0)}
+    d2 = by_root(transforms.order_lifecycles(events, sc.D2), sc.C, cols)
+    assert d2 == {
+        300: (310, 1, sc.at(sc.D1, "20:00:00"), "canceled", 0),  # spans D1 -> D2
+        320: (322, 2, sc.at(sc.D2, "10:00:00"), "filled", 40),  # cloid chain of 3
+        330: (331, 1, sc.at(sc.D2, "11:00:00"), "open", 0),  # inferred link, no cloid
+        340: (340, 0, sc.at(sc.D2, "12:00:00"), "canceled", 0),
+        350: (350, 0, sc.at(sc.D2, "13:00:00"), "filled", 10),
+        360: (360, 0, sc.at(sc.D2, "14:00:00"), "filled", Decimal("0.5")),  # the link from a fill is ignored
+        361: (361, 0, sc.at(sc.D2, "14:10:00"), "canceled", 0),
+    }
+
+
+def test_stats_count_amends_apart_from_cancels(events: pl.DataFrame) -> None:
+    c = transforms.trader_daily_stats(events, sc.D2).filter(pl.col("ethAddress") == sc.C).to_dicts()[0]
+    assert (c["ordersPlaced"], c["amends"], c["ordersAmended"]) == (6, 4, 3)
+    # 300, 320, 321 and 330 were replaced, not canceled: the canceled logical orders are 300->310, 340, 361.
+    assert (c["ordersCanceled"], c["ordersFilled"], c["openOrdersAtEnd"], c["cancelRatio"]) == (3, 3, 1, 0.5)
+
+
+def test_an_alert_on_a_replacement_compares_with_the_replaced_order(events: pl.DataFrame) -> None:
+    alerts = transforms.large_change_alerts(events, sc.D2).filter(pl.col("ethAddress") == sc.C)
+    assert rows(alerts, ["oid", "action", "replacesOid", "notionalBeforeUsd", "notionalAfterUsd", "reason"]) == [
+        (320, "new", None, 0.0, 120000.0, "large_order"),
+        (331, "new", 330, 20000.0, 120000.0, "crossed_threshold,large_change"),
+    ]
+    assert alerts["message"][1] == (
+        f"{sc.C} B SOL oid 331 new (replaces oid 330): crossed_threshold,large_change notional 20000 -> 120000 USD"
+    )
+
+
+def drop_link(events: pl.DataFrame, oid: int, action: str) -> pl.DataFrame:
+    """The events with the link fields of one event removed (the collector had not linked it)."""
+    hit = (pl.col("oid") == oid) & (pl.col("action") == action)
+    return events.with_columns(
+        [pl.when(hit).then(None).otherwise(pl.col(c)).alias(c) for c in ("replacesOid", "replacedByOid")]
+    )
+
+
+@pytest.mark.parametrize(
+    ("dropped", "chained"),
+    [([], True), ([(331, "new")], True), ([(330, "closed")], True), ([(331, "new"), (330, "closed")], False)],
+)
+def test_a_link_on_either_half_makes_the_chain(events: pl.DataFrame, dropped: list, chained: bool) -> None:
+    for oid, action in dropped:
+        events = drop_link(events, oid, action)
+    lc = by_root(transforms.order_lifecycles(events, sc.D2), sc.C, ["oid", "outcome"])
+    stats = transforms.trader_daily_stats(events, sc.D2).filter(pl.col("ethAddress") == sc.C)
+    if chained:
+        assert lc[330] == (331, "open") and 331 not in lc
+        assert stats.select("ordersPlaced", "ordersCanceled").row(0) == (6, 3)
+    else:  # two unrelated orders: a cancel and a fresh placement
+        assert (lc[330], lc[331]) == ((330, "canceled"), (331, "open"))
+        assert stats.select("ordersPlaced", "ordersCanceled").row(0) == (7, 4)
+
+
+def test_a_spurious_link_known_only_from_the_replacement_is_ignored(events: pl.DataFrame) -> None:
+    # 360 filled; only 361's new event names it: its close must be looked up to rule the link out.
+    events = drop_link(events, 360, "closed")
+    lc = by_root(transforms.order_lifecycles(events, sc.D2), sc.C, ["oid", "outcome"])
+    assert (lc[360], lc[361]) == ((360, "filled"), (361, "canceled"))
+
+
+def test_a_replacement_not_seen_yet_keeps_its_chain_open(events: pl.DataFrame) -> None:
+    # 330's close names 331, whose own events are missing: the logical order goes on as 331.
+    events = events.filter(pl.col("oid") != 331)
+    lc = transforms.order_lifecycles(events, sc.D2).filter(pl.col("rootOid") == 330)
+    assert rows(lc, ["oid", "outcome", "closedAt", "amendCount", "coin", "origSz"]) == [
+        (331, "open", None, 1, "SOL", 100)
+    ]
+
+
+def chain_events(n: int, *, addr: str = sc.C, first_oid: int = 1000, status: str = "filled") -> pl.DataFrame:
+    """One order re-quoted ``n - 1`` times on D2 (every minute from 10:00), the last one ending ``status``."""
+    docs = []
+    t0 = sc.at(sc.D2, "10:00:00")
+    for k in range(n):
+        oid, t = first_oid + k, t0 + timedelta(minutes=k)
+        px = str(100 + k)
+        links = {"replacesOid": oid - 1, "replaceMatch": "inferred"} if k else {}
+        docs.append(sc.order(addr, oid, "new", 0, t, coin="ETH", side="B", sz="1.0", px=px, placed=t, **links))
+        last = k == n - 1
+        close = {} if last else {"replacedByOid": oid + 1, "replaceMatch": "inferred"}
+        docs.append(
+            sc.order(
+                addr,
+                oid,
+                "closed",
+                1,
+                t + timedelta(minutes=1 if not last else 5),
+                coin="ETH",
+                side="B",
+                sz="1.0",
+                px=px,
+                placed=t,
+                finalStatus="canceled" if not last else status,
+                **close,
+            )
+        )
+    return transforms.normalize_order_events(pl.from_dicts(docs, schema=transforms.RAW_ORDER_SCHEMA, strict=False))
+
+
+def test_a_long_chain_resolves_to_its_first_order() -> None:
+    events = chain_events(700)  # a market maker re-quoting: 700 orders, 699 replacements
+    lc = transforms.order_lifecycles(events, sc.D2)
+    assert rows(lc, ["rootOid", "oid", "amendCount", "nPriceChanges", "placedAt", "outcome", "filledSz"]) == [
+        (1000, 1699, 699, 699, sc.at(sc.D2, "10:00:00"), "filled", 1)
+    ]
+    members = transforms.chain_members(transforms.replacement_links(events))
+    assert members.height == 700 and members["rootOid"].unique().to_list() == [1000]
+    stats = transforms.trader_daily_stats(events, sc.D2)
+    assert stats.select("ordersPlaced", "amends", "ordersAmended", "ordersFilled", "ordersCanceled").row(0) == (
+        1,
+        699,
+        1,
+        1,
+        0,
+    )
+
+
+def test_conflicting_and_backward_links_still_make_paths() -> None:
+    events = chain_events(3)  # 1000 -> 1001 -> 1002
+    # A second order claims to replace 1000 too, and one claims a larger oid: each order keeps
+    # one predecessor (the largest) and one successor (the smallest); backward links are ignored.
+    t = sc.at(sc.D2, "11:00:00")
+    extra = [
+        sc.order(sc.C, 1005, "new", 0, t, coin="ETH", side="B", sz="1.0", px="1", placed=t, replacesOid=1000),
+        sc.order(sc.C, 1006, "new", 0, t, coin="ETH", side="B", sz="1.0", px="1", placed=t, replacesOid=2000),
+    ]
+    more = transforms.normalize_order_events(pl.from_dicts(extra, schema=transforms.RAW_ORDER_SCHEMA, strict=False))
+    links = transforms.replacement_links(pl.concat([events, more]))
+    assert sorted(links.select("old", "new").iter_rows()) == [(1000, 1001), (1001, 1002)]
+    lc = transforms.order_lifecycles(pl.concat([events, more]), sc.D2)
+    assert rows(lc, ["rootOid", "oid"]) == [(1000, 1002), (1005, 1005), (1006, 1006)]
+
+
+def test_the_reference_implementation_agrees_on_the_scenario(events: pl.DataFrame) -> None:
+    # The benchmark's pure-Python reference follows the same definitions (its equality check
+    # on synthetic data is only as good as this agreement on hand-worked data).
+    from benchmarks import reference
+    from benchmarks import transforms as bench
+
+    dicts = events.to_dicts()
+    for day in (sc.D1, sc.D2):
+        for name in bench.COMPARED:
+            fast = getattr(transforms, name)(events, day).to_dicts()
+            assert bench.same_rows(fast, getattr(reference, name)(dicts, day), name), (name, day)
