@@ -178,6 +178,7 @@ class Naive:
         self.seqs: dict[int, int] = {}
         self.parents: dict[int, int | None] = {}
         self.positions: dict[str, tuple[Any, ...]] = {}
+        self.dex = ""
 
     def _event(self, order: dict[str, Any], action: str, seq: int, server_ms: int | None) -> dict[str, Any]:
         doc = {name: order.get(name) for name in _STORED}
@@ -189,6 +190,7 @@ class Naive:
         if order.get("cloid") is not None:
             doc["cloid"] = order["cloid"]
         doc["ethAddress"] = self.user
+        doc["dex"] = self.dex
         doc["eventKey"] = f"updated:{seq}" if action == "updated" else action
         doc["action"] = action
         doc["status"] = "closed" if action == "closed" else "open"
@@ -207,9 +209,9 @@ class Naive:
         frame = json.loads(raw)
         data = frame["data"]
         if frame["channel"] == "webData2":
-            orders, server_ms = data["openOrders"], data.get("serverTime")
+            orders, server_ms, self.dex = data["openOrders"], data.get("serverTime"), ""
         else:
-            orders, server_ms = data["orders"], None
+            orders, server_ms, self.dex = data["orders"], None, data.get("dex", "")
         current: dict[int, dict[str, Any]] = {}
         parent_of: dict[int, int] = {}
         stack = list(orders)
@@ -222,11 +224,14 @@ class Naive:
                 parent_of.setdefault(child["oid"], parent["oid"])
                 stack.append(child)
         events = []
+        before = dict(self.orders)
+        appeared: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for oid, order in current.items():
             old = self.orders.get(oid)
             if old is None:
                 self.orders[oid], self.seqs[oid], self.parents[oid] = order, 0, parent_of.get(oid)
                 events.append(self._event(order, "new", 0, server_ms))
+                appeared.append((order, events[-1]))
                 continue
             changed = [name for name in TRACKED_FIELDS if old.get(name) != order.get(name)]
             self.orders[oid] = order
@@ -238,12 +243,45 @@ class Naive:
                              partialFill=sz_down and order.get("origSz") == old.get("origSz")
                              and order["limitPx"] == old["limitPx"])
                 events.append(event)
+        vanished: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for oid in [oid for oid in self.orders if oid not in current]:
-            events.append(self._event(self.orders.pop(oid), "closed", self.seqs.pop(oid) + 1, server_ms))
+            gone = self.orders.pop(oid)
+            events.append(self._event(gone, "closed", self.seqs.pop(oid) + 1, server_ms))
+            vanished.append((gone, events[-1]))
             self.parents.pop(oid, None)
+        self._link(before, current, appeared, vanished)
         if frame["channel"] == "webData2" and data.get("clearinghouseState") is not None:
             events += self._positions(data["clearinghouseState"])
         return events
+
+    @staticmethod
+    def _link(before: dict[int, dict[str, Any]], current: dict[int, dict[str, Any]],
+              appeared: list[tuple[dict[str, Any], dict[str, Any]]],
+              vanished: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """A modify is a cancel-and-replace: link by cloid (against every order before and now),
+        else infer the only vanished/appeared pair of one coin, side, type and reduce-only flag."""
+        for order, event in appeared:
+            if order.get("cloid"):
+                older = [o for o, kept in before.items() if kept.get("cloid") == order["cloid"] and o < order["oid"]]
+                if older:
+                    event.update(replacesOid=max(older), replaceMatch="cloid")
+        for order, event in vanished:
+            if order.get("cloid"):
+                newer = [o for o, now in current.items() if now.get("cloid") == order["cloid"] and o > order["oid"]]
+                if newer:
+                    event.update(replacedByOid=min(newer), replaceMatch="cloid")
+
+        def key(o: dict[str, Any]) -> tuple[Any, ...]:
+            return (o["coin"], o["side"], o.get("orderType"), bool(o.get("reduceOnly")))
+
+        for k in {key(o) for o, _ in vanished if not o.get("cloid")}:
+            gone = [(o, e) for o, e in vanished if not o.get("cloid") and key(o) == k]
+            new = [(o, e) for o, e in appeared if not o.get("cloid") and key(o) == k]
+            if len(gone) == 1 and len(new) == 1:
+                (old, closed), (order, placed) = gone[0], new[0]
+                if order["oid"] > old["oid"] and order["timestamp"] >= old["timestamp"]:
+                    closed.update(replacedByOid=order["oid"], replaceMatch="inferred")
+                    placed.update(replacesOid=old["oid"], replaceMatch="inferred")
 
     def _positions(self, state: dict[str, Any]) -> list[dict[str, Any]]:
         docs, seen = [], set()
