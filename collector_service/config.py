@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     trader_fills_enabled: bool = Field(
         True, description="Record fills (userFills feed for live traders, userFillsByTime for gaps and polled ones)."
     )
+    trader_books_enabled: bool = Field(
+        True, description="Stamp new/updated order events with their coin's l2Book, watched while followed orders rest."
+    )
     trader_ws_pinned: str = Field(
         "", description="Comma-separated traders that always keep a live WebSocket slot (never polled)."
     )
@@ -168,17 +171,9 @@ class Settings(BaseSettings):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return value
 
-    @field_validator("trader_addresses")
+    @field_validator("trader_addresses", "trader_ws_pinned")
     @classmethod
     def _addresses(cls, value: str) -> str:
-        for item in value.split(","):
-            if item.strip():
-                parse_address(item, "address")
-        return value
-
-    @field_validator("trader_ws_pinned")
-    @classmethod
-    def _pinned(cls, value: str) -> str:
         for item in value.split(","):
             if item.strip():
                 parse_address(item, "address")

@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed, PayloadTooBig
 from websockets.frames import CloseCode
 
 from collector_service import exchange, schema
+from collector_service.books import Books
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
 from collector_service.pipeline import Pipeline
@@ -34,6 +35,7 @@ from collector_service.wire import (
     ClearinghouseMsg,
     ErrorMsg,
     FrameError,
+    L2BookMsg,
     Message,
     OpenOrdersMsg,
     SubscriptionResponseMsg,
@@ -77,15 +79,20 @@ def subscriptions_for(user: str, feed: Feed, dexes: list[str], *, fills: bool = 
 
 
 SubKey = tuple[str, str, str]
-"""(type, user, dex) of a subscription, as sent and as the exchange echoes it in acks."""
+"""(type, user, dex) of a subscription, as sent and as the exchange echoes it in acks; an
+l2Book's is ("l2Book", "", coin)."""
 
 
 def _sub_key(sub: dict[str, Any]) -> SubKey:
+    if sub.get("type") == "l2Book":
+        return ("l2Book", "", str(sub.get("coin")))
     return (str(sub.get("type")), str(sub.get("user", "")).lower(), str(sub.get("dex") or ""))
 
 
 def _subscription(key: SubKey) -> dict[str, Any]:
     typ, user, dex = key
+    if typ == "l2Book":
+        return {"type": "l2Book", "coin": dex}
     return {"type": typ, "user": user} if typ in UNDEXED else {"type": typ, "user": user, "dex": dex}
 
 
@@ -109,11 +116,13 @@ class FeedConnection:
         reconnect_budget: WeightBudget,
         dexes: Callable[[], list[str]],
         fills: bool = True,
+        books: Books | None = None,
     ) -> None:
         self.plan = plan
         self.users = list(plan.users)  # changes when traders move between live and polled
         self.dexes = dexes
         self.fills = fills
+        self.books = books  # this connection also carries the l2Book subscriptions
         self.rejected: set[SubKey] = set()  # subscriptions the exchange cannot parse: not sent again
         self.reconnect_budget = reconnect_budget
         self.url = url
@@ -126,8 +135,9 @@ class FeedConnection:
         self._reported: set[str] = set()
         self._unsent: list[str] = []
         self._pending: dict[SubKey, float] = {}
-        self._acked: set[SubKey] = set()
-        # (subscribe | unsubscribe, users (empty: all active), dexes (None: all followed))
+        self._acked: dict[SubKey, dict[str, Any]] = {}  # -> the subscription as the exchange echoed it
+        # (subscribe | unsubscribe | book | unbook, users or coins (empty: all active users),
+        #  dexes (None: all followed))
         self._requests: asyncio.Queue[tuple[str, tuple[str, ...], list[str] | None]] = asyncio.Queue()
         self._ws: ClientConnection | None = None
         self._last_rx = time.monotonic()
@@ -186,6 +196,8 @@ class FeedConnection:
                 self.stats.connections_up[egress] -= 1
                 self._pending.clear()
                 self._acked.clear()
+                if self.books is not None:
+                    self.books.forget()
             pause = random.uniform(*RECONNECT_PAUSE_S)
             if self._capacity_hit:
                 pause = max(pause, RECONNECT_FLOOR_AFTER_CAPACITY_S)
@@ -223,6 +235,8 @@ class FeedConnection:
         while not self._requests.empty():  # the users and dexes read below already include them
             self._requests.get_nowait()
         await self._send_subscriptions(ws, users, list(self.dexes()))
+        if self.books is not None:
+            await self._send_books(ws, "subscribe", tuple(self.books.watched))
         while True:
             try:
                 kind, who, dexes = await asyncio.wait_for(self._requests.get(), exchange.SUBSCRIBE_ACK_TIMEOUT_S)
@@ -233,10 +247,9 @@ class FeedConnection:
                 self._refuse(late, "no subscribe ack within timeout")
             if kind == "unsubscribe":
                 for key in [k for k in (*self._acked, *self._pending) if k[1] in who]:
-                    self._acked.discard(key)
-                    self._pending.pop(key, None)
-                    await ws.send(msgspec.json.encode({"method": "unsubscribe",
-                                                       "subscription": _subscription(key)}).decode())
+                    await self._unsubscribe(ws, key)
+            elif kind in ("book", "unbook"):
+                await self._send_books(ws, "subscribe" if kind == "book" else "unsubscribe", who)
             elif kind == "subscribe":
                 active = self._active_users()
                 await self._send_subscriptions(ws, tuple(u for u in who if u in active) if who else active,
@@ -254,6 +267,37 @@ class FeedConnection:
                 self._pending[_sub_key(sub)] = time.monotonic() + exchange.SUBSCRIBE_ACK_TIMEOUT_S
                 await ws.send(msgspec.json.encode({"method": "subscribe", "subscription": sub}).decode())
                 await asyncio.sleep(exchange.SUBSCRIBE_PACING_S)
+
+    async def _unsubscribe(self, ws: ClientConnection, key: SubKey) -> None:
+        """Unsubscribe with the subscription as the exchange echoed it: it matches on that form."""
+        echoed = self._acked.pop(key, None)
+        self._pending.pop(key, None)
+        message = {"method": "unsubscribe", "subscription": echoed or _subscription(key)}
+        await ws.send(msgspec.json.encode(message).decode())
+
+    async def _send_books(self, ws: ClientConnection, method: str, coins: tuple[str, ...]) -> None:
+        for coin in coins:
+            key = ("l2Book", "", coin)
+            if key in self.rejected:
+                continue
+            if method == "unsubscribe":
+                if key in self._acked or key in self._pending:
+                    await self._unsubscribe(ws, key)
+                continue
+            if key in self._acked or key in self._pending:
+                continue
+            self._pending[key] = time.monotonic() + exchange.SUBSCRIBE_ACK_TIMEOUT_S
+            await ws.send(msgspec.json.encode({"method": "subscribe", "subscription": _subscription(key)}).decode())
+            await asyncio.sleep(exchange.SUBSCRIBE_PACING_S)
+
+    def watch_coin(self, coin: str) -> None:
+        """Subscribe a coin's l2Book (also after every reconnect, while it is watched)."""
+        if self._ws is not None:
+            self._requests.put_nowait(("book", (coin,), None))
+
+    def unwatch_coin(self, coin: str) -> None:
+        if self._ws is not None:
+            self._requests.put_nowait(("unbook", (coin,), None))
 
     def follow(self, dexes: list[str]) -> None:
         """Subscribe these newly listed dexes on the live connection (a reconnect subscribes
@@ -319,13 +363,17 @@ class FeedConnection:
             self.stats.frames["userFills"] += 1
             if self._ours(user := msg.data.user.lower()):
                 self.pipeline.on_fills(user, msg.data.fills, observed_at, snapshot=msg.data.isSnapshot)
+        elif isinstance(msg, L2BookMsg):
+            self.stats.frames["l2Book"] += 1
+            if self.books is not None:
+                self.books.on_frame(msg.data)
         elif isinstance(msg, SubscriptionResponseMsg):
             self.stats.frames["subscriptionResponse"] += 1
             sub = msg.data.get("subscription")
             if isinstance(sub, dict):
                 key = _sub_key(sub)
                 if msg.data.get("method") == "subscribe" and self._pending.pop(key, None) is not None:
-                    self._acked.add(key)
+                    self._acked[key] = sub
         elif isinstance(msg, ErrorMsg):
             self._on_error(msg.text)
         else:
@@ -397,6 +445,5 @@ class FeedConnection:
             return
         with contextlib.suppress(ConnectionClosed, OSError):
             for key in list(self._acked):
-                message = {"method": "unsubscribe", "subscription": _subscription(key)}
-                await ws.send(msgspec.json.encode(message).decode())
+                await self._unsubscribe(ws, key)
             await ws.close(code=1000, reason="collector shutting down")

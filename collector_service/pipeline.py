@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from collector_service import exchange, schema
+from collector_service.books import Books
 from collector_service.fills import FillLedger
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
@@ -108,6 +109,7 @@ class Pipeline:
         self.activity = Activity()
         self.fills = FillLedger()
         self.record_fills = record_fills
+        self.l2books: Books | None = None  # order-book context, when enabled
         self.books: dict[tuple[str, str], OrderBook] = {}  # by (trader, dex)
         self.positions: dict[tuple[str, str], PositionBook] = {}
         self.last_seen: dict[str, datetime] = {}
@@ -129,6 +131,8 @@ class Pipeline:
             if user in self.users:
                 for dex, dex_docs in _by_dex(docs).items():
                     self._book(user, dex).load(dex_docs)
+        if self.l2books is not None:
+            self.l2books.load({u: docs for u, docs in open_orders.items() if u in self.users})
         for user, docs in positions.items():
             if user in self.users:
                 for dex, dex_docs in _by_dex(docs).items():
@@ -187,6 +191,8 @@ class Pipeline:
         events: list[dict[str, Any]] = []
         if self.record_orders:
             events = book.apply_raw(orders, observed_at=observed_at, server_ms=server_ms, source=source)
+            if events and self.l2books is not None:
+                self.l2books.stamp(events)
             if events:
                 self.activity.record(user, len(events))
                 self.writer.submit(order_ops(events))

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
@@ -33,6 +33,7 @@ from collector_service.wire import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 WINDOW_S = 60.5
@@ -158,33 +159,32 @@ class InfoClient:
             self.stats.rest_errors["network"] += 1
             raise RestError(f"{kind}: {type(exc).__name__}: {exc}") from exc
 
-    async def order_status(self, user: str, oid: int) -> OrderStatusResponse:
-        raw = await self.post({"type": "orderStatus", "user": user, "oid": oid}, exchange.WEIGHT_LIGHT)
+    async def _call(self, body: dict[str, Any], weight: int, decoder: msgspec.json.Decoder[T], *,
+                    budget: WeightBudget | None = None, per_item: bool = False) -> T:
+        """Post, decode with ``decoder`` (RestError naming the request if the body is not what
+        it should be), and charge the per-item weight of list answers."""
+        raw = await self.post(body, weight, budget)
         try:
-            return order_status_decoder.decode(raw)
+            answer = decoder.decode(raw)
         except msgspec.MsgspecError as exc:
             self.stats.rest_errors["bad_body"] += 1
-            raise RestError(f"orderStatus: unexpected body: {exc}") from exc
+            raise RestError(f"{body['type']}: unexpected body: {exc}") from exc
+        if per_item:
+            self.budget.charge(len(answer) // exchange.ITEMS_PER_EXTRA_WEIGHT)  # type: ignore[arg-type]
+        return answer
+
+    async def order_status(self, user: str, oid: int) -> OrderStatusResponse:
+        return await self._call({"type": "orderStatus", "user": user, "oid": oid}, exchange.WEIGHT_LIGHT,
+                                order_status_decoder)
 
     async def historical_orders(self, user: str) -> tuple[OrderStatusInner, ...]:
-        raw = await self.post({"type": "historicalOrders", "user": user}, exchange.WEIGHT_DEFAULT)
-        try:
-            rows = historical_orders_decoder.decode(raw)
-        except msgspec.MsgspecError as exc:
-            self.stats.rest_errors["bad_body"] += 1
-            raise RestError(f"historicalOrders: unexpected body: {exc}") from exc
-        self.budget.charge(len(rows) // exchange.ITEMS_PER_EXTRA_WEIGHT)
-        return rows
+        return await self._call({"type": "historicalOrders", "user": user}, exchange.WEIGHT_DEFAULT,
+                                historical_orders_decoder, per_item=True)
 
     async def frontend_open_orders(self, user: str, dex: str, budget: WeightBudget | None = None) -> OrderItems:
         """A trader's open orders on one dex, each still raw JSON (the shape the feeds push)."""
-        raw = await self.post({"type": "frontendOpenOrders", "user": user, "dex": dex}, exchange.WEIGHT_DEFAULT,
-                              budget)
-        try:
-            return order_items_decoder.decode(raw)
-        except msgspec.MsgspecError as exc:
-            self.stats.rest_errors["bad_body"] += 1
-            raise RestError(f"frontendOpenOrders: unexpected body: {exc}") from exc
+        return await self._call({"type": "frontendOpenOrders", "user": user, "dex": dex}, exchange.WEIGHT_DEFAULT,
+                                order_items_decoder, budget=budget)
 
     async def clearinghouse_state(self, user: str, dex: str, budget: WeightBudget | None = None) -> msgspec.Raw:
         """A trader's clearinghouse state on one dex, raw JSON (decoded by the position book)."""
@@ -194,15 +194,8 @@ class InfoClient:
 
     async def user_fills_by_time(self, user: str, start_ms: int) -> OrderItems:
         """Up to 2000 fills from ``start_ms`` on (inclusive), oldest first, each raw JSON."""
-        raw = await self.post({"type": "userFillsByTime", "user": user, "startTime": start_ms},
-                              exchange.WEIGHT_DEFAULT)
-        try:
-            fills = fills_decoder.decode(raw)
-        except msgspec.MsgspecError as exc:
-            self.stats.rest_errors["bad_body"] += 1
-            raise RestError(f"userFillsByTime: unexpected body: {exc}") from exc
-        self.budget.charge(len(fills) // exchange.ITEMS_PER_EXTRA_WEIGHT)
-        return fills
+        return await self._call({"type": "userFillsByTime", "user": user, "startTime": start_ms},
+                                exchange.WEIGHT_DEFAULT, fills_decoder, per_item=True)
 
     async def user_fills_pages(self, user: str, start_ms: int) -> AsyncIterator[OrderItems]:
         """Every fill from ``start_ms`` on, page by page (oldest first; pages may overlap by the
@@ -216,12 +209,7 @@ class InfoClient:
             start_ms = last_ms if last_ms > start_ms else start_ms + 1  # 2000 fills in one ms: move on
 
     async def perp_dexs(self) -> tuple[PerpDex | None, ...]:
-        raw = await self.post({"type": "perpDexs"}, exchange.WEIGHT_DEFAULT)
-        try:
-            return perp_dexs_decoder.decode(raw)
-        except msgspec.MsgspecError as exc:
-            self.stats.rest_errors["bad_body"] += 1
-            raise RestError(f"perpDexs: unexpected body: {exc}") from exc
+        return await self._call({"type": "perpDexs"}, exchange.WEIGHT_DEFAULT, perp_dexs_decoder)
 
     async def close(self) -> None:
         if self._session is not None:

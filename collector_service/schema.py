@@ -37,6 +37,10 @@ library so that importing it costs nothing.
                            coin, side, order type and reduce-only flag, gone and appeared together)
     linkedAt     datetime  when a link was added to, or corrected on, an event already stored (a
                            later REST recovery found it); absent when written with the event
+    bookMidPx, distanceBps, depthAheadUsd, levelShare, bookDepth1pctUsd   float or null
+                           new/updated only: the coin's l2Book when the event was seen (see
+                           BOOK_FIELDS); null when no fresh book was at hand, never stale numbers
+    bookAt       datetime  new/updated only: the exchange time of that book (null with the above)
     finalStatus  str       closed only: the exchange's final status ("filled", "canceled",
                            "marginCanceled", ... open-ended) or "unknown" until resolved
     statusTimestamp datetime closed only: when the exchange says the final status was reached
@@ -75,6 +79,23 @@ RECOVERIES: Final = "collector_recoveries"
 """Gaps waiting to be recovered over REST, ``_id`` = trader address, ``since`` = when the gap
 began (None: never seen). Kept until the recovery succeeds, so a crash or shutdown in between
 does not forget the gap."""
+
+BOOK_FIELDS: Final = ("bookMidPx", "distanceBps", "depthAheadUsd", "levelShare", "bookDepth1pctUsd", "bookAt")
+"""Order-book context stamped on ``new`` and ``updated`` events, from the coin's ``l2Book`` (20 levels a
+side) at the time the event was seen:
+
+* ``bookMidPx``: (best bid + best ask) / 2;
+* ``distanceBps``: how far the order's price is from mid, in basis points of mid, signed: positive
+  away from the market (a bid below mid, an ask above), negative crossing; a trigger order's
+  distance uses its trigger price;
+* ``depthAheadUsd``: resting notional (px x sz) on the order's side at prices better than or equal
+  to the order's (bids at or above a bid, asks at or below an ask); null for trigger orders;
+* ``levelShare``: the order's remaining size over the total size at its price level, when that
+  level is among the book's 20; null otherwise and for trigger orders;
+* ``bookDepth1pctUsd``: notional on the order's side within 1 % of mid;
+* ``bookAt``: the book's exchange time.
+
+All null when the coin had no book fresh enough (see ``collector_service.books``)."""
 
 FILLS: Final = "trader_fills"
 """One document per fill of a followed trader, unique on ``(ethAddress, oid, tid)`` (a trade id

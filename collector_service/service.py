@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from collector_service import exchange
+from collector_service.books import Books
 from collector_service.config import Settings, mask_uri
 from collector_service.dexes import DexDirectory
 from collector_service.feed import FeedConnection
@@ -32,6 +33,7 @@ from collector_service.tiers import Tiers
 log = logging.getLogger(__name__)
 
 SHUTDOWN_FLUSH_S = 15.0
+BOOK_SWEEP_S = 10.0
 T = TypeVar("T")
 
 
@@ -83,14 +85,18 @@ class Service:
         # this budget paces reconnects so a flapping server cannot make us exceed it
         reconnects = {egress: WeightBudget(exchange.MAX_NEW_CONNECTIONS_PER_MINUTE - settings.trader_ws_clients)
                       for egress in self.plan.users_by_egress()}
+        if settings.trader_books_enabled and settings.trader_ws_enabled and self.plan.connections:
+            self.pipeline.l2books = Books(watch=lambda coin: self.feeds[0].watch_coin(coin),
+                                        unwatch=lambda coin: self.feeds[0].unwatch_coin(coin))
         self.feeds = [
             FeedConnection(
                 conn, url=settings.hyperliquid_ws_url, feed=settings.trader_ws_feed, pipeline=self.pipeline,
                 stats=self.stats, ping_interval=settings.trader_ws_ping_interval,
                 pong_timeout=settings.trader_ws_pong_timeout, reconnect_budget=reconnects[conn.egress],
                 dexes=lambda: self.dexes.names, fills=settings.trader_fills_enabled,
+                books=self.pipeline.l2books if i == 0 else None,
             )
-            for conn in self.plan.connections
+            for i, conn in enumerate(self.plan.connections)
         ]
         self.pollers: dict[str | None, Poller] = {}
         self.tiers: list[Tiers] = []
@@ -195,6 +201,7 @@ class Service:
             "mongo": mask_uri(self.settings.mongo_uri),
             "feed": self.settings.trader_ws_feed,
             "dexes": list(self.dexes.names),
+            "books": self.pipeline.l2books.status() if self.pipeline.l2books is not None else None,
         }
 
     async def _until_database(self, what: str, call: Callable[[], T], stop: asyncio.Event) -> T | None:
@@ -294,6 +301,8 @@ class Service:
                     self.pollers[egress].add(user)
             tasks += [asyncio.create_task(p.run(), name=f"poller {e}") for e, p in self.pollers.items()]
             tasks += [asyncio.create_task(t.run(), name="tiers") for t in self.tiers]
+            if self.pipeline.l2books is not None:
+                tasks.append(asyncio.create_task(_every(BOOK_SWEEP_S, self.pipeline.l2books.sweep), name="books"))
             tasks.append(asyncio.create_task(self.dexes.run(), name="dexes"))
             tasks += [asyncio.create_task(r.run(), name="outcomes") for r in self.resolvers.values()]
             if s.trader_ws_enabled:
@@ -315,6 +324,12 @@ class Service:
             self.database.close()
             log.info("event=shutdown_done flushed_all=%s written=%s", flushed, dict(self.stats.events_written))
         return 0
+
+
+async def _every(seconds: float, call: Callable[[], object]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        call()
 
 
 async def _first_of(stop: Awaitable[Any], tasks: list[asyncio.Task[None]]) -> None:

@@ -122,6 +122,10 @@ class UserFillsMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="userFi
     data: UserFillsData
 
 
+class L2BookMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="l2Book"):
+    data: msgspec.Raw  # decoded by collector_service.books
+
+
 class SubscriptionResponseMsg(
     msgspec.Struct, frozen=True, tag_field="channel", tag="subscriptionResponse"
 ):
@@ -141,7 +145,8 @@ class ErrorMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="error"):
 
 
 Message = (
-    OpenOrdersMsg | ClearinghouseMsg | WebData2Msg | UserFillsMsg | SubscriptionResponseMsg | PongMsg | ErrorMsg
+    OpenOrdersMsg | ClearinghouseMsg | WebData2Msg | UserFillsMsg | L2BookMsg | SubscriptionResponseMsg | PongMsg
+    | ErrorMsg
 )
 
 
