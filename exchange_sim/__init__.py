@@ -6,14 +6,16 @@ protocol misunderstandings the collector would share with its own test doubles.
 
 from exchange_sim.config import ChaosConfig, SimConfig
 from exchange_sim.server import ExchangeSim, SimStats
-from exchange_sim.truth import Report, compare, compare_events
+from exchange_sim.truth import FillReport, Report, compare, compare_events, compare_fills
 
 __all__ = [
     "ChaosConfig",
     "ExchangeSim",
+    "FillReport",
     "Report",
     "SimConfig",
     "SimStats",
     "compare",
     "compare_events",
+    "compare_fills",
 ]

@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     p.add_argument("--addresses-file", type=Path, default=Path("trader_addresses.txt"))
     p.add_argument("--truth-file", type=Path, default=Path("exchange_sim_truth.jsonl"))
     p.add_argument("--visibility-file", type=Path, default=None)
+    p.add_argument("--fills-file", type=Path, default=None, help="default: <truth-file>.fills.jsonl")
     p.add_argument("--start-time-ms", type=int, default=None)
     p.add_argument(
         "--chaos",
@@ -85,6 +86,7 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         addresses_file=a.addresses_file,
         truth_file=a.truth_file,
         visibility_file=a.visibility_file,
+        fills_file=a.fills_file,
         start_time_ms=a.start_time_ms,
         chaos=ChaosConfig.parse(a.chaos),
         modify_keeps_oid=a.modify_keeps_oid,

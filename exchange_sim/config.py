@@ -101,6 +101,7 @@ class SimConfig:
     addresses_file: Path | None = None
     truth_file: Path | None = None
     visibility_file: Path | None = None  # default: <truth_file>.visibility.jsonl
+    fills_file: Path | None = None  # every fill as ground truth; default: <truth_file>.fills.jsonl
     chaos: ChaosConfig = field(default_factory=ChaosConfig)
     # A modify is a cancel-and-replace on mainnet (new oid, same cloid, old oid "canceled").
     # True restores an in-place amend (same oid) to check a collector still records that.
@@ -116,3 +117,16 @@ class SimConfig:
         if self.truth_file is not None:
             return Path(str(self.truth_file) + ".visibility.jsonl")
         return None
+
+    def fills_path(self) -> Path | None:
+        """Where the fill ground truth goes (see exchange_sim.truth), if recorded at all."""
+        if self.fills_file is not None:
+            return Path(self.fills_file)
+        if self.truth_file is not None:
+            return fills_path_for(self.truth_file)
+        return None
+
+
+def fills_path_for(truth_file: str | Path) -> Path:
+    """The default fill ground-truth file next to a truth file: `<truth_file>.fills.jsonl`."""
+    return Path(str(truth_file) + ".fills.jsonl")

@@ -30,6 +30,9 @@ TransitionListener = Callable[[str, str, dict[str, Any], int], None]
 """Called as listener(user, status, frontend_order, time_ms) for every order transition."""
 ReplaceListener = Callable[[str, int, int, int], None]
 """Called as listener(user, old_oid, new_oid, time_ms) just before a replacement's `open`."""
+FillListener = Callable[[str, dict[str, Any]], None]
+"""Called as listener(user, fill) for every fill, with the fill dict in the REST userFills shape
+(the same object the user's fill list holds: do not modify it)."""
 
 STARTING_BALANCE = Decimal("10000.0")
 DEFAULT_LEVERAGE = 5
@@ -59,6 +62,7 @@ class UserState:
     open_oids: dict[int, None] = field(default_factory=dict)  # insertion-ordered set
     positions: dict[str, Position] = field(default_factory=dict)
     fills: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.FILLS_RETAINED))
+    fills_total: int = 0  # fills ever made (the deque keeps only the newest FILLS_RETAINED)
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.HISTORICAL_ORDERS_LIMIT))
     realized: Decimal = Decimal(0)  # main-dex realized PnL minus fees
     # HIP-3 dexes have their own clearinghouse: realized PnL per dex, present once the user
@@ -92,6 +96,7 @@ class Exchange:
         self._next_tid = TID_START
         self.listeners: list[TransitionListener] = []
         self.replace_listeners: list[ReplaceListener] = []
+        self.fill_listeners: list[FillListener] = []
         self.replaced: dict[int, int] = {}  # new oid -> the oid it replaced
         self.change_listeners: list[Callable[[str], None]] = []
         self.status_counts: dict[str, int] = {}
@@ -338,7 +343,10 @@ class Exchange:
         *,
         crossed: bool = False,
     ) -> Order:
-        """Fill `sz` (default: all that remains) of a resting order; a full fill closes it."""
+        """Fill `sz` (default: all that remains) of a resting order; a full fill closes it.
+
+        Each call makes one fill; a resting order filled by the market is a maker
+        (`crossed` False, maker fee) unless `crossed` says otherwise."""
         order = self._open(oid)
         if order.is_trigger:
             return self.trigger(oid)
@@ -434,7 +442,7 @@ class Exchange:
         if new == 0:
             pos.entry_px = Decimal(0)
             del st.positions[order.coin]
-        fee = (sz * px * Decimal(rules.TAKER_FEE_RATE)).quantize(Decimal("0.000001"))
+        fee = _fee(sz, px, crossed)
         if coin.dex == MAIN_DEX:
             st.realized += closed_pnl - fee
         else:
@@ -447,7 +455,7 @@ class Exchange:
         """A spot fill moves the base-token balance, never a perp position."""
         start = st.spot_balances.get(order.coin, Decimal(0))
         st.spot_balances[order.coin] = start + (sz if order.side == "B" else -sz)
-        fee = (sz * px * Decimal(rules.TAKER_FEE_RATE)).quantize(Decimal("0.000001"))
+        fee = _fee(sz, px, crossed)
         direction = "Buy" if order.side == "B" else "Sell"
         self._record_fill(st, order, sz, px, start, direction, Decimal(0), fee, crossed=crossed, ts=ts)
 
@@ -467,25 +475,29 @@ class Exchange:
     ) -> None:
         self._next_tid += 1
         tid = self._next_tid
-        st.fills.append(
-            {
-                "coin": order.coin,
-                "px": fmt(px),
-                "sz": fmt(sz),
-                "side": order.side,
-                "time": ts,
-                "startPosition": fmt(start),
-                "dir": direction,
-                "closedPnl": fmt(closed_pnl),
-                "hash": "0x" + hashlib.sha256(f"fill:{tid}".encode()).hexdigest(),
-                "oid": order.oid,
-                "crossed": crossed,
-                "fee": fmt(fee),
-                "tid": tid,
-                "feeToken": "USDC",
-                "twapId": None,
-            }
-        )
+        fill: dict[str, Any] = {
+            "coin": order.coin,
+            "px": fmt(px),
+            "sz": fmt(sz),
+            "side": order.side,
+            "time": ts,
+            "startPosition": fmt(start),
+            "dir": direction,
+            "closedPnl": fmt(closed_pnl),
+            "hash": "0x" + hashlib.sha256(f"fill:{tid}".encode()).hexdigest(),
+            "oid": order.oid,
+            "crossed": crossed,
+            "fee": fmt(fee),
+            "tid": tid,
+        }
+        if order.cloid:
+            fill["cloid"] = order.cloid  # only when set, after tid (node fills output)
+        fill["feeToken"] = "USDC"
+        fill["twapId"] = None
+        st.fills.append(fill)
+        st.fills_total += 1
+        for listener in self.fill_listeners:
+            listener(st.address, fill)
 
     def clearinghouse_state(self, address: str, time_ms: int | None = None, dex: str = MAIN_DEX) -> dict[str, Any]:
         """The user's clearinghouseState of one perp dex in the real REST shape.
@@ -583,6 +595,15 @@ class Exchange:
         fills = self.user(address).fills
         return [fills[i] for i in range(len(fills) - 1, max(-1, len(fills) - 1 - rules.USER_FILLS_LIMIT), -1)]
 
+    def fills_after(self, address: str, seen: int) -> tuple[list[dict[str, Any]], int]:
+        """The user's fills made after the first `seen` ones, oldest first, and how many fills the
+        user has made in all (pass it as `seen` next time). Fills no longer retained are skipped."""
+        st = self.user(address)
+        new = min(st.fills_total - seen, len(st.fills))
+        if new <= 0:
+            return [], st.fills_total
+        return [st.fills[i] for i in range(len(st.fills) - new, len(st.fills))], st.fills_total
+
     def user_fills_by_time(self, address: str, start: int, end: int | None = None) -> list[dict[str, Any]]:
         """Fills with start <= time <= end, oldest first, at most 2000 (paginate on time)."""
         out = []
@@ -592,3 +613,9 @@ class Exchange:
                 if len(out) >= rules.USER_FILLS_LIMIT:
                     break
         return out
+
+
+def _fee(sz: Decimal, px: Decimal, crossed: bool) -> Decimal:
+    """The fee of a fill: taker rate if it crossed the book, maker rate if it rested."""
+    rate = rules.TAKER_FEE_RATE if crossed else rules.MAKER_FEE_RATE
+    return (sz * px * Decimal(rate)).quantize(Decimal("0.000001"))

@@ -68,3 +68,14 @@ def webdata2_frame(market: Market, user: bytes, state: bytes, orders: bytes, ser
             market.wd2_tail,
         )
     )
+
+
+def user_fills_frame(user: bytes, fills: bytes, *, snapshot: bool) -> bytes:
+    """`{"channel":"userFills","data":{"isSnapshot":true,"user","fills"}}` for the snapshot;
+    later frames have no isSnapshot key (measured absent, PROTOCOL.md §1.6)."""
+    head = (
+        b'{"channel":"userFills","data":{"isSnapshot":true,"user":"'
+        if snapshot
+        else b'{"channel":"userFills","data":{"user":"'
+    )
+    return head + user + b'","fills":' + fills + b"}}"

@@ -54,7 +54,7 @@ ERR_ALREADY_UNSUBSCRIBED = "Already unsubscribed: {sub}"
 ERR_PARSE = "Error parsing JSON into valid websocket request: {raw}"
 
 # Subscription types served, with the user-specific ones that count towards the user cap.
-USER_SUBSCRIPTION_TYPES = frozenset({"openOrders", "clearinghouseState", "webData2"})
+USER_SUBSCRIPTION_TYPES = frozenset({"openOrders", "clearinghouseState", "webData2", "userFills"})
 # Subscriptions whose frames carry the user's open orders (used for visibility records).
 ORDER_SUBSCRIPTION_TYPES = frozenset({"openOrders", "webData2"})
 
@@ -71,5 +71,18 @@ IOC_CANCEL_REJECTED = "iocCancelRejected"
 BAD_ALO_PX_REJECTED = "badAloPxRejected"
 LIVE_STATUSES = frozenset({OPEN, TRIGGERED})
 
-# Taker fee rate used for simulated fills (base tier, 0.035 %).
+# Fee rates of simulated fills: the base-tier (tier 0, no discounts) perp schedule of the
+# official "Fees" page, taker 0.035 % and maker 0.01 %. A fill with `crossed: true` (IOC,
+# market and trigger orders) pays the taker rate, a resting order filled by the market
+# (`crossed: false`) the maker rate. Note: a live `userFees` answer measured 2026-09 shows
+# userCrossRate 0.00045 / userAddRate 0.00015, i.e. the schedule was raised since; the
+# simulator keeps the older numbers (exact values do not matter to a collector).
 TAKER_FEE_RATE = "0.00035"
+MAKER_FEE_RATE = "0.0001"
+
+# userFills WS subscription [§1.6; SAMPLE-NOTES §5]: the ack echoes the default
+# `"aggregateByTime": false`; the first frame is a snapshot with `"isSnapshot": true` (even with
+# no fills), later frames carry only new fills and no isSnapshot key (verified reference).
+# The snapshot holds at most this many of the newest fills (the REST userFills limit; the real
+# snapshot size is unverified).
+USER_FILLS_SNAPSHOT_LIMIT = USER_FILLS_LIMIT

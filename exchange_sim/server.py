@@ -11,6 +11,16 @@
 Feeds per dex: `openOrders`/`clearinghouseState` with dex `""` carry main-dex perps and spot
 orders (spot makes no positions), with dex `"xyz"` only that HIP-3 dex's coins; webData2 is
 dex `""` only; an unknown dex gets empty snapshots.
+
+`userFills` (all dexes, like REST userFills): the ack echoes
+`{"type":"userFills","user":<lower>,"aggregateByTime":<bool, default false>}`, then comes the
+snapshot `{"channel":"userFills","data":{"isSnapshot":true,"user","fills":[...]}}` with the
+user's newest 2000 fills NEWEST FIRST (as REST userFills; the real snapshot's order is
+unverified), then every later fill exactly once per subscription, coalesced per push round,
+as `{"channel":"userFills","data":{"user","fills":[...]}}` (oldest first, no isSnapshot key).
+Nothing is re-pushed periodically; a new subscription (e.g. after a reconnect) gets the
+snapshot again, so consumers dedupe by tid. `aggregateByTime` is accepted and echoed but
+changes nothing: every simulated fill is already one crossing order against one book side.
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ class SimStats:
     connections_total: int = 0  # WS upgrades accepted
     connections_refused: int = 0  # upgrades refused (caps, refuse window)
     frames_sent: int = 0  # every frame (acks, pongs, errors, data)
-    pushes_sent: int = 0  # data frames (openOrders / clearinghouseState / webData2)
+    pushes_sent: int = 0  # data frames (openOrders / clearinghouseState / webData2 / userFills)
     bytes_sent: int = 0
     errors_sent: int = 0
     messages_received: int = 0
@@ -74,6 +84,9 @@ class Connection:
     opened: float
     last_sent: float
     subs: dict[bytes, dict[str, Any]] = field(default_factory=dict)  # key -> normalized sub
+    # userFills subscription key -> the user's fills_total already delivered (set by the
+    # snapshot; absent until the snapshot is built, so a push round cannot overtake it)
+    fill_cursors: dict[bytes, int] = field(default_factory=dict)
     closing: bool = False
     busy: bool = False  # a push to this connection is in progress
 
@@ -109,9 +122,10 @@ class ExchangeSim:
             spot_share=cfg.spot_order_share,
             hip3_share=cfg.hip3_order_share,
         )
-        self.recorder = TruthRecorder(cfg.truth_file, cfg.visibility_path())
+        self.recorder = TruthRecorder(cfg.truth_file, cfg.visibility_path(), cfg.fills_path())
         self.exchange.replace_listeners.append(self.recorder.on_replace)
         self.exchange.listeners.append(self.recorder.on_transition)
+        self.exchange.fill_listeners.append(self.recorder.on_fill)
         self.exchange.change_listeners.append(self._on_change)
         self.stats = SimStats()
         self.connections: dict[int, Connection] = {}
@@ -303,7 +317,9 @@ class ExchangeSim:
         sz: Decimal | str | float | None = None,
         px: Decimal | str | float | None = None,
     ) -> None:
-        """Fill `sz` of an order (default: all that remains); a trigger order is fired instead."""
+        """Fill `sz` of a resting order (default: all that remains) as a maker: one fill with
+        `crossed: false` and the maker fee. A trigger order is fired instead (a taker fill);
+        IOC orders placed with `fill_immediately` are the taker fills of `place`."""
         self.exchange.fill(oid, sz, px)
 
     def trigger(self, oid: int) -> None:
@@ -456,6 +472,7 @@ class ExchangeSim:
         for sub in conn.subs.values():
             self._unaccount(ipst, sub)
         conn.subs.clear()
+        conn.fill_cursors.clear()
 
     def _unaccount(self, ipst: IpState, sub: dict[str, Any]) -> None:
         ipst.subscriptions -= 1
@@ -535,6 +552,14 @@ class ExchangeSim:
             raise ValueError(user)
         if typ == "webData2":
             return {"type": typ, "user": user.lower()}
+        if typ == "userFills":
+            # The real ack fills in the default (oppen mainnet and hftbacktest testnet captures).
+            agg = sub.get("aggregateByTime")
+            if agg is None:
+                agg = False
+            if not isinstance(agg, bool):
+                raise ValueError(agg)
+            return {"type": typ, "user": user.lower(), "aggregateByTime": agg}
         dex = sub.get("dex") or ""
         if not isinstance(dex, str):
             raise ValueError(dex)
@@ -564,13 +589,14 @@ class ExchangeSim:
                 self.recorder.on_coverage(user, True, self.clock.now_ms(), dex=cov[1])
         await self._send(conn, frames.ack_frame("subscribe", sub))
         cache: dict[tuple[str, str, str], bytes] = {}
-        await self._send_sub(conn, sub, cache)
+        await self._send_sub(conn, key, sub, cache, snapshot=True)
 
     async def _unsubscribe(self, conn: Connection, ipst: IpState, key: bytes, sub: dict[str, Any]) -> None:
         if key not in conn.subs:
             await self._error(conn, rules.ERR_ALREADY_UNSUBSCRIBED.format(sub=key.decode()))
             return
         del conn.subs[key]
+        conn.fill_cursors.pop(key, None)
         self._unaccount(ipst, sub)
         await self._send(conn, frames.ack_frame("unsubscribe", sub))
 
@@ -640,8 +666,58 @@ class ExchangeSim:
             cache[key] = frame
         return frame, view if typ in rules.ORDER_SUBSCRIPTION_TYPES else None
 
-    async def _send_sub(self, conn: Connection, sub: dict[str, Any], cache: dict[tuple[str, str, str], bytes]) -> None:
-        frame, view = self._frame(sub, cache)
+    def _fills_frame(
+        self,
+        conn: Connection,
+        key: bytes,
+        sub: dict[str, Any],
+        cache: dict[tuple[str, str, str], bytes],
+        snapshot: bool,
+    ) -> bytes | None:
+        """The next userFills frame of a subscription (None: nothing new), advancing its cursor.
+
+        The snapshot holds the newest fills, newest first; later frames the fills made since
+        the previous frame of this subscription, oldest first."""
+        user = sub["user"]
+        if snapshot:
+            total = self.exchange.user(user).fills_total
+            ckey = ("userFills", user, f"snapshot:{total}")
+            frame = cache.get(ckey)
+            if frame is None:
+                fills = self.exchange.user_fills(user)[: rules.USER_FILLS_SNAPSHOT_LIMIT]
+                frame = cache[ckey] = frames.user_fills_frame(user.encode(), orjson.dumps(fills), snapshot=True)
+        else:
+            seen = conn.fill_cursors.get(key)
+            if seen is None:  # the subscribe has not built its snapshot yet
+                return None
+            total = self.exchange.user(user).fills_total
+            if total <= seen:
+                return None
+            ckey = ("userFills", user, f"{seen}:{total}")
+            frame = cache.get(ckey)
+            if frame is None:
+                fills, total = self.exchange.fills_after(user, seen)
+                frame = cache[ckey] = frames.user_fills_frame(user.encode(), orjson.dumps(fills), snapshot=False)
+        conn.fill_cursors[key] = total
+        return frame
+
+    async def _send_sub(
+        self,
+        conn: Connection,
+        key: bytes,
+        sub: dict[str, Any],
+        cache: dict[tuple[str, str, str], bytes],
+        *,
+        snapshot: bool = False,
+    ) -> None:
+        view: UserView | None = None
+        if sub["type"] == "userFills":
+            fills_frame = self._fills_frame(conn, key, sub, cache, snapshot)
+            if fills_frame is None:
+                return
+            frame = fills_frame
+        else:
+            frame, view = self._frame(sub, cache)
         chaos = self.config.chaos
         rng = self._chaos_rng
         if chaos.malformed_prob and rng.random() < chaos.malformed_prob:
@@ -665,9 +741,9 @@ class ExchangeSim:
             if chaos.slow_prob and self._chaos_rng.random() < chaos.slow_prob:
                 self._chaos("slow_push", conn=conn.id, delay_s=chaos.slow_delay)
                 await asyncio.sleep(chaos.slow_delay)
-            for sub in list(conn.subs.values()):
-                if users is None or sub["user"] in users:
-                    await self._send_sub(conn, sub, cache)
+            for key, sub in list(conn.subs.items()):
+                if (users is None or sub["user"] in users) and key in conn.subs:
+                    await self._send_sub(conn, key, sub, cache)
         finally:
             conn.busy = False
 

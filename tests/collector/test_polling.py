@@ -68,6 +68,6 @@ async def test_forty_traders_on_one_address_all_followed(tmp_path: Path, mongo_u
             assert sources == {"poll", "rest"}, sources
         assert sim.stats.rest_429 == 0, sim.stats.rest_429
     report = compare(mongo_db.trader_orders, truth, users=sim.addresses)
-    assert report.observable > 200, report.summary()
+    assert report.observable > 100, report.summary()
     assert report.ok and report.capture_rate == 1.0, (report.summary(), report.missed_gap_only)
     assert report.gap_only > 50, report.summary()  # orders of polled traders, seen by polls or sweeps
