@@ -153,6 +153,11 @@ class Books:
             for doc in docs:
                 self._count(doc["coin"], +1, None)
 
+    def release(self, coins: Iterable[str]) -> None:
+        """Open orders no longer followed (their trader left the watch list)."""
+        for coin in coins:
+            self._count(coin, -1, None)
+
     def _count(self, coin: str, delta: int, now: float | None) -> None:
         n = self.open_orders.get(coin, 0) + delta
         if n > 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -33,18 +34,43 @@ def parse_address(raw: str, where: str) -> str:
     return text.lower()
 
 
-def read_addresses_file(path: Path) -> list[str]:
-    """Read a trader list: one address per line, blank lines and ``#`` comments ignored."""
+@dataclass(frozen=True)
+class Trader:
+    """One line of the watch list: an address, and optionally a label and tags for cohorts."""
+
+    address: str
+    label: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+def parse_watch_line(line: str, where: str) -> Trader | None:
+    """``0xADDRESS  optional label  [optional, tags]  # comment``; None for a blank line."""
+    entry = line.split("#", 1)[0].strip()
+    if not entry:
+        return None
+    address, _, rest = entry.partition(" ")
+    rest = rest.strip()
+    tags: tuple[str, ...] = ()
+    if rest.endswith("]") and "[" in rest:
+        rest, _, inside = rest[:-1].rpartition("[")
+        tags = tuple(dict.fromkeys(t.strip() for t in inside.split(",") if t.strip()))
+        rest = rest.strip()
+    return Trader(parse_address(address, where), rest or None, tags)
+
+
+def read_addresses_file(path: Path) -> list[Trader]:
+    """Read a watch list: one trader per line (address, then an optional label and ``[tags]``),
+    blank lines and ``#`` comments ignored; the first line of an address wins."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    found = []
+    found: dict[str, Trader] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
-        entry = line.split("#", 1)[0].strip()
-        if entry:
-            found.append(parse_address(entry, f"{path}:{lineno}"))
-    return found
+        trader = parse_watch_line(line, f"{path}:{lineno}")
+        if trader is not None:
+            found.setdefault(trader.address, trader)
+    return list(found.values())
 
 
 def mask_uri(uri: str) -> str:
@@ -81,7 +107,8 @@ class Settings(BaseSettings):
     )
     trader_addresses: str = Field("", description="Comma-separated trader addresses.")
     trader_addresses_file: Path | None = Field(
-        None, description="File of trader addresses, one per line, # comments."
+        None, description="Watch list: one trader per line (address, optional label and [tags]), # comments; "
+        "re-read when it changes.",
     )
     trader_ws_feed: Literal["openOrders", "webData2"] = Field(
         "openOrders",
@@ -107,6 +134,9 @@ class Settings(BaseSettings):
     )
     trader_ws_pinned: str = Field(
         "", description="Comma-separated traders that always keep a live WebSocket slot (never polled)."
+    )
+    trader_watch_interval: float = Field(
+        2.0, gt=0, le=3600, description="Seconds between checks of TRADER_ADDRESSES_FILE for changes."
     )
     trader_poll_enabled: bool = Field(
         True, description="Poll traders beyond the WebSocket capacity over the info API (false: report them)."
@@ -209,15 +239,24 @@ class Settings(BaseSettings):
             )
         return self
 
-    def all_traders(self) -> list[str]:
-        """Every configured trader, validated, lower-cased and de-duplicated in order."""
-        found = [parse_address(a, "TRADER_ADDRESSES") for a in self.trader_addresses.split(",") if a.strip()]
+    def watchlist(self) -> list[Trader]:
+        """Every configured trader, validated, lower-cased and de-duplicated in order, with the
+        labels and tags of the file (ConfigError naming TRADER_ADDRESSES_FILE if it is bad)."""
+        found = {t.address: t for t in (Trader(parse_address(a, "TRADER_ADDRESSES"))
+                                        for a in self.trader_addresses.split(",") if a.strip())}
         if self.trader_addresses_file is not None:
             try:
-                found += read_addresses_file(self.trader_addresses_file)
+                listed = read_addresses_file(self.trader_addresses_file)
             except ValueError as exc:
                 raise ConfigError(f"TRADER_ADDRESSES_FILE: {exc}") from exc
-        return list(dict.fromkeys(found))
+            for trader in listed:
+                if found.get(trader.address, Trader(trader.address)) == Trader(trader.address):
+                    found[trader.address] = trader
+        return list(found.values())
+
+    def all_traders(self) -> list[str]:
+        """Every configured trader's address, in order."""
+        return [t.address for t in self.watchlist()]
 
     def pinned_traders(self) -> list[str]:
         """Traders that always keep a live slot (lower-cased, in order)."""

@@ -28,7 +28,7 @@ from collector_service.positions import PositionBook
 from collector_service.rest import InfoClient, RestError
 from collector_service.store import Op, Writer, fill_ops, link_op, order_ops, position_ops
 from collector_service.tiers import Activity
-from collector_service.tracker import OrderBook, build_event, link, ms_to_datetime, replacement_key
+from collector_service.tracker import OrderBook, build_event, link, ms_to_datetime, replacement_key, unpack_state
 from collector_service.wire import OrderItems, OrderStatusInner
 
 log = logging.getLogger(__name__)
@@ -102,10 +102,10 @@ class Pipeline:
     ) -> None:
         self.writer = writer
         self.stats = stats
-        self.clients = clients
-        self.resolvers = resolvers
         self.record_orders = record_orders
-        self.users = frozenset(clients)
+        self.clients = dict(clients)
+        self.resolvers = dict(resolvers)
+        self.users = set(clients)
         self.activity = Activity()
         self.fills = FillLedger()
         self.record_fills = record_fills
@@ -139,6 +139,23 @@ class Pipeline:
                     self._position_book(user, dex).load(dex_docs)
         self.last_seen.update({u: t for u, t in last_seen.items() if u in self.users})
         self.gaps.update({u: t for u, t in gaps.items() if u in self.users})
+
+    def follow(self, user: str, client: InfoClient, resolver: OutcomeResolver) -> None:
+        """Start following a trader added while running (the watch list changed)."""
+        self.clients[user], self.resolvers[user] = client, resolver
+        self.users.add(user)
+
+    def unfollow(self, user: str) -> None:
+        """Stop following a trader removed from the watch list. What is stored stays; its open
+        orders are reconciled against the stored rows should it come back."""
+        self.users.discard(user)
+        self._needs_recovery.discard(user)
+        for key in [key for key in self.books if key[0] == user]:
+            book = self.books.pop(key)
+            if self.l2books is not None:
+                self.l2books.release(unpack_state(state)[0].coin for state in book.orders.values())
+        for key in [key for key in self.positions if key[0] == user]:
+            del self.positions[key]
 
     def _book(self, user: str, dex: str) -> OrderBook:
         book = self.books.get((user, dex))

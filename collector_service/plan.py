@@ -68,15 +68,14 @@ def plan_connections(
     poll: bool = False,
 ) -> Plan:
     """Fill each egress up to its user cap (pinned traders first), spreading its users
-    round-robin over its clients; poll the rest round-robin over the egresses, or report them."""
+    round-robin over its clients; poll the rest round-robin over the egresses, or report them.
+    Every egress gets at least one connection, ready for traders added while running."""
     first = [t for t in pinned if t in set(traders)]
     remaining = first + [t for t in traders if t not in set(first)]
     connections = []
     for egress in egresses:
         mine, remaining = remaining[:max_users_per_ip], remaining[max_users_per_ip:]
-        if not mine:
-            break
-        n = min(clients, len(mine))
+        n = max(1, min(clients, len(mine)))  # an address without traders yet keeps one connection for those added
         for index in range(n):
             connections.append(ConnectionPlan(egress, index, tuple(mine[index::n])))
     if not poll:

@@ -105,6 +105,12 @@ dir, closedPnl, hash, oid, crossed (true: taker), fee, feeToken, tid, twapId, cl
 liquidation...; ``time`` as a UTC datetime; plus ethAddress, dex, source ("ws" from the userFills
 feed, "rest" from userFillsByTime / userFills over REST), observedAt and createdAt."""
 
+WATCHLIST: Final = "trader_watchlist"
+"""The followed traders as the watch list names them, ``_id`` = address: ``label`` (str or null),
+``tags`` (list of str, for cohorts), ``watching`` (false once removed from the list), ``updatedAt``.
+Written by the collector at start and whenever the list changes; the Dagster side joins labels
+and tags into its tables."""
+
 ALERTS: Final = "order_alerts"
 """Large-change alerts written by the Dagster side, unique on ``alertKey``."""
 

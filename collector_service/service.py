@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from collector_service import exchange
 from collector_service.books import Books
-from collector_service.config import Settings, mask_uri
+from collector_service.config import Settings, Trader, mask_uri
 from collector_service.dexes import DexDirectory
 from collector_service.feed import FeedConnection
 from collector_service.health import start_health_server
@@ -27,8 +27,9 @@ from collector_service.pipeline import Pipeline
 from collector_service.plan import Plan, owned, plan_connections
 from collector_service.poller import Poller
 from collector_service.rest import InfoClient, WeightBudget
-from collector_service.store import Database, Writer, describe_error, journal_folder
+from collector_service.store import Database, Writer, describe_error, journal_folder, watch_ops
 from collector_service.tiers import Tiers
+from collector_service.watchlist import Watchlist
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stats = Stats()
-        traders = owned(settings.all_traders(), settings.trader_shard_index, settings.trader_shard_count)
+        self.traders = self._owned(settings.watchlist())
+        traders = list(self.traders)
         self.plan: Plan = plan_connections(
             traders,
             settings.source_addresses(),
@@ -52,11 +54,10 @@ class Service:
             pinned=settings.pinned_traders(),
             poll=settings.trader_poll_enabled and settings.trader_ws_enabled,
         )
-        for egress in self.plan.users_by_egress():
-            self.stats.connections_planned[egress or "default"] = sum(
-                1 for c in self.plan.connections if c.egress == egress
-            )
+        for conn in self.plan.connections:
+            self.stats.connections_planned[conn.egress or "default"] += 1
         self.polling = settings.trader_poll_enabled and settings.trader_ws_enabled
+        self.over_capacity = list(self.plan.over_capacity)
         self.database = Database(settings.mongo_uri, settings.mongo_db)
         self.journal = Journal(journal_folder(settings.collector_data_dir, settings.trader_shard_index))
         self.writer = Writer(
@@ -68,14 +69,17 @@ class Service:
         self.resolvers: dict[str | None, OutcomeResolver] = {}
         user_clients: dict[str, InfoClient] = {}
         user_resolvers: dict[str, OutcomeResolver] = {}
-        for egress, users in self.plan.users_by_egress().items():
+        self.egress_of: dict[str, str | None] = {}
+        planned = self.plan.users_by_egress()
+        for egress in settings.source_addresses():
             client = InfoClient(settings.hyperliquid_info_url, egress, settings.collector_rest_weight_per_minute,
                                 self.stats, poll_share=settings.trader_poll_budget_share if self.polling else 0.0)
             self.clients[egress] = client
             self.resolvers[egress] = OutcomeResolver(client, self.writer.submit)
-            for user in users:
+            for user in planned.get(egress, []):
                 user_clients[user] = client
                 user_resolvers[user] = self.resolvers[egress]
+                self.egress_of[user] = egress
         self.pipeline = Pipeline(self.writer, self.stats, user_clients, user_resolvers,
                                  record_orders=settings.trader_orders_ws_enabled,
                                  record_fills=settings.trader_fills_enabled)
@@ -84,7 +88,7 @@ class Service:
         # initial connections are within the cap (at most TRADER_WS_CLIENTS <= 10 per egress);
         # this budget paces reconnects so a flapping server cannot make us exceed it
         reconnects = {egress: WeightBudget(exchange.MAX_NEW_CONNECTIONS_PER_MINUTE - settings.trader_ws_clients)
-                      for egress in self.plan.users_by_egress()}
+                      for egress in self.clients}
         if settings.trader_books_enabled and settings.trader_ws_enabled and self.plan.connections:
             self.pipeline.l2books = Books(watch=lambda coin: self.feeds[0].watch_coin(coin),
                                         unwatch=lambda coin: self.feeds[0].unwatch_coin(coin))
@@ -116,10 +120,66 @@ class Service:
         for user in self.users:
             self.pipeline.open_gap(user, absent_since)
 
+    def _owned(self, watchlist: list[Trader]) -> dict[str, Trader]:
+        s = self.settings
+        mine = set(owned([t.address for t in watchlist], s.trader_shard_index, s.trader_shard_count))
+        return {t.address: t for t in watchlist if t.address in mine}
+
     @property
     def users(self) -> list[str]:
-        """Every trader this instance follows, live or polled."""
-        return [u for users in self.plan.users_by_egress().values() for u in users]
+        """Every trader this instance follows, live or polled (or not at all: over capacity)."""
+        return list(self.traders)
+
+    def apply_watchlist(self, watchlist: list[Trader]) -> None:
+        """The watch list changed: follow the traders added, let go of those removed, and record
+        every label and tag change (``trader_watchlist``)."""
+        wanted = self._owned(watchlist)
+        for user in [u for u in self.traders if u not in wanted]:
+            self.remove_trader(user)
+        changed = [t for t in wanted.values() if self.traders.get(t.address) != t]
+        for trader in changed:
+            if trader.address not in self.traders:
+                self.add_trader(trader.address)
+        self.traders = wanted
+        if changed:
+            log.info("event=watchlist_changed traders=%d changed=%d", len(wanted), len(changed))
+        self.writer.submit(watch_ops(changed, watching=True))
+
+    def add_trader(self, user: str) -> None:
+        """Follow a trader added while running: a free live slot on the least busy address, else
+        polling there; its recorded history starts with what the exchange still lists (its
+        first recovery has no start: every order historicalOrders lists, every fill)."""
+        count: dict[str | None, int] = dict.fromkeys(self.clients, 0)
+        for egress in self.egress_of.values():
+            count[egress] += 1
+        egress = min(count, key=lambda e: count[e])
+        self.egress_of[user] = egress
+        self.pipeline.follow(user, self.clients[egress], self.resolvers[egress])
+        feeds = [f for f in self.feeds if f.plan.egress == egress]
+        live = sum(len(f.users) for f in feeds)
+        capacity = next((t.capacity for t in self.tiers if t.poller is self.pollers.get(egress)),
+                        self.settings.trader_ws_max_users_per_ip)
+        self.pipeline.open_gap(user, None)
+        if feeds and self.settings.trader_ws_enabled and live < capacity:
+            min(feeds, key=lambda f: len(f.users)).add_user(user)
+        elif egress in self.pollers:
+            self.pollers[egress].add(user)
+        else:
+            self.over_capacity.append(user)
+        log.info("event=trader_added user=%s egress=%s", user, egress or "default")
+
+    def remove_trader(self, user: str) -> None:
+        """Stop following a trader (its records stay)."""
+        for feed in self.feeds:
+            feed.remove_user(user)
+        for poller in self.pollers.values():
+            poller.remove(user)
+        if user in self.over_capacity:
+            self.over_capacity.remove(user)
+        self.pipeline.unfollow(user)
+        self.egress_of.pop(user, None)
+        self.writer.submit(watch_ops([self.traders[user]], watching=False))
+        log.info("event=trader_removed user=%s", user)
 
     @property
     def live_users(self) -> list[str]:
@@ -137,7 +197,7 @@ class Service:
         return {
             "connections_up": {k: v for k, v in self.stats.connections_up.items()},
             "connections_planned": dict(self.stats.connections_planned),
-            "tracked_traders": len(self.users),
+            "tracked_traders": len(self.users) - len(self.not_followed()),
             "dexes_followed": len(self.dexes.names),
             "traders_over_capacity": len(self.not_followed()),
             "traders_live": len(self.live_users),
@@ -161,8 +221,8 @@ class Service:
         """Traders followed neither live nor by polling: beyond capacity with polling off, or
         refused by the exchange and not (yet) moved to polling."""
         polled = {u for p in self.pollers.values() for u in p.traders}
-        refused = [u for u in self.refused_users() if u not in polled and u not in self.plan.over_capacity]
-        return [*self.plan.over_capacity, *refused]
+        refused = [u for u in self.refused_users() if u not in polled and u not in self.over_capacity]
+        return [*self.over_capacity, *refused]
 
     def refused_users(self) -> list[str]:
         now = time.monotonic()
@@ -269,10 +329,10 @@ class Service:
             log.info("event=poll_plan egress=%s polled=%d budget_weight_per_min=%.0f expected_refresh_s=%.1f "
                      "sweep_every_s=%.0f", egress or "default", n, budget,
                      max(s.trader_poll_min_interval, n * 20.5 / budget * 60), s.trader_poll_sweep_interval)
-        if self.plan.over_capacity:
+        if self.over_capacity:
             log.error(
-                "event=over_capacity count=%d traders=%s hint=%r", len(self.plan.over_capacity),
-                ",".join(self.plan.over_capacity),
+                "event=over_capacity count=%d traders=%s hint=%r", len(self.over_capacity),
+                ",".join(self.over_capacity),
                 f"one egress address carries at most {s.trader_ws_max_users_per_ip} traders; add "
                 "TRADER_WS_SOURCE_ADDRESSES or run more instances with TRADER_SHARD_INDEX/TRADER_SHARD_COUNT",
             )
@@ -301,6 +361,10 @@ class Service:
                     self.pollers[egress].add(user)
             tasks += [asyncio.create_task(p.run(), name=f"poller {e}") for e, p in self.pollers.items()]
             tasks += [asyncio.create_task(t.run(), name="tiers") for t in self.tiers]
+            self.writer.submit(watch_ops(list(self.traders.values()), watching=True))
+            if s.trader_addresses_file is not None:
+                watcher = Watchlist(s, self.apply_watchlist)
+                tasks.append(asyncio.create_task(watcher.run(), name="watchlist"))
             if self.pipeline.l2books is not None:
                 tasks.append(asyncio.create_task(_every(BOOK_SWEEP_S, self.pipeline.l2books.sweep), name="books"))
             tasks.append(asyncio.create_task(self.dexes.run(), name="dexes"))

@@ -5,6 +5,7 @@ Operations are tuples of a kind and a document:
 * ``order``    a ``trader_orders`` event; also moves the order's row in ``trader_open_orders``
 * ``position`` a ``trader_positions`` document
 * ``fill``     a ``trader_fills`` document
+* ``watch``    a ``trader_watchlist`` document (a trader's label and tags)
 * ``final``    ``{ethAddress, oid, finalStatus, statusTimestamp}``: the outcome of a closed order
   that was stored before the exchange told us how it ended; an outcome other than ``canceled``
   also checks a replacement link of that order: one whose old order did not end cancelled, or,
@@ -33,7 +34,7 @@ import pymongo
 from pymongo.errors import BulkWriteError
 
 from collector_service import exchange, schema
-from collector_service.config import mask_uri
+from collector_service.config import Trader, mask_uri
 from collector_service.journal import Journal
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
@@ -188,6 +189,9 @@ class Database:
                 self.db[schema.ORDERS].replace_one({"_id": closed["_id"]}, closed)
             stats.final_statuses_resolved += 1
         for op in ops:
+            if op["kind"] == "watch":  # delete + insert: nx-27017 stores $set datetimes as text
+                self.db[schema.WATCHLIST].delete_one({"_id": op["doc"]["_id"]})
+                self.db[schema.WATCHLIST].insert_one(dict(op["doc"]))
             if op["kind"] in ("gap", "gap_recovered"):
                 # delete + insert, not an upsert with $set: nx-27017 stores $set datetimes as text
                 self.db[schema.RECOVERIES].delete_one({"_id": op["doc"]["_id"]})
@@ -407,6 +411,13 @@ def link_op(user: str, old_oid: int, new_oid: int, match: str) -> Op:
 
 def order_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:
     return [{"kind": "order", "doc": doc} for doc in docs]
+
+
+def watch_ops(traders: Iterable[Trader], *, watching: bool) -> list[Op]:
+    """The operations recording traders of the watch list (and whether they are still on it)."""
+    now = datetime.now(UTC)
+    return [{"kind": "watch", "doc": {"_id": t.address, "label": t.label, "tags": list(t.tags),
+                                      "watching": watching, "updatedAt": now}} for t in traders]
 
 
 def fill_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:

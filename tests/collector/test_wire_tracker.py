@@ -75,7 +75,7 @@ def test_clearinghouse_frame_wrapping_real_rest_sample() -> None:
     [
         (b"Websocket connection established.", "non_json"),
         (b'{"channel":"openOrders","data":{"user":"0x1"', "malformed"),
-        (b'{"channel":"l2Book","data":{}}', "unknown_channel"),
+        (b'{"channel":"trades","data":[]}', "unknown_channel"),
         (b'{"channel":"openOrders","data":{"user":"0x1","orders":[{"coin":1}]}}', "invalid"),
         (b'{"channel":"openOrders","data":{"user":7,"orders":[]}}', "invalid"),
     ],

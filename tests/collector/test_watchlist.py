@@ -1,0 +1,71 @@
+"""A watch list that changes while the collector runs: simulator -> collector -> nx-27017.
+
+Traders are added to and removed from ``TRADER_ADDRESSES_FILE`` without a restart. An added trader
+is followed within seconds with its history (an order placed and cancelled before it was added is
+recorded, and its fills); a removed one is unsubscribed; labels and tags are stored; a file that
+does not parse changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from collector_service.config import parse_watch_line
+from exchange_sim import ExchangeSim, SimConfig
+from tests.collector.harness import RunningCollector, collector_settings, eventually
+
+
+def test_watch_lines() -> None:
+    a = "0x" + "ab" * 20
+    t = parse_watch_line(f"  {a.upper().replace('0X', '0x')}  Desk A fund  [mm, whale,mm]  # note", "f:1")
+    assert t is not None and (t.address, t.label, t.tags) == (a, "Desk A fund", ("mm", "whale"))
+    assert parse_watch_line(f"{a}", "f:2") == parse_watch_line(f"{a}   # only a comment", "f:2")
+    assert parse_watch_line("   # nothing", "f:3") is None
+    with pytest.raises(ValueError, match="f:4"):
+        parse_watch_line("0x123 label", "f:4")
+
+
+async def test_traders_added_and_removed_while_running(tmp_path: Path, mongo_uri: str, mongo_db,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    db = mongo_db
+    listing = tmp_path / "traders.txt"
+    async with ExchangeSim(SimConfig(traders=3, push_interval=0.2)) as sim:
+        alice, bob, carol = sim.addresses
+        listing.write_text(f"{alice}  Alice desk  [mm]\n")
+        settings = collector_settings(sim, mongo_uri, db.name, tmp_path / "c", [], trader_addresses="",
+                                      trader_addresses_file=listing, trader_watch_interval=0.2)
+        before = sim.place(bob, "BTC", "B", "0.1", "50000")
+        sim.cancel(before)  # bob's history before he is added
+        filled = sim.place(bob, "ETH", "A", "1", "2500")
+        sim.fill(filled)
+        async with RunningCollector(settings) as run:
+            kept = sim.place(alice, "SOL", "B", "1", "150")
+            await eventually(lambda: db.trader_orders.find_one({"oid": kept}), what="alice followed")
+            await eventually(lambda: db.trader_watchlist.find_one({"_id": alice, "label": "Alice desk"}),
+                             what="alice's label stored")
+
+            listing.write_text(f"{alice}  Alice desk  [mm]\n{bob}  Bob  [whale, copy]\n")
+            await eventually(lambda: sim.subscribers(bob) == 1, what="bob subscribed")
+            later = sim.place(bob, "BTC", "A", "0.2", "80000")
+            await eventually(lambda: db.trader_orders.find_one({"oid": later, "eventKey": "new"}), what="bob live")
+            await eventually(lambda: db.trader_orders.find_one({"oid": before, "eventKey": "closed",
+                                                                "finalStatus": "canceled"}),
+                             what="bob's history before he was added")
+            await eventually(lambda: db.trader_fills.find_one({"ethAddress": bob, "oid": filled}), what="bob's fill")
+            doc = db.trader_watchlist.find_one({"_id": bob})
+            assert (doc["label"], doc["tags"], doc["watching"]) == ("Bob", ["whale", "copy"], True)
+
+            listing.write_text(f"{bob}  Bob  [whale, copy]\n")
+            await eventually(lambda: sim.subscribers(alice) == 0, what="alice let go")
+            await eventually(lambda: db.trader_watchlist.find_one({"_id": alice, "watching": False}),
+                             what="alice marked as no longer watched")
+            assert alice not in run.service.users and bob in run.service.users
+
+            with caplog.at_level(logging.ERROR):
+                listing.write_text(f"{bob}\n{carol[:-2]}\n")  # a bad address: nothing changes
+                await eventually(lambda: any("event=watchlist_invalid" in r.getMessage() for r in caplog.records),
+                                 what="the bad file reported")
+            assert run.service.users == [bob] and sim.subscribers(bob) == 1
