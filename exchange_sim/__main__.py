@@ -62,6 +62,13 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     p.add_argument("--no-hip3-dexes", action="store_true", help="do not list the HIP-3 dexes xyz and flx")
     p.add_argument("--spot-order-share", type=float, default=d.spot_order_share)
     p.add_argument("--hip3-order-share", type=float, default=d.hip3_order_share)
+    p.add_argument("--book-levels", type=int, default=d.book_levels, help="l2Book background levels a side")
+    p.add_argument(
+        "--book-step", type=float, default=d.book_step, help="l2Book background level spacing (fraction of mark)"
+    )
+    p.add_argument(
+        "--book-history", type=int, default=d.book_history, help="l2Book snapshots kept per coin for book_at"
+    )
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
@@ -93,6 +100,9 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         hip3_dexes=not a.no_hip3_dexes,
         spot_order_share=a.spot_order_share,
         hip3_order_share=a.hip3_order_share,
+        book_levels=a.book_levels,
+        book_step=a.book_step,
+        book_history=a.book_history,
     )
 
 

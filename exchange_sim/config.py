@@ -109,6 +109,13 @@ class SimConfig:
     hip3_dexes: bool = True  # list the invented HIP-3 dexes "xyz" and "flx" (see market.py)
     spot_order_share: float = 0.10  # share of random placements on spot pairs
     hip3_order_share: float = 0.15  # share of random placements on HIP-3 coins (if any dex)
+    # l2Book background liquidity (exchange_sim.book): `book_levels` levels a side at
+    # mark x (1 -/+ k x book_step), each worth a seeded randint(*book_level_usd) USD at the mark;
+    # `book_history` served snapshots kept per coin for ExchangeSim.book_at.
+    book_levels: int = 20
+    book_step: float = 0.0015
+    book_level_usd: tuple[int, int] = (1_000, 20_000)
+    book_history: int = 2000
 
     def visibility_path(self) -> Path | None:
         """Where visibility records go, if ground truth is recorded at all."""

@@ -79,3 +79,8 @@ def user_fills_frame(user: bytes, fills: bytes, *, snapshot: bool) -> bytes:
         else b'{"channel":"userFills","data":{"user":"'
     )
     return head + user + b'","fills":' + fills + b"}}"
+
+
+def l2_book_frame(data: bytes) -> bytes:
+    """`{"channel":"l2Book","data":{"coin","time","levels"}}` around a serialized data object."""
+    return b'{"channel":"l2Book","data":' + data + b"}"

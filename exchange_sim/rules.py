@@ -58,6 +58,19 @@ USER_SUBSCRIPTION_TYPES = frozenset({"openOrders", "clearinghouseState", "webDat
 # Subscriptions whose frames carry the user's open orders (used for visibility records).
 ORDER_SUBSCRIPTION_TYPES = frozenset({"openOrders", "webData2"})
 
+# l2Book [§1.1; SAMPLE-NOTES §5]: not user-specific (no user slot, one of the 1000
+# subscriptions). The ack echoes the subscription normalized with its defaults,
+# `{"type":"l2Book","coin":…,"nSigFigs":null,"mantissa":null,"fast":false}` (measured 2026;
+# 2025 captures show no "fast" key), and an unsubscribe matches on the normalized form.
+# Frames `{"coin","time","levels":[[bids…],[asks…]]}`, each level `{px, sz, n}`, best first,
+# 20 levels a side; a "fast" subscription's frames carry 5 levels and `"fast":true`
+# (hftbacktest capture). nSigFigs: 2..5 or null (full precision); mantissa: 1, 2 or 5, only
+# with nSigFigs 5 (official Subscriptions page).
+L2_BOOK_DEPTH = 20
+L2_BOOK_FAST_DEPTH = 5
+L2_BOOK_SIG_FIGS = frozenset({2, 3, 4, 5})
+L2_BOOK_MANTISSAS = frozenset({1, 2, 5})
+
 # Order statuses [§4.1]; any status other than "open" and "triggered" ends an order.
 OPEN = "open"
 FILLED = "filled"

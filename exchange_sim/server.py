@@ -21,6 +21,18 @@ as `{"channel":"userFills","data":{"user","fills":[...]}}` (oldest first, no isS
 Nothing is re-pushed periodically; a new subscription (e.g. after a reconnect) gets the
 snapshot again, so consumers dedupe by tid. `aggregateByTime` is accepted and echoed but
 changes nothing: every simulated fill is already one crossing order against one book side.
+
+`l2Book` (public, per coin; see exchange_sim.book for the book model): subscribe
+`{"type":"l2Book","coin":"BTC"}` with optional `nSigFigs` (2..5), `mantissa` (1/2/5, with
+nSigFigs 5) and `fast`; the ack echoes `{"type":"l2Book","coin","nSigFigs","mantissa","fast"}`
+with the defaults filled in (null, null, false), and an unsubscribe matches on that form
+whether or not it spells the defaults. It takes no user slot, only one of the per-IP
+subscriptions; an unknown coin gets the parse-error text. Frames
+`{"channel":"l2Book","data":{"coin","time","levels":[[bids…],[asks…]]}}` (20 levels a side,
+best first, `{"px","sz","n"}`; `time` the simulator clock) come right after the ack, in the
+push round after the coin's book changed, and in every periodic full push round. Info
+`{"type":"l2Book","coin"}` answers the same object. `book(coin)` is the current book,
+`book_at(coin, time)` the snapshot served with that time.
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from exchange_sim import frames, rules
+from exchange_sim.book import OrderBooks, view_data
 from exchange_sim.clock import LogicalClock
 from exchange_sim.config import SimConfig
 from exchange_sim.exchange import Exchange, Order
@@ -63,7 +76,7 @@ class SimStats:
     connections_total: int = 0  # WS upgrades accepted
     connections_refused: int = 0  # upgrades refused (caps, refuse window)
     frames_sent: int = 0  # every frame (acks, pongs, errors, data)
-    pushes_sent: int = 0  # data frames (openOrders / clearinghouseState / webData2 / userFills)
+    pushes_sent: int = 0  # data frames (openOrders / clearinghouseState / webData2 / userFills / l2Book)
     bytes_sent: int = 0
     errors_sent: int = 0
     messages_received: int = 0
@@ -127,6 +140,16 @@ class ExchangeSim:
         self.exchange.listeners.append(self.recorder.on_transition)
         self.exchange.fill_listeners.append(self.recorder.on_fill)
         self.exchange.change_listeners.append(self._on_change)
+        self.books = OrderBooks(
+            self.market,
+            self.exchange,
+            cfg.seed,
+            levels=cfg.book_levels,
+            step=cfg.book_step,
+            level_usd=cfg.book_level_usd,
+            history=cfg.book_history,
+        )
+        self.exchange.listeners.append(self._on_book_transition)
         self.stats = SimStats()
         self.connections: dict[int, Connection] = {}
         self.ips: dict[str, IpState] = {}
@@ -135,6 +158,7 @@ class ExchangeSim:
         self._views: dict[tuple[str, str], UserView] = {}
         self._conn_ids = itertools.count(1)
         self._dirty: set[str] = set()
+        self._dirty_coins: set[str] = set()  # coins whose book changed since the last push round
         self._dirty_event = asyncio.Event()
         self._resumed = asyncio.Event()
         self._resumed.set()
@@ -386,6 +410,7 @@ class ExchangeSim:
     async def push_now(self) -> None:
         """Push every subscription's full state immediately (even while paused)."""
         self._dirty.clear()
+        self._dirty_coins.clear()
         await self._push(None)
 
     def ip_stats(self, ip: str) -> dict[str, int]:
@@ -404,6 +429,24 @@ class ExchangeSim:
         if dex is not None:
             return self._order_subs.get((user, dex), 0)
         return sum(n for (u, _), n in self._order_subs.items() if u == user)
+
+    def book(self, coin: str) -> dict[str, Any]:
+        """The coin's current book `{"coin","time","levels"}` as an l2Book frame would carry it
+        (20 levels a side, full precision); it is recorded like a served snapshot, so
+        `book_at(coin, result["time"])` returns it. KeyError for a coin outside the market."""
+        if not self.books.known(coin):
+            raise KeyError(coin)
+        return orjson.loads(self.books.snapshot(coin, self.clock.now_ms()).data())  # type: ignore[no-any-return]
+
+    def book_at(self, coin: str, time_ms: int) -> dict[str, Any] | None:
+        """The book snapshot served (pushed, answered or returned by `book`) with this `time`:
+        what a collector saw if it stamped an event with that book time. None if no snapshot
+        of `coin` had that time or it was evicted (SimConfig.book_history per coin)."""
+        return self.books.at(coin, time_ms)
+
+    def book_history(self, coin: str) -> list[dict[str, Any]]:
+        """Every retained snapshot served for `coin`, oldest first."""
+        return self.books.history(coin)
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Poll `predicate` every 10 ms until true; TimeoutError after `timeout` seconds."""
@@ -476,7 +519,7 @@ class ExchangeSim:
 
     def _unaccount(self, ipst: IpState, sub: dict[str, Any]) -> None:
         ipst.subscriptions -= 1
-        user = sub.get("user")
+        user = sub.get("user")  # None for l2Book
         if user:
             ipst.remove_user(user)
             if sub["type"] in rules.ORDER_SUBSCRIPTION_TYPES:
@@ -541,10 +584,22 @@ class ExchangeSim:
         else:
             await self._unsubscribe(conn, ipst, key, sub)
 
-    @staticmethod
-    def _normalize(sub: Any) -> dict[str, Any]:
+    def _normalize(self, sub: Any) -> dict[str, Any]:
         """The subscription as the exchange echoes it; ValueError for what it cannot parse."""
         typ = sub["type"]
+        if typ == "l2Book":
+            coin = sub["coin"]
+            if not self.books.known(coin):
+                # The real exchange drops the socket without a frame for an unknown coin
+                # (SAMPLE-NOTES §5); the simulator answers with the parse error instead.
+                raise ValueError(coin)
+            n_sig_figs, mantissa = _book_options(sub)
+            fast = sub.get("fast")
+            if fast is None:
+                fast = False
+            if not isinstance(fast, bool):
+                raise ValueError(fast)
+            return {"type": typ, "coin": coin, "nSigFigs": n_sig_figs, "mantissa": mantissa, "fast": fast}
         if typ not in rules.USER_SUBSCRIPTION_TYPES:
             raise ValueError(typ)
         user = sub["user"]
@@ -573,15 +628,16 @@ class ExchangeSim:
         if ipst.subscriptions >= cfg.max_subscriptions_per_ip:
             await self._error(conn, rules.ERR_TOO_MANY_SUBSCRIPTIONS.format(n=cfg.max_subscriptions_per_ip))
             return
-        user = sub["user"]
-        if user not in ipst.users and len(ipst.users) >= cfg.max_users_per_ip:
+        user = sub.get("user")  # None for l2Book: public, no user slot
+        if user is not None and user not in ipst.users and len(ipst.users) >= cfg.max_users_per_ip:
             event("user_cap", level=logging.DEBUG, conn=conn.id, ip=conn.ip, user=user)
             await self._error(conn, rules.ERR_TOO_MANY_USERS.format(n=cfg.max_users_per_ip))
             return
         conn.subs[key] = sub
         ipst.subscriptions += 1
-        ipst.add_user(user)  # the user cap counts each user once, whatever its dexes and types
-        if sub["type"] in rules.ORDER_SUBSCRIPTION_TYPES:
+        if user is not None:
+            ipst.add_user(user)  # the user cap counts each user once, whatever its dexes and types
+        if user is not None and sub["type"] in rules.ORDER_SUBSCRIPTION_TYPES:
             cov = (user, sub.get("dex", MAIN_DEX))
             n = self._order_subs.get(cov, 0) + 1
             self._order_subs[cov] = n
@@ -619,6 +675,22 @@ class ExchangeSim:
     def _on_change(self, user: str) -> None:
         self._dirty.add(user)
         self._dirty_event.set()
+
+    def _on_book_transition(self, user: str, status: str, order: dict[str, Any], time_ms: int) -> None:
+        coin = self.books.on_transition(user, status, order, time_ms)
+        if coin is not None:
+            self._dirty_coins.add(coin)
+            self._dirty_event.set()
+
+    def _book_frame(self, sub: dict[str, Any], cache: dict[tuple[str, str, str], bytes]) -> bytes:
+        """The l2Book frame of a subscription; one snapshot per coin and options per push round."""
+        coin, n_sig_figs, mantissa, fast = sub["coin"], sub["nSigFigs"], sub["mantissa"], sub["fast"]
+        key = ("l2Book", coin, f"{n_sig_figs}:{mantissa}:{fast}")
+        frame = cache.get(key)
+        if frame is None:
+            snap = self.books.snapshot(coin, self.clock.now_ms())
+            frame = cache[key] = frames.l2_book_frame(view_data(snap, n_sig_figs, mantissa, fast))
+        return frame
 
     def _known_dex(self, dex: str) -> bool:
         return dex == MAIN_DEX or dex in self.market.dexes
@@ -711,7 +783,9 @@ class ExchangeSim:
         snapshot: bool = False,
     ) -> None:
         view: UserView | None = None
-        if sub["type"] == "userFills":
+        if sub["type"] == "l2Book":
+            frame = self._book_frame(sub, cache)
+        elif sub["type"] == "userFills":
             fills_frame = self._fills_frame(conn, key, sub, cache, snapshot)
             if fills_frame is None:
                 return
@@ -733,7 +807,11 @@ class ExchangeSim:
             await self._send(conn, frame, push=True)
 
     async def _push_conn(
-        self, conn: Connection, users: set[str] | None, cache: dict[tuple[str, str, str], bytes]
+        self,
+        conn: Connection,
+        users: set[str] | None,
+        coins: set[str] | None,
+        cache: dict[tuple[str, str, str], bytes],
     ) -> None:
         chaos = self.config.chaos
         conn.busy = True
@@ -742,13 +820,20 @@ class ExchangeSim:
                 self._chaos("slow_push", conn=conn.id, delay_s=chaos.slow_delay)
                 await asyncio.sleep(chaos.slow_delay)
             for key, sub in list(conn.subs.items()):
-                if (users is None or sub["user"] in users) and key in conn.subs:
+                if users is not None:  # a change round: only what changed
+                    if sub["type"] == "l2Book":
+                        if coins is None or sub["coin"] not in coins:
+                            continue
+                    elif sub["user"] not in users:
+                        continue
+                if key in conn.subs:
                     await self._send_sub(conn, key, sub, cache)
         finally:
             conn.busy = False
 
-    async def _push(self, users: set[str] | None) -> None:
-        """Push the current state of `users` (None = everyone) to every matching subscription.
+    async def _push(self, users: set[str] | None, coins: set[str] | None = None) -> None:
+        """Push the current state of `users` and the books of `coins` to every matching
+        subscription; `users` None is a full round (every subscription, every book).
 
         A connection still busy with an earlier push (a client that stopped reading) is
         skipped, and the round waits at most one second for slow ones.
@@ -757,9 +842,9 @@ class ExchangeSim:
         cache: dict[tuple[str, str, str], bytes] = {}
         conns = [c for c in self.connections.values() if c.subs and not c.closing and not c.busy]
         if len(conns) == 1:
-            await self._push_conn(conns[0], users, cache)
+            await self._push_conn(conns[0], users, coins, cache)
         elif conns:
-            tasks = [asyncio.create_task(self._push_conn(c, users, cache)) for c in conns]
+            tasks = [asyncio.create_task(self._push_conn(c, users, coins, cache)) for c in conns]
             await asyncio.wait(tasks, timeout=PUSH_ROUND_WAIT_S)
 
     async def _push_loop(self) -> None:
@@ -777,10 +862,12 @@ class ExchangeSim:
             if now >= next_full:
                 next_full = now + cfg.push_interval
                 self._dirty.clear()
+                self._dirty_coins.clear()
                 await self._push(None)
-            elif self._dirty:
+            elif self._dirty or self._dirty_coins:
                 users, self._dirty = self._dirty, set()
-                await self._push(users)
+                coins, self._dirty_coins = self._dirty_coins, set()
+                await self._push(users, coins)
 
     # ----- background loops ------------------------------------------------------------------
     async def _ticker(self) -> None:
@@ -941,6 +1028,13 @@ class ExchangeSim:
                 self.clock.now_ms(),
             )
             return orjson.loads(frame)["data"]
+        if typ == "l2Book":
+            coin = body["coin"]
+            if not self.books.known(coin):
+                raise ValueError(coin)  # unverified: what the exchange answers for an unknown coin
+            n_sig_figs, mantissa = _book_options(body)
+            snap = self.books.snapshot(coin, self.clock.now_ms())
+            return orjson.loads(view_data(snap, n_sig_figs, mantissa, False))
         if typ == "perpDexs":
             # The real shape (several SDKs): null stands for the first perp dex.
             return [None, *(d.info() for d in self.market.dexes.values())]
@@ -958,6 +1052,18 @@ class ExchangeSim:
             coins = self.market.dex_coins(dex) if perp_dex else [*self.market.coins, *self.market.spot_coins]
             return {c.name: str(c.mark_px) for c in coins}
         raise ValueError(typ)
+
+
+def _book_options(req: dict[str, Any]) -> tuple[int | None, int | None]:
+    """An l2Book request's (nSigFigs, mantissa); ValueError for values the exchange refuses."""
+    n_sig_figs, mantissa = req.get("nSigFigs"), req.get("mantissa")
+    if n_sig_figs is not None and (type(n_sig_figs) is not int or n_sig_figs not in rules.L2_BOOK_SIG_FIGS):
+        raise ValueError(n_sig_figs)
+    if mantissa is not None and (
+        type(mantissa) is not int or mantissa not in rules.L2_BOOK_MANTISSAS or n_sig_figs != 5
+    ):
+        raise ValueError(mantissa)
+    return n_sig_figs, mantissa
 
 
 _ZERO_SUMMARY = {
