@@ -259,7 +259,7 @@ class Naive:
               appeared: list[tuple[dict[str, Any], dict[str, Any]]],
               vanished: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         """A modify is a cancel-and-replace: link by cloid (against every order before and now),
-        else infer the only vanished/appeared pair of one coin, side, type and reduce-only flag."""
+        else infer the only vanished/appeared pair of one coin, side, type, reduce-only flag and tif."""
         for order, event in appeared:
             if order.get("cloid"):
                 older = [o for o, kept in before.items() if kept.get("cloid") == order["cloid"] and o < order["oid"]]
@@ -272,7 +272,7 @@ class Naive:
                     event.update(replacedByOid=min(newer), replaceMatch="cloid")
 
         def key(o: dict[str, Any]) -> tuple[Any, ...]:
-            return (o["coin"], o["side"], o.get("orderType"), bool(o.get("reduceOnly")))
+            return (o["coin"], o["side"], o.get("orderType"), bool(o.get("reduceOnly")), o.get("tif"))
 
         for k in {key(o) for o, _ in vanished if not o.get("cloid")}:
             gone = [(o, e) for o, e in vanished if not o.get("cloid") and key(o) == k]

@@ -72,7 +72,10 @@ async def run_backfill(settings: Settings) -> int:
         if settings.trader_fills_enabled:
             try:
                 async for page in client.user_fills_pages(user, 0):
-                    writer.submit(fill_ops(ledger.docs(user, page, source=schema.SOURCE_REST, observed_at=now)))
+                    docs, bad = ledger.docs(user, page, source=schema.SOURCE_REST, observed_at=now)
+                    writer.submit(fill_ops(docs))
+                    if bad:
+                        log.warning("event=bad_fill user=%s count=%d detail=%r", user, len(bad), str(bad[0]))
             except RestError as exc:
                 failed += 1
                 log.error("event=backfill_fills_failed user=%s error=%r", user, str(exc))

@@ -39,8 +39,9 @@ ITEMS_PER_EXTRA_WEIGHT: Final = 20
 HISTORICAL_ORDERS_LIMIT: Final = 2000
 """historicalOrders returns at most the 2000 most recent orders (docs)."""
 
-FILLS_PAGE_LIMIT: Final = 2000
-"""userFillsByTime returns at most 2000 fills per response (docs); page on time."""
+FILLS_PAGE_MIN: Final = 500
+"""userFillsByTime returns at most 2000 fills per response (docs), and time-range answers may be
+capped at 500 (PROTOCOL.md §3.3): only a page shorter than 500 is surely the last."""
 
 IDLE_TIMEOUT_S: Final = 60.0
 """The server closes a connection it has sent nothing on for 60 s (docs)."""

@@ -28,7 +28,7 @@ from collector_service.books import Books
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
 from collector_service.pipeline import Pipeline
-from collector_service.plan import ConnectionPlan
+from collector_service.plan import REFUSED_RETRY_S, ConnectionPlan
 from collector_service.rest import WeightBudget
 from collector_service.wire import (
     NULL,
@@ -47,9 +47,6 @@ from collector_service.wire import (
 log = logging.getLogger(__name__)
 
 Feed = Literal["openOrders", "webData2"]
-
-REFUSED_RETRY_S = 300.0
-"""Users refused for capacity are tried again only this long after (never in a tight loop)."""
 
 RECONNECT_PAUSE_S = (0.5, 2.0)
 """Jittered pause before reconnecting after a connection that had been up ends."""
@@ -131,7 +128,8 @@ class FeedConnection:
         self.stats = stats
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout
-        self.refused: dict[str, float] = {}
+        self.refused: dict[str, float] = {}  # user -> until when it is left alone
+        self.capped: dict[str, float] = {}  # ... of those, refused by the exchange's user cap
         self._reported: set[str] = set()
         self._unsent: list[str] = []
         self._pending: dict[SubKey, float] = {}
@@ -198,6 +196,8 @@ class FeedConnection:
                 self._acked.clear()
                 if self.books is not None:
                     self.books.forget()
+            if self._stopping:
+                return
             pause = random.uniform(*RECONNECT_PAUSE_S)
             if self._capacity_hit:
                 pause = max(pause, RECONNECT_FLOOR_AFTER_CAPACITY_S)
@@ -232,8 +232,8 @@ class FeedConnection:
     async def _subscribe(self, ws: ClientConnection, users: tuple[str, ...]) -> None:
         """Subscribe every dex of these users, then serve the changes asked while connected
         (a new dex, a trader moved here or away), and report subscribes never acknowledged."""
-        while not self._requests.empty():  # the users and dexes read below already include them
-            self._requests.get_nowait()
+        # requests queued before this session are applied after the first batch: one already
+        # carried out there is skipped (its subscription is pending or acked)
         await self._send_subscriptions(ws, users, list(self.dexes()))
         if self.books is not None:
             await self._send_books(ws, "subscribe", tuple(self.books.watched))
@@ -260,11 +260,12 @@ class FeedConnection:
         while self._unsent:
             user = self._unsent.pop(0)
             for sub in subscriptions_for(user, self.feed, dexes, fills=self.fills):
-                if _sub_key(sub) in self.rejected:
+                key = _sub_key(sub)
+                if key in self.rejected or key in self._acked or key in self._pending:
                     continue
                 if self.refused.get(user, 0.0) > time.monotonic():
                     break  # the exchange hit a cap meanwhile: the rest would be refused too
-                self._pending[_sub_key(sub)] = time.monotonic() + exchange.SUBSCRIBE_ACK_TIMEOUT_S
+                self._pending[key] = time.monotonic() + exchange.SUBSCRIBE_ACK_TIMEOUT_S
                 await ws.send(msgspec.json.encode({"method": "subscribe", "subscription": sub}).decode())
                 await asyncio.sleep(exchange.SUBSCRIBE_PACING_S)
 
@@ -393,7 +394,7 @@ class FeedConnection:
             # the cap is per IP: users not subscribed yet would be refused too, so stop here
             unsent = [("", user, "") for user in self._unsent]
             self._unsent.clear()
-            self._refuse([*self._pending, *unsent], text)
+            self._refuse([*self._pending, *unsent], text, capacity=True)
             return
         if text.startswith(exchange.PARSE_ERROR_PREFIX) and self._reject(text):
             return
@@ -419,15 +420,21 @@ class FeedConnection:
                        msgspec.json.encode(_subscription(key)).decode())
         return True
 
-    def _refuse(self, keys: list[SubKey], reason: str) -> None:
+    def _refuse(self, keys: list[SubKey], reason: str, *, capacity: bool = False) -> None:
         """The exchange refused these subscriptions: report their users once and leave them
-        alone for a while instead of retrying into the same wall."""
+        alone for a while instead of retrying into the same wall. An l2Book never acknowledged
+        is simply asked for again."""
         for key in keys:
             self._pending.pop(key, None)
+        books = tuple(coin for typ, _, coin in keys if typ == "l2Book")
+        if books and self.books is not None:
+            self._requests.put_nowait(("book", books, None))
         users = sorted({user for _, user, _ in keys if user in self.users})
         until = time.monotonic() + REFUSED_RETRY_S
         for user in users:
             self.refused[user] = until
+            if capacity:
+                self.capped[user] = until
         if not set(users) - self._reported:
             return
         self._reported.update(users)
@@ -439,7 +446,9 @@ class FeedConnection:
         )
 
     async def close(self) -> None:
-        """Unsubscribe everything (frees the exchange's user slots at once), then close."""
+        """Unsubscribe everything (frees the exchange's user slots at once), then close; the
+        run loop does not reconnect after this."""
+        self._stopping = True
         ws = self._ws
         if ws is None:
             return

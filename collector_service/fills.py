@@ -18,7 +18,7 @@ import msgspec
 
 from collector_service import schema
 from collector_service.tracker import ms_to_datetime
-from collector_service.wire import decode_fill
+from collector_service.wire import FrameError, decode_fill
 
 SNAPSHOT_MARGIN = timedelta(seconds=60)
 """Snapshot fills this close to the newest stored one are written anyway (the index dedupes)."""
@@ -43,15 +43,23 @@ class FillLedger:
         self.newest.update(newest)
 
     def docs(self, user: str, raws: Iterable[msgspec.Raw], *, source: str, observed_at: datetime,
-             snapshot: bool = False) -> list[dict[str, Any]]:
-        """Documents for these fills (a snapshot's old fills left out); FrameError if one is bad."""
+             snapshot: bool = False) -> tuple[list[dict[str, Any]], list[FrameError]]:
+        """Documents for these fills (a snapshot's old fills left out), and the errors of those
+        that are not fills (one bad fill does not cost the others)."""
         known = self.newest.get(user)
         cutoff = known - SNAPSHOT_MARGIN if snapshot and known is not None else None
-        docs = [fill_doc(user, raw, source=source, observed_at=observed_at) for raw in raws]
-        docs = [d for d in docs if cutoff is None or d["time"] >= cutoff]
+        docs, bad = [], []
+        for raw in raws:
+            try:
+                doc = fill_doc(user, raw, source=source, observed_at=observed_at)
+            except FrameError as exc:
+                bad.append(exc)
+                continue
+            if cutoff is None or doc["time"] >= cutoff:
+                docs.append(doc)
         for doc in docs:
             if known is None or doc["time"] > known:
                 known = doc["time"]
         if known is not None:
             self.newest[user] = known
-        return docs
+        return docs, bad

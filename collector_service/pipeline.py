@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -67,7 +68,7 @@ def replacements_in_history(rows: Mapping[int, OrderStatusInner]) -> list[tuple[
     the only such order of the same coin, side, order type and reduce-only flag.
     """
     by_cloid: dict[str, list[OrderStatusInner]] = {}
-    by_key: dict[tuple[str, str, str | None, bool], list[OrderStatusInner]] = {}
+    by_key: dict[tuple[str, str, str | None, bool, str | None], list[OrderStatusInner]] = {}
     for row in rows.values():
         if row.order.cloid:
             by_cloid.setdefault(row.order.cloid, []).append(row)
@@ -84,7 +85,10 @@ def replacements_in_history(rows: Mapping[int, OrderStatusInner]) -> list[tuple[
         )
         if after and (row.order.cloid or len(after) == 1):
             found.append((oid, after[0], schema.MATCH_CLOID if row.order.cloid else schema.MATCH_INFERRED))
-    return found
+    # an inferred replacement must have one candidate predecessor too (two cancels, one new
+    # order at the same moment: which one it replaced is unknown)
+    inferred = Counter(new for _, new, match in found if match == schema.MATCH_INFERRED)
+    return [(old, new, match) for old, new, match in found if match == schema.MATCH_CLOID or inferred[new] == 1]
 
 
 class Pipeline:
@@ -223,7 +227,8 @@ class Pipeline:
                 self.stats.frames_unchanged += 1
         if user in self._needs_recovery:
             self._needs_recovery.discard(user)
-            self.spawn(self.recover(user, self.gaps.get(user)))
+            # a gap an overlapping recovery already closed still began at the last snapshot
+            self.spawn(self.recover(user, self.gaps.get(user, self.last_seen.get(user))))
         self.last_seen[user] = observed_at
         return events
 
@@ -240,10 +245,15 @@ class Pipeline:
 
     def on_fills(self, user: str, fills: OrderItems, observed_at: datetime, *, snapshot: bool,
                  source: str = schema.SOURCE_WS) -> None:
-        """Store the fills of one ``userFills`` frame (FrameError if one is invalid)."""
+        """Store the fills of a ``userFills`` frame or a REST page; a fill that is not one is
+        counted and logged, the others stored."""
         if user not in self.users or not self.record_fills:
             return
-        docs = self.fills.docs(user, fills, source=source, observed_at=observed_at, snapshot=snapshot)
+        docs, bad = self.fills.docs(user, fills, source=source, observed_at=observed_at, snapshot=snapshot)
+        if bad:
+            self.stats.bad_frames["fill"] += len(bad)
+            self._warn.log(logging.WARNING, "bad_fill", "event=bad_fill user=%s count=%d detail=%r", user, len(bad),
+                           str(bad[0]))
         if docs:
             self.writer.submit(fill_ops(docs))
 
@@ -319,6 +329,8 @@ class Pipeline:
             if oid in tracked or (cutoff_ms is not None and row.statusTimestamp < cutoff_ms):
                 continue
             news[oid], closes[oid] = recovered_events(user, row, now)
+        if news:  # orders the snapshots never showed count toward the trader's activity too
+            self.activity.record(user, 2 * len(news))
         links: list[Op] = []
         for old, new, match in replacements_in_history(latest):
             before_gap = cutoff_ms is not None and latest[old].statusTimestamp < cutoff_ms
@@ -333,7 +345,13 @@ class Pipeline:
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("event=recovery_crashed error=%r note='the gap stays journaled; recovered at the next start'",
+                      task.exception())
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+REFUSED_RETRY_S = 300.0
+"""Traders the exchange refused are tried again only this long after (never in a tight loop)."""
+
 
 @dataclass(frozen=True)
 class ConnectionPlan:

@@ -184,8 +184,8 @@ class Poller:
             self._weight += exchange.WEIGHT_DEFAULT * len(dexes)
             answers = await asyncio.gather(*(self.client.frontend_open_orders(user, dex, self.budget)
                                              for dex in dexes))
-            if user not in self.traders:
-                return  # moved to a live connection meanwhile: its feed has the newer state
+            if self.traders.get(user) is not polled:
+                return  # moved to a live connection meanwhile (maybe back again): the answer is stale
             observed_at = datetime.now(UTC)
             filled_maybe = False  # an order gone or smaller: a fill may have moved a position
             for dex, items in zip(dexes, answers, strict=True):
@@ -196,7 +196,7 @@ class Poller:
                 self._weight += exchange.WEIGHT_LIGHT * len(dexes)
                 states = await asyncio.gather(*(self.client.clearinghouse_state(user, dex, self.budget)
                                                 for dex in dexes))
-                if user not in self.traders:
+                if self.traders.get(user) is not polled:
                     return
                 observed_at = datetime.now(UTC)
                 for dex, state in zip(dexes, states, strict=True):
@@ -217,7 +217,11 @@ class Poller:
             if polled is None or polled.last_sweep + self.sweep_interval > time.monotonic():
                 await asyncio.sleep(1.0)
                 continue
-            await self.sweep(polled)
+            try:
+                await self.sweep(polled)
+            except Exception as exc:  # one trader's bad answer must not stop every sweep
+                polled.last_sweep = time.monotonic()
+                self._warn.log(logging.ERROR, "sweep", "event=sweep_failed user=%s error=%r", polled.user, exc)
 
     async def sweep(self, polled: Polled) -> None:
         """Record what the polls of one trader missed since its last sweep (historicalOrders)."""

@@ -148,7 +148,7 @@ class InfoClient:
             async with self._client().post(self.url, json=body) as response:
                 payload = await response.read()
                 if response.status == 429:
-                    self.budget.exhaust()
+                    self.total.exhaust()  # every share of this address waits
                     self.stats.rest_errors["429"] += 1
                     raise RestError(f"{kind}: HTTP 429 (weight budget exceeded), backing off")
                 if response.status != 200:
@@ -203,7 +203,7 @@ class InfoClient:
         while True:
             page = await self.user_fills_by_time(user, start_ms)
             yield page
-            if len(page) < exchange.FILLS_PAGE_LIMIT:
+            if len(page) < exchange.FILLS_PAGE_MIN:
                 return
             last_ms = decode_fill(page[-1])[0].time
             start_ms = last_ms if last_ms > start_ms else start_ms + 1  # 2000 fills in one ms: move on

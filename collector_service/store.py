@@ -210,12 +210,23 @@ class Database:
         """
         user, old, new, match = doc["ethAddress"], doc["oid"], doc["replacedByOid"], doc["replaceMatch"]
         now = datetime.now(UTC)
-        for event_key, field, value in ((schema.ACTION_CLOSED, "replacedByOid", new),
-                                        (schema.ACTION_NEW, "replacesOid", old)):
-            event = self._event(user, old if field == "replacedByOid" else new, event_key)
-            if event is not None and (event.get(field), event.get("replaceMatch")) != (value, match):
-                event.update({field: value, "replaceMatch": match, "linkedAt": now})
-                self.db[schema.ORDERS].replace_one({"_id": event["_id"]}, event)
+        halves = ((schema.ACTION_CLOSED, old, "replacedByOid", new, schema.ACTION_NEW, "replacesOid"),
+                  (schema.ACTION_NEW, new, "replacesOid", old, schema.ACTION_CLOSED, "replacedByOid"))
+        for event_key, oid, field, value, other_key, other_field in halves:
+            event = self._event(user, oid, event_key)
+            if event is None or (event.get(field), event.get("replaceMatch")) == (value, match):
+                continue
+            previous = event.get(field)
+            if previous is not None and previous != value:
+                # the half this link replaces pointed back here: it is no longer linked
+                stale = self._event(user, previous, other_key)
+                if stale is not None and stale.get(other_field) == oid:
+                    for key in (other_field, "replaceMatch"):
+                        stale.pop(key, None)
+                    stale["linkedAt"] = now
+                    self.db[schema.ORDERS].replace_one({"_id": stale["_id"]}, stale)
+            event.update({field: value, "replaceMatch": match, "linkedAt": now})
+            self.db[schema.ORDERS].replace_one({"_id": event["_id"]}, event)
 
     def _check_link(self, closed: dict[str, Any]) -> None:
         """Keep a replacement link only if the exchange's outcome bears it out: the old order

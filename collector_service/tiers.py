@@ -7,7 +7,9 @@ each tier, so traders do not flap); pinned traders never leave their slots. A mo
 reconnect for the promoted trader (its first snapshot is reconciled against the tracked state
 and the gap since it was last seen is recovered) and an immediate first poll for the demoted
 one: nothing is lost or duplicated. Traders the exchange refuses (its per-IP cap below the
-configured one) are polled instead, and the address's live capacity shrinks to what it accepts.
+configured one) are polled instead, and the address's live capacity shrinks to what it accepts
+until the slots are tried again after five minutes; traders whose subscription was not
+acknowledged are polled too, without lowering the capacity.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import math
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+from collector_service.plan import REFUSED_RETRY_S
 
 if TYPE_CHECKING:
     from collector_service.feed import FeedConnection
@@ -66,7 +70,8 @@ class Tiers:
         self.poller = poller
         self.pipeline = pipeline
         self.pinned = frozenset(pinned)
-        self.capacity = capacity
+        self.capacity = self.configured = capacity
+        self.lowered_at = 0.0
         self.started = time.monotonic()
         self.since: dict[str, float] = {}  # user -> when it entered its tier (default: the start)
 
@@ -87,15 +92,20 @@ class Tiers:
         polled traders in; return the moves as ``(user, "live"|"polled")``."""
         now = time.monotonic() if now is None else now
         moves: list[tuple[str, str]] = []
+        if self.capacity < self.configured and now - self.lowered_at >= REFUSED_RETRY_S:
+            self.capacity = self.configured  # try the slots again: the other user of the IP may be gone
         for feed in self.feeds:
-            refused = [u for u in feed.users if u in feed.refused]
-            if refused:
-                self.capacity = min(self.capacity, len(self.live) - len(refused))
-                for user in refused:
-                    self._demote(feed, user, now)
-                    moves.append((user, "polled"))
-                log.warning("event=live_capacity_lowered capacity=%d polled_instead=%s", self.capacity,
-                            ",".join(refused))
+            refused = [u for u in feed.users if feed.refused.get(u, 0.0) > now]
+            if not refused:
+                continue
+            capped = [u for u in refused if feed.capped.get(u, 0.0) > now]
+            if capped:  # the exchange's user cap, not a lost ack: fewer slots than configured
+                self.capacity = min(self.capacity, len(self.live) - len(capped))
+                self.lowered_at = now
+            for user in refused:
+                self._demote(feed, user, now)
+                moves.append((user, "polled"))
+            log.warning("event=live_refused polled_instead=%s capacity=%d", ",".join(refused), self.capacity)
         activity = self.pipeline.activity
         polled = sorted((u for u in self.poller.traders if self._stayed(u, now)),
                         key=lambda u: activity.per_hour(u, now), reverse=True)

@@ -321,9 +321,10 @@ def link(closed: dict[str, Any] | None, new: dict[str, Any] | None, old_oid: int
         new["replaceMatch"] = match
 
 
-def replacement_key(order: FrontendOrder) -> tuple[str, str, str | None, bool]:
-    """What a replacement without a cloid must share with the order it replaced."""
-    return (order.coin, order.side, order.orderType, order.reduceOnly)
+def replacement_key(order: FrontendOrder) -> tuple[str, str, str | None, bool, str | None]:
+    """What a replacement without a cloid must share with the order it replaced (an IOC that
+    filled at once is not a resting Gtc order's replacement)."""
+    return (order.coin, order.side, order.orderType, order.reduceOnly, order.tif)
 
 
 def link_replacements(
@@ -336,30 +337,38 @@ def link_replacements(
     With a cloid: an order that appears with the cloid of an order that vanished, or of one still
     open (the replacement's ``open`` can come before the old order's ``canceled``), replaces it;
     an order that vanishes while a newer open order carries its cloid was replaced by it.
-    Without a cloid, a vanished and an appeared order of the same trader, coin, side, order type
-    and reduce-only flag are linked as ``inferred`` only when they are the only such pair in the
+    Without a cloid, a vanished and an appeared order of the same trader, coin, side, order type,
+    reduce-only flag and time in force are linked as ``inferred`` only when they are the only such pair in the
     snapshot: an ambiguous match is no match.
     """
-    gone_by_cloid = {order.cloid: (order, event) for order, event in vanished if order.cloid}
-    plain_new: dict[tuple[str, str, str | None, bool], list[tuple[FrontendOrder, dict[str, Any]]]] = {}
+    gone_by_cloid: dict[str, list[tuple[FrontendOrder, dict[str, Any]]]] = {}
+    for order, event in sorted(vanished, key=lambda item: item[0].oid):
+        if order.cloid:
+            gone_by_cloid.setdefault(order.cloid, []).append((order, event))
+    plain_new: dict[tuple[str, str, str | None, bool, str | None], list[tuple[FrontendOrder, dict[str, Any]]]] = {}
     for order, event in appeared:
         if not order.cloid:
             plain_new.setdefault(replacement_key(order), []).append((order, event))
             continue
-        old = gone_by_cloid.pop(order.cloid, None)
-        if old is not None and old[0].oid < order.oid:
-            link(old[1], event, old[0].oid, order.oid, schema.MATCH_CLOID)
+        older = [g for g in gone_by_cloid.get(order.cloid, []) if g[0].oid < order.oid]
+        if older:
+            link(older[-1][1], event, older[-1][0].oid, order.oid, schema.MATCH_CLOID)
             continue
         still_open = open_with_cloid(order.cloid, order.oid)
         if still_open is not None and still_open < order.oid:
             link(None, event, still_open, order.oid, schema.MATCH_CLOID)
-    for cloid, (order, event) in gone_by_cloid.items():
-        newer = open_with_cloid(cloid, order.oid)
-        if newer is not None and newer > order.oid:
-            link(event, None, order.oid, newer, schema.MATCH_CLOID)
+    for cloid, gone in gone_by_cloid.items():
+        # several orders of one cloid gone at once: each was replaced by the next (a modify,
+        # then the replacement closed too), the newest by an open order with the cloid, if any
+        for i, (order, event) in enumerate(gone):
+            if "replacedByOid" in event:
+                continue
+            newer = gone[i + 1][0].oid if i + 1 < len(gone) else open_with_cloid(cloid, order.oid)
+            if newer is not None and newer > order.oid:
+                link(event, None, order.oid, newer, schema.MATCH_CLOID)
     if not plain_new:
         return
-    plain_gone: dict[tuple[str, str, str | None, bool], list[tuple[FrontendOrder, dict[str, Any]]]] = {}
+    plain_gone: dict[tuple[str, str, str | None, bool, str | None], list[tuple[FrontendOrder, dict[str, Any]]]] = {}
     for order, event in vanished:
         if not order.cloid:
             plain_gone.setdefault(replacement_key(order), []).append((order, event))

@@ -49,8 +49,11 @@ def test_a_userfills_frame_decodes_with_its_snapshot_flag() -> None:
 
 def test_a_fill_without_its_trade_id_is_rejected_with_a_clear_error() -> None:
     user, fill = node_fills()[0]
+    broken = raw({k: v for k, v in fill.items() if k != "tid"})
     with pytest.raises(FrameError, match="tid"):
-        fill_doc(user, raw({k: v for k, v in fill.items() if k != "tid"}), source="ws", observed_at=NOW)
+        fill_doc(user, broken, source="ws", observed_at=NOW)
+    docs, bad = FillLedger().docs(user, [broken, raw(fill)], source="rest", observed_at=NOW)
+    assert [d["tid"] for d in docs] == [fill["tid"]] and len(bad) == 1 and "tid" in str(bad[0])  # the rest kept
 
 
 def test_snapshot_skips_fills_already_stored_but_not_live_ones() -> None:
@@ -60,9 +63,9 @@ def test_snapshot_skips_fills_already_stored_but_not_live_ones() -> None:
     old = {**fill, "tid": 1, "time": fill["time"] - before_margin_ms}
     ledger = FillLedger()
     ledger.load({user: at})
-    kept = ledger.docs(user, [raw(old), raw(fill)], source="ws", observed_at=NOW, snapshot=True)
-    assert [d["tid"] for d in kept] == [fill["tid"]]  # near the newest stored: written, the index dedupes
-    assert len(ledger.docs(user, [raw(old)], source="ws", observed_at=NOW)) == 1  # a live push always is
+    kept, bad = ledger.docs(user, [raw(old), raw(fill)], source="ws", observed_at=NOW, snapshot=True)
+    assert [d["tid"] for d in kept] == [fill["tid"]] and bad == []  # near the newest stored: the index dedupes
+    assert len(ledger.docs(user, [raw(old)], source="ws", observed_at=NOW)[0]) == 1  # a live push always is
     newer = {**fill, "tid": 2, "time": fill["time"] + 1000}
     ledger.docs(user, [raw(newer)], source="ws", observed_at=NOW)
     assert ledger.newest[user] == at + timedelta(seconds=1)

@@ -60,6 +60,16 @@ def test_restart_between_the_two_halves_keeps_the_link() -> None:
     assert links(diff(restarted, [order(2, cloid=CLOID, px="10.5")])) == {(1, "closed"): (None, 2, "cloid")}
 
 
+def test_a_replacement_gone_with_the_order_it_replaced() -> None:
+    """A modify, then the replacement filled, both between two snapshots of the old order's
+    world: each closed event says what replaced it."""
+    book = OrderBook(USER)
+    diff(book, [order(1, cloid=CLOID)])
+    assert links(diff(book, [order(1, cloid=CLOID), order(2, cloid=CLOID, px="10.5")])) == {
+        (2, "new"): (1, None, "cloid")}
+    assert links(diff(book, [])) == {(1, "closed"): (None, 2, "cloid"), (2, "closed"): (None, None, None)}
+
+
 def test_modify_without_cloid_is_inferred_only_when_unambiguous() -> None:
     book = OrderBook(USER)
     diff(book, [order(1), order(7, coin="BTC")])
@@ -120,3 +130,7 @@ def test_replacements_in_history() -> None:
     ]))
     latest = {row.order.oid: row for row in rows}
     assert sorted(replacements_in_history(latest)) == [(1, 2, "cloid"), (2, 3, "cloid"), (10, 11, "inferred")]
+    two_cancels_one_new = historical_orders_decoder.decode(encode([
+        history_row(40, "canceled", 1000, 5000, coin="ETH"), history_row(41, "canceled", 1000, 5000, coin="ETH"),
+        history_row(42, "open", 5000, 5000, coin="ETH")]))
+    assert replacements_in_history({r.order.oid: r for r in two_cancels_one_new}) == []  # which one is unknown

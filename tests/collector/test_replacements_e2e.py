@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from collector_service.metrics import Stats
-from collector_service.store import Database, final_op, order_ops
+from collector_service.store import Database, final_op, link_op, order_ops
 from collector_service.tracker import link
 from exchange_sim import ExchangeSim, SimConfig, compare
 from tests.collector.harness import RunningCollector, collector_settings, eventually
@@ -167,3 +167,25 @@ def test_outcomes_confirm_or_drop_links(mongo_uri: str, mongo_db) -> None:
     db.close()
     assert kept == {1: (None, 2), 2: (1, None), 3: (None, None), 4: (None, None), 5: (None, 6), 6: (5, None),
                     7: (None, None), 8: (None, None)}
+
+
+def test_a_link_from_the_history_replaces_an_inferred_one_on_both_sides(mongo_uri: str, mongo_db) -> None:
+    """Across a gap a snapshot showed A gone and C there (linked A -> C); the history says A -> B
+    -> C: C no longer points at A, A points at B."""
+    user, t0 = "0x" + "2" * 40, datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    events = []
+    for oid in (1, 2, 3):
+        for action in ("new", "closed") if oid < 3 else ("new",):
+            events.append({"ethAddress": user, "oid": oid, "eventKey": action, "action": action, "seq": 0,
+                           "timestamp": t0, "observedAt": t0})
+    closed_a, new_c = events[1], events[4]
+    link(closed_a, new_c, 1, 3, "cloid")
+    db = Database(mongo_uri, mongo_db.name)
+    db.ensure_indexes()
+    db.write(order_ops(events), Stats())
+    db.write([link_op(user, 1, 2, "cloid"), link_op(user, 2, 3, "cloid")], Stats())
+    got = {(d["oid"], d["eventKey"]): (d.get("replacesOid"), d.get("replacedByOid"))
+           for d in mongo_db.trader_orders.find({}, {"oid": 1, "eventKey": 1, "replacesOid": 1, "replacedByOid": 1})}
+    db.close()
+    assert got == {(1, "new"): (None, None), (1, "closed"): (None, 2), (2, "new"): (1, None),
+                   (2, "closed"): (None, 3), (3, "new"): (2, None)}

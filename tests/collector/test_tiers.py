@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from collector_service.plan import plan_connections
+from collector_service.plan import REFUSED_RETRY_S, plan_connections
 from collector_service.rest import WINDOW_S, WeightBudget
 from collector_service.tiers import HALF_LIFE_S, MIN_STAY_S, Activity, Tiers
 
@@ -39,6 +39,7 @@ class FakeFeed:
     def __init__(self, users: list[str]) -> None:
         self.users = list(users)
         self.refused: dict[str, float] = {}
+        self.capped: dict[str, float] = {}
 
     def add_user(self, user: str) -> None:
         self.users.append(user)
@@ -93,11 +94,19 @@ def test_hysteresis_and_pinned_traders() -> None:
     assert t.rebalance(later) == [("b", "polled"), ("c", "live")] and feed.users == ["a", "c"]
 
 
-def test_refused_traders_are_polled_and_capacity_shrinks() -> None:
+def test_refused_traders_are_polled_and_capacity_shrinks_for_a_while() -> None:
     t, feed, poller, _, later = tiers(["a", "b"], ["c"], {"a": 100, "c": 1}, capacity=2)
-    feed.refused["b"] = time.monotonic() + 300
+    feed.refused["b"] = feed.capped["b"] = later + 300  # the exchange's user cap
     assert t.rebalance(later) == [("b", "polled")]  # the free slot is not refilled
     assert t.capacity == 1 and feed.users == ["a"] and set(poller.traders) == {"b", "c"}
+    assert t.rebalance(later + REFUSED_RETRY_S - 1) == [] and t.capacity == 1
+    assert t.rebalance(later + REFUSED_RETRY_S) == [("c", "live")] and t.capacity == 2  # the slot tried again
+
+
+def test_a_lost_ack_polls_the_trader_without_lowering_capacity() -> None:
+    t, feed, poller, _, later = tiers(["a", "b"], ["c"], {"a": 100, "c": 1}, capacity=2)
+    feed.refused["b"] = later + 300  # no ack within the timeout, not a cap error
+    assert t.rebalance(later) == [("b", "polled"), ("c", "live")] and t.capacity == 2
 
 
 async def test_weight_budget_never_exceeds_the_window() -> None:
