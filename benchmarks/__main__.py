@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import e2e, extraction, frames, memory, polling, transforms
+from benchmarks import context, e2e, extraction, frames, memory, polling, transforms
 from benchmarks.report import machine, markdown, table
 
 BENCHMARKS = {
@@ -18,6 +18,7 @@ BENCHMARKS = {
     "transforms": transforms.run,
     "extraction": extraction.run,
     "polling": polling.run,
+    "context": context.run,
 }
 RESULTS = Path(__file__).parent / "RESULTS.md"
 

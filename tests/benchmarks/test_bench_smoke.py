@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import e2e, extraction, frames, memory, polling, transforms
+from benchmarks import context, e2e, extraction, frames, memory, polling, transforms
 from benchmarks.events import write_events
 from benchmarks.measure import run_child
 from benchmarks.report import Section, markdown, table
@@ -55,3 +55,9 @@ def test_polling_reports_the_period_against_the_optimum_without_429() -> None:
     section = polling.run(quick=True)
     assert_complete(section)
     assert any("achieved / optimum" in r.label and r.target for r in section.rows)
+
+
+def test_fills_and_book_context_costs_and_subscriptions_reported() -> None:
+    section = context.run(quick=True)
+    assert_complete(section)
+    assert any("1000 subscriptions" in r.label and r.met for r in section.rows)
