@@ -179,6 +179,8 @@ def events_frame(n_events: int, seed: int = 1) -> pl.DataFrame:
         statusTimestamp=pl.when(pl.col("action") == "closed").then(pl.col("eventAt")),
         createdAt=pl.col("eventAt") + pl.duration(milliseconds=200),
     ).with_columns([pl.col(c).cast(dec) for c in ("limitPx", "sz", "origSz", "triggerPx", "prevSz", "prevLimitPx")])
+    # no order-book context (the collector's books are not simulated): null as without a fresh book
+    ev = ev.with_columns([pl.lit(None, dtype).alias(name) for name, dtype, _ in tables.BOOK_COLUMNS])
     return tables.conform(ev, tables.ORDER_EVENTS).sort("eventAt").collect()
 
 

@@ -151,7 +151,9 @@ def order_lifecycles(events: list[Event], day: str) -> list[Event]:
             "nUpdates": sum(r["nUpdates"] for r in seen),
             "nPriceChanges": sum(r["nPriceChanges"] for r in seen) + repriced,
             "origSz": first["origSz"], "lastSz": last["lastSz"] if last else None,
-            "filledSz": sum((r["filledSz"] for r in seen), ZERO),
+            # the size the events say filled (the Dagster table's filledSzEvents; its filledSz
+            # comes from fills, which the synthetic events do not have)
+            "filledSzEvents": sum((r["filledSz"] for r in seen), ZERO),
             "maxNotionalUsd": max((r["maxNotionalUsd"] for r in seen if r["maxNotionalUsd"] is not None),
                                   default=None),
             "recovered": any(r["recovered"] for r in seen),

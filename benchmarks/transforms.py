@@ -43,7 +43,7 @@ RUNS = 3
 """Fresh processes per polars figure (the median is reported)."""
 COMPARED = {
     "order_lifecycles": ["ethAddress", "rootOid", "oid", "dex", "coin", "outcome", "placedAt", "closedAt",
-                         "amendCount", "nUpdates", "nPriceChanges", "origSz", "lastSz", "filledSz", "durationS",
+                         "amendCount", "nUpdates", "nPriceChanges", "origSz", "lastSz", "filledSzEvents", "durationS",
                          "parentOid", "maxNotionalUsd", "recovered"],
     "large_change_alerts": ["alertKey", "reason", "notionalBeforeUsd", "notionalAfterUsd", "replacesOid", "dex"],
     "trader_daily_stats": ["ethAddress", "nEvents", "ordersPlaced", "ordersAmended", "amends", "ordersFilled",

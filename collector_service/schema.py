@@ -183,8 +183,9 @@ POSITION_INDEXES: Final[tuple[IndexSpec, ...]] = (
 FILL_INDEXES: Final[tuple[IndexSpec, ...]] = (
     ((("ethAddress", 1), ("oid", 1), ("tid", 1)), True),
     ((("ethAddress", 1), ("time", -1)), False),
+    ((("time", 1),), False),
     ((("oid", 1),), False),
-    ((("observedAt", 1),), False),
+    ((("createdAt", 1),), False),
 )
 
 ALERT_INDEXES: Final[tuple[IndexSpec, ...]] = (((("alertKey", 1),), True),)

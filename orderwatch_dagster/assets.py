@@ -84,19 +84,48 @@ def order_events(
 
 
 @_asset(
+    "fills",
+    description=(
+        "The day's trader_fills documents (by the fill's own time), typed, with notionalUsd, isMaker and feeUsd "
+        "(the fee when charged in USDC)."
+    ),
+)
+def fills(context: dg.AssetExecutionContext, mongo_db: MongoResource, store: ParquetStore) -> dg.MaterializeResult:
+    day = context.partition_key
+    with mongo_db.get_db() as db:
+        df = mongo.read_fills(db, day)
+    return _result(
+        "fills",
+        day,
+        df,
+        store,
+        orders=df.select(transforms.ORDER_KEY).n_unique(),
+        volume_usd=float(df["notionalUsd"].sum()),
+    )
+
+
+@_asset(
     "order_lifecycles",
-    deps=[order_events],
+    deps=[order_events, fills],
     description=(
         "One row per logical order (an amend chain: a modify is a cancel-and-replace) whose last order closed "
-        "that day or is still open at its end, from all events up to the day's end."
+        "that day or is still open at its end, from all events up to the day's end, with what its fills traded; "
+        "plus orders known only from their fills (they never rested)."
     ),
 )
 def order_lifecycles(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
     day = context.partition_key
     history = store.scan_until("order_events", day)
-    df = transforms.order_lifecycles(history, day)
+    df = transforms.order_lifecycles(history, day, store.scan_until("fills", day))
     outcomes = dict(df.group_by("outcome").len().iter_rows())
-    return _result("order_lifecycles", day, df, store, **{f"outcome_{k}": int(v) for k, v in sorted(outcomes.items())})
+    return _result(
+        "order_lifecycles",
+        day,
+        df,
+        store,
+        **{f"outcome_{k}": int(v) for k, v in sorted(outcomes.items())},
+        known_only_from_fills=int((~df["seenInEvents"]).sum()),
+    )
 
 
 class AlertConfig(dg.Config):
@@ -107,6 +136,13 @@ class AlertConfig(dg.Config):
         default=0.5, description="an update must change the notional by more than this share"
     )
     min_change_usd: float = Field(default=50_000.0, description="...and by more than this amount")
+    min_change_vs_book_1pct: float | None = Field(
+        default=None,
+        description=(
+            "when set, also alert (reason large_vs_book) on a new/updated event whose |changeUsd| is at least this "
+            "share of the book's depth within 1 % of mid on the order's side (changeVsBook1pct); unset: off"
+        ),
+    )
 
 
 @_asset(
@@ -121,7 +157,9 @@ def large_change_alerts(
     context: dg.AssetExecutionContext, config: AlertConfig, mongo_db: MongoResource, store: ParquetStore
 ) -> dg.MaterializeResult:
     day = context.partition_key
-    params = transforms.AlertThresholds(config.threshold_usd, config.min_change_share, config.min_change_usd)
+    params = transforms.AlertThresholds(
+        config.threshold_usd, config.min_change_share, config.min_change_usd, config.min_change_vs_book_1pct
+    )
     df = transforms.large_change_alerts(store.scan_until("order_events", day), day, params)
     with mongo_db.get_db() as db:
         inserted = mongo.write_alerts(db, df)
@@ -156,22 +194,26 @@ def positions_snapshot(
 
 @_asset(
     "trader_daily_stats",
-    deps=[order_events, order_lifecycles],
+    deps=[order_events, order_lifecycles, fills],
     description=(
         "Per trader and day: orders placed, amended (amends counted apart from cancels), filled, canceled, cancel "
-        "ratio, median times, notional, coins."
+        "ratio, median times, notional, coins; volume, fees, realized PnL and maker ratio of the day's fills."
     ),
 )
 def trader_daily_stats(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
     day = context.partition_key
     df = transforms.trader_daily_stats(
-        store.scan_until("order_events", day), day, lifecycles=store.read("order_lifecycles", day)
+        store.scan_until("order_events", day),
+        day,
+        lifecycles=store.read("order_lifecycles", day),
+        fills=store.read("fills", day),
     )
     return _result("trader_daily_stats", day, df, store)
 
 
 daily_assets = [
     order_events,
+    fills,
     order_lifecycles,
     large_change_alerts,
     open_orders_snapshot,

@@ -1,11 +1,11 @@
-"""Asset checks, beside the assets they guard. The duplicate-key check is blocking: a day with
-duplicated events stops the run before any downstream table is built on it."""
+"""Asset checks, beside the assets they guard. The duplicate-key checks are blocking: a day with
+duplicated events or fills stops the run before any downstream table is built on it."""
 
 import dagster as dg
 import polars as pl
 
 from orderwatch_dagster import mongo, transforms
-from orderwatch_dagster.assets import order_events, order_lifecycles
+from orderwatch_dagster.assets import fills, order_events, order_lifecycles
 from orderwatch_dagster.resources import MongoResource, ParquetStore
 
 MAX_LISTED = 20
@@ -20,7 +20,9 @@ def _keys_md(df: pl.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.md(text)
 
 
-def _duplicates_result(parquet_dups: pl.DataFrame, mongo_dups: pl.DataFrame) -> dg.AssetCheckResult:
+def _duplicates_result(
+    parquet_dups: pl.DataFrame, mongo_dups: pl.DataFrame, what: str = "event"
+) -> dg.AssetCheckResult:
     passed = parquet_dups.is_empty() and mongo_dups.is_empty()
     extra_rows = int((parquet_dups["count"] - 1).sum()) if not parquet_dups.is_empty() else 0
     return dg.AssetCheckResult(
@@ -29,7 +31,7 @@ def _duplicates_result(parquet_dups: pl.DataFrame, mongo_dups: pl.DataFrame) -> 
         description=None
         if passed
         else (
-            f"{parquet_dups.height} duplicated event keys in Parquet ({extra_rows} extra rows), "
+            f"{parquet_dups.height} duplicated {what} keys in Parquet ({extra_rows} extra rows), "
             f"{mongo_dups.height} in MongoDB"
         ),
         metadata={
@@ -128,10 +130,110 @@ def order_lifecycles_closed_after_first_seen(
     )
 
 
+@dg.asset_check(asset=fills, blocking=True)
+def fills_unique_keys(
+    context: dg.AssetCheckExecutionContext, mongo_db: MongoResource, store: ParquetStore
+) -> dg.AssetCheckResult:
+    """One fill per (ethAddress, oid, tid), in the Parquet partition and in the MongoDB source for
+    the day (the collector's unique index guarantees it; a missing index would not)."""
+    day = context.partition_key
+    parquet_dups = transforms.duplicate_fill_keys(store.read("fills", day))
+    with mongo_db.get_db() as db:
+        mongo_dups = transforms.duplicate_fill_keys(mongo.read_fill_keys(db, day))
+    return _duplicates_result(parquet_dups, mongo_dups, "fill")
+
+
+@dg.asset_check(asset=fills)
+def fills_row_count_matches_mongo(
+    context: dg.AssetCheckExecutionContext, mongo_db: MongoResource, store: ParquetStore
+) -> dg.AssetCheckResult:
+    """The Parquet partition has as many fills as MongoDB has documents for the day (by ``time``)."""
+    day = context.partition_key
+    rows = store.read("fills", day).height
+    with mongo_db.get_db() as db:
+        docs = mongo.count_fills(db, day)
+    return dg.AssetCheckResult(
+        passed=rows == docs,
+        description=None if rows == docs else f"Parquet has {rows} fills, MongoDB {docs} documents ({docs - rows:+d})",
+        metadata={"parquet_rows": rows, "mongo_documents": docs},
+    )
+
+
+@dg.asset_check(asset=fills, additional_deps=[order_events])
+def fills_orders_seen_in_events(context: dg.AssetCheckExecutionContext, store: ParquetStore) -> dg.AssetCheckResult:
+    """Counts the day's fills whose order no order event names by the day's end ("never seen").
+
+    An order that filled entirely on arrival (an IOC or market order: every fill crossed) never
+    rests, so no snapshot shows it: that is expected, and reported only. A maker fill of an unseen
+    order means the order rested on the book and the snapshots missed it: the check warns (it
+    never blocks). Such orders still get an ``order_lifecycles`` row (``seenInEvents`` false).
+    """
+    day = context.partition_key
+    unseen = transforms.unseen_fill_orders(store.scan_until("order_events", day), store.read("fills", day), day)
+    missed = unseen.filter(~pl.col("takerOnly"))
+    n_fills = int(unseen["fills"].sum()) if not unseen.is_empty() else 0
+    return dg.AssetCheckResult(
+        passed=missed.is_empty(),
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None
+        if missed.is_empty()
+        else f"{missed.height} orders with maker fills never appeared in an order event (missed by the snapshots)",
+        metadata={
+            "never_seen_fills": n_fills,
+            "never_seen_orders": unseen.height,
+            "never_seen_taker_only_orders": unseen.height - missed.height,
+            "never_seen_with_maker_fills": missed.height,
+            "never_seen_notional_usd": float(unseen["notionalUsd"].sum()) if not unseen.is_empty() else 0.0,
+            "examples": _keys_md(
+                (missed if not missed.is_empty() else unseen).select("ethAddress", "oid", "coin", "fills", "takerOnly")
+            ),
+        },
+    )
+
+
+@dg.asset_check(asset=order_lifecycles, additional_deps=[fills])
+def order_lifecycles_filled_sz_matches_fills(
+    context: dg.AssetCheckExecutionContext, store: ParquetStore
+) -> dg.AssetCheckResult:
+    """Every row's ``filledSz`` and ``nFills`` equal its chain's fills summed anew: the ``fills``
+    table up to the day, per order, joined to the row's ``oids`` (independent of the transform's
+    own mapping of fills to chains)."""
+    day = context.partition_key
+    bad = transforms.lifecycle_fill_mismatches(store.read("order_lifecycles", day), store.scan_until("fills", day))
+    return dg.AssetCheckResult(
+        passed=bad.is_empty(),
+        description=None if bad.is_empty() else f"{bad.height} orders whose filledSz differs from their fills",
+        metadata={"mismatched_orders": bad.height, "orders": _keys_md(bad)},
+    )
+
+
+@dg.asset_check(asset=order_lifecycles)
+def order_lifecycles_fills_agree_with_events(
+    context: dg.AssetCheckExecutionContext, store: ParquetStore
+) -> dg.AssetCheckResult:
+    """For chains seen in events, the size traded (``filledSz``, from fills) equals what the events
+    tell (``filledSzEvents``). A warning: snapshots can miss a partial fill that the fills show
+    (an order crossed in part on arrival, filled and canceled between two snapshots), and days
+    before fills were collected have none."""
+    df = store.read("order_lifecycles", context.partition_key)
+    bad = transforms.fills_disagree_with_events(df)
+    return dg.AssetCheckResult(
+        passed=bad.is_empty(),
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None if bad.is_empty() else f"{bad.height} orders whose fills and events disagree on filledSz",
+        metadata={"disagreeing_orders": bad.height, "orders": _keys_md(bad)},
+    )
+
+
 daily_checks = [
     order_events_unique_keys,
     order_events_row_count_matches_mongo,
     closed_orders_have_new_event,
     order_lifecycles_one_row_per_order,
     order_lifecycles_closed_after_first_seen,
+    fills_unique_keys,
+    fills_row_count_matches_mongo,
+    fills_orders_seen_in_events,
+    order_lifecycles_filled_sz_matches_fills,
+    order_lifecycles_fills_agree_with_events,
 ]

@@ -76,6 +76,30 @@ def count_order_events(db: Database, day: str | date) -> int:
     return sum(db[schema.ORDERS].count_documents(f) for f in day_filters(day))
 
 
+def fill_filter(day: str | date) -> dict[str, Any]:
+    """The filter that selects a day's ``trader_fills`` documents: by the fill's own ``time``
+    (the exchange's), so that fills recovered over REST after a gap land on the day they traded."""
+    start, end = day_bounds(day)
+    return {"time": {"$gte": start, "$lt": end}}
+
+
+def read_fills(db: Database, day: str | date) -> pl.DataFrame:
+    """A day's ``trader_fills`` documents, typed into the ``fills`` schema (plain ``find``)."""
+    cursor = db[schema.FILLS].find(fill_filter(day), _projection(transforms.RAW_FILL_SCHEMA), batch_size=BATCH_SIZE)
+    return transforms.normalize_fills(_frame(cursor, transforms.RAW_FILL_SCHEMA))
+
+
+def read_fill_keys(db: Database, day: str | date) -> pl.DataFrame:
+    """Only the key fields of a day's ``trader_fills`` documents (for the duplicate check)."""
+    fields = pl.Schema({"ethAddress": pl.String(), "oid": pl.Int64(), "tid": pl.Int64()})
+    return _frame(db[schema.FILLS].find(fill_filter(day), _projection(fields), batch_size=BATCH_SIZE), fields)
+
+
+def count_fills(db: Database, day: str | date) -> int:
+    """How many ``trader_fills`` documents belong to the day."""
+    return db[schema.FILLS].count_documents(fill_filter(day))
+
+
 def read_positions(db: Database, day: str | date) -> pl.DataFrame:
     """Every ``trader_positions`` document seen before the day's end (raw, decimals as strings)."""
     _, end = day_bounds(day)

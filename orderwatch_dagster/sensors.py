@@ -3,13 +3,14 @@
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
 
 from collector_service import schema
-from orderwatch_dagster.assets import order_events
+from orderwatch_dagster.assets import fills, order_events
 from orderwatch_dagster.jobs import daily_tables_job
 from orderwatch_dagster.resources import AlertWebhook, MongoResource, ParquetStore
 
@@ -28,10 +29,10 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat()
 
 
-def _built_at(instance: dg.DagsterInstance, day: str) -> datetime | None:
-    """When the day's order_events partition was last materialized, if ever."""
+def _built_at(instance: dg.DagsterInstance, day: str, asset_key: dg.AssetKey = order_events.key) -> datetime | None:
+    """When the day's partition of ``asset_key`` (order_events) was last materialized, if ever."""
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=order_events.key, asset_partitions=[day]), limit=1
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[day]), limit=1
     ).records
     return datetime.fromtimestamp(records[0].timestamp, UTC) if records else None
 
@@ -87,6 +88,19 @@ def _day_of(doc: dict) -> str:
     return (doc.get("observedAt") or doc["createdAt"]).astimezone(UTC).date().isoformat()
 
 
+def _fill_day(doc: dict) -> str:
+    """The partition day of a ``trader_fills`` document: the fill's time."""
+    return doc["time"].astimezone(UTC).date().isoformat()
+
+
+def _newest_by_day(docs: list[dict], field: str, day_of: Callable[[dict], str]) -> dict[str, datetime]:
+    newest: dict[str, datetime] = {}
+    for d in docs:
+        day = day_of(d)
+        newest[day] = max(newest.get(day, d[field]), d[field])
+    return newest
+
+
 @dg.sensor(
     job=daily_tables_job,
     minimum_interval_seconds=60,
@@ -96,39 +110,44 @@ def late_events_sensor(
     context: dg.SensorEvaluationContext, mongo_db: MongoResource, store: ParquetStore
 ) -> dg.SensorResult | dg.SkipReason:
     """Rebuild an already-built day when documents for it arrive after its build (late data,
-    REST backfills), when a close it holds as "unknown" has since been resolved, or when a
+    REST backfills), when a close it holds as "unknown" has since been resolved, when a
     replacement link was added later to one of its documents (``linkedAt``: a REST recovery found
-    the other half of a modify; the day's amend chains change).
+    the other half of a modify; the day's amend chains change), or when fills of that day (by the
+    fill's ``time``) were stored after its ``fills`` partition was built (a REST recovery after a
+    gap, ``backfill``).
 
     The cursor holds the newest ``createdAt`` and the newest ``linkedAt`` seen in
-    ``trader_orders``; on the first tick both start at the newest document (earlier days are the
-    schedules' business). Today is left to the 15-minute refresh.
+    ``trader_orders`` and the newest ``createdAt`` in ``trader_fills`` (``fillsCreatedAt``); on
+    the first tick they start at the newest document (earlier days are the schedules' business).
+    Today is left to the 15-minute refresh.
     """
     today = utc_now().date().isoformat()
     coll_name = schema.ORDERS
     with mongo_db.get_db() as db:
         coll = db[coll_name]
+        fills_coll = db[schema.FILLS]
         if context.cursor is None:
             newest = coll.find_one({}, {"_id": 0, "createdAt": 1}, sort=[("createdAt", -1)])
             start = newest["createdAt"] if newest else datetime(1970, 1, 1, tzinfo=UTC)
-            context.update_cursor(json.dumps({"createdAt": _iso(start), "linkedAt": _iso(start)}))
+            newest_fill = fills_coll.find_one({}, {"_id": 0, "createdAt": 1}, sort=[("createdAt", -1)])
+            fills_start = newest_fill["createdAt"] if newest_fill else start
+            context.update_cursor(
+                json.dumps({"createdAt": _iso(start), "linkedAt": _iso(start), "fillsCreatedAt": _iso(fills_start)})
+            )
             return dg.SkipReason(f"cursor initialised at createdAt={_iso(start)}")
         cursor_doc = json.loads(context.cursor)
         since = datetime.fromisoformat(cursor_doc["createdAt"])
-        # A cursor written before links existed starts the links where the documents are.
+        # A cursor written before links (or fills) existed starts them where the documents are.
         linked_since = datetime.fromisoformat(cursor_doc.get("linkedAt", cursor_doc["createdAt"]))
+        fills_since = datetime.fromisoformat(cursor_doc.get("fillsCreatedAt", cursor_doc["createdAt"]))
         docs = _batch(coll, "createdAt", since, {"observedAt": 1})
         linked = _batch(coll, "linkedAt", linked_since, {"observedAt": 1, "createdAt": 1})
+        fill_docs = _batch(fills_coll, "createdAt", fills_since, {"time": 1})
         resolved = _resolved_unknown_days(store, db)
 
-    newest_by_day: dict[str, datetime] = {}
-    for d in docs:
-        day = _day_of(d)
-        newest_by_day[day] = max(newest_by_day.get(day, d["createdAt"]), d["createdAt"])
-    linked_by_day: dict[str, datetime] = {}
-    for d in linked:
-        day = _day_of(d)
-        linked_by_day[day] = max(linked_by_day.get(day, d["linkedAt"]), d["linkedAt"])
+    newest_by_day = _newest_by_day(docs, "createdAt", _day_of)
+    linked_by_day = _newest_by_day(linked, "linkedAt", _day_of)
+    fills_by_day = _newest_by_day(fill_docs, "createdAt", _fill_day)
 
     requests = []
     for day, newest in sorted(newest_by_day.items()):
@@ -151,6 +170,15 @@ def late_events_sensor(
                 )
             )
     requested = {r.partition_key for r in requests}
+    for day, newest in sorted(fills_by_day.items()):
+        built = _built_at(context.instance, day, fills.key)
+        if day != today and day not in requested and built is not None and newest > built:
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"fills:{day}:{_iso(newest)}", partition_key=day, tags={"orderwatch/trigger": "late-fills"}
+                )
+            )
+    requested = {r.partition_key for r in requests}
     for day, key in sorted(resolved.items()):
         if day != today and day not in requested:
             requests.append(
@@ -162,8 +190,9 @@ def late_events_sensor(
     cursor = {
         "createdAt": _iso(docs[-1]["createdAt"]) if docs else _iso(since),
         "linkedAt": _iso(linked[-1]["linkedAt"]) if linked else _iso(linked_since),
+        "fillsCreatedAt": _iso(fill_docs[-1]["createdAt"]) if fill_docs else _iso(fills_since),
     }
-    new_cursor = json.dumps(cursor) if docs or linked else context.cursor
+    new_cursor = json.dumps(cursor) if docs or linked or fill_docs else context.cursor
     return dg.SensorResult(run_requests=requests, cursor=new_cursor)
 
 

@@ -26,6 +26,21 @@ def _cols(*cols: tuple[str, pl.DataType, str]) -> tuple[Column, ...]:
     return tuple(Column(n, t, d) for n, t, d in cols)
 
 
+BOOK_COLUMNS: tuple[tuple[str, pl.DataType, str], ...] = (
+    ("bookMidPx", pl.Float64(), "new/updated only: the coin's l2Book mid ((best bid + best ask) / 2) when seen"),
+    (
+        "distanceBps",
+        pl.Float64(),
+        "new/updated only: order price vs mid in bps of mid, signed: > 0 away from the market, < 0 crossing "
+        "(trigger orders: the trigger price)",
+    ),
+    ("depthAheadUsd", pl.Float64(), "new/updated only: resting notional on the order's side at its price or better"),
+    ("levelShare", pl.Float64(), "new/updated only: the order's size / the total size at its price level (top 20)"),
+    ("bookDepth1pctUsd", pl.Float64(), "new/updated only: notional on the order's side within 1 % of mid"),
+    ("bookAt", UTC_TS, "new/updated only: the book's exchange time; all book columns null without a fresh book"),
+)
+"""Order-book context stamped by the collector on new/updated events (``collector_service.schema.BOOK_FIELDS``)."""
+
 ORDER_EVENTS = _cols(
     ("eventAt", UTC_TS, "when the collector saw the event: observedAt, else createdAt; the partition day"),
     ("ethAddress", pl.String(), "trader's lower-case 0x address"),
@@ -48,6 +63,7 @@ ORDER_EVENTS = _cols(
     ("prevSz", DECIMAL, "updated only: size before the change"),
     ("prevLimitPx", DECIMAL, "updated only: limit price before the change"),
     ("notionalUsd", pl.Float64(), "sz x limitPx in USD"),
+    *BOOK_COLUMNS,
     ("isTrigger", pl.Boolean(), "trigger (stop / take-profit) order"),
     ("reduceOnly", pl.Boolean(), "reduce-only order"),
     ("isPositionTpsl", pl.Boolean(), "TP/SL attached to the whole position"),
@@ -90,9 +106,52 @@ ORDER_LIFECYCLES = _cols(
     ),
     ("origSz", DECIMAL, "size as first placed (the root order's)"),
     ("lastSz", DECIMAL, "the last order's last remaining size seen while open (else its close's size)"),
-    ("filledSz", DECIMAL, "partial fills of every order in the chain, plus the remainder when the last filled"),
+    ("filledSz", DECIMAL, "size traded: sum of the fills' sz over every order of the chain (0 without fills)"),
+    (
+        "filledSzEvents",
+        DECIMAL,
+        "size filled as the order events tell it: partial-fill size decreases of every order, plus the remainder "
+        "when the last filled; null for an order known only from fills",
+    ),
+    ("nFills", pl.UInt32(), "fills of every order of the chain"),
+    ("avgFillPx", pl.Float64(), "size-weighted average fill price: sum(px x sz) / sum(sz); null without fills"),
+    (
+        "feesUsd",
+        DECIMAL,
+        "sum of the fills' fees charged in USDC (negative: net rebate); null when a fill's fee is in another token",
+    ),
+    ("makerShare", pl.Float64(), "maker fill size / filled size (maker: the fill did not cross); null without fills"),
+    ("realizedPnl", DECIMAL, "sum of the fills' closedPnl"),
+    ("firstFillAt", UTC_TS, "time of the chain's first fill (exchange clock)"),
+    ("lastFillAt", UTC_TS, "time of the chain's last fill (exchange clock)"),
     ("maxNotionalUsd", pl.Float64(), "largest sz x limitPx over the chain's events"),
-    ("recovered", pl.Boolean(), "some event of the chain was recovered over REST"),
+    (
+        "recovered",
+        pl.Boolean(),
+        "some event of the chain was recovered over REST (an order known only from fills: some fill was)",
+    ),
+    (
+        "seenInEvents",
+        pl.Boolean(),
+        "false: an order known only from its fills (it traded without resting in a snapshot, e.g. an IOC); "
+        "then placedAt / closedAt are its first / last fill and outcome is filled",
+    ),
+    ("bookMidPx", pl.Float64(), "at placement (the root order's new event): the coin's book mid"),
+    (
+        "distanceBps",
+        pl.Float64(),
+        "at placement: the order's distance from mid in bps of mid, > 0 away from the market, < 0 crossing",
+    ),
+    ("depthAheadUsd", pl.Float64(), "at placement: resting notional on its side at its price or better"),
+    ("levelShare", pl.Float64(), "at placement: its size / the total size at its price level"),
+    ("bookDepth1pctUsd", pl.Float64(), "at placement: notional on its side within 1 % of mid"),
+    (
+        "bookAt",
+        UTC_TS,
+        "at placement: the book's exchange time; the book columns are null when the root's new event had no "
+        "fresh book or was not seen",
+    ),
+    ("oids", pl.List(pl.Int64()), "every oid of the chain, ascending (rootOid first, oid last)"),
 )
 
 LARGE_CHANGE_ALERTS = _cols(
@@ -106,7 +165,11 @@ LARGE_CHANGE_ALERTS = _cols(
     ("eventKey", pl.String(), "the event's per-order key"),
     ("dex", pl.String(), 'perp dex: "" = main perp dex and spot, else the HIP-3 dex'),
     ("replacesOid", pl.Int64(), "a replacement's new event: the order it replaced (a modify), else null"),
-    ("reason", pl.String(), "comma-separated: large_order, crossed_threshold, large_change, large_close"),
+    (
+        "reason",
+        pl.String(),
+        "comma-separated: large_order, crossed_threshold, large_change, large_close, large_vs_book (opt-in)",
+    ),
     (
         "notionalBeforeUsd",
         pl.Float64(),
@@ -114,6 +177,11 @@ LARGE_CHANGE_ALERTS = _cols(
     ),
     ("notionalAfterUsd", pl.Float64(), "order notional after the event (0 for closed)"),
     ("changeUsd", pl.Float64(), "notionalAfterUsd - notionalBeforeUsd"),
+    (
+        "changeVsBook1pct",
+        pl.Float64(),
+        "changeUsd / the event's bookDepth1pctUsd (the change against the book within 1 % of mid); null without a book",
+    ),
     ("finalStatus", pl.String(), "closed only: exchange's final status"),
     ("source", pl.String(), "ws, poll or rest"),
     ("message", pl.String(), "one human-readable line"),
@@ -174,16 +242,63 @@ TRADER_DAILY_STATS = _cols(
     ),
     ("ordersRejected", pl.UInt32(), "chains whose last order closed rejected that day"),
     ("openOrdersAtEnd", pl.UInt32(), "chains still open at the day's end"),
+    (
+        "ordersFilledUnseen",
+        pl.UInt32(),
+        "orders known only from their fills that day (traded without resting: IOC / market); not in the counts above",
+    ),
     ("cancelRatio", pl.Float64(), "ordersCanceled / ordersPlaced; null when nothing was placed"),
     ("medianTimeToFillS", pl.Float64(), "median durationS of the chains filled that day"),
     ("medianTimeToCancelS", pl.Float64(), "median durationS of the chains canceled that day"),
+    (
+        "medianTimeToFirstFillS",
+        pl.Float64(),
+        "median seconds from placedAt to firstFillAt over the chains (seen in events) first filled that day",
+    ),
     ("notionalPlacedUsd", pl.Float64(), "sum of sz x limitPx over that day's fresh placements"),
+    ("fills", pl.UInt32(), "fills that day"),
+    ("volumeUsd", pl.Float64(), "sum of px x sz over that day's fills"),
+    ("makerRatio", pl.Float64(), "maker fills' notional / volumeUsd; null without fills"),
+    ("fees", DECIMAL, "sum of that day's fees charged in USDC (negative: net rebates); fees in other tokens left out"),
+    ("realizedPnl", DECIMAL, "sum of closedPnl over that day's fills"),
     ("coinsTraded", pl.UInt32(), "distinct coins with events that day"),
     ("coins", pl.List(pl.String()), "those coins, sorted"),
 )
 
+FILLS = _cols(
+    ("time", UTC_TS, "fill time (exchange clock); the partition day"),
+    ("ethAddress", pl.String(), "trader"),
+    ("oid", pl.Int64(), "the order that filled"),
+    ("tid", pl.Int64(), "trade id (shared by the two sides of a trade); (ethAddress, oid, tid) is unique"),
+    ("dex", pl.String(), 'perp dex: "" = main perp dex and spot, else the HIP-3 dex'),
+    ("coin", pl.String(), "market, e.g. BTC, @107 (spot), xyz:TSLA (HIP-3)"),
+    ("side", pl.String(), "B (buy) or A (sell)"),
+    ("dir", pl.String(), "Open Long, Close Short, Buy, Sell, ... as sent"),
+    ("px", DECIMAL, "fill price"),
+    ("sz", DECIMAL, "fill size"),
+    ("notionalUsd", pl.Float64(), "px x sz (in the quote currency: USDC on the main dex)"),
+    ("startPosition", DECIMAL, "the trader's position in the coin before the fill"),
+    ("closedPnl", DECIMAL, "PnL the fill realized"),
+    ("crossed", pl.Boolean(), "true: the order took liquidity (taker)"),
+    ("isMaker", pl.Boolean(), "not crossed: the order was resting (maker)"),
+    ("fee", DECIMAL, "fee charged, in feeToken (negative: a rebate)"),
+    ("feeToken", pl.String(), "the fee's token: USDC, or e.g. the bought token on a spot buy"),
+    ("feeUsd", DECIMAL, "fee when feeToken is USDC; null for other tokens (no conversion is made)"),
+    ("builderFee", DECIMAL, "the builder's fee, when the order came through a builder code (as sent)"),
+    ("hash", pl.String(), "transaction hash"),
+    ("cloid", pl.String(), "client order id, when set"),
+    ("twapId", pl.Int64(), "TWAP id when the fill is part of a TWAP order"),
+    ("liquidatedUser", pl.String(), "liquidation fills: the liquidated user"),
+    ("liquidationMarkPx", DECIMAL, "liquidation fills: the mark price"),
+    ("liquidationMethod", pl.String(), "liquidation fills: market or backstop"),
+    ("source", pl.String(), "ws (userFills feed) or rest (userFillsByTime after a gap, polled traders, backfill)"),
+    ("observedAt", UTC_TS, "when the collector received the fill"),
+    ("createdAt", UTC_TS, "when the collector built the document"),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "order_events": ORDER_EVENTS,
+    "fills": FILLS,
     "order_lifecycles": ORDER_LIFECYCLES,
     "large_change_alerts": LARGE_CHANGE_ALERTS,
     "open_orders_snapshot": OPEN_ORDERS_SNAPSHOT,

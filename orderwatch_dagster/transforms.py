@@ -1,8 +1,9 @@
-"""Pure polars transforms: order events in, analysis tables out. No I/O.
+"""Pure polars transforms: order events (and fills) in, analysis tables out. No I/O.
 
 Every public function takes the events (a ``pl.LazyFrame`` or ``pl.DataFrame`` in the
 ``order_events`` schema, see :mod:`orderwatch_dagster.tables`), the UTC day ``YYYY-MM-DD`` and
-its parameters, and returns a ``pl.DataFrame`` in the table's schema. Events may include any
+its parameters (the lifecycles and the daily stats also the ``fills`` table: fills before the
+day's end count), and returns a ``pl.DataFrame`` in the table's schema. Events may include any
 history before the day (needed for orders that span days); events after the day's end are
 ignored. All work is vectorized polars expressions, so the same functions run on a day of
 MongoDB documents or on a whole Parquet history.
@@ -42,6 +43,27 @@ RAW_POSITION_SCHEMA = pl.Schema(
 )
 """``trader_positions`` documents as read."""
 
+BOOK = [name for name, _, _ in tables.BOOK_COLUMNS]
+"""The order-book context columns of new/updated events (``schema.BOOK_FIELDS``)."""
+
+FILL_KEY = ["ethAddress", "oid", "tid"]
+USD_FEE_TOKEN = "USDC"
+"""Fees in this token are USD amounts (``feeUsd``); fees in other tokens are not converted."""
+
+LIQUIDATION = pl.Struct({"liquidatedUser": pl.String(), "markPx": pl.String(), "method": pl.String()})
+
+FILL_DERIVED = ("notionalUsd", "isMaker", "feeUsd", "liquidatedUser", "liquidationMarkPx", "liquidationMethod")
+RAW_FILL_SCHEMA = pl.Schema(
+    {
+        c.name: (pl.String() if c.dtype == tables.DECIMAL else c.dtype)
+        for c in tables.FILLS
+        if c.name not in FILL_DERIVED
+    }
+    | {"liquidation": LIQUIDATION}
+)
+"""``trader_fills`` documents as read: decimals are still the exchange's strings, ``liquidation``
+the exchange's object (present on liquidation fills only)."""
+
 
 def dex_expr(dex: pl.Expr | str = "dex", coin: pl.Expr | str = "coin") -> pl.Expr:
     """``dex`` as stored, else derived from the coin like :func:`collector_service.schema.dex_of`:
@@ -68,6 +90,28 @@ def normalize_order_events(raw: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     return (
         tables.conform(lf, tables.ORDER_EVENTS).sort(["eventAt", "ethAddress", "oid", "seq"], nulls_last=True).collect()
     )
+
+
+def normalize_fills(raw: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Type raw ``trader_fills`` documents into the ``fills`` schema, sorted by time.
+
+    ``notionalUsd`` is px x sz; ``isMaker`` is ``not crossed``; ``feeUsd`` is the fee when it was
+    charged in USDC and null otherwise (a spot buy pays in the bought token: no price is at hand
+    to convert it honestly).
+    """
+    decimals = [c.name for c in tables.FILLS if c.dtype == tables.DECIMAL and c.name in RAW_FILL_SCHEMA]
+    liquidation = pl.col("liquidation").struct
+    lf = raw.lazy().with_columns([pl.col(c).cast(tables.DECIMAL) for c in decimals])
+    lf = lf.with_columns(
+        notionalUsd=pl.col("px").cast(pl.Float64) * pl.col("sz").cast(pl.Float64),
+        isMaker=~pl.col("crossed"),
+        feeUsd=pl.when(pl.col("feeToken") == USD_FEE_TOKEN).then(pl.col("fee")),
+        dex=dex_expr(),
+        liquidatedUser=liquidation.field("liquidatedUser"),
+        liquidationMarkPx=liquidation.field("markPx").cast(tables.DECIMAL),
+        liquidationMethod=liquidation.field("method"),
+    )
+    return tables.conform(lf, tables.FILLS).sort(["time", *FILL_KEY], nulls_last=True).collect()
 
 
 def _events_until(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> tuple[pl.LazyFrame, object, object]:
@@ -216,10 +260,51 @@ def chain_members(links: pl.DataFrame) -> pl.DataFrame:
 # order_lifecycles ----------------------------------------------------------------------------
 
 
-def order_lifecycles(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> pl.DataFrame:
+def order_lifecycles(
+    events: pl.DataFrame | pl.LazyFrame, day: str | date, fills: pl.DataFrame | pl.LazyFrame | None = None
+) -> pl.DataFrame:
     """One row per logical order (an amend chain, keyed by ``(ethAddress, rootOid)``) seen by the
-    day's end whose last order closed that day or is still open at its end."""
-    return _lifecycles_lazy(events, day).sort(["ethAddress", "rootOid"]).collect()
+    day's end whose last order closed that day or is still open at its end, plus one row per order
+    known only from its fills whose last fill was that day.
+
+    ``fills`` (the ``fills`` table, any history up to the day; later fills are ignored) give what
+    was traded: ``filledSz``, ``avgFillPx``, fees, maker share, PnL and fill times over every
+    order of the chain. Without them (``None``) nothing was traded: ``filledSz`` is 0.
+    """
+    return _lifecycles_lazy(events, day, fills=fills).sort(["ethAddress", "rootOid"]).collect()
+
+
+FILL_INPUTS = ("ethAddress", "oid", "time", "coin", "side", "sz", "notionalUsd", "feeUsd", "isMaker", "closedPnl")
+"""The ``fills`` columns the lifecycles and stats read (plus ``source``)."""
+
+
+def _fills_until(fills: pl.DataFrame | pl.LazyFrame | None, end: object) -> pl.DataFrame:
+    """The fills before ``end`` with the columns the lifecycles use (empty when ``None``)."""
+    cols = [*FILL_INPUTS, "source"]
+    if fills is None:
+        return pl.DataFrame(schema={c: tables.schema(tables.FILLS)[c] for c in cols})
+    return fills.lazy().filter(pl.col("time") < end).select(cols).collect()
+
+
+def _fill_aggs() -> dict[str, pl.Expr]:
+    """What a group of fills traded (the lifecycles' fill columns)."""
+    sz = pl.col("sz").cast(pl.Float64)
+    return {
+        "nFills": pl.len(),
+        "filledSz": pl.col("sz").sum(),
+        "avgFillPx": pl.col("notionalUsd").sum() / sz.sum(),
+        # a USD total only when every fee was charged in USDC
+        "feesUsd": pl.when(pl.col("feeUsd").is_null().any())
+        .then(pl.lit(None, tables.DECIMAL))
+        .otherwise(pl.col("feeUsd").sum()),
+        "makerShare": sz.filter(pl.col("isMaker")).sum() / sz.sum(),
+        "realizedPnl": pl.col("closedPnl").sum(),
+        "firstFillAt": pl.col("time").min(),
+        "lastFillAt": pl.col("time").max(),
+    }
+
+
+FILL_COLUMNS = list(_fill_aggs())
 
 
 def _per_order(lf: pl.LazyFrame, keep: pl.Expr) -> pl.LazyFrame:
@@ -287,7 +372,7 @@ def _per_order(lf: pl.LazyFrame, keep: pl.Expr) -> pl.LazyFrame:
             partialSz=pl.col("partialSz").fill_null(zero),
         )
         .with_columns(
-            filledSz=pl.when(pl.col("outcome") == "filled")
+            filledSzEvents=pl.when(pl.col("outcome") == "filled")
             # A fill removes the order without a last size decrease: the remainder was filled
             # (REST reports a filled order's sz as 0: then everything not yet counted was).
             .then(
@@ -302,11 +387,18 @@ def _per_order(lf: pl.LazyFrame, keep: pl.Expr) -> pl.LazyFrame:
 
 
 def _lifecycles_lazy(
-    events: pl.DataFrame | pl.LazyFrame, day: str | date, members: pl.DataFrame | None = None, *, eager: bool = True
+    events: pl.DataFrame | pl.LazyFrame,
+    day: str | date,
+    members: pl.DataFrame | None = None,
+    *,
+    eager: bool = True,
+    fills: pl.DataFrame | pl.LazyFrame | None = None,
+    books: bool = True,
 ) -> pl.LazyFrame:
     """The lifecycles query; ``members`` when the caller has them. ``eager`` collects the per-order
     aggregation before the three queries that use it (faster for the whole table); left lazy,
-    polars computes it once and prunes the aggregations a caller does not need."""
+    polars computes it once and prunes the aggregations a caller does not need. ``books=False``
+    leaves the book context null (a caller that does not need it saves a join)."""
     lf, start, end = _events_until(events, day)
     if members is None:
         members = chain_members(replacement_links(lf))
@@ -332,7 +424,7 @@ def _lifecycles_lazy(
             ]
         )
         .filter(open_or_today)
-        .with_columns(rootOid=pl.col("oid"), amendCount=pl.col("nAmends"))
+        .with_columns(rootOid=pl.col("oid"), amendCount=pl.col("nAmends"), oids=pl.concat_list("oid"))
     )
     # Chain members, including orders known only from a link (no events yet: a leaf without
     # events keeps its chain open). A replacement counts as a price change when its new event's
@@ -365,16 +457,38 @@ def _lifecycles_lazy(
             nUpdates=pl.col("nUpdates").sum(),
             nPriceChanges=pl.col("nPriceChanges").sum() + pl.col("repriced_").sum(),
             # Only the last order can have filled (a link from a filled order is ignored).
-            filledSz=pl.col("filledSz").sum(),
+            filledSzEvents=pl.col("filledSzEvents").sum(),
             maxNotionalUsd=pl.col("maxNotionalUsd").max(),
             recovered=pl.col("recovered").any(),
+            oids=pl.col("oid").sort(),
         )
         .with_columns(outcome=pl.col("outcome").fill_null(pl.lit("open")))
     )
-    cols = [c.name for c in tables.ORDER_LIFECYCLES if c.name not in ("dex", "durationS")]
-    return (
+    derived = ("dex", "durationS", "seenInEvents", *FILL_COLUMNS, *BOOK)
+    cols = [c.name for c in tables.ORDER_LIFECYCLES if c.name not in derived]
+    lc = (
         pl.concat([singles.select(cols), chained.select(cols)], how="vertical_relaxed")
         .with_columns(pl.col(pl.Categorical).cast(pl.String))
+        .with_columns(seenInEvents=pl.lit(True))
+    )
+    if eager:
+        lc = lc.collect().lazy()
+    # The book when the logical order was placed: the root's new event's. Joined rather than
+    # aggregated per order: only new events carry a book, and only the roots shown need one.
+    if books:
+        has_book = pl.any_horizontal([pl.col(f).is_not_null() for f in BOOK])
+        book_rows = (
+            lf.filter((pl.col("action") == "new") & has_book)
+            .select(*ORDER_KEY, *BOOK)
+            .join(lc.select("ethAddress", oid=pl.col("rootOid")), on=ORDER_KEY, how="semi")
+            .unique(ORDER_KEY, keep="any")  # one new event per order (the unique-keys check)
+            .rename({"oid": "rootOid"})
+        )
+        lc = lc.join(book_rows, on=["ethAddress", "rootOid"], how="left")
+    else:
+        lc = lc.with_columns([pl.lit(None, dtype).alias(name) for name, dtype, _ in tables.BOOK_COLUMNS])
+    return (
+        _with_fills(lc, lf, members.with_columns(pl.col("ethAddress").cast(pl.String)), _fills_until(fills, end), start)
         .with_columns(
             # the contract's dex_of(coin): what the collector stores, and the fallback for old data
             dex=dex_expr(pl.lit(None, pl.String)),
@@ -382,6 +496,79 @@ def _lifecycles_lazy(
         )
         .pipe(tables.conform, tables.ORDER_LIFECYCLES)
     )
+
+
+def _with_fills(
+    lc: pl.LazyFrame, events: pl.LazyFrame, members: pl.DataFrame, fills: pl.DataFrame, start: object
+) -> pl.LazyFrame:
+    """The lifecycles with what their chains traded, plus the orders known only from fills.
+
+    A fill belongs to the chain of its order (``members``; an order on no chain is its own). An
+    order with fills but no event up to the day's end traded without ever resting in a snapshot
+    (an IOC or market order that filled on arrival): it gets a row of its own on the day of its
+    last fill, placed and closed at its first and last fill, ``outcome`` filled.
+    """
+    zero = pl.lit(0).cast(tables.DECIMAL)
+    if fills.is_empty():
+        return lc.with_columns(
+            nFills=pl.lit(0, pl.UInt32),
+            filledSz=zero,
+            avgFillPx=pl.lit(None, pl.Float64),
+            feesUsd=zero,
+            makerShare=pl.lit(None, pl.Float64),
+            realizedPnl=zero,
+            firstFillAt=pl.lit(None, tables.UTC_TS),
+            lastFillAt=pl.lit(None, tables.UTC_TS),
+        )
+    chains = members.lazy().select(*ORDER_KEY, "rootOid")
+    per_chain = (
+        fills.lazy()
+        .join(chains, on=ORDER_KEY, how="left")
+        .with_columns(rootOid=pl.coalesce("rootOid", "oid"))
+        .group_by("ethAddress", "rootOid")
+        .agg(**_fill_aggs())
+    )
+    traded = (
+        lc.join(per_chain, on=["ethAddress", "rootOid"], how="left")
+        .with_columns(
+            # no fill joined: nothing traded (a chain whose fees were in another token keeps its null)
+            [
+                pl.when(pl.col("nFills").is_null()).then(zero).otherwise(pl.col(c)).alias(c)
+                for c in ("filledSz", "feesUsd", "realizedPnl")
+            ]
+        )
+        .with_columns(nFills=pl.col("nFills").fill_null(0))
+    )
+    # Orders with fills and no event (nor a link naming them) by the day's end. Only an order
+    # with a fill that day can have its last fill that day.
+    today = fills.filter(pl.col("time") >= start)
+    seen = events.filter(pl.col("oid").is_in(today["oid"].unique().implode())).select(*ORDER_KEY).unique()
+    unseen = (
+        fills.lazy()
+        .join(today.lazy().select(*ORDER_KEY).unique(), on=ORDER_KEY, how="semi")
+        .join(seen, on=ORDER_KEY, how="anti")
+        .join(chains, on=ORDER_KEY, how="anti")
+        .group_by(ORDER_KEY)
+        .agg(
+            coin=pl.col("coin").min_by("time"),
+            side=pl.col("side").min_by("time"),
+            recovered=(pl.col("source") == "rest").any(),
+            **_fill_aggs(),
+        )
+        .filter(pl.col("lastFillAt") >= start)
+        .with_columns(
+            rootOid=pl.col("oid"),
+            placedAt=pl.col("firstFillAt"),
+            closedAt=pl.col("lastFillAt"),
+            outcome=pl.lit("filled"),
+            amendCount=pl.lit(0, pl.UInt32),
+            nUpdates=pl.lit(0, pl.UInt32),
+            nPriceChanges=pl.lit(0, pl.UInt32),
+            seenInEvents=pl.lit(False),
+            oids=pl.concat_list("oid"),
+        )
+    )
+    return pl.concat([traded, unseen], how="diagonal_relaxed")
 
 
 # large_change_alerts -------------------------------------------------------------------------
@@ -397,6 +584,10 @@ class AlertThresholds:
     """An update must change the notional by more than this share of the notional before..."""
     min_change_usd: float = 50_000.0
     """...and by more than this amount."""
+    min_change_vs_book_1pct: float | None = None
+    """When set, also alert (``large_vs_book``) on a new or updated event whose ``|changeVsBook1pct|``
+    (the notional change over the book's depth within 1 % of mid on the order's side) is at least
+    this; ``None`` (the default): off."""
 
 
 def large_change_alerts(
@@ -409,6 +600,9 @@ def large_change_alerts(
     order's ``closed`` event is not a close. A replacement whose replaced order was never seen
     is judged as a new order (there is nothing to compare with). Links are those of
     :func:`replacement_links`.
+
+    ``changeVsBook1pct`` is ``changeUsd`` over the event's ``bookDepth1pctUsd`` (null without a
+    book; closes have none); ``params.min_change_vs_book_1pct`` turns on ``large_vs_book``.
     """
     lf, start, _ = _events_until(events, day)
     lf = lf.with_columns(pl.col("ethAddress").cast(pl.Categorical))
@@ -467,9 +661,14 @@ def large_change_alerts(
     # dropped before the link columns are joined.
     lowest = min(thr, params.min_change_usd)
     maybe = (pl.max_horizontal(a, b) >= lowest) | (is_new & pl.col("oid").is_in(links["new"].implode()))
+    vs_book = params.min_change_vs_book_1pct
+    depth = pl.col("bookDepth1pctUsd")
+    if vs_book is not None:
+        maybe = maybe | (depth > 0)
     known_replacement = is_new & pl.col("lastNotional_").is_not_null()
     update_like = (action == "updated") | known_replacement
     change = (a - b).abs()
+    change_vs_book = pl.when(depth > 0).then((a - b) / depth)
     reasons = [
         pl.when(is_new & ~known_replacement & (a >= thr)).then(pl.lit("large_order")),
         pl.when(update_like & (b < thr) & (a >= thr)).then(pl.lit("crossed_threshold")),
@@ -478,6 +677,8 @@ def large_change_alerts(
         ),
         pl.when(is_closed & ~pl.col("replacedClose_").fill_null(False) & (b >= thr)).then(pl.lit("large_close")),
     ]
+    if vs_book is not None:
+        reasons.append(pl.when(change_vs_book.abs() >= vs_book).then(pl.lit("large_vs_book")))
     replacement = is_new & pl.col("replacedOid_").is_not_null()
     what = pl.when(replacement).then(pl.format("new (replaces oid {})", "replacedOid_")).otherwise(action)
     out = (
@@ -495,6 +696,7 @@ def large_change_alerts(
             dex=dex_expr(),
             replacesOid=pl.when(replacement).then(pl.col("replacedOid_")),
             changeUsd=a - b,
+            changeVsBook1pct=change_vs_book,
             message=pl.format(
                 "{} {} {} oid {} {}: {} notional {} -> {} USD",
                 "ethAddress",
@@ -558,16 +760,23 @@ def trader_daily_stats(
     events: pl.DataFrame | pl.LazyFrame,
     day: str | date,
     lifecycles: pl.DataFrame | pl.LazyFrame | None = None,
+    fills: pl.DataFrame | pl.LazyFrame | None = None,
 ) -> pl.DataFrame:
-    """Per trader, the day's behaviour: placed / amended / filled / canceled, timings, notional.
+    """Per trader, the day's behaviour: placed / amended / filled / canceled, timings, notional,
+    and what the day's fills traded.
 
     Counts of orders are counts of logical orders (amend chains): a replaced order is an amend,
-    not a cancel. ``lifecycles`` (that day's ``order_lifecycles``) is computed from ``events``
-    when not given.
+    not a cancel; orders known only from their fills are counted apart (``ordersFilledUnseen``).
+    ``lifecycles`` (that day's ``order_lifecycles``) is computed from ``events`` and ``fills``
+    when not given. ``fills`` (the ``fills`` table; only the day's are used) may be ``None``: no
+    fills.
     """
-    lf, start, _ = _events_until(events, day)
+    lf, start, end = _events_until(events, day)
     members = chain_members(replacement_links(lf))
-    lc = _lifecycles_lazy(lf, day, members, eager=False) if lifecycles is None else lifecycles.lazy()
+    if lifecycles is None:
+        lc = _lifecycles_lazy(lf, day, members, eager=False, fills=fills, books=False)
+    else:
+        lc = lifecycles.lazy()
     today = lf.filter(pl.col("eventAt") >= start).with_columns(pl.col("ethAddress").cast(pl.Categorical))
     action = pl.col("action")
     replacement = pl.col("prevOid").is_not_null()
@@ -588,15 +797,31 @@ def trader_daily_stats(
         .with_columns(pl.col("ethAddress").cast(pl.String))
     )
     outcome = pl.col("outcome")
-    closed_today = pl.col("closedAt") >= start
+    seen = pl.col("seenInEvents").fill_null(True)
+    closed_today = (pl.col("closedAt") >= start) & seen
+    first_fill_today = (pl.col("firstFillAt") >= start) & seen
     by_orders = lc.group_by("ethAddress").agg(
         ordersFilled=(closed_today & (outcome == "filled")).sum(),
         ordersCanceled=(closed_today & (outcome == "canceled")).sum(),
         ordersRejected=(closed_today & (outcome == "rejected")).sum(),
-        openOrdersAtEnd=(outcome == "open").sum(),
+        openOrdersAtEnd=(seen & (outcome == "open")).sum(),
+        ordersFilledUnseen=(~seen & (pl.col("closedAt") >= start)).sum(),
         medianTimeToFillS=pl.col("durationS").filter(closed_today & (outcome == "filled")).median(),
         medianTimeToCancelS=pl.col("durationS").filter(closed_today & (outcome == "canceled")).median(),
+        medianTimeToFirstFillS=(
+            (pl.col("firstFillAt") - pl.col("placedAt")).dt.total_microseconds().filter(first_fill_today) / 1e6
+        ).median(),
     )
+    day_fills = _fills_until(fills, end).lazy().filter(pl.col("time") >= start)
+    notional = pl.col("notionalUsd")
+    by_fills = day_fills.group_by("ethAddress").agg(
+        fills=pl.len(),
+        volumeUsd=notional.sum(),
+        makerRatio=notional.filter(pl.col("isMaker")).sum() / notional.sum(),
+        fees=pl.col("feeUsd").sum(),
+        realizedPnl=pl.col("closedPnl").sum(),
+    )
+    zero = pl.lit(0).cast(tables.DECIMAL)
     counts = [
         "nEvents",
         "ordersPlaced",
@@ -606,13 +831,19 @@ def trader_daily_stats(
         "ordersCanceled",
         "ordersRejected",
         "openOrdersAtEnd",
+        "ordersFilledUnseen",
         "coinsTraded",
+        "fills",
     ]
     joined = (
         by_events.join(by_orders, on="ethAddress", how="full", coalesce=True)
+        .join(by_fills, on="ethAddress", how="full", coalesce=True)
         .with_columns([pl.col(c).fill_null(0) for c in counts])
         .with_columns(
             notionalPlacedUsd=pl.col("notionalPlacedUsd").fill_null(0.0),
+            volumeUsd=pl.col("volumeUsd").fill_null(0.0),
+            fees=pl.col("fees").fill_null(zero),
+            realizedPnl=pl.col("realizedPnl").fill_null(zero),
             coins=pl.col("coins").fill_null(pl.lit([], dtype=pl.List(pl.String))),
             cancelRatio=pl.when(pl.col("ordersPlaced") > 0)
             .then(pl.col("ordersCanceled") / pl.col("ordersPlaced"))
@@ -654,5 +885,91 @@ def closes_without_new(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> 
         .join(recovered, on=ORDER_KEY, how="anti")
         .select(*ORDER_KEY, "eventAt", "finalStatus")
         .sort(ORDER_KEY)
+        .collect()
+    )
+
+
+def duplicate_fill_keys(fills: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """``(ethAddress, oid, tid)`` keys that occur more than once, with counts (one fill each)."""
+    return fills.lazy().group_by(FILL_KEY).agg(count=pl.len()).filter(pl.col("count") > 1).sort(FILL_KEY).collect()
+
+
+def unseen_fill_orders(
+    events: pl.DataFrame | pl.LazyFrame, fills: pl.DataFrame | pl.LazyFrame, day: str | date
+) -> pl.DataFrame:
+    """The orders of the day's fills that no order event knows by the day's end (no event of its
+    own, and on no amend chain, as in :func:`order_lifecycles`): ``ethAddress, oid, coin, fills,
+    sz, notionalUsd, takerOnly`` (every fill crossed: an order that filled on arrival and never
+    rested, e.g. an IOC; a maker fill means it rested on the book, so a snapshot missed it)."""
+    lf, start, end = _events_until(events, day)
+    day_fills = fills.lazy().filter((pl.col("time") >= start) & (pl.col("time") < end)).collect()
+    if day_fills.is_empty():
+        return pl.DataFrame(
+            schema={
+                "ethAddress": pl.String,
+                "oid": pl.Int64,
+                "coin": pl.String,
+                "fills": pl.UInt32,
+                "sz": tables.DECIMAL,
+                "notionalUsd": pl.Float64,
+                "takerOnly": pl.Boolean,
+            }
+        )
+    oids = day_fills["oid"].unique().implode()
+    members = chain_members(replacement_links(lf)).select(pl.col("ethAddress").cast(pl.String), "oid")
+    named = pl.concat([lf.filter(pl.col("oid").is_in(oids)).select(*ORDER_KEY), members.lazy()]).unique()
+    return (
+        day_fills.lazy()
+        .join(named, on=ORDER_KEY, how="anti")
+        .group_by(ORDER_KEY)
+        .agg(
+            coin=pl.col("coin").first(),
+            fills=pl.len(),
+            sz=pl.col("sz").sum(),
+            notionalUsd=pl.col("notionalUsd").sum(),
+            takerOnly=pl.col("crossed").fill_null(False).all(),
+        )
+        .sort(ORDER_KEY)
+        .collect()
+    )
+
+
+def lifecycle_fill_mismatches(
+    lifecycles: pl.DataFrame | pl.LazyFrame, fills: pl.DataFrame | pl.LazyFrame
+) -> pl.DataFrame:
+    """Lifecycle rows whose ``filledSz`` or ``nFills`` differ from their chain's fills summed anew:
+    ``fills`` (the table up to the day) per ``(ethAddress, oid)``, joined to each row's ``oids``.
+
+    Independent of how :func:`order_lifecycles` maps fills to chains: it checks that every fill of
+    every order of the chain (and no other) was counted once."""
+    per_order = fills.lazy().group_by(ORDER_KEY).agg(sz_=pl.col("sz").sum(), n_=pl.len())
+    zero = pl.lit(0).cast(tables.DECIMAL)
+    recomputed = (
+        lifecycles.lazy()
+        .select("ethAddress", "rootOid", oid=pl.col("oids"))
+        .explode("oid")
+        .join(per_order, on=ORDER_KEY, how="left")
+        .group_by("ethAddress", "rootOid")
+        .agg(fillsSz=pl.col("sz_").sum(), fills=pl.col("n_").sum())
+    )
+    return (
+        lifecycles.lazy()
+        .select("ethAddress", "rootOid", "oid", "filledSz", "nFills")
+        .join(recomputed, on=["ethAddress", "rootOid"], how="left")
+        .with_columns(fillsSz=pl.col("fillsSz").fill_null(zero), fills=pl.col("fills").fill_null(0))
+        .filter((pl.col("filledSz") != pl.col("fillsSz")) | (pl.col("nFills") != pl.col("fills")))
+        .sort("ethAddress", "rootOid")
+        .collect()
+    )
+
+
+def fills_disagree_with_events(lifecycles: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Chains seen in events whose size traded (fills) differs from what their events tell
+    (``filledSz`` vs ``filledSzEvents``)."""
+    return (
+        lifecycles.lazy()
+        .filter(pl.col("seenInEvents") & (pl.col("filledSz") != pl.col("filledSzEvents")))
+        .select("ethAddress", "rootOid", "oid", "outcome", "filledSz", "filledSzEvents")
+        .sort("ethAddress", "rootOid")
         .collect()
     )

@@ -26,6 +26,7 @@ def seeded_db(mongo_db: Database) -> Database:
     create_indexes(mongo_db)
     mongo_db[schema.ORDERS].insert_many(scenario.orders())
     mongo_db[schema.POSITIONS].insert_many(scenario.positions())
+    mongo_db[schema.FILLS].insert_many(scenario.fills())
     return mongo_db
 
 

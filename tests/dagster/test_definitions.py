@@ -32,12 +32,17 @@ def test_wiring() -> None:
         node = graph.get(key)
         assert node.group_name == "daily"
         assert node.partitions_def == daily_partitions
-    assert graph.get(dg.AssetKey("order_lifecycles")).parent_keys == {dg.AssetKey("order_events")}
+    assert graph.get(dg.AssetKey("order_lifecycles")).parent_keys == {
+        dg.AssetKey("order_events"),
+        dg.AssetKey("fills"),
+    }
     assert graph.get(dg.AssetKey("trader_daily_stats")).parent_keys == {
         dg.AssetKey("order_events"),
         dg.AssetKey("order_lifecycles"),
+        dg.AssetKey("fills"),
     }
     assert graph.get(dg.AssetKey("positions_snapshot")).parent_keys == set()
+    assert graph.get(dg.AssetKey("fills")).parent_keys == set()
 
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == {
@@ -46,9 +51,14 @@ def test_wiring() -> None:
         ("order_events", "closed_orders_have_new_event"),
         ("order_lifecycles", "order_lifecycles_one_row_per_order"),
         ("order_lifecycles", "order_lifecycles_closed_after_first_seen"),
+        ("fills", "fills_unique_keys"),
+        ("fills", "fills_row_count_matches_mongo"),
+        ("fills", "fills_orders_seen_in_events"),
+        ("order_lifecycles", "order_lifecycles_filled_sz_matches_fills"),
+        ("order_lifecycles", "order_lifecycles_fills_agree_with_events"),
     }
     blocking = {k.name for k in graph.asset_check_keys if graph.get_check_spec(k).blocking}
-    assert blocking == {"order_events_unique_keys"}
+    assert blocking == {"order_events_unique_keys", "fills_unique_keys"}
 
     job = defs.resolve_job_def("daily_tables_job")
     assert job.partitions_def == daily_partitions
@@ -149,7 +159,7 @@ def test_cli_materializes_a_day(
         evals = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             [k for k in defs.get_repository_def().asset_graph.asset_check_keys]
         )
-        assert len(evals) == 5
+        assert len(evals) == 10
         assert all(e.status.value == "SUCCEEDED" for e in evals.values()), evals
     finally:
         instance.dispose()

@@ -30,7 +30,7 @@ def test_reading_the_data_snippets_run(seeded_db: Database, resources: dict, dat
     for day in (sc.D1, sc.D2):
         assert dg.materialize([*daily_assets, *daily_checks], partition_key=day, resources=resources).success
     blocks = re.findall(r"```python\n(.*?)```", section("Reading the data"), flags=re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     assert any("polars" in b for b in blocks) and any("duckdb" in b for b in blocks)
     for i, code in enumerate(blocks):
         script = tmp_path / f"snippet{i}.py"
@@ -54,6 +54,20 @@ def test_reading_the_data_snippets_run(seeded_db: Database, resources: dict, dat
         env={"ORDERWATCH_DATA_DIR": str(data_dir), "POLARS_FMT_STR_LEN": "200", "POLARS_TABLE_WIDTH": "400"},
     ).stdout
     assert "canceled" in polars_out and "crossed_threshold,large_change" in polars_out, polars_out
+    quality = subprocess.run(
+        [sys.executable, str(tmp_path / "snippet2.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"ORDERWATCH_DATA_DIR": str(data_dir), "POLARS_FMT_MAX_ROWS": "-1", "POLARS_TABLE_WIDTH": "400"},
+    ).stdout
+    # Trader C's closed orders on D2 by coin: the ETH chain 320 -> 322 filled 40 at 3017.5 as maker,
+    # 75 bps better than the 2995 mid when 320 was placed; BTC: 0.5 filled of 2 placed.
+    lines = {line.split("┆")[1].strip(): line for line in quality.splitlines() if sc.D2 in line}
+    assert set(lines) == {"@107", "BTC", "ETH", "xyz:TSLA"}, quality
+    assert "-75.125209" in lines["ETH"] and "120700.0" in lines["ETH"], quality
+    assert "0.25" in lines["BTC"], quality
 
 
 def test_parquet_tables_section_lists_every_column() -> None:

@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
@@ -208,7 +209,7 @@ def test_a_link_added_later_rebuilds_its_day(
     seeded_db: Database, resources: dict, instance: dg.DagsterInstance
 ) -> None:
     first = late_tick(instance, resources, None)
-    assert set(json.loads(first.cursor)) == {"createdAt", "linkedAt"}
+    assert set(json.loads(first.cursor)) == {"createdAt", "linkedAt", "fillsCreatedAt"}
     for day in (sc.D1, sc.D2):
         assert dg.materialize(
             [*daily_assets, *daily_checks], partition_key=day, resources=resources, instance=instance
@@ -244,6 +245,46 @@ def test_a_link_added_later_rebuilds_its_day(
     assert lc.filter(pl.col("rootOid") == 340).select("oid", "amendCount").row(0) == (350, 1)
     assert 350 not in lc["rootOid"].to_list()
     assert not late_tick(instance, resources, quiet.cursor).run_requests  # built after the link
+
+
+def test_late_fills_rebuild_the_day_they_traded(
+    seeded_db: Database, resources: dict, instance: dg.DagsterInstance
+) -> None:
+    first = late_tick(instance, resources, None)
+    # B-202's D3 fill is the newest stored fill.
+    assert json.loads(first.cursor)["fillsCreatedAt"] == sc.at(sc.D3, "01:00:01").isoformat()
+    for day in (sc.D1, sc.D2):
+        assert dg.materialize(
+            [*daily_assets, *daily_checks], partition_key=day, resources=resources, instance=instance
+        ).success
+    quiet = late_tick(instance, resources, first.cursor)
+    assert not quiet.run_requests
+
+    # A REST recovery stores, now, a fill that traded on D1: D1 is rebuilt (by the fill's time,
+    # not by when it was stored); nothing else.
+    now = max(NOW, datetime.now(UTC))
+    late = sc.fill(sc.C, 300, 3001, sc.at(sc.D1, "21:00:00"), coin="BTC", side="B", px="50000.0", sz="0.25",
+                   crossed=False, fee="1.875") | {"source": "rest", "observedAt": now, "createdAt": now}  # fmt: skip
+    seeded_db[schema.FILLS].insert_one(late)
+    tick = late_tick(instance, resources, quiet.cursor)
+    assert [(r.partition_key, r.tags["orderwatch/trigger"]) for r in tick.run_requests] == [(sc.D1, "late-fills")]
+    assert tick.run_requests[0].run_key.startswith(f"fills:{sc.D1}:{now.isoformat()[:19]}")
+    assert json.loads(tick.cursor)["createdAt"] == json.loads(quiet.cursor)["createdAt"]
+    assert not late_tick(instance, resources, tick.cursor).run_requests  # reported once
+    # A cursor written before fills existed starts the fills at its createdAt: same request.
+    old_cursor = json.dumps({k: v for k, v in json.loads(quiet.cursor).items() if k != "fillsCreatedAt"})
+    assert [r.run_key for r in late_tick(instance, resources, old_cursor).run_requests] == [
+        tick.run_requests[0].run_key
+    ]
+
+    # The rebuild picks the fill up: C-300 (open at D1's end) has now traded 0.25 (a partial fill
+    # the events had not shown: a warning, not a failure).
+    result = dg.materialize([*daily_assets, *daily_checks], partition_key=sc.D1, resources=resources, instance=instance)
+    assert result.success
+    lc = resources["store"].read("order_lifecycles", sc.D1).filter(pl.col("rootOid") == 300)
+    assert lc.select("filledSz", "filledSzEvents", "nFills", "makerShare").row(0) == (Decimal("0.25"), 0, 1, 1.0)
+    assert resources["store"].read("fills", sc.D1).height == 2
+    assert not late_tick(instance, resources, quiet.cursor).run_requests  # built after the fill
 
 
 def test_resolved_statuses_read_partitions_of_any_schema(seeded_db: Database, resources: dict) -> None:

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from orderwatch_dagster import tables, transforms
+from orderwatch_dagster.partitions import day_bounds
 from tests.dagster import scenario as sc
 
 
@@ -16,6 +17,11 @@ from tests.dagster import scenario as sc
 def events() -> pl.DataFrame:
     raw = pl.from_dicts(sc.orders(), schema=transforms.RAW_ORDER_SCHEMA, strict=False)
     return transforms.normalize_order_events(raw)
+
+
+@pytest.fixture(scope="module")
+def fills() -> pl.DataFrame:
+    return transforms.normalize_fills(pl.from_dicts(sc.fills(), schema=transforms.RAW_FILL_SCHEMA, strict=False))
 
 
 def rows(df: pl.DataFrame, cols: list[str]) -> list[tuple]:
@@ -30,8 +36,8 @@ def test_normalize_types_and_falls_back_to_created_at(events: pl.DataFrame) -> N
 
 
 @pytest.mark.parametrize(("day", "expected"), [(sc.D1, sc.LIFECYCLES_D1), (sc.D2, sc.LIFECYCLES_D2)])
-def test_order_lifecycles(events: pl.DataFrame, day: str, expected: list[dict]) -> None:
-    df = transforms.order_lifecycles(events.lazy(), day)
+def test_order_lifecycles(events: pl.DataFrame, fills: pl.DataFrame, day: str, expected: list[dict]) -> None:
+    df = transforms.order_lifecycles(events.lazy(), day, fills.lazy())
     assert df.schema == tables.schema(tables.ORDER_LIFECYCLES)
     assert df.select(sc.LIFECYCLE_COLS).to_dicts() == expected
 
@@ -73,11 +79,13 @@ def test_positions_snapshot(day: str, expected: list[tuple]) -> None:
 
 
 @pytest.mark.parametrize(("day", "expected"), [(sc.D1, sc.STATS_D1), (sc.D2, sc.STATS_D2)])
-def test_trader_daily_stats(events: pl.DataFrame, day: str, expected: list[tuple]) -> None:
-    df = transforms.trader_daily_stats(events, day)
+def test_trader_daily_stats(events: pl.DataFrame, fills: pl.DataFrame, day: str, expected: list[tuple]) -> None:
+    df = transforms.trader_daily_stats(events, day, fills=fills)
     assert rows(df, sc.STATS_COLS) == expected
+    assert df.schema == tables.schema(tables.TRADER_DAILY_STATS)
     # Same result when handed the day's lifecycles.
-    assert df.equals(transforms.trader_daily_stats(events, day, lifecycles=transforms.order_lifecycles(events, day)))
+    lifecycles = transforms.order_lifecycles(events, day, fills)
+    assert df.equals(transforms.trader_daily_stats(events, day, lifecycles=lifecycles, fills=fills))
 
 
 @pytest.mark.parametrize(
@@ -132,11 +140,11 @@ def test_dex_comes_from_the_coin_for_old_documents(events: pl.DataFrame) -> None
     }
 
 
-def test_each_amend_chain_is_one_lifecycle_row(events: pl.DataFrame) -> None:
+def test_each_amend_chain_is_one_lifecycle_row(events: pl.DataFrame, fills: pl.DataFrame) -> None:
     cols = ["oid", "amendCount", "placedAt", "outcome", "filledSz"]
-    d1 = by_root(transforms.order_lifecycles(events, sc.D1), sc.C, cols)
+    d1 = by_root(transforms.order_lifecycles(events, sc.D1, fills), sc.C, cols)
     assert d1 == {300: (300, 0, sc.at(sc.D1, "20:00:00"), "open", 0)}
-    d2 = by_root(transforms.order_lifecycles(events, sc.D2), sc.C, cols)
+    d2 = by_root(transforms.order_lifecycles(events, sc.D2, fills).filter(pl.col("seenInEvents")), sc.C, cols)
     assert d2 == {
         300: (310, 1, sc.at(sc.D1, "20:00:00"), "canceled", 0),  # spans D1 -> D2
         320: (322, 2, sc.at(sc.D2, "10:00:00"), "filled", 40),  # cloid chain of 3
@@ -240,7 +248,7 @@ def chain_events(n: int, *, addr: str = sc.C, first_oid: int = 1000, status: str
 def test_a_long_chain_resolves_to_its_first_order() -> None:
     events = chain_events(700)  # a market maker re-quoting: 700 orders, 699 replacements
     lc = transforms.order_lifecycles(events, sc.D2)
-    assert rows(lc, ["rootOid", "oid", "amendCount", "nPriceChanges", "placedAt", "outcome", "filledSz"]) == [
+    assert rows(lc, ["rootOid", "oid", "amendCount", "nPriceChanges", "placedAt", "outcome", "filledSzEvents"]) == [
         (1000, 1699, 699, 699, sc.at(sc.D2, "10:00:00"), "filled", 1)
     ]
     members = transforms.chain_members(transforms.replacement_links(events))
@@ -282,3 +290,145 @@ def test_the_reference_implementation_agrees_on_the_scenario(events: pl.DataFram
         for name in bench.COMPARED:
             fast = getattr(transforms, name)(events, day).to_dicts()
             assert bench.same_rows(fast, getattr(reference, name)(dicts, day), name), (name, day)
+
+
+# Fills, execution quality and the book ----------------------------------------------------
+
+
+def day_of(df: pl.DataFrame, day: str, col: str = "time") -> pl.DataFrame:
+    return df.filter(pl.col(col).dt.date() == sc.at(day, "00:00:00").date())
+
+
+def test_normalize_fills_types_every_field(fills: pl.DataFrame) -> None:
+    assert fills.schema == tables.schema(tables.FILLS)
+    assert fills["time"].is_sorted()
+    assert rows(day_of(fills, sc.D1), sc.FILL_COLS) == sc.FILLS_D1
+    assert rows(day_of(fills, sc.D2), sc.FILL_COLS) == sc.FILLS_D2
+    # A liquidation fill with a TWAP id and a rebate, and a document without the optional keys.
+    liq = sc.fill(sc.A, 500, 5001, sc.at(sc.D2, "16:00:00"), coin="ETH", side="A", px="2900.5", sz="0.1",
+                  crossed=True, fee="-0.01", closed_pnl="-5.5", twapId=77,
+                  liquidation={"liquidatedUser": sc.A, "markPx": "2901.0", "method": "market"})  # fmt: skip
+    bare = {k: v for k, v in sc.fill(sc.A, 501, 5011, sc.at(sc.D2, "16:00:01"), coin="ETH", side="A", px="1",
+                                     sz="1", crossed=False, fee="0").items()
+            if k not in ("twapId", "dex", "hash", "feeToken")}  # fmt: skip
+    df = transforms.normalize_fills(pl.from_dicts([liq, bare], schema=transforms.RAW_FILL_SCHEMA, strict=False))
+    cols = ["twapId", "liquidatedUser", "liquidationMarkPx", "liquidationMethod", "fee", "feeUsd", "isMaker", "dex"]
+    assert rows(df, cols) == [
+        (77, sc.A, Decimal("2901"), "market", Decimal("-0.01"), Decimal("-0.01"), False, ""),
+        (None, None, None, None, Decimal("0"), None, True, ""),  # no feeToken: no USD fee
+    ]
+
+
+def test_lifecycles_without_fills_trade_nothing(events: pl.DataFrame) -> None:
+    lc = transforms.order_lifecycles(events, sc.D2)
+    assert lc["seenInEvents"].all() and 370 not in lc["oid"].to_list()
+    assert (lc["filledSz"] == 0).all() and (lc["nFills"] == 0).all() and lc["avgFillPx"].is_null().all()
+    # what the events tell stays
+    expected = {(r["ethAddress"], r["rootOid"]): r["filledSzEvents"] for r in sc.LIFECYCLES_D2 if r["seenInEvents"]}
+    assert dict(zip(zip(lc["ethAddress"], lc["rootOid"], strict=True), lc["filledSzEvents"], strict=True)) == expected
+
+
+def test_a_chain_adds_up_its_fills_across_days(events: pl.DataFrame, fills: pl.DataFrame) -> None:
+    # B-202 closes on D3: 20 filled on D2 and the remaining 30 on D3.
+    lc = transforms.order_lifecycles(events, sc.D3, fills).filter(pl.col("rootOid") == 202)
+    cols = ["outcome", "filledSz", "filledSzEvents", "nFills", "avgFillPx", "feesUsd", "firstFillAt", "lastFillAt"]
+    assert rows(lc, cols) == [
+        ("filled", 50, 50, 2, 200.0, Decimal("1.5"), sc.at(sc.D2, "13:05:00"), sc.at(sc.D3, "00:59:59"))
+    ]
+    # The D3 fill is B's only fill that day; C-370's IOC row does not come back on D3.
+    stats = transforms.trader_daily_stats(events, sc.D3, fills=fills)
+    assert rows(stats, ["ethAddress", "fills", "volumeUsd", "fees", "medianTimeToFirstFillS"]) == [
+        (sc.B, 1, 6000.0, Decimal("0.9"), None),  # 202's first fill was on D2
+        (sc.C, 0, 0.0, 0, None),  # C's chain 330 is still open
+    ]
+    assert transforms.order_lifecycles(events, sc.D3, fills).filter(~pl.col("seenInEvents")).is_empty()
+
+
+def test_fees_in_another_token_leave_no_usd_total(events: pl.DataFrame, fills: pl.DataFrame) -> None:
+    # A second fill of the ETH chain charged in another token: the chain's feesUsd becomes null,
+    # the day's fees count only the USDC ones.
+    other = sc.fill(sc.C, 322, 3223, sc.at(sc.D2, "10:29:59"), coin="ETH", side="A", px="3020.0", sz="1.0",
+                    crossed=False, fee="0.5", fee_token="USDH")  # fmt: skip
+    more = pl.concat([fills, transforms.normalize_fills(pl.from_dicts([other], schema=transforms.RAW_FILL_SCHEMA))])
+    lc = transforms.order_lifecycles(events, sc.D2, more).filter(pl.col("rootOid") == 320)
+    assert rows(lc, ["filledSz", "nFills", "feesUsd"]) == [(41, 4, None)]
+    stats = transforms.trader_daily_stats(events, sc.D2, fills=more).filter(pl.col("ethAddress") == sc.C)
+    assert stats.select("fills", "fees").row(0) == (8, Decimal("23.73"))
+
+
+def test_a_fill_of_an_order_known_only_from_a_link_belongs_to_its_chain(
+    events: pl.DataFrame, fills: pl.DataFrame
+) -> None:
+    # 331's own events are missing; 330's close names it. Its fill is the chain's, not unseen.
+    events = events.filter(pl.col("oid") != 331)
+    f331 = sc.fill(sc.C, 331, 3311, sc.at(sc.D2, "11:40:00"), coin="SOL", side="B", px="200.0", sz="100.0",
+                   crossed=False, fee="3.0")  # fmt: skip
+    more = pl.concat([fills, transforms.normalize_fills(pl.from_dicts([f331], schema=transforms.RAW_FILL_SCHEMA))])
+    lc = transforms.order_lifecycles(events, sc.D2, more)
+    assert rows(lc.filter(pl.col("rootOid") == 330), ["oid", "outcome", "filledSz", "oids"]) == [
+        (331, "open", 100, [330, 331])
+    ]
+    assert 331 not in lc.filter(~pl.col("seenInEvents"))["oid"].to_list()
+    assert rows(transforms.unseen_fill_orders(events, more, sc.D2), ["oid"]) == [(370,)]
+
+
+def test_change_vs_book_and_the_large_vs_book_option(events: pl.DataFrame) -> None:
+    default = transforms.large_change_alerts(events, sc.D2)
+    assert "large_vs_book" not in ",".join(default["reason"])  # off by default
+    opted = transforms.large_change_alerts(events, sc.D2, transforms.AlertThresholds(min_change_vs_book_1pct=0.5))
+    assert rows(opted.filter(pl.col("reason").str.contains("large_vs_book")), ["alertKey", "reason"]) == [
+        # A-102's size update: +93k against 155k of asks within 1 % of mid (0.6)
+        (f"{sc.A}:102:updated:2", "crossed_threshold,large_change,large_vs_book"),
+        # B-203: a 5 USD order against 8 USD (0.625); 331 (0.4) and 320 (0.3) stay below
+        (f"{sc.B}:203:new", "large_vs_book"),
+    ]
+    b203 = opted.filter(pl.col("alertKey") == f"{sc.B}:203:new")
+    assert rows(b203, ["changeUsd", "changeVsBook1pct"]) == [(5.0, 0.625)]
+    # Everything the default raised is still there, with the same reasons apart from large_vs_book.
+    assert rows(default, ["alertKey"]) == rows(opted.filter(pl.col("alertKey") != f"{sc.B}:203:new"), ["alertKey"])
+    # A tighter option: 331 (0.4) joins, 320 (0.3) does not.
+    tight = transforms.large_change_alerts(events, sc.D2, transforms.AlertThresholds(min_change_vs_book_1pct=0.35))
+    flagged = tight.filter(pl.col("reason").str.contains("large_vs_book"))["alertKey"].to_list()
+    assert sorted(flagged) == sorted([f"{sc.B}:203:new", f"{sc.A}:102:updated:2", f"{sc.C}:331:new"])
+
+
+def test_fill_checks(events: pl.DataFrame, fills: pl.DataFrame) -> None:
+    assert transforms.duplicate_fill_keys(fills).is_empty()
+    dup = pl.concat([fills, fills.filter(pl.col("tid") == 3221)])
+    assert rows(transforms.duplicate_fill_keys(dup), ["ethAddress", "oid", "tid", "count"]) == [(sc.C, 322, 3221, 2)]
+
+    # Never seen: the taker IOCs, one a day.
+    cols = ["ethAddress", "oid", "coin", "fills", "sz", "notionalUsd", "takerOnly"]
+    assert rows(transforms.unseen_fill_orders(events, fills, sc.D1), cols) == [(sc.A, 190, "ETH", 1, 2, 5980.0, True)]
+    assert rows(transforms.unseen_fill_orders(events, fills, sc.D2), cols) == [(sc.C, 370, "@107", 1, 160, 100.0, True)]
+    # Without D1's events, A-101's fills on D2 still have its D2 events; without any of 101's
+    # events they are unseen maker fills.
+    no_101 = events.filter(pl.col("oid") != 101)
+    assert rows(transforms.unseen_fill_orders(no_101, fills, sc.D2), ["oid", "fills", "takerOnly"]) == [
+        (101, 2, False),
+        (370, 1, True),
+    ]
+
+    for day in (sc.D1, sc.D2):
+        lc = transforms.order_lifecycles(events, day, fills)
+        upto = fills.filter(pl.col("time") < day_bounds(day)[1])  # the fills partitions up to the day
+        assert transforms.lifecycle_fill_mismatches(lc, upto).is_empty()
+        assert transforms.fills_disagree_with_events(lc).is_empty()
+    lc = transforms.order_lifecycles(events, sc.D2, fills)
+    upto_d2 = fills.filter(pl.col("time") < sc.at(sc.D3, "00:00:00"))
+    # A row that lost a fill, and a fill the rows do not count (a second fill of A-101 on D2):
+    tampered = lc.with_columns(
+        filledSz=pl.when(pl.col("rootOid") == 320).then(pl.col("filledSz") - 10).otherwise(pl.col("filledSz"))
+    )
+    extra = sc.fill(sc.A, 101, 1013, sc.at(sc.D2, "01:59:59"), coin="BTC", side="B", px="60000.0", sz="0.1",
+                    crossed=False, fee="0.6")  # fmt: skip
+    more = pl.concat([upto_d2, transforms.normalize_fills(pl.from_dicts([extra], schema=transforms.RAW_FILL_SCHEMA))])
+    bad = transforms.lifecycle_fill_mismatches(tampered, more)
+    assert rows(bad, ["ethAddress", "rootOid", "filledSz", "fillsSz", "nFills", "fills"]) == [
+        (sc.A, 101, 2, Decimal("2.1"), 2, 3),
+        (sc.C, 320, 30, 40, 3, 3),
+    ]
+    # Fills and events disagree: the ETH chain without its fill on 321.
+    fewer = fills.filter(pl.col("tid") != 3211)
+    disagree = transforms.fills_disagree_with_events(transforms.order_lifecycles(events, sc.D2, fewer))
+    assert rows(disagree, ["ethAddress", "rootOid", "oid", "filledSz", "filledSzEvents"]) == [(sc.C, 320, 322, 30, 40)]

@@ -36,8 +36,8 @@ from tests.mongo_server import free_port
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = REPO / "test-output" / "e2e"
 BIN = Path(sys.executable).parent
-ASSETS = ("order_events", "order_lifecycles", "large_change_alerts", "open_orders_snapshot", "positions_snapshot",
-          "trader_daily_stats")
+ASSETS = ("order_events", "fills", "order_lifecycles", "large_change_alerts", "open_orders_snapshot",
+          "positions_snapshot", "trader_daily_stats")
 CLOSED_WITH_OUTCOME = {"action": "closed", "finalStatus": {"$nin": ["unknown"]}}
 
 
@@ -172,7 +172,9 @@ def check_parquet(demo: RunningDemo, day: str) -> None:
     assert events.filter(pl.col("action") == "closed")["statusTimestamp"].drop_nulls().len() > 0
     lifecycles = table(demo, "order_lifecycles", day)
     assert lifecycles.height > 0
-    assert set(lifecycles["oid"]) <= set(events["oid"])
+    # every lifecycle is an order the events saw, or one known only from its fills (an IOC)
+    assert set(lifecycles.filter(pl.col("seenInEvents"))["oid"]) <= set(events["oid"])
+    assert set(lifecycles.filter(~pl.col("seenInEvents"))["oid"]) <= set(table(demo, "fills", day)["oid"])
     assert set(lifecycles["outcome"]) - {"open", "unknown"}, "some order closed with its exchange outcome"
     for name in ASSETS:
         assert (demo.data / "parquet" / name / f"date={day}" / f"{name}.parquet").exists(), name
