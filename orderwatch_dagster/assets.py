@@ -113,10 +113,14 @@ def fills(context: dg.AssetExecutionContext, mongo_db: MongoResource, store: Par
         "plus orders known only from their fills (they never rested)."
     ),
 )
-def order_lifecycles(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
+def order_lifecycles(
+    context: dg.AssetExecutionContext, mongo_db: MongoResource, store: ParquetStore
+) -> dg.MaterializeResult:
     day = context.partition_key
     history = store.scan_until("order_events", day)
-    df = transforms.order_lifecycles(history, day, store.scan_until("fills", day))
+    with mongo_db.get_db() as db:
+        watchlist = mongo.read_watchlist(db)
+    df = transforms.order_lifecycles(history, day, store.scan_until("fills", day), watchlist)
     outcomes = dict(df.group_by("outcome").len().iter_rows())
     return _result(
         "order_lifecycles",
@@ -160,8 +164,9 @@ def large_change_alerts(
     params = transforms.AlertThresholds(
         config.threshold_usd, config.min_change_share, config.min_change_usd, config.min_change_vs_book_1pct
     )
-    df = transforms.large_change_alerts(store.scan_until("order_events", day), day, params)
     with mongo_db.get_db() as db:
+        watchlist = mongo.read_watchlist(db)
+        df = transforms.large_change_alerts(store.scan_until("order_events", day), day, params, watchlist)
         inserted = mongo.write_alerts(db, df)
     context.log.info(f"alerts day={day} rows={df.height} new_in_mongo={inserted}")
     return _result("large_change_alerts", day, df, store, new_alerts=inserted)
@@ -200,13 +205,18 @@ def positions_snapshot(
         "ratio, median times, notional, coins; volume, fees, realized PnL and maker ratio of the day's fills."
     ),
 )
-def trader_daily_stats(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
+def trader_daily_stats(
+    context: dg.AssetExecutionContext, mongo_db: MongoResource, store: ParquetStore
+) -> dg.MaterializeResult:
     day = context.partition_key
+    with mongo_db.get_db() as db:
+        watchlist = mongo.read_watchlist(db)
     df = transforms.trader_daily_stats(
         store.scan_until("order_events", day),
         day,
         lifecycles=store.read("order_lifecycles", day),
         fills=store.read("fills", day),
+        watchlist=watchlist,
     )
     return _result("trader_daily_stats", day, df, store)
 

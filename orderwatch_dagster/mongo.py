@@ -60,6 +60,17 @@ def read_order_events(db: Database, day: str | date) -> pl.DataFrame:
     return transforms.normalize_order_events(raw)
 
 
+def read_order_events_where(db: Database, filters: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
+    """The ``trader_orders`` documents matching any of ``filters`` (plain ``find``s), typed into the
+    ``order_events`` schema, each event once."""
+    proj = _projection(transforms.RAW_ORDER_SCHEMA)
+    frames = [
+        _frame(db[schema.ORDERS].find(f, proj, batch_size=BATCH_SIZE), transforms.RAW_ORDER_SCHEMA) for f in filters
+    ]
+    raw = pl.concat(frames) if frames else pl.DataFrame(schema=transforms.RAW_ORDER_SCHEMA)
+    return transforms.normalize_order_events(raw.unique(["ethAddress", "oid", "eventKey"], keep="first"))
+
+
 def read_order_event_keys(db: Database, day: str | date) -> pl.DataFrame:
     """Only the key fields of a day's ``trader_orders`` documents (for the duplicate check)."""
     fields = pl.Schema({"ethAddress": pl.String(), "oid": pl.Int64(), "action": pl.String(), "seq": pl.Int64()})
@@ -111,6 +122,12 @@ def read_positions(db: Database, day: str | date) -> pl.DataFrame:
             for f in filters
         ]
     )
+
+
+def read_watchlist(db: Database) -> pl.DataFrame:
+    """``trader_watchlist`` as :func:`transforms.watchlist_frame` (``ethAddress, label, tags``)."""
+    docs = db[schema.WATCHLIST].find({}, {"_id": 1, "label": 1, "tags": 1})
+    return transforms.watchlist_frame(list(docs))
 
 
 def write_alerts(db: Database, alerts: pl.DataFrame, now: datetime | None = None) -> int:

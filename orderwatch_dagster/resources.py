@@ -90,12 +90,18 @@ class AlertWebhook(dg.ConfigurableResource):
     url: str = Field(default="", description="webhook URL (ORDERWATCH_ALERT_WEBHOOK_URL)")
     timeout_s: float = 10.0
 
-    def post(self, payload: dict) -> int:
-        """POST ``payload`` as JSON; return the HTTP status (raises on non-2xx or network errors)."""
+    def post(self, payload: dict, idempotency_key: str | None = None) -> int:
+        """POST ``payload`` as JSON; return the HTTP status (raises on non-2xx or network errors).
+
+        ``idempotency_key`` is sent as ``Idempotency-Key`` (the alertKey) so that a receiver can
+        drop the one repeat a crash between a POST and its bookkeeping can cause."""
+        headers = {"Content-Type": "application/json"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         req = urllib.request.Request(
             self.url,
             data=json.dumps(payload, default=str).encode(),
-            headers={"Content-Type": "application/json"},
+            headers=headers,
             method="POST",
         )
         with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:

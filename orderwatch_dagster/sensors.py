@@ -4,12 +4,13 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
 
 from collector_service import schema
+from orderwatch_dagster import mongo, tables, transforms
 from orderwatch_dagster.assets import fills, order_events
 from orderwatch_dagster.jobs import daily_tables_job
 from orderwatch_dagster.resources import AlertWebhook, MongoResource, ParquetStore
@@ -71,11 +72,14 @@ def _resolved_unknown_days(store: ParquetStore, db: object) -> dict[str, str]:
 def _batch(coll: object, field: str, since: datetime, projection: dict[str, int]) -> list[dict]:
     """Documents with ``field`` after ``since``, oldest first, at most :data:`LATE_BATCH`; a full
     batch stops before its last ``field`` value so that documents sharing it are not skipped."""
+    # $gte and then > in Python: nx-27017 evaluates $gt on datetimes within the same second as
+    # false (a document 200 ms after the cursor would be skipped); real MongoDB gives the same.
     docs = list(
-        coll.find({field: {"$gt": since}}, {"_id": 0, field: 1, **projection})  # type: ignore[attr-defined]
+        coll.find({field: {"$gte": since}}, {"_id": 0, field: 1, **projection})  # type: ignore[attr-defined]
         .sort(field, 1)
         .limit(LATE_BATCH)
     )
+    docs = [d for d in docs if d[field] > since]
     if len(docs) == LATE_BATCH:
         last = docs[-1][field]
         trimmed = [d for d in docs if d[field] < last]
@@ -205,8 +209,11 @@ def alert_message(alerts: list[dict]) -> dict:
 
 @dg.sensor(
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="POST new large_change_alerts (MongoDB order_alerts) to ORDERWATCH_ALERT_WEBHOOK_URL.",
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "Legacy batch delivery of order_alerts to ORDERWATCH_ALERT_WEBHOOK_URL; stopped by default: "
+        "fast_alert_sensor computes and delivers alerts (run only one of the two)."
+    ),
 )
 def alert_webhook_sensor(
     context: dg.SensorEvaluationContext, mongo_db: MongoResource, webhook: AlertWebhook
@@ -241,4 +248,165 @@ def alert_webhook_sensor(
     return dg.SensorResult(cursor=cursor)
 
 
-daily_sensors = [late_events_sensor, alert_webhook_sensor]
+# Fast alerts: the daily rule on new events, an outbox in order_alerts ---------------------------
+
+FAST_ALERT_INTERVAL_S = 30
+"""How often the fast alert sensor runs (``minimum_interval_seconds``)."""
+FAST_EVENT_BATCH = 5_000
+"""New ``trader_orders`` documents read per tick; the cursor resumes where a full batch stopped."""
+DELIVERIES_PER_TICK = 200
+"""Alerts POSTed per tick at most (one POST per alert); the rest wait for the next tick."""
+BACKOFF_BASE_S = 30
+BACKOFF_MAX_S = 3600
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait before the next delivery attempt after ``attempts`` failed ones: 30 s doubling, at most an hour."""
+    return timedelta(seconds=min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_MAX_S))
+
+
+def new_event_alerts(db: object, docs: list[dict], params: transforms.AlertThresholds | None = None) -> pl.DataFrame:
+    """The alerts that the new ``trader_orders`` documents ``docs`` raise, by the daily rule
+    (:func:`transforms.large_change_alerts`), in the ``large_change_alerts`` schema.
+
+    The rule sees the new events plus the history it needs: every stored event of the orders they
+    touch, of the orders linked to those (``replacesOid`` / ``replacedByOid``, both directions),
+    so that an update is compared with the order's earlier state and a replacement with the order
+    it replaced. It runs once per UTC day of the new events; only the new events' alerts are kept.
+    """
+    if not docs:
+        return pl.DataFrame(schema=tables.schema(tables.LARGE_CHANGE_ALERTS))
+    addrs = sorted({d["ethAddress"] for d in docs})
+    oids = sorted({d["oid"] for d in docs})
+    near = mongo.read_order_events_where(
+        db,  # type: ignore[arg-type]
+        [
+            {"ethAddress": {"$in": addrs}, "oid": {"$in": oids}},
+            {"ethAddress": {"$in": addrs}, "replacesOid": {"$in": oids}},
+            {"ethAddress": {"$in": addrs}, "replacedByOid": {"$in": oids}},
+        ],
+    )
+    linked = set(near["replacesOid"].drop_nulls()) | set(near["replacedByOid"].drop_nulls()) | set(near["oid"])
+    extra = sorted(linked - set(oids))
+    filters = [{"ethAddress": {"$in": addrs}, "oid": {"$in": oids + extra}}]
+    events = mongo.read_order_events_where(db, filters) if extra else near  # type: ignore[arg-type]
+    keys = sorted({f"{d['ethAddress']}:{d['oid']}:{d['eventKey']}" for d in docs})
+    key = pl.concat_str([pl.col("ethAddress"), pl.col("oid").cast(pl.String), pl.col("eventKey")], separator=":")
+    days = events.filter(key.is_in(keys))["eventAt"].dt.date().unique().sort().to_list()
+    watchlist = mongo.read_watchlist(db)  # type: ignore[arg-type]
+    params = params or transforms.AlertThresholds()
+    out = [
+        transforms.large_change_alerts(events, day, params, watchlist).filter(pl.col("alertKey").is_in(keys))
+        for day in days
+    ]
+    return pl.concat(out) if out else pl.DataFrame(schema=tables.schema(tables.LARGE_CHANGE_ALERTS))
+
+
+def _as_dt(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return None
+
+
+def _payload(alert: dict) -> dict:
+    body = {k: v for k, v in alert.items() if k not in OUTBOX_FIELDS and k != "_id"}
+    return alert_message([body])
+
+
+OUTBOX_FIELDS = ("notifiedAt", "deliveryAttempts", "lastAttemptAt", "nextAttemptAt", "lastError")
+"""The delivery bookkeeping of an ``order_alerts`` document (never part of the message)."""
+
+
+def deliver_pending(
+    db: object, webhook: AlertWebhook, log: object, limit: int = DELIVERIES_PER_TICK
+) -> tuple[int, int]:
+    """POST the due undelivered alerts of ``order_alerts`` one by one (oldest first); return
+    ``(delivered, failed)``.
+
+    Each document is rewritten whole (``replace_one``) at every step: before the POST
+    ``deliveryAttempts`` + 1 and ``lastAttemptAt`` (the intent), after it ``notifiedAt`` (delivered)
+    or ``nextAttemptAt`` = now + :func:`backoff` and ``lastError`` (failed: it stays undelivered and
+    is retried when due, never dropped). The first failure ends the tick's deliveries.
+    """
+    coll = db[schema.ALERTS]  # type: ignore[index]
+    now = utc_now()
+    pending = coll.find({"notifiedAt": None}).sort([("createdAt", 1), ("alertKey", 1)])
+    due = []
+    for a in pending:
+        nxt = _as_dt(a.get("nextAttemptAt"))
+        if nxt is None or nxt <= now:
+            due.append(a)
+        if len(due) >= limit:
+            break
+    delivered = failed = 0
+    for alert in due:
+        attempt = alert | {"deliveryAttempts": int(alert.get("deliveryAttempts") or 0) + 1, "lastAttemptAt": utc_now()}
+        coll.replace_one({"_id": alert["_id"]}, attempt)
+        try:
+            webhook.post(_payload(alert), idempotency_key=alert["alertKey"])
+        except Exception as exc:  # any failure: keep it undelivered, retry later
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            retry = utc_now() + backoff(attempt["deliveryAttempts"])
+            coll.replace_one({"_id": alert["_id"]}, attempt | {"nextAttemptAt": retry, "lastError": error})
+            log.warning(  # type: ignore[attr-defined]
+                f"alert_delivery_failed key={alert['alertKey']} attempts={attempt['deliveryAttempts']} "
+                f"next={_iso(retry)} error={error}"
+            )
+            failed += 1
+            break
+        done = {k: v for k, v in attempt.items() if k not in ("nextAttemptAt", "lastError")}
+        coll.replace_one({"_id": alert["_id"]}, done | {"notifiedAt": utc_now()})
+        delivered += 1
+    return delivered, failed
+
+
+@dg.sensor(
+    minimum_interval_seconds=FAST_ALERT_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Every 30 s: the large-change rule on new trader_orders events -> order_alerts (outbox), "
+        "then POST each undelivered alert once to ORDERWATCH_ALERT_WEBHOOK_URL."
+    ),
+)
+def fast_alert_sensor(
+    context: dg.SensorEvaluationContext, mongo_db: MongoResource, webhook: AlertWebhook
+) -> dg.SkipReason:
+    """Alerts within a tick of the event, each delivered once.
+
+    1. Read the ``trader_orders`` documents with ``createdAt`` after the cursor (oldest first, at
+       most :data:`FAST_EVENT_BATCH`), compute their alerts with the daily rule
+       (:func:`new_event_alerts`) and insert them into ``order_alerts`` undelivered
+       (``$setOnInsert`` on the unique ``alertKey``: recomputing is harmless).
+    2. Only then advance the cursor (a crash before it recomputes the same alerts: no-ops).
+    3. Deliver the due undelivered alerts (:func:`deliver_pending`), whoever wrote them (this
+       sensor or the daily asset): delivery state lives in MongoDB, not in the cursor, so a lost
+       or reset cursor sends nothing twice.
+
+    The first tick starts the cursor at the newest document (earlier events are the daily asset's).
+    """
+    with mongo_db.get_db() as db:
+        coll = db[schema.ORDERS]
+        if context.cursor is None:
+            newest = coll.find_one({}, {"_id": 0, "createdAt": 1}, sort=[("createdAt", -1)])
+            since = newest["createdAt"] if newest else datetime(1970, 1, 1, tzinfo=UTC)
+            docs: list[dict] = []
+        else:
+            since = datetime.fromisoformat(json.loads(context.cursor)["createdAt"])
+            docs = _batch(coll, "createdAt", since, {"ethAddress": 1, "oid": 1, "eventKey": 1})
+        alerts = new_event_alerts(db, docs)
+        inserted = mongo.write_alerts(db, alerts, utc_now()) if not alerts.is_empty() else 0
+        cursor = json.dumps({"createdAt": _iso(docs[-1]["createdAt"] if docs else since)})
+        context.update_cursor(cursor)
+        delivered = failed = 0
+        if webhook.url:
+            delivered, failed = deliver_pending(db, webhook, context.log)
+    summary = f"events={len(docs)} alerts={alerts.height} new={inserted} delivered={delivered} failed={failed}"
+    if docs or delivered or failed:
+        context.log.info(f"fast_alerts {summary}")
+    # The cursor is already recorded (context.update_cursor): a skip keeps it too.
+    return dg.SkipReason(summary)
+
+
+daily_sensors = [late_events_sensor, alert_webhook_sensor, fast_alert_sensor]

@@ -152,6 +152,8 @@ ORDER_LIFECYCLES = _cols(
         "fresh book or was not seen",
     ),
     ("oids", pl.List(pl.Int64()), "every oid of the chain, ascending (rootOid first, oid last)"),
+    ("label", pl.String(), "the trader's label in the watch list (trader_watchlist), null when it has none"),
+    ("tags", pl.List(pl.String()), "the trader's watch-list tags (cohorts), empty when it has none"),
 )
 
 LARGE_CHANGE_ALERTS = _cols(
@@ -185,6 +187,8 @@ LARGE_CHANGE_ALERTS = _cols(
     ("finalStatus", pl.String(), "closed only: exchange's final status"),
     ("source", pl.String(), "ws, poll or rest"),
     ("message", pl.String(), "one human-readable line"),
+    ("label", pl.String(), "the trader's label in the watch list (trader_watchlist), null when it has none"),
+    ("tags", pl.List(pl.String()), "the trader's watch-list tags (cohorts), empty when it has none"),
 )
 
 OPEN_ORDERS_SNAPSHOT = _cols(
@@ -263,6 +267,8 @@ TRADER_DAILY_STATS = _cols(
     ("realizedPnl", DECIMAL, "sum of closedPnl over that day's fills"),
     ("coinsTraded", pl.UInt32(), "distinct coins with events that day"),
     ("coins", pl.List(pl.String()), "those coins, sorted"),
+    ("label", pl.String(), "the trader's label in the watch list (trader_watchlist), null when it has none"),
+    ("tags", pl.List(pl.String()), "the trader's watch-list tags (cohorts), empty when it has none"),
 )
 
 FILLS = _cols(

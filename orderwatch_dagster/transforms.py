@@ -114,6 +114,37 @@ def normalize_fills(raw: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     return tables.conform(lf, tables.FILLS).sort(["time", *FILL_KEY], nulls_last=True).collect()
 
 
+# Watch-list labels ---------------------------------------------------------------------------
+
+WATCHLIST_SCHEMA = pl.Schema({"ethAddress": pl.String(), "label": pl.String(), "tags": pl.List(pl.String())})
+"""``trader_watchlist`` as the tables join it: ``_id`` (the address) renamed ``ethAddress``."""
+
+
+def watchlist_frame(docs: list[dict] | None) -> pl.DataFrame:
+    """``trader_watchlist`` documents (``_id`` = address, ``label``, ``tags``) as a frame with one
+    row per address; traders removed from the list (``watching`` false) keep their label."""
+    rows = [
+        {"ethAddress": d["_id"], "label": d.get("label"), "tags": list(d.get("tags") or [])}
+        for d in docs or []
+        if isinstance(d.get("_id"), str)
+    ]
+    if not rows:
+        return pl.DataFrame(schema=WATCHLIST_SCHEMA)
+    return pl.DataFrame(rows, schema=WATCHLIST_SCHEMA).unique("ethAddress", keep="last")
+
+
+def with_labels(lf: pl.DataFrame | pl.LazyFrame, watchlist: pl.DataFrame | None) -> pl.LazyFrame:
+    """Join the watch list's ``label`` and ``tags`` by ``ethAddress`` (label null and tags empty
+    for a trader the list does not name); existing ``label``/``tags`` columns are replaced."""
+    wl = watchlist if watchlist is not None else pl.DataFrame(schema=WATCHLIST_SCHEMA)
+    lf = lf.lazy()
+    names = lf.collect_schema().names()
+    lf = lf.drop([c for c in ("label", "tags") if c in names]).with_columns(pl.col("ethAddress").cast(pl.String))
+    return lf.join(
+        wl.lazy().select(pl.col("ethAddress").cast(pl.String), "label", "tags"), on="ethAddress", how="left"
+    ).with_columns(tags=pl.col("tags").fill_null(pl.lit([], dtype=pl.List(pl.String))))
+
+
 def _events_until(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> tuple[pl.LazyFrame, object, object]:
     start, end = day_bounds(day)
     return events.lazy().filter(pl.col("eventAt") < end), start, end
@@ -261,7 +292,10 @@ def chain_members(links: pl.DataFrame) -> pl.DataFrame:
 
 
 def order_lifecycles(
-    events: pl.DataFrame | pl.LazyFrame, day: str | date, fills: pl.DataFrame | pl.LazyFrame | None = None
+    events: pl.DataFrame | pl.LazyFrame,
+    day: str | date,
+    fills: pl.DataFrame | pl.LazyFrame | None = None,
+    watchlist: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """One row per logical order (an amend chain, keyed by ``(ethAddress, rootOid)``) seen by the
     day's end whose last order closed that day or is still open at its end, plus one row per order
@@ -270,8 +304,10 @@ def order_lifecycles(
     ``fills`` (the ``fills`` table, any history up to the day; later fills are ignored) give what
     was traded: ``filledSz``, ``avgFillPx``, fees, maker share, PnL and fill times over every
     order of the chain. Without them (``None``) nothing was traded: ``filledSz`` is 0.
+    ``watchlist`` (:func:`watchlist_frame`) gives ``label`` and ``tags``.
     """
-    return _lifecycles_lazy(events, day, fills=fills).sort(["ethAddress", "rootOid"]).collect()
+    lc = _lifecycles_lazy(events, day, fills=fills).pipe(with_labels, watchlist)
+    return lc.pipe(tables.conform, tables.ORDER_LIFECYCLES).sort(["ethAddress", "rootOid"]).collect()
 
 
 FILL_INPUTS = ("ethAddress", "oid", "time", "coin", "side", "sz", "notionalUsd", "feeUsd", "isMaker", "closedPnl")
@@ -464,7 +500,7 @@ def _lifecycles_lazy(
         )
         .with_columns(outcome=pl.col("outcome").fill_null(pl.lit("open")))
     )
-    derived = ("dex", "durationS", "seenInEvents", *FILL_COLUMNS, *BOOK)
+    derived = ("dex", "durationS", "seenInEvents", "label", "tags", *FILL_COLUMNS, *BOOK)
     cols = [c.name for c in tables.ORDER_LIFECYCLES if c.name not in derived]
     lc = (
         pl.concat([singles.select(cols), chained.select(cols)], how="vertical_relaxed")
@@ -493,6 +529,8 @@ def _lifecycles_lazy(
             # the contract's dex_of(coin): what the collector stores, and the fallback for old data
             dex=dex_expr(pl.lit(None, pl.String)),
             durationS=(pl.coalesce("closedAt", pl.lit(end)) - pl.col("placedAt")).dt.total_microseconds() / 1e6,
+            label=pl.lit(None, pl.String),
+            tags=pl.lit([], dtype=pl.List(pl.String)),
         )
         .pipe(tables.conform, tables.ORDER_LIFECYCLES)
     )
@@ -591,7 +629,10 @@ class AlertThresholds:
 
 
 def large_change_alerts(
-    events: pl.DataFrame | pl.LazyFrame, day: str | date, params: AlertThresholds = AlertThresholds()
+    events: pl.DataFrame | pl.LazyFrame,
+    day: str | date,
+    params: AlertThresholds = AlertThresholds(),
+    watchlist: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The day's events worth a look: large new orders, large notional changes, large closes.
 
@@ -603,6 +644,12 @@ def large_change_alerts(
 
     ``changeVsBook1pct`` is ``changeUsd`` over the event's ``bookDepth1pctUsd`` (null without a
     book; closes have none); ``params.min_change_vs_book_1pct`` turns on ``large_vs_book``.
+
+    ``watchlist`` (:func:`watchlist_frame`) gives ``label`` and ``tags``; the message names the
+    trader as ``<address> (<label>)`` when the list labels it.
+
+    This is the one definition of an alert: the daily asset runs it on the Parquet history, the
+    fast alert sensor on the new events plus the history of the orders they touch.
     """
     lf, start, _ = _events_until(events, day)
     lf = lf.with_columns(pl.col("ethAddress").cast(pl.Categorical))
@@ -681,6 +728,7 @@ def large_change_alerts(
         reasons.append(pl.when(change_vs_book.abs() >= vs_book).then(pl.lit("large_vs_book")))
     replacement = is_new & pl.col("replacedOid_").is_not_null()
     what = pl.when(replacement).then(pl.format("new (replaces oid {})", "replacedOid_")).otherwise(action)
+    who = pl.when(pl.col("label").is_not_null()).then(pl.format("{} ({})", "ethAddress", "label"))
     out = (
         lf.join(touched, on=ORDER_KEY, how="semi")
         .with_columns(notionalBeforeUsd=generic_before, notionalAfterUsd=after)
@@ -697,9 +745,12 @@ def large_change_alerts(
             replacesOid=pl.when(replacement).then(pl.col("replacedOid_")),
             changeUsd=a - b,
             changeVsBook1pct=change_vs_book,
+        )
+        .pipe(with_labels, watchlist)
+        .with_columns(
             message=pl.format(
                 "{} {} {} oid {} {}: {} notional {} -> {} USD",
-                "ethAddress",
+                who.otherwise(pl.col("ethAddress").cast(pl.String)),
                 "side",
                 "coin",
                 "oid",
@@ -761,6 +812,7 @@ def trader_daily_stats(
     day: str | date,
     lifecycles: pl.DataFrame | pl.LazyFrame | None = None,
     fills: pl.DataFrame | pl.LazyFrame | None = None,
+    watchlist: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Per trader, the day's behaviour: placed / amended / filled / canceled, timings, notional,
     and what the day's fills traded.
@@ -850,7 +902,9 @@ def trader_daily_stats(
             .otherwise(None),
         )
     )
-    return joined.pipe(tables.conform, tables.TRADER_DAILY_STATS).sort("ethAddress").collect()
+    return (
+        joined.pipe(with_labels, watchlist).pipe(tables.conform, tables.TRADER_DAILY_STATS).sort("ethAddress").collect()
+    )
 
 
 # checks --------------------------------------------------------------------------------------

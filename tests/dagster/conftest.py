@@ -27,6 +27,7 @@ def seeded_db(mongo_db: Database) -> Database:
     mongo_db[schema.ORDERS].insert_many(scenario.orders())
     mongo_db[schema.POSITIONS].insert_many(scenario.positions())
     mongo_db[schema.FILLS].insert_many(scenario.fills())
+    mongo_db[schema.WATCHLIST].insert_many(scenario.watchlist())
     return mongo_db
 
 

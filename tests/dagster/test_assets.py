@@ -69,6 +69,16 @@ def test_two_days_match_the_hand_worked_tables(built: dict, store: ParquetStore,
     assert store.read("order_lifecycles", sc.D2).select(sc.LIFECYCLE_COLS).to_dicts() == sc.LIFECYCLES_D2
     assert rows(store.read("large_change_alerts", sc.D1), sc.ALERT_COLS) == sc.ALERTS_D1
     assert rows(store.read("large_change_alerts", sc.D2), sc.ALERT_COLS) == sc.ALERTS_D2
+    # The watch list's labels and tags (trader_watchlist in MongoDB) in the three tables and the alerts.
+    for table in ("order_lifecycles", "large_change_alerts", "trader_daily_stats"):
+        for day in (sc.D1, sc.D2):
+            df = store.read(table, day)
+            assert {a: (lb, tg) for a, lb, tg in df.select("ethAddress", "label", "tags").iter_rows()} == {
+                a: sc.LABELS[a] for a in df["ethAddress"]
+            }, (table, day)
+    stored = seeded_db[schema.ALERTS].find_one({"alertKey": f"{sc.A}:102:updated:2"})
+    assert stored["label"] == "Whale A" and stored["tags"] == ["whales", "btc"]
+    assert stored["message"].startswith(f"{sc.A} (Whale A) A ETH oid 102 updated")
     assert rows(store.read("open_orders_snapshot", sc.D1), sc.OPEN_ORDER_COLS) == sc.OPEN_ORDERS_D1
     assert rows(store.read("open_orders_snapshot", sc.D2), sc.OPEN_ORDER_COLS) == sc.OPEN_ORDERS_D2
     assert rows(store.read("positions_snapshot", sc.D1), sc.POSITION_COLS) == sc.POSITIONS_D1

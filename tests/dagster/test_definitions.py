@@ -63,7 +63,7 @@ def test_wiring() -> None:
     job = defs.resolve_job_def("daily_tables_job")
     assert job.partitions_def == daily_partitions
     assert {s.name for s in repo.schedule_defs} == {"nightly_previous_day_schedule", "intraday_refresh_schedule"}
-    assert {s.name for s in repo.sensor_defs} == {"late_events_sensor", "alert_webhook_sensor"}
+    assert {s.name for s in repo.sensor_defs} == {"late_events_sensor", "alert_webhook_sensor", "fast_alert_sensor"}
     assert set(repo.get_top_level_resources()) == {"mongo_db", "store", "webhook"}
     # Today is a partition (the intraday refresh builds it); tomorrow is not.
     with dg.partition_loading_context(effective_dt=sc.at(sc.D2, "08:00:00")):

@@ -432,3 +432,30 @@ def test_fill_checks(events: pl.DataFrame, fills: pl.DataFrame) -> None:
     fewer = fills.filter(pl.col("tid") != 3211)
     disagree = transforms.fills_disagree_with_events(transforms.order_lifecycles(events, sc.D2, fewer))
     assert rows(disagree, ["ethAddress", "rootOid", "oid", "filledSz", "filledSzEvents"]) == [(sc.C, 320, 322, 30, 40)]
+
+
+def test_labels_and_tags_are_joined_from_the_watch_list(events: pl.DataFrame, fills: pl.DataFrame) -> None:
+    wl = transforms.watchlist_frame(sc.watchlist())
+    lc = transforms.order_lifecycles(events, sc.D2, fills, wl)
+    stats = transforms.trader_daily_stats(events, sc.D2, fills=fills, watchlist=wl)
+    alerts = transforms.large_change_alerts(events, sc.D2, watchlist=wl)
+    for df, table in (
+        (lc, tables.ORDER_LIFECYCLES),
+        (stats, tables.TRADER_DAILY_STATS),
+        (alerts, tables.LARGE_CHANGE_ALERTS),
+    ):
+        assert df.schema == tables.schema(table)
+        got = {
+            a: (label, tags)
+            for a, label, tags in df.select("ethAddress", "label", "tags").unique("ethAddress").iter_rows()
+        }
+        assert got == {a: sc.LABELS[a] for a in got}
+    assert set(stats["ethAddress"]) == {sc.A, sc.B, sc.C}
+    # The message names a labelled trader; the alert rows are the same as without the list.
+    msg = alerts.filter(pl.col("alertKey") == f"{sc.A}:102:updated:2")["message"].item()
+    assert msg.startswith(f"{sc.A} (Whale A) A ETH oid 102 updated: crossed_threshold,large_change"), msg
+    c_msg = alerts.filter(pl.col("alertKey") == f"{sc.C}:331:new")["message"].item()
+    assert c_msg.startswith(f"{sc.C} B SOL oid 331 new (replaces oid 330)"), c_msg
+    plain = transforms.large_change_alerts(events, sc.D2)
+    assert rows(plain, sc.ALERT_COLS) == rows(alerts, sc.ALERT_COLS)
+    assert plain["label"].is_null().all() and plain["tags"].list.len().eq(0).all()

@@ -1,0 +1,179 @@
+"""The fast alert sensor: the daily rule on new events, an outbox in order_alerts, exactly-once
+delivery to a real local HTTP server, measured latency."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dagster as dg
+import polars as pl
+import pytest
+from pymongo.database import Database
+
+from collector_service import schema
+from orderwatch_dagster import mongo, sensors, transforms
+from orderwatch_dagster.resources import AlertWebhook
+from tests.dagster import scenario as sc
+
+
+class Receiver:
+    """A local HTTP endpoint recording (arrival time, Idempotency-Key, JSON body); can be told to fail."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[datetime, str | None, dict]] = []
+        self.attempts = 0
+        self.fail = False
+        rec = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                rec.attempts += 1
+                if rec.fail:
+                    self.send_response(503)
+                else:
+                    rec.posts.append((datetime.now(UTC), self.headers.get("Idempotency-Key"), body))
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def keys(self) -> list[str]:
+        return [a["alertKey"] for _, _, body in self.posts for a in body["alerts"]]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def tick(instance: dg.DagsterInstance, resources: dict, url: str, cursor: str | None):
+    ctx = dg.build_sensor_context(
+        cursor=cursor, instance=instance, resources={**resources, "webhook": AlertWebhook(url=url)}
+    )
+    return sensors.fast_alert_sensor.evaluate_tick(ctx)
+
+
+def new_order(addr: str, oid: int, sz: str, px: str, **extra: object) -> dict:
+    now = datetime.now(UTC)
+    return sc.order(addr, oid, "new", 0, now, coin="BTC", side="B", sz=sz, px=px, placed=now, created=now, **extra)
+
+
+def test_fast_alerts_are_the_daily_rule_delivered_once(
+    seeded_db: Database, resources: dict, instance: dg.DagsterInstance, receiver: Receiver
+) -> None:
+    assert sensors.fast_alert_sensor.minimum_interval_seconds == 30
+    first = tick(instance, resources, receiver.url, None)
+    start = json.loads(first.cursor)["createdAt"]
+    assert start.startswith(sc.D3)  # the newest stored document: history is the daily asset's
+    assert not receiver.posts and seeded_db[schema.ALERTS].count_documents({}) == 0
+
+    # A (labelled "Whale A") places a 200k order and a 1k one; one alert, POSTed in the same tick.
+    orders = seeded_db[schema.ORDERS]
+    big = new_order(sc.A, 900, "2.0", "100000.0")
+    orders.insert_many([big, new_order(sc.A, 901, "0.01", "100000.0")])
+    t0 = time.monotonic()
+    second = tick(instance, resources, receiver.url, first.cursor)
+    tick_s = time.monotonic() - t0
+    assert receiver.keys() == [f"{sc.A}:900:new"]
+    arrived, idem, body = receiver.posts[0]
+    latency = (arrived - big["createdAt"]).total_seconds()
+    # The bound from an event's createdAt to its POST: one sensor interval plus one tick.
+    print(f"fast alert: tick {tick_s:.3f} s, createdAt -> POST {latency:.3f} s; bound 30 s + tick")
+    assert latency <= tick_s + 0.5 and tick_s < 10
+    assert idem == f"{sc.A}:900:new"
+    assert f"{sc.A} (Whale A) B BTC oid 900 new: large_order notional 0 -> 200000 USD" in body["text"]
+    stored = seeded_db[schema.ALERTS].find_one({"alertKey": f"{sc.A}:900:new"})
+    assert stored["notifiedAt"] is not None and stored["deliveryAttempts"] == 1 and stored["label"] == "Whale A"
+    assert json.loads(second.cursor)["createdAt"] > start
+
+    # Same rule as the daily asset: the daily transform on every event of the day gives the same row.
+    every = transforms.normalize_order_events(
+        pl.from_dicts(list(orders.find({}, {"_id": 0})), schema=transforms.RAW_ORDER_SCHEMA, strict=False)
+    )
+    day = big["createdAt"].date().isoformat()
+    daily = transforms.large_change_alerts(every, day, watchlist=mongo.read_watchlist(seeded_db))
+    fast = sensors.new_event_alerts(seeded_db, [big])
+    assert fast.equals(daily.filter(pl.col("alertKey") == f"{sc.A}:900:new"))
+
+    # A crash before the cursor advanced (the old cursor replayed), or a lost cursor: nothing twice.
+    assert tick(instance, resources, receiver.url, first.cursor).skip_message.startswith("events=2 alerts=1 new=0")
+    tick(instance, resources, receiver.url, None)
+    # The daily asset upserting the same alert adds nothing either.
+    assert mongo.write_alerts(seeded_db, daily) == 0
+    assert receiver.keys() == [f"{sc.A}:900:new"]
+
+    # A modify of 900 (cancel-and-replace, 200k -> 400k) in a later tick: judged against the
+    # replaced order found in MongoDB's history (large_change), and 900's close is no large close.
+    later = datetime.now(UTC)
+    close = sc.order(sc.A, 900, "closed", 1, later, coin="BTC", side="B", sz="2.0", px="100000.0", placed=later,
+                     created=later, finalStatus="canceled", replacedByOid=902)  # fmt: skip
+    repl = new_order(sc.A, 902, "4.0", "100000.0", replacesOid=900)
+    orders.insert_many([close, repl])
+    third = tick(instance, resources, receiver.url, second.cursor)
+    assert receiver.keys() == [f"{sc.A}:900:new", f"{sc.A}:902:new"]
+    assert "new (replaces oid 900): large_change notional 200000 -> 400000 USD" in receiver.posts[1][2]["text"]
+
+    # The endpoint fails: the alert stays undelivered with a retry count and a backed-off next
+    # attempt; ticks before it is due do not retry; the first good tick after it delivers it once.
+    receiver.fail = True
+    orders.insert_one(new_order(sc.B, 903, "3.0", "100000.0"))
+    failed = tick(instance, resources, receiver.url, third.cursor)
+    assert "new=1 delivered=0 failed=1" in failed.skip_message
+    doc = seeded_db[schema.ALERTS].find_one({"alertKey": f"{sc.B}:903:new"})
+    assert doc.get("notifiedAt") is None and doc["deliveryAttempts"] == 1 and "503" in doc["lastError"]
+    assert doc["nextAttemptAt"] - doc["lastAttemptAt"] >= timedelta(seconds=29)
+    attempts = receiver.attempts
+    tick(instance, resources, receiver.url, failed.cursor)
+    assert receiver.attempts == attempts  # not due yet
+    receiver.fail = False
+    due = doc["nextAttemptAt"] + timedelta(seconds=1)
+    real_now = sensors.utc_now
+    sensors.utc_now = lambda: max(due, real_now())  # type: ignore[assignment]
+    try:
+        tick(instance, resources, receiver.url, failed.cursor)
+        tick(instance, resources, receiver.url, failed.cursor)
+    finally:
+        sensors.utc_now = real_now  # type: ignore[assignment]
+    assert receiver.keys() == [f"{sc.A}:900:new", f"{sc.A}:902:new", f"{sc.B}:903:new"]
+    doc = seeded_db[schema.ALERTS].find_one({"alertKey": f"{sc.B}:903:new"})
+    assert doc["notifiedAt"] is not None and doc["deliveryAttempts"] == 2 and "lastError" not in doc
+    assert f"{sc.B} (Bee) B BTC oid 903" in receiver.posts[2][2]["text"]
+    assert seeded_db[schema.ALERTS].count_documents({"notifiedAt": None}) == 0
+
+
+def test_backoff_doubles_up_to_an_hour() -> None:
+    assert [sensors.backoff(n).total_seconds() for n in (1, 2, 3, 8, 20)] == [30, 60, 120, 3600, 3600]
+
+
+def test_without_a_url_alerts_are_written_and_wait(
+    seeded_db: Database, resources: dict, instance: dg.DagsterInstance
+) -> None:
+    first = tick(instance, resources, "", None)
+    seeded_db[schema.ORDERS].insert_one(new_order(sc.C, 904, "2.0", "100000.0"))
+    tick(instance, resources, "", first.cursor)
+    doc = seeded_db[schema.ALERTS].find_one({"alertKey": f"{sc.C}:904:new"})
+    assert doc is not None and doc.get("notifiedAt") is None and "deliveryAttempts" not in doc
+    assert seeded_db[schema.ALERTS].count_documents({"notifiedAt": None}) == 1
