@@ -61,9 +61,12 @@ SUBSCRIBE_ACK_TIMEOUT_S: Final = 10.0
 USER_CAP_ERROR_PREFIX: Final = "Cannot track more than"
 """Error text when the per-IP user cap is hit: "Cannot track more than 10 total users."."""
 
+SUBSCRIPTION_CAP_ERROR_PREFIX: Final = "Cannot subscribe to more than"
+"""Error text when the per-IP subscription cap is hit: "Cannot subscribe to more than 1000 channels."."""
+
 ERROR_PREFIXES_CAPACITY: Final = (
     USER_CAP_ERROR_PREFIX,
-    "Cannot subscribe to more than",
+    SUBSCRIPTION_CAP_ERROR_PREFIX,
     "Cannot send more than",
 )
 """Error frames that mean a cap was hit; retrying at once only makes them worse."""

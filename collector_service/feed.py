@@ -120,6 +120,7 @@ class FeedConnection:
         self.dexes = dexes
         self.fills = fills
         self.books = books  # this connection also carries the l2Book subscriptions
+        self.books_paused_until = 0.0  # the exchange's subscription cap refused books
         self.rejected: set[SubKey] = set()  # subscriptions the exchange cannot parse: not sent again
         self.reconnect_budget = reconnect_budget
         self.url = url
@@ -277,6 +278,8 @@ class FeedConnection:
         await ws.send(msgspec.json.encode(message).decode())
 
     async def _send_books(self, ws: ClientConnection, method: str, coins: tuple[str, ...]) -> None:
+        if method == "subscribe" and self.books_paused_until > time.monotonic():
+            return
         for coin in coins:
             key = ("l2Book", "", coin)
             if key in self.rejected:
@@ -388,6 +391,18 @@ class FeedConnection:
         return False
 
     def _on_error(self, text: str) -> None:
+        books = [key for key in self._pending if key[0] == "l2Book"]
+        if text.startswith(exchange.SUBSCRIPTION_CAP_ERROR_PREFIX) and books:
+            # books are asked for after the traders' subscriptions: the cap refused books, which
+            # are given up for a while (their events carry null book fields), not traders
+            self.stats.exchange_errors["subscription_cap_books"] += 1
+            for key in books:
+                self._pending.pop(key, None)
+            self.books_paused_until = time.monotonic() + REFUSED_RETRY_S
+            self._warn.log(logging.ERROR, "books_capped", "event=books_capped conn=%s dropped=%d text=%r "
+                           "note='order-book context off for these coins for %.0fs'", self.name, len(books),
+                           text[:200], REFUSED_RETRY_S)
+            return
         if text.startswith(exchange.ERROR_PREFIXES_CAPACITY):
             self.stats.exchange_errors["capacity"] += 1
             self._capacity_hit = True
