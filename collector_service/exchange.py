@@ -81,3 +81,9 @@ busy trader tens of KB; anything near this size is an error, not data."""
 REPLACE_WINDOW_MS: Final = 1000
 """A modify is one action (PROTOCOL.md §4.3): the replacement is placed when the old order is
 cancelled, so their exchange times differ by at most this much (one block, with room to spare)."""
+
+INFERRED_REPLACE_WINDOW_MS: Final = 0
+"""Without a cloid to say so, a replacement is accepted only when it was placed in the very
+millisecond (block) the old order was cancelled: another order of the same kind placed a moment
+later is not taken for it. If the exchange's two times ever differ, such modifies read as a cancel
+and a new order, never as a wrong link."""

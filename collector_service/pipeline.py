@@ -79,9 +79,10 @@ def replacements_in_history(rows: Mapping[int, OrderStatusInner]) -> list[tuple[
         if row.status != schema.FINAL_STATUS_CANCELED:
             continue
         peers = by_cloid.get(row.order.cloid, []) if row.order.cloid else by_key.get(replacement_key(row.order), [])
+        window = exchange.REPLACE_WINDOW_MS if row.order.cloid else exchange.INFERRED_REPLACE_WINDOW_MS
         after = sorted(
             (peer.order.oid for peer in peers
-             if peer.order.oid > oid and abs(peer.order.timestamp - row.statusTimestamp) <= exchange.REPLACE_WINDOW_MS),
+             if peer.order.oid > oid and abs(peer.order.timestamp - row.statusTimestamp) <= window),
         )
         if after and (row.order.cloid or len(after) == 1):
             found.append((oid, after[0], schema.MATCH_CLOID if row.order.cloid else schema.MATCH_INFERRED))

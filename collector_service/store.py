@@ -237,7 +237,7 @@ class Database:
         ok = closed["finalStatus"] == schema.FINAL_STATUS_CANCELED
         if ok and closed.get("replaceMatch") == schema.MATCH_INFERRED and placed is not None:
             apart = abs(_utc(placed["timestamp"]) - _utc(closed["statusTimestamp"]))
-            ok = apart.total_seconds() * 1000 <= exchange.REPLACE_WINDOW_MS
+            ok = apart.total_seconds() * 1000 <= exchange.INFERRED_REPLACE_WINDOW_MS
         if ok:
             return
         log.info("event=link_dropped user=%s oid=%s replacedByOid=%s finalStatus=%s match=%s",
