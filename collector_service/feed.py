@@ -238,6 +238,22 @@ class FeedConnection:
         await self._send_subscriptions(ws, users, list(self.dexes()))
         if self.books is not None:
             await self._send_books(ws, "subscribe", tuple(self.books.watched))
+        waiters: set[asyncio.Task[None]] = {asyncio.create_task(self._when_subscribed(users))}
+        try:
+            await self._serve_requests(ws, waiters)
+        finally:
+            for task in waiters:
+                task.cancel()
+
+    async def _when_subscribed(self, users: tuple[str, ...]) -> None:
+        """Once every subscription of these users is acknowledged (or given up on), their gap
+        can be recovered: an order that closes after that is seen by a snapshot, on every dex."""
+        deadline = time.monotonic() + exchange.SUBSCRIBE_ACK_TIMEOUT_S
+        while any(key[1] in users for key in self._pending) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self.pipeline.subscribed(users)
+
+    async def _serve_requests(self, ws: ClientConnection, waiters: set[asyncio.Task[None]]) -> None:
         while True:
             try:
                 kind, who, dexes = await asyncio.wait_for(self._requests.get(), exchange.SUBSCRIBE_ACK_TIMEOUT_S)
@@ -253,8 +269,11 @@ class FeedConnection:
                 await self._send_books(ws, "subscribe" if kind == "book" else "unsubscribe", who)
             elif kind == "subscribe":
                 active = self._active_users()
-                await self._send_subscriptions(ws, tuple(u for u in who if u in active) if who else active,
-                                               list(self.dexes()) if dexes is None else dexes)
+                chosen = tuple(u for u in who if u in active) if who else active
+                await self._send_subscriptions(ws, chosen, list(self.dexes()) if dexes is None else dexes)
+                waiter = asyncio.create_task(self._when_subscribed(chosen))
+                waiters.add(waiter)
+                waiter.add_done_callback(waiters.discard)
 
     async def _send_subscriptions(self, ws: ClientConnection, users: tuple[str, ...], dexes: list[str]) -> None:
         self._unsent = list(users)

@@ -179,14 +179,14 @@ class Pipeline:
         return sum(len(book.orders) for book in self.books.values())
 
     def on_connected(self, users: tuple[str, ...]) -> None:
-        """A connection (re)subscribed these users: recover their gap since each was last seen
-        once their first snapshot is in."""
+        """A connection (re)connected for these users: recover their gap since each was last seen
+        once they are subscribed (:meth:`subscribed`)."""
         for user in users:
             self.open_gap(user, self.last_seen.get(user))
 
     def open_gap(self, user: str, since: datetime | None) -> None:
         """Nobody watched ``user`` (on some dex) since ``since`` (None: ever): recover that
-        stretch over REST after the user's next snapshot. The gap is journaled until recovered,
+        stretch over REST once the user is subscribed again (or polled). The gap is journaled until recovered,
         so it survives a crash; an older gap not recovered yet keeps its earlier start."""
         if user in self.gaps:
             known = self.gaps[user]
@@ -226,12 +226,20 @@ class Pipeline:
                         self.stats.replacements[event["replaceMatch"]] += 1
             else:
                 self.stats.frames_unchanged += 1
-        if user in self._needs_recovery:
-            self._needs_recovery.discard(user)
-            # a gap an overlapping recovery already closed still began at the last snapshot
-            self.spawn(self.recover(user, self.gaps.get(user, self.last_seen.get(user))))
+        if source != schema.SOURCE_WS:  # a poll: the trader's snapshot of every dex is in
+            self.subscribed((user,))
         self.last_seen[user] = observed_at
         return events
+
+    def subscribed(self, users: tuple[str, ...]) -> None:
+        """Every subscription of these users is live (or a poll saw them): recover the gaps
+        waiting for that. Recovering earlier would miss an order on a dex subscribed a moment
+        later that closed in between."""
+        for user in users:
+            if user in self._needs_recovery:
+                self._needs_recovery.discard(user)
+                # a gap an overlapping recovery already closed still began at the last snapshot
+                self.spawn(self.recover(user, self.gaps.get(user, self.last_seen.get(user))))
 
     def on_positions(
         self, user: str, dex: str, state: msgspec.Raw, observed_at: datetime, source: str = schema.SOURCE_WS
