@@ -94,7 +94,8 @@ class StatsCollector(Collector):
                                        labels=["egress"] if isinstance(value, dict) else None)
             if isinstance(value, dict):
                 for key, item in sorted(value.items()):
-                    family.add_metric([key], item)
+                    if item is not None:  # e.g. no polled trader yet: no period to report
+                        family.add_metric([key], item)
             elif value is not None:
                 family.add_metric([], value)
             yield family

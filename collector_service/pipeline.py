@@ -120,6 +120,7 @@ class Pipeline:
         self.last_seen: dict[str, datetime] = {}
         self.gaps: dict[str, datetime | None] = {}  # gaps not recovered yet: when each began
         self._needs_recovery: set[str] = set()
+        self.closed_seen: dict[str, dict[int, None]] = {}  # per trader, oids closed by snapshots (newest 2000)
         self._tasks: set[asyncio.Task[None]] = set()
         self._warn = RateLimitedLog(log)
 
@@ -155,6 +156,7 @@ class Pipeline:
         orders are reconciled against the stored rows should it come back."""
         self.users.discard(user)
         self._needs_recovery.discard(user)
+        self.closed_seen.pop(user, None)
         for key in [key for key in self.books if key[0] == user]:
             book = self.books.pop(key)
             if self.l2books is not None:
@@ -222,6 +224,7 @@ class Pipeline:
                 for event in events:
                     if event["action"] == schema.ACTION_CLOSED:
                         resolver.want(user, event["oid"])
+                        self._closed_seen(user, event["oid"])
                     elif "replacesOid" in event:
                         self.stats.replacements[event["replaceMatch"]] += 1
             else:
@@ -230,6 +233,13 @@ class Pipeline:
             self.subscribed((user,))
         self.last_seen[user] = observed_at
         return events
+
+    def _closed_seen(self, user: str, oid: int) -> None:
+        """Remember the newest orders a snapshot saw close, so a recovery does not rebuild them."""
+        seen = self.closed_seen.setdefault(user, {})
+        seen[oid] = None
+        if len(seen) > exchange.HISTORICAL_ORDERS_LIMIT:
+            del seen[next(iter(seen))]
 
     def subscribed(self, users: tuple[str, ...]) -> None:
         """Every subscription of these users is live (or a poll saw them): recover the gaps
@@ -327,6 +337,7 @@ class Pipeline:
         now = datetime.now(UTC)
         cutoff_ms = int((since - GAP_MARGIN).timestamp() * 1000) if since is not None else None
         tracked = {oid for (owner, _), book in self.books.items() if owner == user for oid in book.orders}
+        tracked |= self.closed_seen.get(user, {}).keys()  # closed by a snapshot: its events exist
         resolver = self.resolvers[user]
         latest = latest_by_oid(rows)
         news: dict[int, dict[str, Any]] = {}

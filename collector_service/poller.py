@@ -96,11 +96,13 @@ class Poller:
             return
         since = self.pipeline.gaps.get(user, self.pipeline.last_seen.get(user))
         self.traders[user] = Polled(user, since)
+        self.client.reserve_for_polling(True)
         self._changed.set()
 
     def remove(self, user: str) -> None:
         """Stop polling ``user`` (it moved to a live connection)."""
         self.traders.pop(user, None)
+        self.client.reserve_for_polling(bool(self.traders))
 
     # ----- polling ---------------------------------------------------------------------------
     @property

@@ -114,15 +114,22 @@ class InfoClient:
         self, url: str, local_addr: str | None, weight_per_minute: int, stats: Stats, *, poll_share: float = 0.0
     ) -> None:
         """``poll_share`` of the address's weight per minute is kept for the polling tier
-        (:attr:`poll_budget`); every other call spends from the rest (:attr:`budget`), so
-        neither can starve the other, and together they never exceed the exchange's limit."""
+        (:attr:`poll_budget`) while it polls anyone; every other call spends from the rest
+        (:attr:`budget`), so neither can starve the other, and together they never exceed the
+        exchange's limit."""
         self.url = url
         self.local_addr = local_addr
         self.total = WeightBudget(weight_per_minute)
-        self.budget = WeightBudget(weight_per_minute * (1.0 - poll_share), parent=self.total)
+        self.poll_share = poll_share
+        self.budget = WeightBudget(weight_per_minute, parent=self.total)
         self.poll_budget = WeightBudget(weight_per_minute * poll_share, parent=self.total)
         self.stats = stats
         self._session: aiohttp.ClientSession | None = None
+
+    def reserve_for_polling(self, polling: bool) -> None:
+        """Keep the polling share only while this address polls someone: otherwise outcomes and
+        recoveries may use the whole budget."""
+        self.budget.limit = self.total.limit * ((1.0 - self.poll_share) if polling else 1.0)
 
     @property
     def egress(self) -> str:
