@@ -1,19 +1,22 @@
-"""The daily tables: one asset per Parquet table, all partitioned by UTC day in group ``daily``.
+"""The daily tables: one asset per Parquet table, all partitioned by UTC day in group ``daily``,
+and the day's HTML report built from them.
 
 Each asset is a thin shell: read (MongoDB or earlier Parquet partitions), call a pure transform
-from :mod:`orderwatch_dagster.transforms`, write the partition atomically, describe the result.
+from :mod:`orderwatch_dagster.transforms`, write the partition atomically, describe the result
+(row count, schema, a preview and a chart).
 """
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import polars as pl
-from pydantic import Field
 
-from orderwatch_dagster import mongo, tables, transforms
+from orderwatch_dagster import charts, mongo, report, tables, transforms
 from orderwatch_dagster.partitions import daily_partitions
 from orderwatch_dagster.resources import MongoResource, ParquetStore
+from orderwatch_dagster.rules import load_rules
 
 GROUP = "daily"
 PREVIEW_ROWS = 10
@@ -45,12 +48,14 @@ def column_schema(table: str) -> dg.TableSchema:
 
 def _result(table: str, day: str, df: pl.DataFrame, store: ParquetStore, **extra: Any) -> dg.MaterializeResult:
     path = store.write(table, day, df)
+    chart = charts.table_chart(table, df, day)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": df.height,
             "dagster/column_schema": column_schema(table),
             "path": dg.MetadataValue.path(str(path)),
             "preview": dg.MetadataValue.md(_markdown(df)),
+            "chart": dg.MetadataValue.md(charts.markdown_image(chart, f"{table} {day}")),
             **extra,
         }
     )
@@ -132,38 +137,21 @@ def order_lifecycles(
     )
 
 
-class AlertConfig(dg.Config):
-    """Alert thresholds (USD notionals, sz x limitPx)."""
-
-    threshold_usd: float = Field(default=100_000.0, description="large order / close threshold")
-    min_change_share: float = Field(
-        default=0.5, description="an update must change the notional by more than this share"
-    )
-    min_change_usd: float = Field(default=50_000.0, description="...and by more than this amount")
-    min_change_vs_book_1pct: float | None = Field(
-        default=None,
-        description=(
-            "when set, also alert (reason large_vs_book) on a new/updated event whose |changeUsd| is at least this "
-            "share of the book's depth within 1 % of mid on the order's side (changeVsBook1pct); unset: off"
-        ),
-    )
-
-
 @_asset(
     "large_change_alerts",
     deps=[order_events],
     description=(
         "Large new orders, large notional changes (a replacement against the order it replaced) and closes of large "
-        "orders; also upserted into MongoDB order_alerts."
+        "orders, by the [thresholds] of alert_rules.toml (ORDERWATCH_ALERT_RULES); also upserted into MongoDB "
+        "order_alerts."
     ),
 )
 def large_change_alerts(
-    context: dg.AssetExecutionContext, config: AlertConfig, mongo_db: MongoResource, store: ParquetStore
+    context: dg.AssetExecutionContext, mongo_db: MongoResource, store: ParquetStore
 ) -> dg.MaterializeResult:
     day = context.partition_key
-    params = transforms.AlertThresholds(
-        config.threshold_usd, config.min_change_share, config.min_change_usd, config.min_change_vs_book_1pct
-    )
+    # The same file as fast_alert_sensor's: one definition of an alert.
+    params = load_rules().thresholds.params()
     with mongo_db.get_db() as db:
         watchlist = mongo.read_watchlist(db)
         df = transforms.large_change_alerts(store.scan_until("order_events", day), day, params, watchlist)
@@ -221,6 +209,39 @@ def trader_daily_stats(
     return _result("trader_daily_stats", day, df, store)
 
 
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name=GROUP,
+    kinds={"html"},
+    deps=[order_events, fills, order_lifecycles, large_change_alerts, trader_daily_stats],
+    description=(
+        "The day's HTML report for people: activity per trader, order lifetimes, fill rates, large changes on a "
+        "timeline and data-quality notes; one self-contained page at <data>/reports/date=YYYY-MM-DD/report.html."
+    ),
+)
+def daily_report(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
+    day = context.partition_key
+    missing = [t for t in report.TABLES if not store.path(t, day).exists()]
+    frames = {t: report.empty(t) if t in missing else store.read(t, day) for t in report.TABLES}
+    page = report.build(
+        day,
+        frames,
+        missing_tables=missing,
+        gaps=report.missing_days(store.days("order_events"), day),
+        built_at=datetime.now(UTC),
+    )
+    path = store.write_report(day, page)
+    url = store.report_url(day)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            **({"report": dg.MetadataValue.url(url)} if url else {}),
+            "size_kb": round(len(page.encode()) / 1024, 1),
+            "missing_tables": dg.MetadataValue.text(", ".join(missing) or "none"),
+        }
+    )
+
+
 daily_assets = [
     order_events,
     fills,
@@ -229,4 +250,5 @@ daily_assets = [
     open_orders_snapshot,
     positions_snapshot,
     trader_daily_stats,
+    daily_report,
 ]

@@ -133,8 +133,8 @@ def read_watchlist(db: Database) -> pl.DataFrame:
 def write_alerts(db: Database, alerts: pl.DataFrame, now: datetime | None = None) -> int:
     """Insert alerts into ``order_alerts`` idempotently (unique ``alertKey``); return how many were new.
 
-    ``$setOnInsert`` upserts: re-running a day leaves existing alerts (and their ``notifiedAt``)
-    untouched.
+    ``$setOnInsert`` upserts: re-running a day leaves existing alerts (and their delivery decision
+    and state, :mod:`orderwatch_dagster.outbox`) untouched.
     """
     coll = db[schema.ALERTS]
     for keys, unique in schema.ALERT_INDEXES:

@@ -1,12 +1,10 @@
-"""Resources: the MongoDB the collector writes to, the Parquet data folder, the alert webhook."""
+"""Resources: the MongoDB the collector writes to, the Parquet data folder, the alert channels."""
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -18,6 +16,9 @@ from pydantic import Field
 from pymongo.database import Database
 
 from orderwatch_dagster import tables
+from orderwatch_dagster.channels import Channel
+
+TELEGRAM_API_URL = "https://api.telegram.org"
 
 
 class MongoResource(dg.ConfigurableResource):
@@ -36,11 +37,27 @@ class MongoResource(dg.ConfigurableResource):
             client.close()
 
 
+def _replace_atomically(target: Path, fill: Callable[[Path], object]) -> Path:
+    """Create ``target`` through ``fill(tmp)`` on a temporary file in the same folder, then a rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        fill(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
 class ParquetStore(dg.ConfigurableResource):
     """The data folder (``ORDERWATCH_DATA_DIR``, default ``./data``) holding hive-partitioned
     Parquet: ``<data>/parquet/<table>/date=YYYY-MM-DD/<table>.parquet``."""
 
     data_dir: str = Field(default="./data", description="data folder (ORDERWATCH_DATA_DIR)")
+    report_base_url: str = Field(
+        default="",
+        description="URL at which <data>/reports is served (ORDERWATCH_REPORT_BASE_URL); empty: no report link",
+    )
 
     def table_dir(self, table: str) -> Path:
         return Path(self.data_dir) / "parquet" / table
@@ -49,16 +66,22 @@ class ParquetStore(dg.ConfigurableResource):
         return self.table_dir(table) / f"date={day}" / f"{table}.parquet"
 
     def write(self, table: str, day: str | date, df: pl.DataFrame) -> Path:
-        """Write a partition atomically: a temporary file in the same folder, then a rename."""
-        target = self.path(table, day)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            df.write_parquet(tmp, compression="zstd", statistics=True)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return target
+        """Write a partition atomically (readers see the old file or the new one, never half of one)."""
+        return _replace_atomically(
+            self.path(table, day), lambda tmp: df.write_parquet(tmp, compression="zstd", statistics=True)
+        )
+
+    def report_path(self, day: str | date) -> Path:
+        """The day's HTML report, beside the Parquet folders: ``<data>/reports/date=YYYY-MM-DD/report.html``."""
+        return Path(self.data_dir) / "reports" / f"date={day}" / "report.html"
+
+    def report_url(self, day: str | date) -> str | None:
+        """Where the day's report is served, when ``report_base_url`` is set."""
+        return f"{self.report_base_url.rstrip('/')}/date={day}/report.html" if self.report_base_url else None
+
+    def write_report(self, day: str | date, page: str) -> Path:
+        """Write the day's report atomically, like a partition."""
+        return _replace_atomically(self.report_path(day), lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
     def days(self, table: str) -> list[str]:
         """The partitions written so far, oldest first."""
@@ -84,28 +107,43 @@ class ParquetStore(dg.ConfigurableResource):
         )
 
 
-class AlertWebhook(dg.ConfigurableResource):
-    """Where new alerts are POSTed (``ORDERWATCH_ALERT_WEBHOOK_URL``); empty disables it."""
+class AlertChannels(dg.ConfigurableResource):
+    """Where alerts are delivered; each channel is on when its variables are set (secrets come only
+    from the environment and are redacted from every stored or logged error).
 
-    url: str = Field(default="", description="webhook URL (ORDERWATCH_ALERT_WEBHOOK_URL)")
+    ``webhook_url`` (``ORDERWATCH_ALERT_WEBHOOK_URL``): generic JSON webhook; ``slack_webhook_url``
+    (``ORDERWATCH_SLACK_WEBHOOK_URL``); ``discord_webhook_url`` (``ORDERWATCH_DISCORD_WEBHOOK_URL``);
+    ``telegram_bot_token`` + ``telegram_chat_id`` (``ORDERWATCH_TELEGRAM_BOT_TOKEN``,
+    ``ORDERWATCH_TELEGRAM_CHAT_ID``) at ``telegram_api_url`` (``ORDERWATCH_TELEGRAM_API_URL``).
+    """
+
+    webhook_url: str = Field(default="", description="generic JSON webhook (ORDERWATCH_ALERT_WEBHOOK_URL)")
+    slack_webhook_url: str = Field(default="", description="Slack incoming webhook (ORDERWATCH_SLACK_WEBHOOK_URL)")
+    discord_webhook_url: str = Field(default="", description="Discord webhook (ORDERWATCH_DISCORD_WEBHOOK_URL)")
+    telegram_bot_token: str = Field(default="", description="Telegram bot token (ORDERWATCH_TELEGRAM_BOT_TOKEN)")
+    telegram_chat_id: str = Field(default="", description="Telegram chat id (ORDERWATCH_TELEGRAM_CHAT_ID)")
+    telegram_api_url: str = Field(
+        default=TELEGRAM_API_URL, description="Telegram Bot API base URL (ORDERWATCH_TELEGRAM_API_URL)"
+    )
     timeout_s: float = 10.0
 
-    def post(self, payload: dict, idempotency_key: str | None = None) -> int:
-        """POST ``payload`` as JSON; return the HTTP status (raises on non-2xx or network errors).
-
-        ``idempotency_key`` is sent as ``Idempotency-Key`` (the alertKey) so that a receiver can
-        drop the one repeat a crash between a POST and its bookkeeping can cause."""
-        headers = {"Content-Type": "application/json"}
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        req = urllib.request.Request(
-            self.url,
-            data=json.dumps(payload, default=str).encode(),
-            headers=headers,
-            method="POST",
-        )
-        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-            return int(resp.status)
+    def channels(self) -> list[Channel]:
+        """The enabled channels, in delivery order; each knows every secret so that it can redact them all."""
+        urls = (self.webhook_url, self.slack_webhook_url, self.discord_webhook_url)
+        secrets = tuple(s for s in (*urls, self.telegram_bot_token) if s)
+        out = [
+            Channel(name, url, secrets, timeout_s=self.timeout_s)
+            for name, url in (
+                ("webhook", self.webhook_url),
+                ("slack", self.slack_webhook_url),
+                ("discord", self.discord_webhook_url),
+            )
+            if url
+        ]
+        if self.telegram_bot_token and self.telegram_chat_id:
+            url = f"{self.telegram_api_url.rstrip('/')}/bot{self.telegram_bot_token}/sendMessage"
+            out.append(Channel("telegram", url, secrets, chat_id=self.telegram_chat_id, timeout_s=self.timeout_s))
+        return out
 
 
 def _env(name: str, default: str) -> str | dg.EnvVar:
@@ -119,6 +157,15 @@ def resources_from_env() -> dict[str, dg.ConfigurableResource]:
         "mongo_db": MongoResource(
             uri=_env("MONGO_URI", "mongodb://127.0.0.1:27017"), database=_env("MONGO_DB", "orderwatch")
         ),
-        "store": ParquetStore(data_dir=_env("ORDERWATCH_DATA_DIR", "./data")),
-        "webhook": AlertWebhook(url=_env("ORDERWATCH_ALERT_WEBHOOK_URL", "")),
+        "store": ParquetStore(
+            data_dir=_env("ORDERWATCH_DATA_DIR", "./data"), report_base_url=_env("ORDERWATCH_REPORT_BASE_URL", "")
+        ),
+        "alert_channels": AlertChannels(
+            webhook_url=_env("ORDERWATCH_ALERT_WEBHOOK_URL", ""),
+            slack_webhook_url=_env("ORDERWATCH_SLACK_WEBHOOK_URL", ""),
+            discord_webhook_url=_env("ORDERWATCH_DISCORD_WEBHOOK_URL", ""),
+            telegram_bot_token=_env("ORDERWATCH_TELEGRAM_BOT_TOKEN", ""),
+            telegram_chat_id=_env("ORDERWATCH_TELEGRAM_CHAT_ID", ""),
+            telegram_api_url=_env("ORDERWATCH_TELEGRAM_API_URL", TELEGRAM_API_URL),
+        ),
     }

@@ -1,24 +1,24 @@
-"""Sensors: rebuild days that received late events, and push new alerts to a webhook."""
+"""Sensors: rebuild days that received late events, and deliver new alerts to the alert channels."""
 
 import hashlib
 import json
+import os
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
 
 from collector_service import schema
-from orderwatch_dagster import mongo, tables, transforms
+from orderwatch_dagster import mongo, outbox, tables, transforms
 from orderwatch_dagster.assets import fills, order_events
 from orderwatch_dagster.jobs import daily_tables_job
-from orderwatch_dagster.resources import AlertWebhook, MongoResource, ParquetStore
+from orderwatch_dagster.resources import AlertChannels, MongoResource, ParquetStore
+from orderwatch_dagster.rules import load_rules
 
 LATE_BATCH = 50_000
 """Documents read per tick; the cursor resumes where a full batch stopped."""
-ALERT_BATCH = 50
-"""Alerts per webhook message."""
 
 
 def utc_now() -> datetime:
@@ -200,69 +200,11 @@ def late_events_sensor(
     return dg.SensorResult(run_requests=requests, cursor=new_cursor)
 
 
-def alert_message(alerts: list[dict]) -> dict:
-    """A Slack-compatible payload (``text``) that also carries the alerts themselves."""
-    lines = [f"orderwatch: {len(alerts)} new large-change alert(s)"]
-    lines += [f"• {a.get('message', a['alertKey'])}" for a in alerts]
-    return {"text": "\n".join(lines), "alerts": alerts}
-
-
-@dg.sensor(
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-    description=(
-        "Legacy batch delivery of order_alerts to ORDERWATCH_ALERT_WEBHOOK_URL; stopped by default: "
-        "fast_alert_sensor computes and delivers alerts (run only one of the two)."
-    ),
-)
-def alert_webhook_sensor(
-    context: dg.SensorEvaluationContext, mongo_db: MongoResource, webhook: AlertWebhook
-) -> dg.SensorResult | dg.SkipReason:
-    """Send each alert once: an alert is marked ``notifiedAt`` in MongoDB right after the POST
-    that carried it succeeded, and only unmarked alerts are sent. The cursor records the newest
-    alert sent (``createdAt``, ``alertKey``) for the UI.
-
-    A failed POST leaves the alerts unmarked: the next tick retries them.
-    """
-    if not webhook.url:
-        return dg.SkipReason("ORDERWATCH_ALERT_WEBHOOK_URL is not set")
-    sent = 0
-    cursor = context.cursor
-    with mongo_db.get_db() as db:
-        coll = db[schema.ALERTS]
-        while True:
-            # notifiedAt: None matches documents without the field (MongoDB and nx-27017 alike).
-            batch = list(
-                coll.find({"notifiedAt": None}, {"_id": 0}).sort([("createdAt", 1), ("alertKey", 1)]).limit(ALERT_BATCH)
-            )
-            if not batch:
-                break
-            webhook.post(alert_message(batch))
-            keys = [a["alertKey"] for a in batch]
-            coll.update_many({"alertKey": {"$in": keys}}, {"$set": {"notifiedAt": utc_now()}})
-            sent += len(batch)
-            cursor = json.dumps({"createdAt": _iso(batch[-1]["createdAt"]), "alertKey": keys[-1]})
-            context.log.info(f"alerts_posted count={len(batch)} last={keys[-1]}")
-    if not sent:
-        return dg.SkipReason("no new alerts")
-    return dg.SensorResult(cursor=cursor)
-
-
 # Fast alerts: the daily rule on new events, an outbox in order_alerts ---------------------------
 
-FAST_ALERT_INTERVAL_S = 30
-"""How often the fast alert sensor runs (``minimum_interval_seconds``)."""
-FAST_EVENT_BATCH = 5_000
-"""New ``trader_orders`` documents read per tick; the cursor resumes where a full batch stopped."""
-DELIVERIES_PER_TICK = 200
-"""Alerts POSTed per tick at most (one POST per alert); the rest wait for the next tick."""
-BACKOFF_BASE_S = 30
-BACKOFF_MAX_S = 3600
-
-
-def backoff(attempts: int) -> timedelta:
-    """The wait before the next delivery attempt after ``attempts`` failed ones: 30 s doubling, at most an hour."""
-    return timedelta(seconds=min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_MAX_S))
+FAST_ALERT_INTERVAL_S = int(os.environ.get("ORDERWATCH_FAST_ALERT_INTERVAL_S") or 30)
+"""How often the fast alert sensor runs (``minimum_interval_seconds``; ``ORDERWATCH_FAST_ALERT_INTERVAL_S``,
+default 30): with the collector's flush, the bound on a large change's delay to its message."""
 
 
 def new_event_alerts(db: object, docs: list[dict], params: transforms.AlertThresholds | None = None) -> pl.DataFrame:
@@ -302,90 +244,35 @@ def new_event_alerts(db: object, docs: list[dict], params: transforms.AlertThres
     return pl.concat(out) if out else pl.DataFrame(schema=tables.schema(tables.LARGE_CHANGE_ALERTS))
 
 
-def _as_dt(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str):
-        return datetime.fromisoformat(value)
-    return None
-
-
-def _payload(alert: dict) -> dict:
-    body = {k: v for k, v in alert.items() if k not in OUTBOX_FIELDS and k != "_id"}
-    return alert_message([body])
-
-
-OUTBOX_FIELDS = ("notifiedAt", "deliveryAttempts", "lastAttemptAt", "nextAttemptAt", "lastError")
-"""The delivery bookkeeping of an ``order_alerts`` document (never part of the message)."""
-
-
-def deliver_pending(
-    db: object, webhook: AlertWebhook, log: object, limit: int = DELIVERIES_PER_TICK
-) -> tuple[int, int]:
-    """POST the due undelivered alerts of ``order_alerts`` one by one (oldest first); return
-    ``(delivered, failed)``.
-
-    Each document is rewritten whole (``replace_one``) at every step: before the POST
-    ``deliveryAttempts`` + 1 and ``lastAttemptAt`` (the intent), after it ``notifiedAt`` (delivered)
-    or ``nextAttemptAt`` = now + :func:`backoff` and ``lastError`` (failed: it stays undelivered and
-    is retried when due, never dropped). The first failure ends the tick's deliveries.
-    """
-    coll = db[schema.ALERTS]  # type: ignore[index]
-    now = utc_now()
-    pending = coll.find({"notifiedAt": None}).sort([("createdAt", 1), ("alertKey", 1)])
-    due = []
-    for a in pending:
-        nxt = _as_dt(a.get("nextAttemptAt"))
-        if nxt is None or nxt <= now:
-            due.append(a)
-        if len(due) >= limit:
-            break
-    delivered = failed = 0
-    for alert in due:
-        attempt = alert | {"deliveryAttempts": int(alert.get("deliveryAttempts") or 0) + 1, "lastAttemptAt": utc_now()}
-        coll.replace_one({"_id": alert["_id"]}, attempt)
-        try:
-            webhook.post(_payload(alert), idempotency_key=alert["alertKey"])
-        except Exception as exc:  # any failure: keep it undelivered, retry later
-            error = f"{type(exc).__name__}: {exc}"[:300]
-            retry = utc_now() + backoff(attempt["deliveryAttempts"])
-            coll.replace_one({"_id": alert["_id"]}, attempt | {"nextAttemptAt": retry, "lastError": error})
-            log.warning(  # type: ignore[attr-defined]
-                f"alert_delivery_failed key={alert['alertKey']} attempts={attempt['deliveryAttempts']} "
-                f"next={_iso(retry)} error={error}"
-            )
-            failed += 1
-            break
-        done = {k: v for k, v in attempt.items() if k not in ("nextAttemptAt", "lastError")}
-        coll.replace_one({"_id": alert["_id"]}, done | {"notifiedAt": utc_now()})
-        delivered += 1
-    return delivered, failed
-
-
 @dg.sensor(
     minimum_interval_seconds=FAST_ALERT_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Every 30 s: the large-change rule on new trader_orders events -> order_alerts (outbox), "
-        "then POST each undelivered alert once to ORDERWATCH_ALERT_WEBHOOK_URL."
+        f"Every {FAST_ALERT_INTERVAL_S} s: the large-change rule (alert_rules.toml) on new trader_orders events -> "
+        "order_alerts (outbox), the noise rules' decision per alert, then each message once per channel "
+        "(generic webhook, Slack, Discord, Telegram)."
     ),
 )
 def fast_alert_sensor(
-    context: dg.SensorEvaluationContext, mongo_db: MongoResource, webhook: AlertWebhook
+    context: dg.SensorEvaluationContext, mongo_db: MongoResource, alert_channels: AlertChannels
 ) -> dg.SkipReason:
-    """Alerts within a tick of the event, each delivered once.
+    """Alerts within a tick of the event, each message delivered once per channel.
 
     1. Read the ``trader_orders`` documents with ``createdAt`` after the cursor (oldest first, at
-       most :data:`FAST_EVENT_BATCH`), compute their alerts with the daily rule
-       (:func:`new_event_alerts`) and insert them into ``order_alerts`` undelivered
+       most :data:`LATE_BATCH`), compute their alerts with the daily rule and the thresholds of
+       the rules file (:func:`new_event_alerts`) and insert them into ``order_alerts``
        (``$setOnInsert`` on the unique ``alertKey``: recomputing is harmless).
     2. Only then advance the cursor (a crash before it recomputes the same alerts: no-ops).
-    3. Deliver the due undelivered alerts (:func:`deliver_pending`), whoever wrote them (this
-       sensor or the daily asset): delivery state lives in MongoDB, not in the cursor, so a lost
-       or reset cursor sends nothing twice.
+    3. Decide each new alert's delivery by the noise rules (:func:`outbox.decide_pending`), whoever
+       wrote it (this sensor or the daily asset), and send the due messages on every enabled
+       channel (:func:`outbox.deliver_due`): decisions and delivery state live in MongoDB, not in
+       the cursor, so a lost or reset cursor sends nothing twice.
 
-    The first tick starts the cursor at the newest document (earlier events are the daily asset's).
+    The rules file is read on every tick: an edit applies from the next one. The first tick
+    starts the cursor at the newest document (earlier events are the daily asset's).
     """
+    rules = load_rules()
+    channels = alert_channels.channels()
     with mongo_db.get_db() as db:
         coll = db[schema.ORDERS]
         if context.cursor is None:
@@ -395,18 +282,26 @@ def fast_alert_sensor(
         else:
             since = datetime.fromisoformat(json.loads(context.cursor)["createdAt"])
             docs = _batch(coll, "createdAt", since, {"ethAddress": 1, "oid": 1, "eventKey": 1})
-        alerts = new_event_alerts(db, docs)
+        alerts = new_event_alerts(db, docs, rules.thresholds.params())
         inserted = mongo.write_alerts(db, alerts, utc_now()) if not alerts.is_empty() else 0
         cursor = json.dumps({"createdAt": _iso(docs[-1]["createdAt"] if docs else since)})
         context.update_cursor(cursor)
-        delivered = failed = 0
-        if webhook.url:
-            delivered, failed = deliver_pending(db, webhook, context.log)
-    summary = f"events={len(docs)} alerts={alerts.height} new={inserted} delivered={delivered} failed={failed}"
-    if docs or delivered or failed:
+        now = utc_now()
+        decided = outbox.decide_pending(db, rules, now)
+        delivered = outbox.deliver_due(db, channels, rules, context.log, now)
+    sent = sum(s for s, _ in delivered.values())
+    failed = sum(f for _, f in delivered.values())
+    per_channel = " ".join(f"{name}={s}/{f}" for name, (s, f) in delivered.items())
+    decisions = " ".join(f"{k}={v}" for k, v in sorted(decided.items()))
+    summary = (
+        f"events={len(docs)} alerts={alerts.height} new={inserted} sent={sent} failed={failed}"
+        + (f" decided: {decisions}" if decisions else "")
+        + (f" channels(sent/failed): {per_channel}" if per_channel else " channels: none enabled")
+    )
+    if docs or decided or sent or failed:
         context.log.info(f"fast_alerts {summary}")
     # The cursor is already recorded (context.update_cursor): a skip keeps it too.
     return dg.SkipReason(summary)
 
 
-daily_sensors = [late_events_sensor, alert_webhook_sensor, fast_alert_sensor]
+daily_sensors = [late_events_sensor, fast_alert_sensor]

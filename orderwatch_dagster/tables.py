@@ -185,6 +185,7 @@ LARGE_CHANGE_ALERTS = _cols(
         "changeUsd / the event's bookDepth1pctUsd (the change against the book within 1 % of mid); null without a book",
     ),
     ("finalStatus", pl.String(), "closed only: exchange's final status"),
+    ("partialFill", pl.Boolean(), "updated only: a partial fill (size down, origSz unchanged); null otherwise"),
     ("source", pl.String(), "ws, poll or rest"),
     ("message", pl.String(), "one human-readable line"),
     ("label", pl.String(), "the trader's label in the watch list (trader_watchlist), null when it has none"),

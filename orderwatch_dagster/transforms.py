@@ -12,7 +12,7 @@ MongoDB documents or on a whole Parquet history.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import polars as pl
 
@@ -145,7 +145,9 @@ def with_labels(lf: pl.DataFrame | pl.LazyFrame, watchlist: pl.DataFrame | None)
     ).with_columns(tags=pl.col("tags").fill_null(pl.lit([], dtype=pl.List(pl.String))))
 
 
-def _events_until(events: pl.DataFrame | pl.LazyFrame, day: str | date) -> tuple[pl.LazyFrame, object, object]:
+def _events_until(
+    events: pl.DataFrame | pl.LazyFrame, day: str | date
+) -> tuple[pl.LazyFrame, datetime, datetime]:
     start, end = day_bounds(day)
     return events.lazy().filter(pl.col("eventAt") < end), start, end
 
@@ -314,7 +316,7 @@ FILL_INPUTS = ("ethAddress", "oid", "time", "coin", "side", "sz", "notionalUsd",
 """The ``fills`` columns the lifecycles and stats read (plus ``source``)."""
 
 
-def _fills_until(fills: pl.DataFrame | pl.LazyFrame | None, end: object) -> pl.DataFrame:
+def _fills_until(fills: pl.DataFrame | pl.LazyFrame | None, end: datetime) -> pl.DataFrame:
     """The fills before ``end`` with the columns the lifecycles use (empty when ``None``)."""
     cols = [*FILL_INPUTS, "source"]
     if fills is None:
@@ -537,7 +539,7 @@ def _lifecycles_lazy(
 
 
 def _with_fills(
-    lc: pl.LazyFrame, events: pl.LazyFrame, members: pl.DataFrame, fills: pl.DataFrame, start: object
+    lc: pl.LazyFrame, events: pl.LazyFrame, members: pl.DataFrame, fills: pl.DataFrame, start: datetime
 ) -> pl.LazyFrame:
     """The lifecycles with what their chains traded, plus the orders known only from fills.
 

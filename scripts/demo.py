@@ -6,16 +6,19 @@ Starts, each in its own process group with its output in ``<data>/logs/<name>.lo
 - ``exchange_sim``: the simulated exchange with a handful of randomly trading traders, its trader
   list and ground truth in ``<data>/sim``;
 - ``collector``: the collector pointed at both, its journal in ``<data>/collector``;
-- ``dagster``: ``dagster dev`` with ``DAGSTER_HOME=<data>/dagster`` and Parquet in ``<data>/parquet``.
+- ``dagster``: ``dagster dev`` with ``DAGSTER_HOME=<data>/dagster`` and Parquet in ``<data>/parquet``;
+- a static web server (a thread of this process) for the daily HTML reports in ``<data>/reports``,
+  which the ``daily_report`` asset links to (``ORDERWATCH_REPORT_BASE_URL``).
 
 Ctrl-C (SIGINT) or SIGTERM stops everything it started; a second run reuses ``<data>``.
 Environment: ``ORDERWATCH_DEMO_DATA_DIR`` (default ``./data``), ``ORDERWATCH_DEMO_MONGO_PORT``
 (27017), ``ORDERWATCH_DEMO_SIM_PORT`` (8765), ``ORDERWATCH_DEMO_HEALTH_PORT`` (9108),
-``ORDERWATCH_DEMO_DAGSTER_PORT`` (3000), ``ORDERWATCH_DEMO_TRADERS`` (6).
+``ORDERWATCH_DEMO_DAGSTER_PORT`` (3000), ``ORDERWATCH_DEMO_REPORT_PORT`` (3100), ``ORDERWATCH_DEMO_TRADERS`` (6).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -25,10 +28,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pymongo
 
@@ -66,6 +72,7 @@ class DemoConfig:
     sim_port: int
     health_port: int
     dagster_port: int
+    report_port: int
     traders: int
 
     @classmethod
@@ -76,6 +83,7 @@ class DemoConfig:
             sim_port=_env_int("ORDERWATCH_DEMO_SIM_PORT", 8765),
             health_port=_env_int("ORDERWATCH_DEMO_HEALTH_PORT", 9108),
             dagster_port=_env_int("ORDERWATCH_DEMO_DAGSTER_PORT", 3000),
+            report_port=_env_int("ORDERWATCH_DEMO_REPORT_PORT", 3100),
             traders=_env_int("ORDERWATCH_DEMO_TRADERS", 6),
         )
 
@@ -86,6 +94,7 @@ class DemoConfig:
             "exchange simulator": (self.sim_port, "ORDERWATCH_DEMO_SIM_PORT"),
             "collector health": (self.health_port, "ORDERWATCH_DEMO_HEALTH_PORT"),
             "Dagster UI": (self.dagster_port, "ORDERWATCH_DEMO_DAGSTER_PORT"),
+            "daily reports": (self.report_port, "ORDERWATCH_DEMO_REPORT_PORT"),
         }
 
     @property
@@ -99,6 +108,14 @@ class DemoConfig:
     @property
     def logs(self) -> Path:
         return self.data / "logs"
+
+    @property
+    def reports(self) -> Path:
+        return self.data / "reports"
+
+    @property
+    def reports_url(self) -> str:
+        return f"http://{HOST}:{self.report_port}"
 
 
 def check_ports(cfg: DemoConfig) -> None:
@@ -157,7 +174,7 @@ def specs(cfg: DemoConfig, seed: int) -> list[Spec]:
         "dagster",
         [str(BIN / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"), "-h", HOST, "-p", str(cfg.dagster_port)],
         {**base, "DAGSTER_HOME": str(data / "dagster"), "ORDERWATCH_DATA_DIR": str(data),
-         "MONGO_URI": cfg.mongo_uri, "MONGO_DB": MONGO_DB},
+         "MONGO_URI": cfg.mongo_uri, "MONGO_DB": MONGO_DB, "ORDERWATCH_REPORT_BASE_URL": cfg.reports_url},
         data,
         # dagster dev shuts its webserver, daemon and code servers down on SIGINT only
         stop_signal=signal.SIGINT, stop_timeout=60.0, stop_alone=True,
@@ -209,7 +226,7 @@ def wait_ready(proc: Process, ready: Callable[[], bool], stop: threading.Event) 
 
 def prepare(cfg: DemoConfig) -> None:
     """Create the data folders and give Dagster its instance settings."""
-    for sub in ("mongo", "sim", "collector", "dagster", "logs", "parquet"):
+    for sub in ("mongo", "sim", "collector", "dagster", "logs", "parquet", "reports"):
         (cfg.data / sub).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "dagster.yaml", cfg.data / "dagster" / "dagster.yaml")
     # a fresh address file is the simulator's "I am serving" signal
@@ -229,6 +246,8 @@ def banner(cfg: DemoConfig, procs: list[Process], seed: int, elapsed: float) -> 
     lines += [f"  {name:<19} {where}\n  {'':<19} log: {log}" for name, where, log in rows]
     lines += [
         f"  {'Parquet tables':<19} {cfg.data / 'parquet'}/<table>/date=YYYY-MM-DD/",
+        f"  {'daily reports':<19} {cfg.reports_url}/date=YYYY-MM-DD/report.html  ({cfg.reports})",
+        f"  {'':<19} log: {cfg.logs / 'reports.log'}",
         "",
         f"Build today's tables: open http://{HOST}:{cfg.dagster_port}/asset-groups, click 'Materialize all…',",
         "choose 'Latest' (today, UTC) and 'Launch 1 run'. Left alone, a schedule rebuilds today every 15 minutes.",
@@ -249,34 +268,62 @@ def first_event_at(client: pymongo.MongoClient, since: datetime) -> datetime | N
     return None if doc is None else doc["observedAt"]
 
 
+class _ReportHandler(SimpleHTTPRequestHandler):
+    """Serves files from ``directory``; one access-log line per request to ``log``, not to the console."""
+
+    def __init__(self, *args: Any, log: Path, **kwargs: Any) -> None:
+        self.log = log
+        super().__init__(*args, **kwargs)
+
+    def log_message(self, format: str, *args: object) -> None:
+        with self.log.open("a") as out:
+            out.write(f"{self.log_date_time_string()} {self.address_string()} {format % args}\n")
+
+
+@contextmanager
+def serve_reports(cfg: DemoConfig) -> Iterator[ThreadingHTTPServer]:
+    """Serve ``<data>/reports`` on loopback from a thread of this process while the block runs."""
+    handler = functools.partial(_ReportHandler, directory=str(cfg.reports), log=cfg.logs / "reports.log")
+    server = ThreadingHTTPServer((HOST, cfg.report_port), handler)
+    thread = threading.Thread(target=server.serve_forever, name="reports", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def run(cfg: DemoConfig, started: list[Process], stop: threading.Event, say: Callable[[str], None]) -> int:
     """Start everything, report, then watch until ``stop`` is set or a service dies."""
     t0, started_at = time.monotonic(), datetime.now(UTC)
     prepare(cfg)
-    seed = time.time_ns() // 1_000_000  # new traders each run: the simulator's order ids restart at each start
-    ready = readiness(cfg)
-    for spec in specs(cfg, seed):
-        say(f"starting {spec.name} (log {cfg.logs / (spec.name + '.log')})")
-        proc = Process.start(spec, cfg.logs)
-        started.append(proc)
-        wait_ready(proc, ready[spec.name], stop)
-        if stop.is_set():
-            return 0
-    say(banner(cfg, started, seed, time.monotonic() - t0))
-    reported = False
-    client: pymongo.MongoClient = pymongo.MongoClient(cfg.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=2000)
-    with client:
-        while not stop.wait(1.0):
-            for proc in started:
-                if proc.exit_code() is not None:
-                    raise DemoError(f"{proc.spec.name} stopped unexpectedly with code {proc.exit_code()}; "
-                                    f"last lines of {proc.log}:\n{proc.tail()}")
-            first = None if reported else first_event_at(client, started_at)
-            if first is not None:
-                reported = True
-                say(f"order events are flowing into MongoDB ({MONGO_DB}.trader_orders); the first was seen "
-                    f"{(first - started_at).total_seconds():.1f}s after the demo started")
-    return 0
+    with serve_reports(cfg):
+        seed = time.time_ns() // 1_000_000  # new traders each run: the simulator's order ids restart at each start
+        ready = readiness(cfg)
+        for spec in specs(cfg, seed):
+            say(f"starting {spec.name} (log {cfg.logs / (spec.name + '.log')})")
+            proc = Process.start(spec, cfg.logs)
+            started.append(proc)
+            wait_ready(proc, ready[spec.name], stop)
+            if stop.is_set():
+                return 0
+        say(banner(cfg, started, seed, time.monotonic() - t0))
+        reported = False
+        client: pymongo.MongoClient = pymongo.MongoClient(cfg.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=2000)
+        with client:
+            while not stop.wait(1.0):
+                for proc in started:
+                    if proc.exit_code() is not None:
+                        raise DemoError(f"{proc.spec.name} stopped unexpectedly with code {proc.exit_code()}; "
+                                        f"last lines of {proc.log}:\n{proc.tail()}")
+                first = None if reported else first_event_at(client, started_at)
+                if first is not None:
+                    reported = True
+                    say(f"order events are flowing into MongoDB ({MONGO_DB}.trader_orders); the first was seen "
+                        f"{(first - started_at).total_seconds():.1f}s after the demo started")
+        return 0
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ import pytest
 from pymongo.database import Database
 
 from collector_service import schema
-from orderwatch_dagster.resources import AlertWebhook, MongoResource, ParquetStore
+from orderwatch_dagster.resources import AlertChannels, MongoResource, ParquetStore
 from tests.dagster import scenario
 
 
@@ -41,7 +41,7 @@ def resources(mongo_uri: str, mongo_db_name: str, data_dir: Path) -> dict[str, o
     return {
         "mongo_db": MongoResource(uri=mongo_uri, database=mongo_db_name),
         "store": ParquetStore(data_dir=str(data_dir)),
-        "webhook": AlertWebhook(url=""),
+        "alert_channels": AlertChannels(),
     }
 
 

@@ -1,5 +1,6 @@
 """The fast alert sensor: the daily rule on new events, an outbox in order_alerts, exactly-once
-delivery to a real local HTTP server, measured latency."""
+delivery to a real local HTTP server (the generic webhook), measured latency. The other channels
+and the noise rules: test_alert_delivery.py."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import pytest
 from pymongo.database import Database
 
 from collector_service import schema
-from orderwatch_dagster import mongo, sensors, transforms
-from orderwatch_dagster.resources import AlertWebhook
+from orderwatch_dagster import mongo, outbox, sensors, transforms
+from orderwatch_dagster.resources import AlertChannels
 from tests.dagster import scenario as sc
 
 
@@ -63,6 +64,14 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
+@pytest.fixture(autouse=True)
+def default_rules(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty rules file: the built-in defaults, whatever the committed file says."""
+    empty = tmp_path_factory.mktemp("rules") / "alert_rules.toml"
+    empty.write_text("")
+    monkeypatch.setenv("ORDERWATCH_ALERT_RULES", str(empty))
+
+
 @pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
     with dg.instance_for_test() as inst:
@@ -71,7 +80,7 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 def tick(instance: dg.DagsterInstance, resources: dict, url: str, cursor: str | None):
     ctx = dg.build_sensor_context(
-        cursor=cursor, instance=instance, resources={**resources, "webhook": AlertWebhook(url=url)}
+        cursor=cursor, instance=instance, resources={**resources, "alert_channels": AlertChannels(webhook_url=url)}
     )
     return sensors.fast_alert_sensor.evaluate_tick(ctx)
 
@@ -106,7 +115,8 @@ def test_fast_alerts_are_the_daily_rule_delivered_once(
     assert idem == f"{sc.A}:900:new"
     assert f"{sc.A} (Whale A) B BTC oid 900 new: large_order notional 0 -> 200000 USD" in body["text"]
     stored = seeded_db[schema.ALERTS].find_one({"alertKey": f"{sc.A}:900:new"})
-    assert stored["notifiedAt"] is not None and stored["deliveryAttempts"] == 1 and stored["label"] == "Whale A"
+    assert stored["notifiedAt"] is not None and stored["deliveries"]["webhook"]["attempts"] == 1
+    assert (stored["label"], stored["decision"]) == ("Whale A", "send")
     assert json.loads(second.cursor)["createdAt"] > start
 
     # Same rule as the daily asset: the daily transform on every event of the day gives the same row.
@@ -141,15 +151,16 @@ def test_fast_alerts_are_the_daily_rule_delivered_once(
     receiver.fail = True
     orders.insert_one(new_order(sc.B, 903, "3.0", "100000.0"))
     failed = tick(instance, resources, receiver.url, third.cursor)
-    assert "new=1 delivered=0 failed=1" in failed.skip_message
+    assert "new=1 sent=0 failed=1" in failed.skip_message
     doc = seeded_db[schema.ALERTS].find_one({"alertKey": f"{sc.B}:903:new"})
-    assert doc.get("notifiedAt") is None and doc["deliveryAttempts"] == 1 and "503" in doc["lastError"]
-    assert doc["nextAttemptAt"] - doc["lastAttemptAt"] >= timedelta(seconds=29)
+    state = doc["deliveries"]["webhook"]
+    assert doc.get("notifiedAt") is None and state["attempts"] == 1 and "503" in state["lastError"]
+    assert state["nextAttemptAt"] - state["lastAttemptAt"] >= timedelta(seconds=29)
     attempts = receiver.attempts
     tick(instance, resources, receiver.url, failed.cursor)
     assert receiver.attempts == attempts  # not due yet
     receiver.fail = False
-    due = doc["nextAttemptAt"] + timedelta(seconds=1)
+    due = state["nextAttemptAt"] + timedelta(seconds=1)
     real_now = sensors.utc_now
     sensors.utc_now = lambda: max(due, real_now())  # type: ignore[assignment]
     try:
@@ -159,13 +170,14 @@ def test_fast_alerts_are_the_daily_rule_delivered_once(
         sensors.utc_now = real_now  # type: ignore[assignment]
     assert receiver.keys() == [f"{sc.A}:900:new", f"{sc.A}:902:new", f"{sc.B}:903:new"]
     doc = seeded_db[schema.ALERTS].find_one({"alertKey": f"{sc.B}:903:new"})
-    assert doc["notifiedAt"] is not None and doc["deliveryAttempts"] == 2 and "lastError" not in doc
+    state = doc["deliveries"]["webhook"]
+    assert doc["notifiedAt"] is not None and state["attempts"] == 2 and "lastError" not in state
     assert f"{sc.B} (Bee) B BTC oid 903" in receiver.posts[2][2]["text"]
     assert seeded_db[schema.ALERTS].count_documents({"notifiedAt": None}) == 0
 
 
 def test_backoff_doubles_up_to_an_hour() -> None:
-    assert [sensors.backoff(n).total_seconds() for n in (1, 2, 3, 8, 20)] == [30, 60, 120, 3600, 3600]
+    assert [outbox.backoff(n).total_seconds() for n in (1, 2, 3, 8, 20)] == [30, 60, 120, 3600, 3600]
 
 
 def test_without_a_url_alerts_are_written_and_wait(
@@ -175,5 +187,6 @@ def test_without_a_url_alerts_are_written_and_wait(
     seeded_db[schema.ORDERS].insert_one(new_order(sc.C, 904, "2.0", "100000.0"))
     tick(instance, resources, "", first.cursor)
     doc = seeded_db[schema.ALERTS].find_one({"alertKey": f"{sc.C}:904:new"})
-    assert doc is not None and doc.get("notifiedAt") is None and "deliveryAttempts" not in doc
+    assert doc is not None and doc.get("notifiedAt") is None and "deliveries" not in doc
+    assert doc["decision"] == "send"  # decided; it goes out once a channel is configured
     assert seeded_db[schema.ALERTS].count_documents({"notifiedAt": None}) == 1

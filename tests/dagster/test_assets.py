@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import polars as pl
 import pytest
@@ -119,7 +121,7 @@ def test_materialization_metadata_and_idempotent_rebuild(
     built: dict, resources: dict, seeded_db: Database, store: ParquetStore
 ) -> None:
     mats = {m.asset_key.to_user_string(): m for m in built[sc.D2].get_asset_materialization_events()}
-    assert set(mats) == set(tables.TABLES)
+    assert set(mats) == {*tables.TABLES, "daily_report"}
     meta = mats["order_lifecycles"].materialization.metadata
     assert meta["dagster/row_count"].value == len(sc.LIFECYCLES_D2)
     assert "| ethAddress |" in meta["preview"].value
@@ -243,14 +245,18 @@ def test_partitions_written_before_dex_and_links_still_read(
     assert history.filter(pl.col("eventAt") < sc.at(sc.D2, "00:00:00"))["dex"].null_count() == 4
 
 
-def test_large_vs_book_alerts_are_opt_in_run_config(seeded_db: Database, resources: dict, store: ParquetStore) -> None:
+def test_large_vs_book_alerts_are_opt_in_in_the_rules_file(
+    seeded_db: Database, resources: dict, store: ParquetStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[thresholds]\nmin_change_vs_book_1pct = 0.5\n")
+    monkeypatch.setenv("ORDERWATCH_ALERT_RULES", str(rules))
     by_name = {a.key.to_user_string(): a for a in daily_assets}
     result = dg.materialize(
         [by_name["order_events"], by_name["large_change_alerts"]],
         partition_key=sc.D2,
         resources=resources,
         instance=dg.DagsterInstance.ephemeral(),
-        run_config={"ops": {"large_change_alerts": {"config": {"min_change_vs_book_1pct": 0.5}}}},
     )
     assert result.success
     alerts = store.read("large_change_alerts", sc.D2)

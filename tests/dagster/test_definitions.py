@@ -16,7 +16,7 @@ from pymongo.database import Database
 from orderwatch_dagster import tables
 from orderwatch_dagster.definitions import defs
 from orderwatch_dagster.partitions import daily_partitions
-from orderwatch_dagster.resources import AlertWebhook, MongoResource, ParquetStore, resources_from_env
+from orderwatch_dagster.resources import AlertChannels, MongoResource, ParquetStore, resources_from_env
 from tests.dagster import scenario as sc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ def test_wiring() -> None:
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == set(tables.TABLES)
+    assert keys == {*tables.TABLES, "daily_report"}  # a Parquet table each, and the HTML report
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.group_name == "daily"
@@ -42,6 +42,10 @@ def test_wiring() -> None:
         dg.AssetKey("fills"),
     }
     assert graph.get(dg.AssetKey("positions_snapshot")).parent_keys == set()
+    assert graph.get(dg.AssetKey("daily_report")).parent_keys == {
+        dg.AssetKey(t)
+        for t in ("order_events", "fills", "order_lifecycles", "large_change_alerts", "trader_daily_stats")
+    }
     assert graph.get(dg.AssetKey("fills")).parent_keys == set()
 
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
@@ -63,26 +67,44 @@ def test_wiring() -> None:
     job = defs.resolve_job_def("daily_tables_job")
     assert job.partitions_def == daily_partitions
     assert {s.name for s in repo.schedule_defs} == {"nightly_previous_day_schedule", "intraday_refresh_schedule"}
-    assert {s.name for s in repo.sensor_defs} == {"late_events_sensor", "alert_webhook_sensor", "fast_alert_sensor"}
-    assert set(repo.get_top_level_resources()) == {"mongo_db", "store", "webhook"}
+    assert {s.name for s in repo.sensor_defs} == {"late_events_sensor", "fast_alert_sensor"}
+    assert set(repo.get_top_level_resources()) == {"mongo_db", "store", "alert_channels"}
     # Today is a partition (the intraday refresh builds it); tomorrow is not.
     with dg.partition_loading_context(effective_dt=sc.at(sc.D2, "08:00:00")):
         assert daily_partitions.get_last_partition_key() == sc.D2
 
 
+CHANNEL_VARS = (
+    "ORDERWATCH_ALERT_WEBHOOK_URL",
+    "ORDERWATCH_SLACK_WEBHOOK_URL",
+    "ORDERWATCH_DISCORD_WEBHOOK_URL",
+    "ORDERWATCH_TELEGRAM_BOT_TOKEN",
+    "ORDERWATCH_TELEGRAM_CHAT_ID",
+    "ORDERWATCH_TELEGRAM_API_URL",
+)
+
+
 def test_resources_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MONGO_URI", "MONGO_DB", "ORDERWATCH_DATA_DIR", "ORDERWATCH_ALERT_WEBHOOK_URL"):
+    for name in ("MONGO_URI", "MONGO_DB", "ORDERWATCH_DATA_DIR", *CHANNEL_VARS):
         monkeypatch.delenv(name, raising=False)
     defaults = resources_from_env()
     assert defaults["mongo_db"] == MongoResource(uri="mongodb://127.0.0.1:27017", database="orderwatch")
     assert defaults["store"] == ParquetStore(data_dir="./data")
-    assert defaults["webhook"] == AlertWebhook(url="")
+    assert defaults["alert_channels"] == AlertChannels()
+    assert defaults["alert_channels"].channels() == []
     monkeypatch.setenv("MONGO_URI", "mongodb://db.example:27017")
     monkeypatch.setenv("ORDERWATCH_DATA_DIR", "/srv/ow")
     configured = resources_from_env()
     assert configured["mongo_db"].uri == dg.EnvVar("MONGO_URI")
     assert configured["store"].data_dir == dg.EnvVar("ORDERWATCH_DATA_DIR")
     assert configured["mongo_db"].database == "orderwatch"
+    # Secrets reach the resources only as EnvVar (the UI shows the variable's name, not its value).
+    for name in CHANNEL_VARS:
+        monkeypatch.setenv(name, "http://127.0.0.1:9/secret-value")
+    channels = resources_from_env()["alert_channels"]
+    assert channels.slack_webhook_url == dg.EnvVar("ORDERWATCH_SLACK_WEBHOOK_URL")
+    assert channels.telegram_bot_token == dg.EnvVar("ORDERWATCH_TELEGRAM_BOT_TOKEN")
+    assert "secret-value" not in repr(channels)
 
 
 def test_dagster_yaml_loads_from_any_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

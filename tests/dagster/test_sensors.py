@@ -1,13 +1,11 @@
-"""Sensors with real cursors: late events against nx-27017, alerts to a real local HTTP server."""
+"""Sensors with real cursors: late events against nx-27017 (alert delivery: test_alert_delivery.py)."""
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import polars as pl
@@ -15,11 +13,10 @@ import pytest
 from pymongo.database import Database
 
 from collector_service import schema
-from orderwatch_dagster import mongo, sensors, transforms
+from orderwatch_dagster import sensors, transforms
 from orderwatch_dagster.assets import daily_assets
 from orderwatch_dagster.checks import daily_checks
 from orderwatch_dagster.definitions import defs
-from orderwatch_dagster.resources import AlertWebhook
 from tests.dagster import scenario as sc
 
 NOW = sc.at(sc.D3, "12:00:00")
@@ -118,91 +115,6 @@ def test_late_events_request_built_days_again(
         [*daily_assets, *daily_checks], partition_key=sc.D2, resources=resources, instance=instance
     ).success
     assert not late_tick(instance, resources, resolved.cursor).run_requests
-
-
-class Hook:
-    """A local HTTP server that records JSON POST bodies and can be told to fail."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        self.fail = False
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if hook.fail:
-                    self.send_response(500)
-                else:
-                    hook.bodies.append(body)
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    h = Hook()
-    yield h
-    h.close()
-
-
-def webhook_tick(instance: dg.DagsterInstance, resources: dict, url: str, cursor: str | None):
-    ctx = dg.build_sensor_context(
-        cursor=cursor, instance=instance, resources={**resources, "webhook": AlertWebhook(url=url)}
-    )
-    return sensors.alert_webhook_sensor.evaluate_tick(ctx)
-
-
-def sent_keys(hook: Hook) -> list[str]:
-    return [a["alertKey"] for body in hook.bodies for a in body["alerts"]]
-
-
-def test_alert_webhook_posts_each_alert_once(
-    seeded_db: Database, resources: dict, instance: dg.DagsterInstance, hook: Hook
-) -> None:
-    events = transforms.normalize_order_events(
-        pl.from_dicts(sc.orders(), schema=transforms.RAW_ORDER_SCHEMA, strict=False)
-    )
-    assert webhook_tick(instance, resources, "", None).skip_message == "ORDERWATCH_ALERT_WEBHOOK_URL is not set"
-    assert webhook_tick(instance, resources, hook.url, None).skip_message == "no new alerts"
-
-    mongo.write_alerts(seeded_db, transforms.large_change_alerts(events, sc.D2))
-    tick = webhook_tick(instance, resources, hook.url, None)
-    assert len(hook.bodies) == 1
-    assert sorted(sent_keys(hook)) == sorted(a[0] for a in sc.ALERTS_D2)
-    assert hook.bodies[0]["text"].startswith(f"orderwatch: {len(sc.ALERTS_D2)} new large-change alert(s)")
-    assert "crossed_threshold,large_change" in hook.bodies[0]["text"]
-    assert f"{sc.C} B SOL oid 331 new (replaces oid 330): crossed_threshold,large_change" in hook.bodies[0]["text"]
-    assert json.loads(tick.cursor)["alertKey"] in sent_keys(hook)
-
-    # Nothing new: nothing sent, even with the cursor lost; a rebuilt day re-upserts nothing.
-    assert webhook_tick(instance, resources, hook.url, tick.cursor).skip_message == "no new alerts"
-    assert webhook_tick(instance, resources, hook.url, None).skip_message == "no new alerts"
-    assert mongo.write_alerts(seeded_db, transforms.large_change_alerts(events, sc.D2)) == 0
-    assert len(hook.bodies) == 1
-
-    # A failing endpoint: the tick fails, nothing is marked, the next good tick sends exactly the new one.
-    mongo.write_alerts(seeded_db, transforms.large_change_alerts(events, sc.D1))
-    hook.fail = True
-    with pytest.raises(Exception, match="500"):
-        webhook_tick(instance, resources, hook.url, tick.cursor)
-    hook.fail = False
-    webhook_tick(instance, resources, hook.url, tick.cursor)
-    assert sent_keys(hook)[len(sc.ALERTS_D2) :] == [sc.ALERTS_D1[0][0]]
-    assert len(sent_keys(hook)) == len(set(sent_keys(hook))) == len(sc.ALERTS_D2) + 1
-    assert seeded_db[schema.ALERTS].count_documents({"notifiedAt": None}) == 0
 
 
 def test_a_link_added_later_rebuilds_its_day(

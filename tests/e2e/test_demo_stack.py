@@ -1,8 +1,10 @@
 """``make demo`` end to end: the whole stack as a newcomer starts it, on free ports and a
-temporary data folder. Order events reach MongoDB, the ``dagster`` CLI builds today's tables,
-the Parquet files hold them, the Dagster UI in headless Chromium shows every asset with its
-latest materialization (screenshot: ``test-output/e2e/asset_graph.png``), Ctrl-C stops every
-process the demo started, and a second run picks up the same data. Ports in use stop it early."""
+temporary data folder. Order events reach MongoDB, the ``dagster`` CLI builds today's tables and
+report, the Parquet files hold them, the Dagster UI in headless Chromium shows every asset with its
+latest materialization (screenshot: ``test-output/e2e/asset_graph.png``) and an asset's chart
+(``asset_chart.png``), the demo serves the daily report with every chart rendered
+(``report.png``), Ctrl-C stops every process the demo started, and a second run picks up the same
+data. Ports in use stop it early."""
 
 from __future__ import annotations
 
@@ -36,8 +38,11 @@ from tests.mongo_server import free_port
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = REPO / "test-output" / "e2e"
 BIN = Path(sys.executable).parent
-ASSETS = ("order_events", "fills", "order_lifecycles", "large_change_alerts", "open_orders_snapshot",
+TABLES = ("order_events", "fills", "order_lifecycles", "large_change_alerts", "open_orders_snapshot",
           "positions_snapshot", "trader_daily_stats")
+ASSETS = (*TABLES, "daily_report")
+REPORT_CHARTS = 6
+"""Images in the daily report: activity heatmap, events per hour, lifetimes, outcomes, volume, large changes."""
 CLOSED_WITH_OUTCOME = {"action": "closed", "finalStatus": {"$nin": ["unknown"]}}
 
 
@@ -63,6 +68,10 @@ class RunningDemo:
     @property
     def dagster_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['DAGSTER']}"
+
+    @property
+    def reports_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['REPORT']}"
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
@@ -109,7 +118,7 @@ class Demos:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.data = tmp_path / "data"
-        self.ports = distinct_free_ports(("MONGO", "SIM", "HEALTH", "DAGSTER"))
+        self.ports = distinct_free_ports(("MONGO", "SIM", "HEALTH", "DAGSTER", "REPORT"))
         self.started: list[RunningDemo] = []
 
     def env(self) -> dict[str, str]:
@@ -150,9 +159,10 @@ def demos(tmp_path: Path) -> Iterator[Demos]:
 
 
 def materialize_today(demo: RunningDemo, day: str) -> None:
-    """Build every ``daily`` asset for ``day`` with the ``dagster`` CLI, against the demo's instance."""
+    """Build every ``daily`` asset for ``day`` with the ``dagster`` CLI, against the demo's instance (the
+    report linked where the demo serves it)."""
     env = {**os.environ, "DAGSTER_HOME": str(demo.data / "dagster"), "ORDERWATCH_DATA_DIR": str(demo.data),
-           "MONGO_URI": demo.mongo_uri, "MONGO_DB": "orderwatch"}
+           "MONGO_URI": demo.mongo_uri, "MONGO_DB": "orderwatch", "ORDERWATCH_REPORT_BASE_URL": demo.reports_url}
     done = subprocess.run(
         [str(BIN / "dagster"), "asset", "materialize", "-m", "orderwatch_dagster.definitions",
          "--select", "group:daily", "--partition", day],
@@ -176,8 +186,9 @@ def check_parquet(demo: RunningDemo, day: str) -> None:
     assert set(lifecycles.filter(pl.col("seenInEvents"))["oid"]) <= set(events["oid"])
     assert set(lifecycles.filter(~pl.col("seenInEvents"))["oid"]) <= set(table(demo, "fills", day)["oid"])
     assert set(lifecycles["outcome"]) - {"open", "unknown"}, "some order closed with its exchange outcome"
-    for name in ASSETS:
+    for name in TABLES:
         assert (demo.data / "parquet" / name / f"date={day}" / f"{name}.parquet").exists(), name
+    assert (demo.data / "reports" / f"date={day}" / "report.html").exists()
 
 
 def page_text(driver: webdriver.Chrome) -> str:
@@ -200,6 +211,63 @@ def check_asset_graph(demo: RunningDemo) -> Path:
         assert "Materialize all" in page_text(driver)
         time.sleep(1)  # let the graph finish its layout animation
         page_text(driver)
+        assert driver.save_screenshot(str(screenshot))
+    return screenshot
+
+
+RENDERED_IMAGES = """
+return Array.from(document.images)
+  .filter(img => img.src.startsWith('data:image/png'))
+  .map(img => [img.complete, img.naturalWidth, img.naturalHeight, img.getBoundingClientRect().width]);
+"""
+"""Each data-URI image on the page: loaded, its decoded size and its width on the page."""
+
+
+def rendered(driver: webdriver.Chrome) -> list[list]:
+    return [img for img in driver.execute_script(RENDERED_IMAGES) if img[0] and img[1] > 0 and img[3] > 0]
+
+
+def check_report(demo: RunningDemo, day: str) -> Path:
+    """The report the demo serves opens in Chromium with every chart decoded and laid out (``report.png``)."""
+    screenshot = OUTPUT / "report.png"
+    with chromium() as driver:
+        driver.get(f"{demo.reports_url}/date={day}/report.html")
+        wait_for(lambda: len(rendered(driver)) == REPORT_CHARTS, 30, "every chart of the report to render")
+        text = page_text(driver)
+        for title in ("Activity per trader", "Order lifetimes", "Fill rates", "Large changes", "Data quality"):
+            assert title in text
+        assert f"orderwatch daily report: {day}" in text
+        assert all(width >= 600 for _, width, _, _ in rendered(driver))
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1100, min(int(height) + 40, 12_000))  # the whole page in one screenshot
+        assert driver.save_screenshot(str(screenshot))
+    return screenshot
+
+
+def check_asset_chart(demo: RunningDemo, asset: str) -> Path:
+    """The asset's page shows its latest materialization's chart: the metadata's markdown, opened,
+    renders the data-URI PNG (``asset_chart.png``)."""
+    screenshot = OUTPUT / "asset_chart.png"
+    with chromium() as driver:
+        driver.get(f"{demo.dagster_url}/assets/{asset}")
+        wait_for(lambda: "chart" in page_text(driver).split(), 60, f"the chart metadata entry on the {asset} page")
+
+        def open_chart() -> bool:
+            if rendered(driver):
+                return True
+            # A long markdown value is behind "[Show Markdown]" (a dialog): open the chart row's.
+            links = driver.find_elements(
+                By.XPATH, "//*[normalize-space()='chart']/ancestor::tr[1]//a[normalize-space()='[Show Markdown]']"
+            )
+            with suppress(WebDriverException):
+                if links:
+                    links[0].click()
+            return bool(rendered(driver))
+
+        wait_for(open_chart, 60, f"the chart image of {asset} to render")
+        time.sleep(0.5)  # the dialog's opening animation
+        ((_, width, height, shown),) = rendered(driver)
+        assert width >= 600 and height >= 100 and shown > 0
         assert driver.save_screenshot(str(screenshot))
     return screenshot
 
@@ -233,6 +301,8 @@ def test_demo_runs_the_whole_stack_stops_everything_and_restarts_on_its_data(dem
     check_parquet(demo, day)
     screenshot = check_asset_graph(demo)
     assert screenshot.stat().st_size > 20_000
+    assert check_report(demo, day).stat().st_size > 50_000
+    assert check_asset_chart(demo, "order_lifecycles").stat().st_size > 20_000
     built = successful_runs(demo, day)
     assert built
     demo.interrupt_and_check_nothing_is_left()

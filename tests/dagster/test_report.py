@@ -1,0 +1,135 @@
+"""The charts in each table's metadata and the daily HTML report, on the scenario's days and on an empty day."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+from PIL import Image
+from pymongo.database import Database
+
+from orderwatch_dagster import charts, report, tables
+from orderwatch_dagster.assets import daily_assets
+from orderwatch_dagster.resources import MongoResource, ParquetStore
+from tests.dagster import scenario as sc
+
+DATA_URI = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=]+)")
+BASE_URL = "http://127.0.0.1:3100"
+
+
+def images(text: str) -> list[Image.Image]:
+    """Every data-URI PNG in ``text``, decoded (raises if one is not a valid PNG)."""
+    out = []
+    for b64 in DATA_URI.findall(text):
+        image = Image.open(io.BytesIO(base64.b64decode(b64)))
+        image.load()
+        assert image.format == "PNG"
+        out.append(image)
+    return out
+
+
+def latest_metadata(instance: dg.DagsterInstance, asset: str, day: str) -> dict:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[day]), limit=1
+    ).records
+    materialization = records[0].asset_materialization
+    assert materialization is not None
+    return dict(materialization.metadata)
+
+
+@pytest.fixture
+def built(seeded_db: Database, mongo_uri: str, mongo_db_name: str, data_dir: Path) -> dg.DagsterInstance:
+    """Both scenario days materialized, the report linked at :data:`BASE_URL`."""
+    resources = {
+        "mongo_db": MongoResource(uri=mongo_uri, database=mongo_db_name),
+        "store": ParquetStore(data_dir=str(data_dir), report_base_url=BASE_URL),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    for day in (sc.D1, sc.D2):
+        assert dg.materialize(daily_assets, partition_key=day, resources=resources, instance=instance).success
+    return instance
+
+
+def test_every_table_carries_its_chart_and_the_report_is_written_and_linked(
+    built: dg.DagsterInstance, data_dir: Path
+) -> None:
+    store = ParquetStore(data_dir=str(data_dir))
+    for table in tables.TABLES:
+        chart = latest_metadata(built, table, sc.D2)["chart"]
+        assert isinstance(chart, dg.MarkdownMetadataValue)
+        assert chart.md_str.startswith(f"![{table} {sc.D2}](data:image/png;base64,")
+        assert len(chart.md_str) < 150_000, table
+        (image,) = images(chart.md_str)
+        assert image.width >= 600 and image.height >= 100, table
+
+    meta = latest_metadata(built, "daily_report", sc.D2)
+    path = store.report_path(sc.D2)
+    assert path == data_dir / "reports" / f"date={sc.D2}" / "report.html"
+    assert meta["path"] == dg.MetadataValue.path(str(path))
+    assert meta["report"] == dg.MetadataValue.url(f"{BASE_URL}/date={sc.D2}/report.html")
+    assert meta["missing_tables"] == dg.MetadataValue.text("none")
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # the temporary file is gone
+
+    page = path.read_text()
+    for anchor, title in report.SECTIONS.items():
+        assert f'<section id="{anchor}"><h2>{title}</h2>' in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
+    # activity heatmap, events per hour, lifetimes, outcomes, volume, large changes
+    assert len(images(page)) == 6
+    assert "Whale A" in page and "Bee" in page  # the watch list's labels name the traders
+    lifecycles = store.read("order_lifecycles", sc.D2)
+    alerts = store.read("large_change_alerts", sc.D2)
+    assert f"<b>{store.read('order_events', sc.D2)['ethAddress'].n_unique()}</b>traders" in page
+    assert f"<b>{lifecycles.height}</b>orders (chains)" in page
+    assert f"{alerts.height} alert(s)" in page
+    only_fills = int((~lifecycles["seenInEvents"]).sum())
+    assert f"{only_fills} order(s) are known only from their fills" in page
+    unknown = int((lifecycles["outcome"] == "unknown").sum())
+    assert f"{unknown} order(s) closed with an outcome still unknown" in page
+    assert "No earlier day is missing its order_events partition." in page
+
+
+def test_an_empty_day_says_no_data_and_names_what_is_missing() -> None:
+    frames = {t: report.empty(t) for t in report.TABLES}
+    page = report.build(
+        "2026-01-05",
+        frames,
+        missing_tables=["fills"],
+        gaps=report.missing_days(["2026-01-01", "2026-01-03"], "2026-01-05"),
+    )
+    pictures = images(page)
+    assert len(pictures) == 6 and all(p.width > 0 for p in pictures)
+    assert "No partition for this day in: fills." in page
+    assert "2 earlier day(s) have no order_events partition: 2026-01-02, 2026-01-04." in page
+    for table in tables.TABLES:  # every metadata chart copes with an empty table
+        (image,) = images(charts.markdown_image(charts.table_chart(table, report.empty(table), "2026-01-05"), table))
+        assert image.height < 200  # the short "no data" card, not an empty plot
+
+
+def test_missing_days_are_the_holes_before_the_day() -> None:
+    assert report.missing_days([], "2026-01-05") == []
+    assert report.missing_days(["2026-01-05", "2026-01-07"], "2026-01-05") == []
+    assert report.missing_days(["2026-01-01", "2026-01-02", "2026-01-04", "2026-01-09"], "2026-01-06") == [
+        "2026-01-03",
+        "2026-01-05",
+    ]
+
+
+def test_charts_are_deterministic_and_follow_the_data() -> None:
+    events = pl.DataFrame(
+        {
+            "eventAt": pl.Series(
+                ["2026-01-05T01:00:00", "2026-01-05T01:30:00", "2026-01-05T13:00:00"], dtype=pl.String
+            ).str.to_datetime(time_zone="UTC"),
+            "action": ["new", "closed", "new"],
+            "ethAddress": [sc.A, sc.A, sc.B],
+        }
+    )
+    first = charts.table_chart("order_events", events, "2026-01-05")
+    assert first == charts.table_chart("order_events", events, "2026-01-05")
+    assert first != charts.table_chart("order_events", events.head(2), "2026-01-05")
