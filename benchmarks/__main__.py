@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import context, e2e, extraction, frames, memory, polling, transforms
+from benchmarks import context, e2e, extraction, frames, memory, node, polling, transforms
 from benchmarks.report import machine, markdown, table
 
 BENCHMARKS = {
@@ -19,6 +19,7 @@ BENCHMARKS = {
     "extraction": extraction.run,
     "polling": polling.run,
     "context": context.run,
+    "node": node.run,
 }
 RESULTS = Path(__file__).parent / "RESULTS.md"
 

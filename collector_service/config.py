@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from collector_service import exchange
+from collector_service.nodefiles.files import find_streams
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 FEEDS = ("openOrders", "webData2")
@@ -167,6 +168,21 @@ class Settings(BaseSettings):
     collector_data_dir: Path = Field(
         Path("data/collector"), description="Journal of events not yet in MongoDB (replayed at start)."
     )
+    node_data_dir: Path | None = Field(
+        None, description="A non-validating node's data folder (holding node_order_statuses[_by_block] and "
+        "node_fills[_by_block]): order events and fills come from its files instead of the WebSocket feeds.",
+    )
+    node_start: Literal["now", "earliest"] = Field(
+        "now", description="Without a stored checkpoint, begin at the current end of the node's files (now) or "
+        "at the oldest line still on disk (earliest).",
+    )
+    node_layout: Literal["by_block", "hourly"] = Field(
+        "by_block", description="The layout read when the node writes a stream both ways (--batch-by-block or not).",
+    )
+    node_info_url: str | None = Field(
+        None, description="The node's own info server (hl-visor --serve-info, e.g. http://127.0.0.1:3001/info) for "
+        "resyncs after a gap and positions; unset: the public info API within the REST budget.",
+    )
     collector_health_host: str = Field("127.0.0.1", description="Health/metrics bind address.")
     collector_health_port: int = Field(
         9108, ge=0, le=65535, description="Health/metrics port (0 disables the endpoint)."
@@ -192,6 +208,27 @@ class Settings(BaseSettings):
     def _info_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("node_info_url")
+    @classmethod
+    def _node_info_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https:// (the node's --serve-info endpoint)")
+        return value or None
+
+    @field_validator("node_data_dir")
+    @classmethod
+    def _node_data_dir(cls, value: Path | None) -> Path | None:
+        if value is None or str(value) == "":
+            return None
+        if not value.is_dir():
+            raise ValueError(f"{value} is not a folder (the node's data folder, e.g. ~/hl/data)")
+        if not find_streams(value):
+            raise ValueError(
+                f"{value} holds no node_order_statuses[_by_block]/hourly or node_fills[_by_block]/hourly folder; "
+                "run the node with --write-order-statuses --write-fills --batch-by-block"
+            )
         return value
 
     @field_validator("mongo_uri")

@@ -90,8 +90,9 @@ class StatsCollector(Collector):
         yield counter("frames_not_ours", "Frames of traders moved off a connection (dropped).", None,
                       s.frames_not_ours)
         for name, value in self.gauges().items():
+            label = "stream" if name.startswith("node_") else "egress"  # node gauges are per stream
             family = GaugeMetricFamily(f"orderwatch_{name}", name.replace("_", " ") + ".",
-                                       labels=["egress"] if isinstance(value, dict) else None)
+                                       labels=[label] if isinstance(value, dict) else None)
             if isinstance(value, dict):
                 for key, item in sorted(value.items()):
                     if item is not None:  # e.g. no polled trader yet: no period to report

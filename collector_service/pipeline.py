@@ -2,7 +2,9 @@
 
 Feeds call :meth:`Pipeline.on_orders` and :meth:`Pipeline.on_positions` for every snapshot of a
 trader on a dex; the pipeline diffs it, journals the resulting operations through the writer,
-and queues the outcome of every closed order. After each (re)connect, and when a new perp dex
+and queues the outcome of every closed order. The node-file source applies status transitions
+to the same books (:meth:`Pipeline.book`), journals its events itself (with its checkpoint) and
+reports them through :meth:`Pipeline.noted`. After each (re)connect, and when a new perp dex
 starts being followed, it recovers over REST the orders that opened and closed while nobody was
 watching, with the replacement links among them (a modify is a cancel-and-replace).
 """
@@ -136,7 +138,7 @@ class Pipeline:
         for user, docs in open_orders.items():
             if user in self.users:
                 for dex, dex_docs in _by_dex(docs).items():
-                    self._book(user, dex).load(dex_docs)
+                    self.book(user, dex).load(dex_docs)
         if self.l2books is not None:
             self.l2books.load({u: docs for u, docs in open_orders.items() if u in self.users})
         for user, docs in positions.items():
@@ -164,7 +166,8 @@ class Pipeline:
         for key in [key for key in self.positions if key[0] == user]:
             del self.positions[key]
 
-    def _book(self, user: str, dex: str) -> OrderBook:
+    def book(self, user: str, dex: str) -> OrderBook:
+        """The tracked open orders of ``user`` on ``dex`` (created empty on first use)."""
         book = self.books.get((user, dex))
         if book is None:
             book = self.books[(user, dex)] = OrderBook(user, dex)
@@ -208,7 +211,7 @@ class Pipeline:
         if user not in self.users:
             self._warn.log(logging.WARNING, f"foreign:{user}", "event=frame_for_untracked_user user=%s", user)
             return []
-        book = self._book(user, dex)
+        book = self.book(user, dex)
         if book.is_stale(server_ms):
             self.stats.frames_stale += 1
             return []
@@ -233,6 +236,18 @@ class Pipeline:
             self.subscribed((user,))
         self.last_seen[user] = observed_at
         return events
+
+    def noted(self, events: list[dict[str, Any]], observed_at: datetime) -> None:
+        """Account for events a source built itself (the node's transitions): activity,
+        replacements, orders closed, traders seen. The source journals them."""
+        for event in events:
+            user = event["ethAddress"]
+            self.activity.record(user, 1)
+            self.last_seen[user] = observed_at
+            if event["action"] == schema.ACTION_CLOSED:
+                self._closed_seen(user, event["oid"])
+            if "replacesOid" in event:
+                self.stats.replacements[event["replaceMatch"]] += 1
 
     def _closed_seen(self, user: str, oid: int) -> None:
         """Remember the newest orders a snapshot saw close, so a recovery does not rebuild them."""

@@ -13,7 +13,8 @@ library so that importing it costs nothing.
     status       str       "open" for new/updated events, "closed" for closed events
     seq          int       the event's number within its order: new = 0, then 1, 2, ...
     source       str       "ws" (seen on a WebSocket snapshot) | "poll" (seen on a polled
-                           frontendOpenOrders snapshot) | "rest" (recovered over REST)
+                           frontendOpenOrders snapshot) | "rest" (recovered over REST) | "node"
+                           (a status or fill line of a non-validating node's files)
     coin, side, orderType, tif, triggerCondition         str (tif/orderType may be None)
     limitPx, sz, origSz, triggerPx                       str, exact decimal strings as served
     isTrigger, reduceOnly, isPositionTpsl                bool
@@ -41,6 +42,10 @@ library so that importing it costs nothing.
                            new/updated only: the coin's l2Book when the event was seen (see
                            BOOK_FIELDS); null when no fresh book was at hand, never stale numbers
     bookAt       datetime  new/updated only: the exchange time of that book (null with the above)
+    blockNumber  int       source "node" (by-block layout): the block of the status or fill
+    nodeStatus   str       source "node": the node's status behind the event ("open",
+                           "triggered", "filled", "canceled", ... or "fill" for a partial fill)
+    fillTid      int       source "node", a partial fill's updated event: the fill's trade id
     finalStatus  str       closed only: the exchange's final status ("filled", "canceled",
                            "marginCanceled", ... open-ended) or "unknown" until resolved
     statusTimestamp datetime closed only: when the exchange says the final status was reached
@@ -103,13 +108,22 @@ is shared by its two sides, which are two users or, in a self-trade, two orders 
 Every field the exchange sends, decimals as its exact strings: coin, px, sz, side, startPosition,
 dir, closedPnl, hash, oid, crossed (true: taker), fee, feeToken, tid, twapId, cloid, builderFee,
 liquidation...; ``time`` as a UTC datetime; plus ethAddress, dex, source ("ws" from the userFills
-feed, "rest" from userFillsByTime / userFills over REST), observedAt and createdAt."""
+feed, "rest" from userFillsByTime / userFills over REST, "node" from the node's fill stream, then
+with ``blockNumber`` in the by-block layout), observedAt and createdAt."""
 
 WATCHLIST: Final = "trader_watchlist"
 """The followed traders as the watch list names them, ``_id`` = address: ``label`` (str or null),
 ``tags`` (list of str, for cohorts), ``watching`` (false once removed from the list), ``updatedAt``.
 Written by the collector at start and whenever the list changes; the Dagster side joins labels
 and tags into its tables."""
+
+NODE_CHECKPOINTS: Final = "node_checkpoints"
+"""How far the collector read each stream of a node's files (``NODE_DATA_DIR``), ``_id`` = the
+stream (``order_statuses`` | ``fills``): ``layout`` ("by_block" | "hourly"), ``path`` (the hour
+file, relative to the data folder) and ``offset`` (bytes read, always at a line end),
+``previousPath`` / ``previousOffset`` (the hour before, still read for late appends, or null),
+``blockNumber`` / ``blockTime`` (the last block read; null in the hourly layout), ``updatedAt``.
+Written only after every event read before it is in MongoDB; reading resumes there."""
 
 ALERTS: Final = "order_alerts"
 """Large-change alerts written by the Dagster side, unique on ``alertKey``."""
@@ -131,6 +145,7 @@ MATCH_INFERRED: Final = "inferred"
 SOURCE_WS: Final = "ws"
 SOURCE_REST: Final = "rest"
 SOURCE_POLL: Final = "poll"
+SOURCE_NODE: Final = "node"
 
 FINAL_STATUS_CANCELED: Final = "canceled"
 """The final status of an order cancelled by its owner, and of every replaced order."""

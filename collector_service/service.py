@@ -22,6 +22,7 @@ from collector_service.feed import FeedConnection
 from collector_service.health import start_health_server
 from collector_service.journal import Journal
 from collector_service.metrics import Stats, registry_for
+from collector_service.nodefiles.source import NodeSource
 from collector_service.outcomes import OutcomeResolver
 from collector_service.pipeline import Pipeline
 from collector_service.plan import Plan, owned, plan_connections
@@ -34,6 +35,14 @@ from collector_service.watchlist import Watchlist
 log = logging.getLogger(__name__)
 
 SHUTDOWN_FLUSH_S = 15.0
+NODE_INFO_WEIGHT_PER_MINUTE = 1_000_000
+"""The node's own info server has no public rate limit (NODE.md §3.3); a budget still paces it."""
+NODE_GAUGES = {"lag_seconds": "lag_seconds", "block_lag_seconds": "block_lag_seconds",
+               "bytes_behind": "bytes_behind", "last_block": "last_block", "block_gaps": "gaps",
+               "blocks_missing": "blocks_missing", "blocks_repeated": "blocks_repeated",
+               "late_appends": "late_appends", "idle_seconds": "idle_seconds", "stalled": "stalled",
+               "bad_lines": "bad_lines"}
+"""/metrics gauges ``orderwatch_node_<name>{stream=...}`` and the figure of each."""
 BOOK_SWEEP_S = 10.0
 T = TypeVar("T")
 
@@ -46,7 +55,9 @@ class Service:
         self.stats = Stats()
         self.traders = self._owned(settings.watchlist())
         traders = list(self.traders)
-        self.plan: Plan = plan_connections(
+        # with a node's files as the source every trader comes from them: no WebSocket, no per-IP cap
+        self.node_mode = settings.node_data_dir is not None
+        self.plan: Plan = Plan(connections=()) if self.node_mode else plan_connections(
             traders,
             settings.source_addresses(),
             max_users_per_ip=settings.trader_ws_max_users_per_ip,
@@ -56,7 +67,7 @@ class Service:
         )
         for conn in self.plan.connections:
             self.stats.connections_planned[conn.egress or "default"] += 1
-        self.polling = settings.trader_poll_enabled and settings.trader_ws_enabled
+        self.polling = settings.trader_poll_enabled and settings.trader_ws_enabled and not self.node_mode
         self.over_capacity = list(self.plan.over_capacity)
         self.database = Database(settings.mongo_uri, settings.mongo_db)
         self.journal = Journal(journal_folder(settings.collector_data_dir, settings.trader_shard_index))
@@ -70,7 +81,7 @@ class Service:
         user_clients: dict[str, InfoClient] = {}
         user_resolvers: dict[str, OutcomeResolver] = {}
         self.egress_of: dict[str, str | None] = {}
-        planned = self.plan.users_by_egress()
+        planned = {settings.source_addresses()[0]: traders} if self.node_mode else self.plan.users_by_egress()
         for egress in settings.source_addresses():
             client = InfoClient(settings.hyperliquid_info_url, egress, settings.collector_rest_weight_per_minute,
                                 self.stats, poll_share=settings.trader_poll_budget_share if self.polling else 0.0)
@@ -102,6 +113,13 @@ class Service:
             )
             for i, conn in enumerate(self.plan.connections)
         ]
+        self.node: NodeSource | None = None
+        if settings.node_data_dir is not None:
+            resync = (InfoClient(settings.node_info_url, None, NODE_INFO_WEIGHT_PER_MINUTE, self.stats)
+                      if settings.node_info_url else None)
+            self.node = NodeSource(settings.node_data_dir, self.pipeline, self.stats, start=settings.node_start,
+                                   prefer_by_block=settings.node_layout == "by_block", resync_client=resync,
+                                   dexes=lambda: self.dexes.names)
         self.pollers: dict[str | None, Poller] = {}
         self.tiers: list[Tiers] = []
         if self.polling:
@@ -160,7 +178,9 @@ class Service:
         capacity = next((t.capacity for t in self.tiers if t.poller is self.pollers.get(egress)),
                         self.settings.trader_ws_max_users_per_ip)
         self.pipeline.open_gap(user, None)
-        if feeds and self.settings.trader_ws_enabled and live < capacity:
+        if self.node is not None:
+            self.node.add(user)
+        elif feeds and self.settings.trader_ws_enabled and live < capacity:
             min(feeds, key=lambda f: len(f.users)).add_user(user)
         elif egress in self.pollers:
             self.pollers[egress].add(user)
@@ -177,6 +197,8 @@ class Service:
         if user in self.over_capacity:
             self.over_capacity.remove(user)
         self.pipeline.unfollow(user)
+        if self.node is not None:
+            self.node.follow(self.pipeline.users)
         self.egress_of.pop(user, None)
         self.writer.submit(watch_ops([self.traders[user]], watching=False))
         log.info("event=trader_removed user=%s", user)
@@ -212,7 +234,17 @@ class Service:
             "outcomes_pending": sum(len(r) for r in self.resolvers.values()),
             "rest_budget_remaining": {(e or "default"): round(c.total.remaining, 1) for e, c in self.clients.items()},
             "last_message_age_seconds": self.stats.message_age(),
+            **(self._node_gauges() if self.node is not None else {}),
         }
+
+    def _node_gauges(self) -> dict[str, Any]:
+        """Per node stream: lag behind the newest line, last block, gaps, stalls (see NodeSource.figures)."""
+        assert self.node is not None
+        figures = self.node.figures()
+        gauges: dict[str, Any] = {f"node_{name}": {kind: f[key] for kind, f in figures.items() if f[key] is not None}
+                                  for name, key in NODE_GAUGES.items()}
+        gauges["node_traders_resyncing"] = len(self.node.resyncing)  # their lines wait for a snapshot
+        return gauges
 
     def _poll_figure(self, name: str) -> dict[str, Any]:
         return {(e or "default"): p.freshness()[name] for e, p in self.pollers.items()}
@@ -236,8 +268,12 @@ class Service:
             for egress, planned in self.stats.connections_planned.items()
         }
         all_up = all(c["up"] >= c["planned"] for c in connections.values())
+        node = self.node.figures() if self.node is not None else None
+        stalled = node is not None and any(f["stalled"] or f["error"] for f in node.values())
         return {
-            "ok": all_up and self.writer.last_flush_ok,
+            "ok": all_up and self.writer.last_flush_ok and not stalled,
+            "node": node,
+            "node_traders_resyncing": len(self.node.resyncing) if self.node is not None else None,
             "connections": connections,
             "tracked_traders": gauges["tracked_traders"],
             "traders_over_capacity": gauges["traders_over_capacity"],
@@ -308,6 +344,11 @@ class Service:
         open_orders, positions, last_seen, gaps, unresolved, newest_fills = loaded
         self.pipeline.load(open_orders, positions, last_seen, gaps)
         self.pipeline.fills.load(newest_fills)
+        if self.node is not None:
+            checkpoints = await self._until_database("node_checkpoints", self.database.node_checkpoints, stop)
+            if checkpoints is None:
+                return False
+            self.node.resume(checkpoints)
         for user, oid in unresolved:
             self.pipeline.resolvers[user].want(user, oid)
         log.info("event=state_loaded open_orders=%d unresolved_outcomes=%d traders_with_history=%d gaps_to_recover=%d",
@@ -367,10 +408,14 @@ class Service:
                 tasks.append(asyncio.create_task(watcher.run(), name="watchlist"))
             if self.pipeline.l2books is not None:
                 tasks.append(asyncio.create_task(_every(BOOK_SWEEP_S, self.pipeline.l2books.sweep), name="books"))
-            tasks.append(asyncio.create_task(self.dexes.run(), name="dexes"))
+            if self.dexes.automatic:  # a fixed list (TRADER_DEXES=none or names) has nothing to refresh
+                tasks.append(asyncio.create_task(self.dexes.run(), name="dexes"))
             tasks += [asyncio.create_task(r.run(), name="outcomes") for r in self.resolvers.values()]
             if s.trader_ws_enabled:
                 tasks += [asyncio.create_task(f.run(), name=f"feed {f.name}") for f in self.feeds]
+            if self.node is not None:
+                tasks.append(asyncio.create_task(self.node.run(), name="node files"))
+                tasks.append(asyncio.create_task(self.node.run_positions(), name="node positions"))
             await _first_of(stop.wait(), tasks)
         finally:
             log.info("event=shutdown_begin pending_ops=%d", self.writer.pending_ops)
@@ -381,6 +426,10 @@ class Service:
             await self.pipeline.stop()
             flushed = await self.writer.drain(SHUTDOWN_FLUSH_S)
             self.journal.close()
+            if self.node is not None:
+                self.node.close()
+                if self.node.resync_client is not None:
+                    await self.node.resync_client.close()
             for client in self.clients.values():
                 await client.close()
             if runner is not None:

@@ -14,6 +14,8 @@ Operations are tuples of a kind and a document:
   its events was stored; each half is written where it is still missing
 * ``gap`` / ``gap_recovered``  ``{_id: ethAddress, since}``: a gap to recover over REST opens /
   closes in ``collector_recoveries``
+* ``node_checkpoint``  a ``node_checkpoints`` document: how far a node stream was read; written
+  last in its batch, so it is stored only once every operation journaled before it is
 
 Writing is idempotent (unique indexes; duplicate-key errors count as already written), so a
 batch that failed half-way is simply written again.
@@ -143,6 +145,10 @@ class Database:
         """Gaps a previous run had not recovered yet, by trader: when each began."""
         return {doc["_id"]: doc.get("since") for doc in self.db[schema.RECOVERIES].find({"_id": {"$in": list(users)}})}
 
+    def node_checkpoints(self) -> dict[str, dict[str, Any]]:
+        """Where each node stream was read up to, by stream (``order_statuses``, ``fills``)."""
+        return {doc["_id"]: doc for doc in self.db[schema.NODE_CHECKPOINTS].find()}
+
     def unresolved_closes(self, users: Iterable[str]) -> list[tuple[str, int]]:
         """Closed events still waiting for the exchange's final status."""
         cursor = self.db[schema.ORDERS].find(
@@ -197,6 +203,9 @@ class Database:
                 self.db[schema.RECOVERIES].delete_one({"_id": op["doc"]["_id"]})
                 if op["kind"] == "gap":
                     self.db[schema.RECOVERIES].insert_one(dict(op["doc"]))
+        checkpoints = {op["doc"]["_id"]: op["doc"] for op in ops if op["kind"] == "node_checkpoint"}
+        for doc in checkpoints.values():  # the newest of the batch per stream, after everything else
+            self.db[schema.NODE_CHECKPOINTS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
     def _event(self, user: str, oid: int, event_key: str) -> dict[str, Any] | None:
         return self.db[schema.ORDERS].find_one({"ethAddress": user, "oid": oid, "eventKey": event_key})

@@ -104,7 +104,7 @@ def test_refused_traders_are_polled_and_capacity_shrinks_for_a_while() -> None:
 
 
 def test_a_lost_ack_polls_the_trader_without_lowering_capacity() -> None:
-    t, feed, poller, _, later = tiers(["a", "b"], ["c"], {"a": 100, "c": 1}, capacity=2)
+    t, feed, _poller, _, later = tiers(["a", "b"], ["c"], {"a": 100, "c": 1}, capacity=2)
     feed.refused["b"] = later + 300  # no ack within the timeout, not a cap error
     assert t.rebalance(later) == [("b", "polled"), ("c", "live")] and t.capacity == 2
 

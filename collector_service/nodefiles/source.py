@@ -1,0 +1,550 @@
+"""The node-file source: tail the node's order statuses and fills, exactly once across restarts.
+
+Exactly once is at-least-once reading plus idempotent writing, with the checkpoint kept
+consistent with the trackers' state: every chunk of lines read becomes one journal append
+holding its events *and* the checkpoint of both streams after it (``node_checkpoint``
+operations, written to ``node_checkpoints`` after the events before them). A crash therefore
+leaves, after the journal replay at start, the stored open orders exactly as of the stored
+checkpoint, and reading resumes there: no line is applied twice (a partial fill is not
+idempotent), none is skipped. Blocks the node writes again (a replay after its restart) are
+dropped by block number.
+
+A jump in block numbers is a gap (the node lost its peer, or skipped blocks): the tracked
+traders' open orders are resynced from the node's own info server (``NODE_INFO_URL``) or the
+public info API within the REST budget, and what the gap hid is recovered from
+``historicalOrders`` as after a WebSocket reconnect. While a trader resyncs, its transitions
+wait and are applied on top of the snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from collector_service import schema
+from collector_service.logs import RateLimitedLog
+from collector_service.metrics import Stats
+from collector_service.nodefiles.files import (
+    Chunk,
+    Kind,
+    NodeFilesError,
+    Position,
+    Stream,
+    Tailer,
+    file_order,
+    find_streams,
+)
+from collector_service.nodefiles.lines import (
+    Line,
+    NodeFill,
+    NodeStatus,
+    Scanner,
+    decode_fill_event,
+    decode_status,
+    node_time,
+)
+from collector_service.nodefiles.transitions import SOURCE_NODE, Placed, Transitions
+from collector_service.pipeline import Pipeline
+from collector_service.rest import InfoClient, RestError
+from collector_service.store import Op, fill_ops, order_ops
+from collector_service.tracker import ms_to_datetime
+from collector_service.wire import FrameError
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1
+"""How often the files are checked for new lines when nothing was read (NODE.md §6.2: 100-250 ms)."""
+
+STALL_S = 10.0
+"""A stream with no new line for this long is stalled (the node writes ~15 blocks a second)."""
+
+MERGE_WAIT_S = 0.5
+"""Both streams have a line per block (by-block layout), and a block's statuses are applied before
+its fills, so that a fill finds its order open and a cancel does not overtake a partial fill. A
+stream that has written nothing for this long no longer holds the other back (a stalled writer,
+NODE.md §1.3)."""
+
+RECENT_BLOCKS = 100_000
+"""Block numbers remembered to drop a block the node writes twice (~2 hours of blocks)."""
+
+
+@dataclass
+class StreamState:
+    """One stream being read, and what /healthz and /metrics say about it."""
+
+    stream: Stream
+    tailer: Tailer | None
+    scanner: Scanner
+    last_block: int | None = None
+    floor: int | None = None  # blocks at or below this were done before the restart
+    recent: dict[int, None] = field(default_factory=dict)
+    last_local_time: datetime | None = None
+    last_block_time: datetime | None = None
+    gap_since: datetime | None = None  # the time of the last block before the latest gap
+    last_read_at: float = field(default_factory=time.monotonic)
+    gaps: int = 0
+    blocks_missing: int = 0
+    blocks_repeated: int = 0
+    bytes_read: int = 0
+    bad_events: int = 0
+    error: str | None = None  # why the stream cannot be read now (a truncated file, a line without end)
+    pending: deque[tuple[Path, Line]] = field(default_factory=deque)  # read, not applied yet
+    read_block: int = -1  # the highest block read
+    done: dict[Path, int] = field(default_factory=dict)  # per file, the offset after the last line applied
+
+    def position(self) -> tuple[Position | None, Position | None]:
+        return (None, None) if self.tailer is None else (self.tailer.current, self.tailer.previous)
+
+    def start_at(self, tailer: Tailer | None) -> None:
+        """Read with ``tailer``; what it has not read yet counts as not applied."""
+        self.tailer = tailer
+        if tailer is not None:
+            for position in (tailer.previous, tailer.current):
+                if position is not None:
+                    self.done[position.path] = position.offset
+
+    def applied(self, path: Path, line: Line) -> None:
+        """A line was applied: it is behind the checkpoint from now on."""
+        self.done[path] = line.end
+        if len(self.done) > 2:  # the two newest files (the hour and the one before) are enough
+            waiting = {p for p, _ in self.pending}
+            for old in sorted(self.done, key=file_order)[:-2]:
+                if old not in waiting:
+                    del self.done[old]
+
+
+def checkpoint_doc(state: StreamState, data_dir: Path) -> dict[str, Any]:
+    """The ``node_checkpoints`` document of a stream: the newest file a line was applied from
+    and the one before (still read for late appends), each at the end of its last applied line."""
+    files = sorted(state.done, key=file_order)
+    current, previous = files[-1], (files[-2] if len(files) > 1 else None)
+    return {
+        "_id": state.stream.kind,
+        "layout": "by_block" if state.stream.by_block else "hourly",
+        "path": str(current.relative_to(data_dir)),
+        "offset": state.done[current],
+        "previousPath": str(previous.relative_to(data_dir)) if previous else None,
+        "previousOffset": state.done[previous] if previous else None,
+        "blockNumber": state.last_block,
+        "blockTime": state.last_block_time,
+        "updatedAt": datetime.now(UTC),
+    }
+
+
+class NodeSource:
+    """Reads both streams, turns the tracked traders' lines into operations, and journals them
+    with the checkpoint after them."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        pipeline: Pipeline,
+        stats: Stats,
+        *,
+        start: Literal["now", "earliest"] = "now",
+        prefer_by_block: bool = True,
+        resync_client: InfoClient | None = None,
+        dexes: Callable[[], list[str]] = lambda: [schema.MAIN_DEX],
+        poll_s: float = POLL_S,
+    ) -> None:
+        self.data_dir = data_dir
+        self.pipeline = pipeline
+        self.stats = stats
+        self.start = start
+        self.resync_client = resync_client
+        self.dexes = dexes
+        self.poll_s = poll_s
+        users = set(pipeline.users)
+        self.streams: dict[Kind, StreamState] = {
+            kind: StreamState(stream, None, Scanner(kind, stream.by_block, users))
+            for kind, stream in find_streams(data_dir, prefer_by_block).items()
+        }
+        if not self.streams:
+            raise NodeFilesError(
+                f"NODE_DATA_DIR {data_dir} holds no node_order_statuses[_by_block]/hourly or "
+                "node_fills[_by_block]/hourly folder: run the node with --write-order-statuses "
+                "--write-fills --batch-by-block"
+            )
+        self.transitions = Transitions(pipeline.book)
+        self.resyncing: dict[str, list[tuple[Kind, Any, Placed]]] = {}
+        self.positions_wanted: dict[tuple[str, str], None] = {}  # (trader, dex) with a fill since the last refresh
+        self._warn = RateLimitedLog(log)
+
+    def resume(self, checkpoints: dict[str, dict[str, Any]]) -> bool:
+        """Position each stream at its stored checkpoint, or at ``NODE_START`` without one;
+        True when every stream had a checkpoint (nothing was missed while we were down)."""
+        resumed = True
+        for kind, state in self.streams.items():
+            doc = checkpoints.get(kind)
+            layout = "by_block" if state.stream.by_block else "hourly"
+            if doc is not None and doc.get("layout") == layout:
+                previous = (
+                    Position(self.data_dir / doc["previousPath"], int(doc["previousOffset"]))
+                    if doc.get("previousPath")
+                    else None
+                )
+                state.start_at(
+                    Tailer(state.stream, Position(self.data_dir / doc["path"], int(doc["offset"])), previous)
+                )
+                state.last_block = state.floor = doc.get("blockNumber")
+                state.last_block_time = doc.get("blockTime")
+                log.info(
+                    "event=node_resume stream=%s file=%s offset=%d block=%s",
+                    kind,
+                    doc["path"],
+                    doc["offset"],
+                    state.last_block,
+                )
+            else:
+                if doc is not None:
+                    log.warning(
+                        "event=node_layout_changed stream=%s was=%s now=%s note='starting at NODE_START'",
+                        kind,
+                        doc.get("layout"),
+                        layout,
+                    )
+                resumed = False
+                state.start_at(Tailer.start(state.stream, self.start))
+                log.info(
+                    "event=node_start stream=%s layout=%s start=%s file=%s",
+                    kind,
+                    layout,
+                    self.start,
+                    state.tailer.current.path if state.tailer else None,
+                )
+        if not resumed and self.start == "now":
+            # what the stored open orders say may be old: rebuild them, and recover since each
+            # trader was last seen, as after a reconnect
+            for user in sorted(self.pipeline.users):
+                self.pipeline.open_gap(user, self.pipeline.last_seen.get(user))
+        return resumed
+
+    def follow(self, users: set[str]) -> None:
+        """The tracked traders changed."""
+        for state in self.streams.values():
+            state.scanner.follow(users)
+
+    def add(self, user: str) -> None:
+        """Follow a trader added while running: its lines count from now on, its open orders
+        come from a snapshot and its history from recovery (the caller opened its gap)."""
+        self.follow(self.pipeline.users)
+        self.resyncing[user] = []
+        self.pipeline.spawn(self.resync(user, self.pipeline.gaps.get(user)))
+
+    async def run(self) -> None:
+        """Read until cancelled. Gaps a previous run did not repair are resynced first."""
+        for user, since in list(self.pipeline.gaps.items()):
+            self.resyncing[user] = []
+            self.pipeline.spawn(self.resync(user, since))
+        while True:
+            busy = False
+            for state in self.streams.values():
+                if state.tailer is None:
+                    state.start_at(Tailer.start(state.stream, "earliest"))  # its first file just appeared
+                    if state.tailer is None:
+                        continue
+                try:
+                    read = await asyncio.to_thread(self._read, state)
+                except NodeFilesError as exc:  # this stream cannot go on; the others do, /healthz says why
+                    state.error = str(exc)
+                    self._warn.log(
+                        logging.ERROR,
+                        f"node_files:{state.stream.kind}",
+                        "event=node_stream_error stream=%s error=%r",
+                        state.stream.kind,
+                        state.error,
+                    )
+                    continue
+                state.error = None
+                if read is not None:
+                    busy = True
+                    self.queue(state, *read)
+            self.drain()
+            if not busy:
+                await asyncio.sleep(self.poll_s)
+
+    @staticmethod
+    def _read(state: StreamState) -> tuple[Chunk, list[Line]] | None:
+        """The next chunk of a stream and its lines, off the event loop."""
+        assert state.tailer is not None
+        chunk = state.tailer.read()
+        if chunk is None:
+            return None
+        return chunk, state.scanner.scan(chunk.data, chunk.end - len(chunk.data))
+
+    def queue(self, state: StreamState, chunk: Chunk, lines: list[Line]) -> None:
+        """Lines read, to be applied in block order by :meth:`drain`."""
+        state.bytes_read += len(chunk.data)
+        state.last_read_at = time.monotonic()
+        if state.scanner.last_error is not None:
+            self._warn.log(
+                logging.WARNING,
+                f"bad_line:{state.stream.kind}",
+                "event=bad_node_line stream=%s bad_lines=%d error=%r",
+                state.stream.kind,
+                state.scanner.bad_lines,
+                state.scanner.last_error,
+            )
+            state.scanner.last_error = None
+        for line in lines:
+            state.pending.append((chunk.path, line))
+            if line.block is not None and line.block > state.read_block:
+                state.read_block = line.block
+
+    def _next(self) -> tuple[StreamState, Path, Line] | None:
+        """The line to apply next: the lowest block of the streams' first waiting lines (statuses
+        before fills in a tie), unless another by-block stream may still write a lower one."""
+        best: tuple[int, StreamState] | None = None
+        for state in self.streams.values():  # order_statuses first
+            if state.pending:
+                block = state.pending[0][1].block
+                key = -1 if block is None else block
+                if best is None or key < best[0]:
+                    best = (key, state)
+        if best is None:
+            return None
+        block, chosen = best
+        if block >= 0:
+            now = time.monotonic()
+            for other in self.streams.values():
+                if (
+                    other is not chosen
+                    and other.stream.by_block
+                    and not other.pending
+                    and other.tailer is not None
+                    and other.read_block < block
+                    and now - other.last_read_at < MERGE_WAIT_S
+                ):
+                    return None  # its line for this block is probably being written
+        path, line = chosen.pending.popleft()
+        return chosen, path, line
+
+    def drain(self) -> None:
+        """Apply the lines that may be applied, and journal their operations with the checkpoints
+        after them (one append: the events and the checkpoint are durable together)."""
+        observed_at = datetime.now(UTC)
+        ops: list[Op] = []
+        gap, gap_since, applied = False, None, 0
+        while (taken := self._next()) is not None:
+            state, path, line = taken
+            state.applied(path, line)
+            applied += 1
+            if line.block is not None:
+                verdict = self._block(state, line)
+                if verdict == "done":
+                    continue
+                if verdict == "gap" and not gap:
+                    gap, gap_since = True, state.gap_since
+            ops += self._apply(state.stream.kind, line, observed_at)
+        if not applied:
+            return
+        ops += [
+            {"kind": "node_checkpoint", "doc": checkpoint_doc(s, self.data_dir)}
+            for s in self.streams.values()
+            if s.done
+        ]
+        self.pipeline.writer.submit(ops)
+        if gap:
+            self.resync_all(gap_since)
+
+    def resync_all(self, since: datetime | None) -> None:
+        """Resync every tracked trader not resyncing already (their transitions wait from now)."""
+        for user in sorted(self.pipeline.users):
+            if user not in self.resyncing:
+                self.resyncing[user] = []
+                self.pipeline.spawn(self.resync(user, since))
+
+    def _block(self, state: StreamState, line: Line) -> Literal["done", "next", "gap"]:
+        """Account for a block line: ``done`` already (the node wrote it twice, or it precedes
+        the checkpoint), the ``next`` one, or after a ``gap`` (which began at ``state.gap_since``)."""
+        block = line.block
+        assert block is not None
+        if block in state.recent or (state.floor is not None and block <= state.floor):
+            state.blocks_repeated += 1
+            return "done"
+        state.recent[block] = None
+        if len(state.recent) > RECENT_BLOCKS:
+            del state.recent[next(iter(state.recent))]
+        verdict: Literal["next", "gap"] = "next"
+        previous = state.last_block
+        if previous is not None and block > previous + 1:
+            state.gaps += 1
+            state.blocks_missing += block - previous - 1
+            state.gap_since = state.last_block_time
+            log.error(
+                "event=node_gap stream=%s after_block=%d next_block=%d missing=%d note='resyncing tracked traders'",
+                state.stream.kind,
+                previous,
+                block,
+                block - previous - 1,
+            )
+            verdict = "gap"
+        if previous is None or block > previous:
+            state.last_block = block
+            if line.block_time:
+                state.last_block_time = node_time(line.block_time)
+        if line.local_time:
+            state.last_local_time = node_time(line.local_time)
+        return verdict
+
+    def _apply(self, kind: Kind, line: Line, observed_at: datetime) -> list[Op]:
+        """The operations of a line's tracked events."""
+        block_at = node_time(line.block_time) if line.block_time else None
+        statuses: list[tuple[NodeStatus, Placed]] = []
+        ops: list[Op] = []
+        for hit in line.hits:
+            try:
+                if kind == "order_statuses":
+                    status = decode_status(hit.raw)
+                    where = Placed(line.block, block_at or node_time(status.time))
+                    if status.user in self.resyncing:
+                        self.resyncing[status.user].append((kind, status, where))
+                    else:
+                        statuses.append((status, where))
+                else:
+                    user, fill, raw = decode_fill_event(hit.raw)
+                    where = Placed(line.block, block_at or ms_to_datetime(fill.time))
+                    if user in self.resyncing:
+                        self.resyncing[user].append((kind, (user, fill, raw), where))
+                    else:
+                        ops += self._fill(user, fill, raw, where, observed_at)
+            except FrameError as exc:
+                self.streams[kind].bad_events += 1
+                self.stats.bad_frames[f"node_{kind}"] += 1
+                self._warn.log(
+                    logging.WARNING, f"bad_node:{kind}", "event=bad_node_event stream=%s error=%r", kind, str(exc)
+                )
+        if statuses:
+            events = self.transitions.statuses(statuses, observed_at)
+            self.pipeline.noted(events, observed_at)
+            ops = order_ops(events) + ops
+        return ops
+
+    def _fill(self, user: str, fill: NodeFill, raw: msgspec.Raw, where: Placed, observed_at: datetime) -> list[Op]:
+        doc, event = self.transitions.fill(user, fill, raw, where, observed_at)
+        self.positions_wanted[(user, doc["dex"])] = None
+        ops = fill_ops([doc]) if self.pipeline.record_fills else []
+        if event is not None:
+            self.pipeline.noted([event], observed_at)
+            ops += order_ops([event])
+        return ops
+
+    async def resync(self, user: str, since: datetime | None) -> None:
+        """Rebuild a trader's open orders from a snapshot (node info server or public API) and
+        recover what a gap hid, then apply the transitions that waited meanwhile."""
+        self.resyncing.setdefault(user, [])  # set already when a gap was found mid-chunk
+        self.pipeline.open_gap(user, since)
+        client = self.resync_client or self.pipeline.clients[user]
+        try:
+            for dex in self.dexes():
+                while True:
+                    try:
+                        orders = await client.frontend_open_orders(user, dex)
+                        break
+                    except RestError as exc:
+                        self._warn.log(
+                            logging.WARNING,
+                            f"resync:{user}",
+                            "event=node_resync_retry user=%s error=%r",
+                            user,
+                            str(exc),
+                        )
+                        await asyncio.sleep(2.0)
+                try:  # source REST: the pipeline then recovers the gap from historicalOrders and fills
+                    self.pipeline.on_orders(user, dex, orders, None, datetime.now(UTC), source=schema.SOURCE_REST)
+                except FrameError as exc:  # its orders are left as they were; the history below still runs
+                    self.stats.bad_frames["node_resync"] += 1
+                    log.warning("event=node_resync_bad_snapshot user=%s dex=%s error=%r", user, dex, str(exc))
+            self.pipeline.subscribed((user,))  # recover the gap, if no snapshot above has started it
+        finally:
+            waiting = self.resyncing.pop(user, [])
+        observed_at = datetime.now(UTC)
+        ops: list[Op] = []
+        statuses = [(item, where) for kind, item, where in waiting if kind == "order_statuses"]
+        if statuses:
+            events = self.transitions.statuses(statuses, observed_at)
+            self.pipeline.noted(events, observed_at)
+            ops += order_ops(events)
+        for kind, item, where in waiting:
+            if kind == "fills":
+                trader, fill, raw = item
+                ops += self._fill(trader, fill, raw, where, observed_at)
+        self.pipeline.writer.submit(ops)
+        log.info("event=node_resynced user=%s waited=%d", user, len(waiting))
+
+    async def run_positions(self, interval: float = 1.0) -> None:
+        """Keep positions current: after a fill, the trader's ``clearinghouseState`` on that dex
+        is fetched (once per interval however many fills came; weight 2 on the public API, free
+        from the node's info server) and diffed by the position book. The fill alone does not
+        tell the new entry price or margin, the clearinghouse state does."""
+        while True:
+            await asyncio.sleep(interval)
+            wanted, self.positions_wanted = list(self.positions_wanted), {}
+            for user, dex in wanted:
+                if user not in self.pipeline.users:
+                    continue
+                client = self.resync_client or self.pipeline.clients[user]
+                try:
+                    state = await client.clearinghouse_state(user, dex)
+                    self.pipeline.on_positions(user, dex, state, datetime.now(UTC), source=SOURCE_NODE)
+                except (RestError, FrameError) as exc:
+                    self.positions_wanted[(user, dex)] = None  # try again next round
+                    self._warn.log(
+                        logging.WARNING,
+                        f"positions:{user}",
+                        "event=node_positions_failed user=%s error=%r",
+                        user,
+                        str(exc),
+                    )
+
+    def figures(self) -> dict[str, dict[str, Any]]:
+        """Per stream: where it reads, how far behind the node it is, and its gaps."""
+        now, mono = datetime.now(UTC), time.monotonic()
+        out: dict[str, dict[str, Any]] = {}
+        for kind, state in self.streams.items():
+            current, _ = state.position()
+            behind = None
+            if current is not None:
+                try:
+                    behind = current.path.stat().st_size - current.offset
+                except OSError:
+                    behind = None
+            out[kind] = {
+                "layout": "by_block" if state.stream.by_block else "hourly",
+                "file": str(current.path) if current else None,
+                "offset": current.offset if current else None,
+                "bytes_behind": behind,
+                "last_block": state.last_block,
+                "lag_seconds": (now - state.last_local_time).total_seconds() if state.last_local_time else None,
+                "block_lag_seconds": (
+                    (state.last_local_time - state.last_block_time).total_seconds()
+                    if state.last_local_time and state.last_block_time
+                    else None
+                ),
+                "idle_seconds": mono - state.last_read_at,
+                "stalled": mono - state.last_read_at > STALL_S,
+                "gaps": state.gaps,
+                "blocks_missing": state.blocks_missing,
+                "blocks_repeated": state.blocks_repeated,
+                "late_appends": state.tailer.late_appends if state.tailer else 0,
+                "lines": state.scanner.lines,
+                "bytes_read": state.bytes_read,
+                "bad_events": state.bad_events,
+                "bad_lines": state.scanner.bad_lines,
+                "error": state.error,
+            }
+        return out
+
+    def close(self) -> None:
+        for state in self.streams.values():
+            if state.tailer is not None:
+                state.tailer.close()

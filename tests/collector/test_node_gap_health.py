@@ -1,0 +1,235 @@
+"""The node source in the running service: events from the files, a block gap resynced from the
+node's info server with what the gap hid recovered, and /healthz and /metrics telling it all,
+including a stalled node."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pymongo
+import pytest
+from aiohttp import web
+
+from collector_service import schema
+from collector_service.config import load_settings
+from collector_service.nodefiles import source
+from tests.collector.harness import RunningCollector, eventually
+from tests.collector.node_files import FIXTURES, append, block_line, hour_path, node_time, sample_status_blocks
+from tests.mongo_server import free_port
+
+USER = "0x00000000000000000000000000000000000000d4"
+AT = datetime(2026, 4, 30, 20, 0, tzinfo=UTC)
+
+
+def _order(oid: int, at: datetime) -> dict[str, Any]:
+    for line in sample_status_blocks():
+        for event in json.loads(line)["events"]:
+            if event["status"] == "open":
+                return {**event["order"], "oid": oid, "timestamp": int(at.timestamp() * 1000), "cloid": None}
+    raise AssertionError("the sample has an open status")
+
+
+def _status(status: str, order: dict[str, Any], at: datetime) -> dict[str, Any]:
+    return {"time": node_time(at), "user": USER, "hash": None, "builder": None, "status": status, "order": order}
+
+
+class InfoStub:
+    """The node's info server (``--serve-info``), answering what the test sets."""
+
+    def __init__(self) -> None:
+        self.open_orders: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
+        self.calls: list[str] = []
+        self.port = free_port()
+        self.runner: web.AppRunner | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.calls.append(body["type"])
+        answers: dict[str, Any] = {
+            "frontendOpenOrders": self.open_orders,
+            "historicalOrders": self.history,
+            "userFillsByTime": [],
+            "clearinghouseState": json.loads((FIXTURES / "clearinghouseState_rest_response.json").read_text()),
+            "orderStatus": {"status": "unknownOid"},
+            "perpDexs": [None],
+        }
+        return web.json_response(answers[body["type"]])
+
+    async def __aenter__(self) -> InfoStub:
+        app = web.Application()
+        app.router.add_post("/info", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/info"
+
+
+def write_block(data_dir: Path, number: int, statuses: list[Any], fills: list[Any] | None = None) -> None:
+    at = AT + timedelta(seconds=number)
+    append(hour_path(data_dir, "order_statuses", AT), block_line(number, at, statuses))
+    append(hour_path(data_dir, "fills", AT), block_line(number, at, fills or []))
+
+
+def _fill(order: dict[str, Any], sz: str, tid: int, at: datetime) -> list[Any]:
+    fill = json.loads((FIXTURES / "node_fills_sample.jsonl").read_bytes().splitlines()[0])[1]
+    return [
+        USER,
+        {**fill, "coin": order["coin"], "oid": order["oid"], "sz": sz, "tid": tid, "time": int(at.timestamp() * 1000)},
+    ]
+
+
+def _events(db: pymongo.database.Database, oid: int) -> list[tuple[str, str, Any]]:
+    docs = db[schema.ORDERS].find({"ethAddress": USER, "oid": oid}).sort("seq", 1)
+    return [(d["eventKey"], d["source"], d.get("finalStatus")) for d in docs]
+
+
+async def _get(port: int, path: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}{path}") as response:
+        return response.status, await response.text()
+
+
+async def test_a_block_gap_is_resynced_and_health_shows_gaps_and_stalls(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "hl" / "data"
+    for number in range(1, 11):
+        write_block(data_dir, number, [_status("open", _order(100, AT), AT)] if number == 3 else [])
+    port = free_port()
+    async with InfoStub() as stub:
+        settings = load_settings(
+            mongo_uri=mongo_uri,
+            mongo_db=mongo_db.name,
+            trader_addresses=USER,
+            node_data_dir=data_dir,
+            node_start="earliest",
+            node_info_url=stub.url,
+            hyperliquid_info_url=stub.url,
+            trader_dexes="none",
+            trader_books_enabled=False,
+            trader_orders_ws_flush_interval=0.2,
+            collector_data_dir=tmp_path / "c",
+            collector_health_port=port,
+        )
+        async with RunningCollector(settings) as run:
+            await eventually(lambda: _events(mongo_db, 100) == [("new", "node", None)], what="order 100 from a line")
+            status, body = await _get(port, "/healthz")
+            node = json.loads(body)["node"]["order_statuses"]
+            assert status == 200 and (node["last_block"], node["gaps"], node["layout"]) == (10, 0, "by_block")
+            assert stub.calls == []  # resumed from the files alone: no resync
+            assert run.service.feeds == [] and run.service.node is not None
+
+            # the node skips blocks 11..29; meanwhile order 100 was cancelled, 200 opened, and 300
+            # opened and was cancelled: only the node's info server and the history can tell
+            gap_end = AT + timedelta(seconds=20)
+            stub.open_orders = [_order(200, gap_end)]
+            stub.history = [
+                {"order": _order(100, AT), "status": "canceled", "statusTimestamp": int(gap_end.timestamp() * 1000)},
+                {
+                    "order": _order(300, gap_end),
+                    "status": "canceled",
+                    "statusTimestamp": int(gap_end.timestamp() * 1000) + 5,
+                },
+                {"order": _order(200, gap_end), "status": "open", "statusTimestamp": int(gap_end.timestamp() * 1000)},
+            ]
+            write_block(data_dir, 30, [])
+            await eventually(lambda: _events(mongo_db, 200) == [("new", "rest", None)], what="200 from the resync")
+            await eventually(
+                lambda: _events(mongo_db, 300) == [("new", "rest", None), ("closed", "rest", "canceled")],
+                what="300, which lived inside the gap",
+            )
+            await eventually(
+                lambda: _events(mongo_db, 100) == [("new", "node", None), ("closed", "rest", "canceled")],
+                what="100 closed by the resync, its outcome from the history",
+            )
+            assert "frontendOpenOrders" in stub.calls and "historicalOrders" in stub.calls
+
+            # lines after the gap still count, on top of the resynced state; a fill refreshes positions
+            at = gap_end + timedelta(seconds=1)
+            write_block(
+                data_dir, 31, [_status("canceled", _order(200, gap_end), at)], [_fill(_order(200, at), "0.001", 7, at)]
+            )
+            await eventually(
+                lambda: _events(mongo_db, 200) == [("new", "rest", None), ("closed", "node", "canceled")],
+                what="200 closed by its line",
+            )
+            status, body = await _get(port, "/healthz")
+            node = json.loads(body)["node"]["order_statuses"]
+            assert (node["gaps"], node["blocks_missing"], node["last_block"], node["stalled"]) == (1, 19, 31, False)
+            assert json.loads(body)["node_traders_resyncing"] == 0
+            _, metrics = await _get(port, "/metrics")
+            assert 'orderwatch_node_block_gaps{stream="order_statuses"} 1.0' in metrics
+            assert 'orderwatch_node_blocks_missing{stream="fills"} 19.0' in metrics
+            assert 'orderwatch_node_last_block{stream="order_statuses"} 31.0' in metrics
+            fill = await eventually(lambda: mongo_db[schema.FILLS].find_one({"ethAddress": USER}), what="the fill")
+            assert (fill["oid"], fill["tid"], fill["source"], fill["blockNumber"]) == (200, 7, "node", 31)
+            position = await eventually(
+                lambda: mongo_db[schema.POSITIONS].find_one({"ethAddress": USER}),
+                what="positions refreshed after the fill",
+            )
+            assert position["source"] == "node" and "clearinghouseState" in stub.calls
+
+            # a file that shrinks under the reader stops that stream, loudly; the other goes on
+            hour_path(data_dir, "fills", AT).write_bytes(b"")
+            write_block(data_dir, 32, [_status("canceled", _order(400, at), at)])
+            await eventually(
+                lambda: "truncated" in (run.service.health()["node"]["fills"]["error"] or ""),
+                what="the truncated fills file reported",
+            )
+            await eventually(
+                lambda: _events(mongo_db, 400) == [("new", "node", None), ("closed", "node", "canceled")],
+                what="statuses read on without the fills",
+            )
+            status, _ = await _get(port, "/healthz")
+            assert status == 503
+
+            monkeypatch.setattr(source, "STALL_S", 0.3)  # the node writes nothing more
+            await eventually(lambda: run.service.health()["node"]["order_statuses"]["stalled"], what="the stall")
+            status, body = await _get(port, "/healthz")
+            assert status == 503 and json.loads(body)["node"]["fills"]["stalled"] is True
+            assert 'orderwatch_node_stalled{stream="order_statuses"} 1.0' in (await _get(port, "/metrics"))[1]
+
+
+async def test_start_now_begins_at_the_end_of_the_files_and_resyncs_the_traders(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
+) -> None:
+    data_dir = tmp_path / "hl" / "data"
+    write_block(data_dir, 1, [_status("open", _order(500, AT), AT)])  # before we start: not read
+    async with InfoStub() as stub:
+        stub.open_orders = [_order(500, AT)]
+        settings = load_settings(
+            mongo_uri=mongo_uri,
+            mongo_db=mongo_db.name,
+            trader_addresses=USER,
+            node_data_dir=data_dir,
+            node_info_url=stub.url,
+            hyperliquid_info_url=stub.url,
+            trader_dexes="none",
+            trader_books_enabled=False,
+            trader_orders_ws_flush_interval=0.2,
+            collector_data_dir=tmp_path / "c",
+            collector_health_port=0,
+        )
+        async with RunningCollector(settings):
+            # no checkpoint, NODE_START=now: the open order comes from the resync, not the old line
+            await eventually(lambda: _events(mongo_db, 500) == [("new", "rest", None)], what="500 from the resync")
+            write_block(data_dir, 2, [_status("filled", _order(500, AT), AT + timedelta(seconds=2))])
+            await eventually(
+                lambda: _events(mongo_db, 500) == [("new", "rest", None), ("closed", "node", "filled")],
+                what="500 closed by the next line",
+            )
+            assert stub.calls.count("frontendOpenOrders") == 1
+        checkpoint = mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"})
+        assert checkpoint is not None and checkpoint["blockNumber"] == 2
