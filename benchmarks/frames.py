@@ -23,9 +23,9 @@ import orjson
 from benchmarks.measure import fmt_us, per_call
 from benchmarks.report import Section
 from collector_service import schema
-from collector_service.positions import PositionBook
-from collector_service.tracker import TRACKED_FIELDS, OrderBook
-from collector_service.wire import NULL, OpenOrdersMsg, WebData2Msg, decode_frame
+from collector_service.events.positions import PositionBook
+from collector_service.events.tracker import TRACKED_FIELDS, OrderBook
+from collector_service.events.wire import NULL, OpenOrdersMsg, WebData2Msg, decode_frame
 from exchange_sim.clock import LogicalClock
 from exchange_sim.exchange import Exchange
 from exchange_sim.market import Market

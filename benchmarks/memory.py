@@ -23,8 +23,8 @@ import psutil
 
 from benchmarks.measure import run_child
 from benchmarks.report import Section
-from collector_service.tracker import OrderBook
-from collector_service.wire import decode_frame
+from collector_service.events.tracker import OrderBook
+from collector_service.events.wire import decode_frame
 from exchange_sim.market import Market
 from exchange_sim.orders import Order
 from exchange_sim.traders import trader_addresses

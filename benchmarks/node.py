@@ -34,11 +34,11 @@ import pymongo
 from benchmarks.report import Section
 from collector_service import schema
 from collector_service.config import load_settings
-from collector_service.nodefiles.files import Position, Stream, Tailer
-from collector_service.nodefiles.lines import Scanner, decode_status
-from collector_service.nodefiles.transitions import Placed, Transitions
+from collector_service.events.node_lines import Scanner, decode_status
+from collector_service.events.node_transitions import Placed, Transitions
+from collector_service.events.tracker import OrderBook
 from collector_service.service import Service
-from collector_service.tracker import OrderBook
+from collector_service.sources.node_files import Position, Stream, Tailer
 from tests.mongo_server import NxServer
 
 FIXTURE = Path(__file__).parent.parent / "tests/fixtures/hyperliquid"

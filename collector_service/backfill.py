@@ -15,7 +15,8 @@ from typing import Any
 
 from collector_service import schema
 from collector_service.config import Settings
-from collector_service.fills import FillLedger
+from collector_service.events.fills import FillLedger
+from collector_service.events.tracker import build_event, link, ms_to_datetime
 from collector_service.journal import Journal
 from collector_service.metrics import Stats
 from collector_service.outcomes import OPEN_STATUSES, latest_by_oid
@@ -23,7 +24,6 @@ from collector_service.pipeline import recovered_events, replacements_in_history
 from collector_service.plan import owned
 from collector_service.rest import InfoClient, RestError
 from collector_service.store import Database, Writer, fill_ops, journal_folder, link_op, order_ops
-from collector_service.tracker import build_event, link, ms_to_datetime
 
 log = logging.getLogger(__name__)
 

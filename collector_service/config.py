@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from collector_service import exchange
-from collector_service.nodefiles.files import find_streams
+from collector_service.sources.node_files import find_streams
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 FEEDS = ("openOrders", "webData2")

@@ -19,10 +19,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from collector_service.events.wire import OrderStatusInner
 from collector_service.logs import RateLimitedLog
 from collector_service.rest import InfoClient, RestError
 from collector_service.store import Op, final_op
-from collector_service.wire import OrderStatusInner
 
 log = logging.getLogger(__name__)
 

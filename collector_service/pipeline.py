@@ -22,17 +22,17 @@ from typing import Any, TypeVar
 import msgspec
 
 from collector_service import exchange, schema
-from collector_service.books import Books
-from collector_service.fills import FillLedger
+from collector_service.events.fills import FillLedger
+from collector_service.events.positions import PositionBook
+from collector_service.events.tracker import OrderBook, build_event, link, ms_to_datetime, replacement_key, unpack_state
+from collector_service.events.wire import OrderItems, OrderStatusInner
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
 from collector_service.outcomes import OPEN_STATUSES, OutcomeResolver, latest_by_oid
-from collector_service.positions import PositionBook
 from collector_service.rest import InfoClient, RestError
+from collector_service.sources.books import Books
+from collector_service.sources.tiers import Activity
 from collector_service.store import Op, Writer, fill_ops, link_op, order_ops, position_ops
-from collector_service.tiers import Activity
-from collector_service.tracker import OrderBook, build_event, link, ms_to_datetime, replacement_key, unpack_state
-from collector_service.wire import OrderItems, OrderStatusInner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

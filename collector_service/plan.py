@@ -6,7 +6,7 @@ address. Live users are spread over at most ``clients`` connections per egress; 
 get live slots first. Traders beyond the live capacity are polled over the info API, spread over
 the egress addresses (each has its own REST budget); with polling off they are reported, never
 silently dropped. Which traders are live changes while running (the busiest get the slots, see
-:mod:`collector_service.tiers`); this module makes the starting plan. Pure logic.
+:mod:`collector_service.sources.tiers`); this module makes the starting plan. Pure logic.
 """
 
 from __future__ import annotations

@@ -18,8 +18,7 @@ import aiohttp
 import msgspec
 
 from collector_service import exchange
-from collector_service.metrics import Stats
-from collector_service.wire import (
+from collector_service.events.wire import (
     OrderItems,
     OrderStatusInner,
     OrderStatusResponse,
@@ -31,6 +30,7 @@ from collector_service.wire import (
     order_status_decoder,
     perp_dexs_decoder,
 )
+from collector_service.metrics import Stats
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -15,21 +15,21 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from collector_service import exchange
-from collector_service.books import Books
 from collector_service.config import Settings, Trader, mask_uri
 from collector_service.dexes import DexDirectory
-from collector_service.feed import FeedConnection
 from collector_service.health import start_health_server
 from collector_service.journal import Journal
 from collector_service.metrics import Stats, registry_for
-from collector_service.nodefiles.source import NodeSource
 from collector_service.outcomes import OutcomeResolver
 from collector_service.pipeline import Pipeline
 from collector_service.plan import Plan, owned, plan_connections
-from collector_service.poller import Poller
 from collector_service.rest import InfoClient, WeightBudget
+from collector_service.sources.books import Books
+from collector_service.sources.node import NodeSource
+from collector_service.sources.polling import Poller
+from collector_service.sources.tiers import Tiers
+from collector_service.sources.websocket import FeedConnection
 from collector_service.store import Database, Writer, describe_error, journal_folder, watch_ops
-from collector_service.tiers import Tiers
 from collector_service.watchlist import Watchlist
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from collector_service.nodefiles.files import BY_BLOCK_SUFFIX, FOLDERS
+from collector_service.sources.node_files import BY_BLOCK_SUFFIX, FOLDERS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "hyperliquid"
 STATUS_BLOCKS = FIXTURES / "node_order_statuses_by_block_20260430_20_btc_blocks978995377-416.jsonl.gz"

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from collector_service.fills import SNAPSHOT_MARGIN, FillLedger, fill_doc
-from collector_service.wire import FrameError, UserFillsMsg, decode_frame
+from collector_service.events.fills import SNAPSHOT_MARGIN, FillLedger, fill_doc
+from collector_service.events.wire import FrameError, UserFillsMsg, decode_frame
 from tests.collector.frames import SAMPLES
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -15,9 +15,9 @@ import pymongo
 import pytest
 
 from collector_service import schema
-from collector_service.nodefiles.lines import decode_fill_event, decode_status
-from collector_service.nodefiles.transitions import Placed, Transitions
-from collector_service.tracker import OrderBook
+from collector_service.events.node_lines import decode_fill_event, decode_status
+from collector_service.events.node_transitions import Placed, Transitions
+from collector_service.events.tracker import OrderBook
 from tests.collector.harness import eventually
 from tests.collector.node_files import Market, append, block_line, hour_path
 from tests.mongo_server import free_port

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from collector_service.nodefiles.files import NodeFilesError, Position, Stream, Tailer, find_streams, hour_files
+from collector_service.sources.node_files import NodeFilesError, Position, Stream, Tailer, find_streams, hour_files
 from tests.collector.node_files import append
 
 
@@ -120,7 +120,7 @@ def test_a_file_that_shrinks_below_the_offset_is_an_error(tmp_path: Path) -> Non
 
 
 def test_a_line_longer_than_one_read_is_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("collector_service.nodefiles.files.READ_SIZE", 16)
+    monkeypatch.setattr("collector_service.sources.node_files.READ_SIZE", 16)
     stream = _stream(tmp_path)
     path = stream.folder / "20260430" / "20"
     long = b"x" * 100

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from collector_service import schema
 from collector_service.config import load_settings
-from collector_service.nodefiles import source
+from collector_service.sources import node as source
 from tests.collector.harness import RunningCollector, eventually
 from tests.collector.node_files import FIXTURES, append, block_line, hour_path, node_time, sample_status_blocks
 from tests.mongo_server import free_port

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from collector_service.nodefiles.lines import Scanner, decode_fill_event, decode_status, node_time
-from collector_service.wire import FrameError
+from collector_service.events.node_lines import Scanner, decode_fill_event, decode_status, node_time
+from collector_service.events.wire import FrameError
 from tests.collector.node_files import (
     FILL_LINES,
     STATUS_LINES,

@@ -10,9 +10,9 @@ from typing import Any
 import msgspec
 
 from collector_service import schema
-from collector_service.nodefiles.lines import NodeFill, NodeStatus, decode_fill_event, decode_status
-from collector_service.nodefiles.transitions import Placed, Transitions
-from collector_service.tracker import OrderBook
+from collector_service.events.node_lines import NodeFill, NodeStatus, decode_fill_event, decode_status
+from collector_service.events.node_transitions import Placed, Transitions
+from collector_service.events.tracker import OrderBook
 from tests.collector.node_files import FILL_LINES, sample_status_blocks
 
 USER = "0x424f58c01b5440ebc2382ac01b7a3597b12076ff"

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector_service import schema
+from collector_service.events.tracker import OrderBook
+from collector_service.events.wire import decode_frame, historical_orders_decoder
 from collector_service.pipeline import replacements_in_history
-from collector_service.tracker import OrderBook
-from collector_service.wire import decode_frame, historical_orders_decoder
 from tests.collector.frames import USER, encode, frontend_orders, open_orders_frame
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from collector_service.events.tracker import link
 from collector_service.metrics import Stats
 from collector_service.store import Database, final_op, link_op, order_ops
-from collector_service.tracker import link
 from exchange_sim import ExchangeSim, SimConfig, compare
 from tests.collector.harness import RunningCollector, collector_settings, eventually
 

@@ -11,7 +11,7 @@ import pytest
 
 from collector_service.plan import REFUSED_RETRY_S, plan_connections
 from collector_service.rest import WINDOW_S, WeightBudget
-from collector_service.tiers import HALF_LIFE_S, MIN_STAY_S, Activity, Tiers
+from collector_service.sources.tiers import HALF_LIFE_S, MIN_STAY_S, Activity, Tiers
 
 TRADERS = [f"0x{i:040x}" for i in range(25)]
 

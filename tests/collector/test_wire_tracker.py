@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector_service import schema
-from collector_service.positions import PositionBook
-from collector_service.tracker import OrderBook, flatten
-from collector_service.wire import (
+from collector_service.events.positions import PositionBook
+from collector_service.events.tracker import OrderBook, flatten
+from collector_service.events.wire import (
     ClearinghouseMsg,
     ErrorMsg,
     FrameError,

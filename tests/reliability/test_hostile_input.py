@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from collector_service import exchange, schema
 from collector_service.config import load_settings
-from collector_service.tracker import OrderBook, flatten
-from collector_service.wire import (
+from collector_service.events.tracker import OrderBook, flatten
+from collector_service.events.wire import (
     NULL,
     ClearinghouseMsg,
     FrameError,

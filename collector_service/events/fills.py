@@ -17,15 +17,15 @@ from typing import Any
 import msgspec
 
 from collector_service import schema
-from collector_service.tracker import ms_to_datetime
-from collector_service.wire import FrameError, decode_fill
+from collector_service.events.tracker import ms_to_datetime
+from collector_service.events.wire import FrameError, decode_fill
 
 SNAPSHOT_MARGIN = timedelta(seconds=60)
 """Snapshot fills this close to the newest stored one are written anyway (the index dedupes)."""
 
 
 def fill_doc(user: str, raw: msgspec.Raw, *, source: str, observed_at: datetime) -> dict[str, Any]:
-    """One ``trader_fills`` document; :class:`~collector_service.wire.FrameError` if it is not a fill."""
+    """One ``trader_fills`` document; :class:`~collector_service.events.wire.FrameError` if it is not a fill."""
     fill, doc = decode_fill(raw)
     doc.pop("_id", None)
     doc.update(ethAddress=user, dex=schema.dex_of(fill.coin), time=ms_to_datetime(fill.time), source=source,

@@ -23,8 +23,8 @@ from typing import Any
 import msgspec
 
 from collector_service import schema
-from collector_service.tracker import ms_to_datetime
-from collector_service.wire import EpochMs, FrameError, excerpt
+from collector_service.events.tracker import ms_to_datetime
+from collector_service.events.wire import EpochMs, FrameError, excerpt
 
 MAX_BOOK_AGE_S = 60.0
 """An l2Book is pushed whenever the book changes; one older than this (a quiet book, or a feed

@@ -31,9 +31,23 @@ from typing import Any, Literal
 import msgspec
 
 from collector_service import schema
+from collector_service.events.node_lines import (
+    Line,
+    NodeFill,
+    NodeStatus,
+    Scanner,
+    decode_fill_event,
+    decode_status,
+    node_time,
+)
+from collector_service.events.node_transitions import SOURCE_NODE, Placed, Transitions
+from collector_service.events.tracker import ms_to_datetime
+from collector_service.events.wire import FrameError
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
-from collector_service.nodefiles.files import (
+from collector_service.pipeline import Pipeline
+from collector_service.rest import InfoClient, RestError
+from collector_service.sources.node_files import (
     Chunk,
     Kind,
     NodeFilesError,
@@ -43,21 +57,7 @@ from collector_service.nodefiles.files import (
     file_order,
     find_streams,
 )
-from collector_service.nodefiles.lines import (
-    Line,
-    NodeFill,
-    NodeStatus,
-    Scanner,
-    decode_fill_event,
-    decode_status,
-    node_time,
-)
-from collector_service.nodefiles.transitions import SOURCE_NODE, Placed, Transitions
-from collector_service.pipeline import Pipeline
-from collector_service.rest import InfoClient, RestError
 from collector_service.store import Op, fill_ops, order_ops
-from collector_service.tracker import ms_to_datetime
-from collector_service.wire import FrameError
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 from collector_service.plan import REFUSED_RETRY_S
 
 if TYPE_CHECKING:
-    from collector_service.feed import FeedConnection
     from collector_service.pipeline import Pipeline
-    from collector_service.poller import Poller
+    from collector_service.sources.polling import Poller
+    from collector_service.sources.websocket import FeedConnection
 
 log = logging.getLogger(__name__)
 

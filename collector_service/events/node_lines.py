@@ -17,7 +17,7 @@ from itertools import accumulate
 
 import msgspec
 
-from collector_service.wire import EpochMs, FrameError, FrontendOrder, excerpt
+from collector_service.events.wire import EpochMs, FrameError, FrontendOrder, excerpt
 
 STATUS_USER = b'"user":"'
 FILL_USER = b'["0x'

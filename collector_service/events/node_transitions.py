@@ -1,7 +1,7 @@
 """A tracked trader's node statuses and fills as ``trader_orders`` / ``trader_fills`` documents.
 
 The node reports transitions, not snapshots, so they are applied to the same per-(trader, dex)
-:class:`~collector_service.tracker.OrderBook` the snapshot diff keeps (a gap resync diffs a
+:class:`~collector_service.events.tracker.OrderBook` the snapshot diff keeps (a gap resync diffs a
 snapshot against exactly this state): the first ``open`` of an oid is ``new``; ``triggered`` is
 ``updated``; every other status is terminal (``filled``, ``canceled``, ``*Canceled``,
 ``*Rejected``, … the set is open-ended, PROTOCOL.md §4.1) and ``closed`` with that status and
@@ -9,7 +9,7 @@ its time, so no outcome query is needed; an order first seen terminal (rejected,
 before we started reading) gets its ``new`` and ``closed`` together. A fill that leaves part of
 its order open is ``updated`` with ``partialFill`` (a partial fill writes no status line,
 NODE.md §2.4). A modify (new oid, same cloid, the old one ``canceled``) is linked by the
-tracker's :func:`~collector_service.tracker.link_replacements`, block by block. Pure logic.
+tracker's :func:`~collector_service.events.tracker.link_replacements`, block by block. Pure logic.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any
 import msgspec
 
 from collector_service import schema
-from collector_service.fills import fill_doc
-from collector_service.nodefiles.lines import NodeFill, NodeStatus
-from collector_service.tracker import (
+from collector_service.events.fills import fill_doc
+from collector_service.events.node_lines import NodeFill, NodeStatus
+from collector_service.events.tracker import (
     TRACKED_FIELDS,
     OrderBook,
     build_event,
@@ -34,7 +34,7 @@ from collector_service.tracker import (
     pack_state,
     unpack_state,
 )
-from collector_service.wire import FrontendOrder
+from collector_service.events.wire import FrontendOrder
 
 SOURCE_NODE = schema.SOURCE_NODE
 OPEN = "open"

@@ -26,12 +26,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector_service import exchange, schema
+from collector_service.events.wire import FrameError
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
 from collector_service.outcomes import OPEN_STATUSES
 from collector_service.pipeline import Pipeline
 from collector_service.rest import InfoClient, RestError
-from collector_service.wire import FrameError
 
 log = logging.getLogger(__name__)
 

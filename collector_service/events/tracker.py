@@ -35,7 +35,7 @@ from msgspec.structs import astuple
 from xxhash import xxh3_128_digest
 
 from collector_service import schema
-from collector_service.wire import FrontendOrder, OrderItems, decode_order, decode_orders
+from collector_service.events.wire import FrontendOrder, OrderItems, decode_order, decode_orders
 
 TRACKED_FIELDS = ("sz", "limitPx", "triggerPx", "reduceOnly", "orderType", "tif", "isTrigger")
 """A change in any of these is an ``updated`` event (PROTOCOL.md §7.4)."""
@@ -203,7 +203,7 @@ class OrderBook:
     ) -> list[dict[str, Any]]:
         """Diff a snapshot whose orders are still raw JSON, decoding only those whose bytes changed.
 
-        Raises :class:`~collector_service.wire.FrameError` when an order that must be read does not
+        Raises :class:`~collector_service.events.wire.FrameError` when an order that must be read does not
         decode.
         """
         if server_ms is not None:

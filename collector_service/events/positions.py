@@ -16,8 +16,8 @@ import msgspec
 from xxhash import xxh3_128_digest
 
 from collector_service import schema
-from collector_service.tracker import ms_to_datetime
-from collector_service.wire import ClearinghouseState, Position, decode_clearinghouse
+from collector_service.events.tracker import ms_to_datetime
+from collector_service.events.wire import ClearinghouseState, Position, decode_clearinghouse
 
 CLOSED_SZI = "0.0"
 
@@ -78,7 +78,7 @@ class PositionBook:
     ) -> list[dict[str, Any]]:
         """Diff the raw JSON of a clearinghouse snapshot; a byte-identical repeat costs one digest.
 
-        Raises :class:`~collector_service.wire.FrameError` when it does not decode.
+        Raises :class:`~collector_service.events.wire.FrameError` when it does not decode.
         """
         digest = xxh3_128_digest(raw)
         if digest == self.digest:
