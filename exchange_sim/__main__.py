@@ -1,4 +1,10 @@
-"""`python -m exchange_sim`: run the simulated exchange until SIGINT/SIGTERM."""
+"""`python -m exchange_sim`: run the simulated exchange until SIGINT/SIGTERM.
+
+With `--node-dir DIR` it also writes a non-validating node's order-status and fill files for
+every trader (`--node-layout hourly|by-block|both`, see exchange_sim.node_files);
+`--start-before-hour 20` starts the clock 20 s before a whole hour so the files rotate soon, and
+`--tracked-traders 200 --traders 2000` keeps the addresses file and ground truth to 200 of them.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,13 @@ import argparse
 import asyncio
 import logging
 import signal
+import time
 from pathlib import Path
 
 from exchange_sim import rules
+from exchange_sim.clock import before_next_hour
 from exchange_sim.config import ChaosConfig, SimConfig
+from exchange_sim.node_files import LAYOUTS
 from exchange_sim.server import ExchangeSim
 
 
@@ -50,9 +59,27 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     p.add_argument("--fills-file", type=Path, default=None, help="default: <truth-file>.fills.jsonl")
     p.add_argument("--start-time-ms", type=int, default=None)
     p.add_argument(
+        "--start-before-hour",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="start the clock this many seconds before the next whole UTC hour (a node-file rotation)",
+    )
+    p.add_argument(
+        "--tracked-traders",
+        type=int,
+        default=None,
+        help="only the first N traders go to the addresses file and the ground truth (default: all)",
+    )
+    p.add_argument("--node-dir", type=Path, default=None, help="write non-validating-node output files here")
+    p.add_argument("--node-layout", choices=LAYOUTS, default=d.node_layout)
+    p.add_argument("--node-blocks-per-s", type=float, default=d.node_blocks_per_s)
+    p.add_argument("--node-faults-file", type=Path, default=None, help="default: <truth-file>.node_faults.jsonl")
+    p.add_argument(
         "--chaos",
         default="",
-        help="e.g. disconnect=30,expire=120,duplicate=0.01,malformed=0.01,slow=0.05:2,refuse=60:5,burst429=60:3",
+        help="e.g. disconnect=30,expire=120,duplicate=0.01,malformed=0.01,slow=0.05:2,refuse=60:5,burst429=60:3,"
+        "node_partial=20:0.5,node_restart=60:2",
     )
     p.add_argument(
         "--modify-keeps-oid",
@@ -72,6 +99,11 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    if a.start_before_hour is not None and a.start_time_ms is not None:
+        p.error("give --start-time-ms or --start-before-hour, not both")
+    start_ms = a.start_time_ms
+    if a.start_before_hour is not None:
+        start_ms = before_next_hour(int(time.time() * 1000), a.start_before_hour)
     return SimConfig(
         host=a.host,
         port=a.port,
@@ -94,7 +126,7 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         truth_file=a.truth_file,
         visibility_file=a.visibility_file,
         fills_file=a.fills_file,
-        start_time_ms=a.start_time_ms,
+        start_time_ms=start_ms,
         chaos=ChaosConfig.parse(a.chaos),
         modify_keeps_oid=a.modify_keeps_oid,
         hip3_dexes=not a.no_hip3_dexes,
@@ -103,6 +135,11 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         book_levels=a.book_levels,
         book_step=a.book_step,
         book_history=a.book_history,
+        tracked_traders=a.tracked_traders,
+        node_dir=a.node_dir,
+        node_layout=a.node_layout,
+        node_blocks_per_s=a.node_blocks_per_s,
+        node_faults_file=a.node_faults_file,
     )
 
 

@@ -22,3 +22,13 @@ class LogicalClock:
         """A strictly increasing event time, so two transitions of one order never tie."""
         self._last_stamp = max(self._now, self._last_stamp + 1)
         return self._last_stamp
+
+
+HOUR_MS = 3_600_000
+
+
+def before_next_hour(now_ms: int, seconds: float) -> int:
+    """The time `seconds` before the first whole UTC hour after `now_ms + seconds`: a clock
+    started there crosses an hour boundary (a node-file rotation) after `seconds`."""
+    lead = int(seconds * 1000)
+    return (now_ms + lead) // HOUR_MS * HOUR_MS + HOUR_MS - lead

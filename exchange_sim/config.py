@@ -26,6 +26,13 @@ class ChaosConfig:
     refuse_for: float = 5.0
     burst429_every: float | None = None  # answer every /info with 429 for `burst429_for` seconds
     burst429_for: float = 3.0
+    # Node-file faults (SimConfig.node_dir): a partial line held `node_partial_hold` seconds, and
+    # a node restart pausing `node_restart_pause` seconds, then re-writing or skipping 1-20
+    # blocks (a seeded coin flip). Durations are simulated seconds.
+    node_partial_every: float | None = None
+    node_partial_hold: float = 0.5
+    node_restart_every: float | None = None
+    node_restart_pause: float = 2.0
 
     @property
     def enabled(self) -> bool:
@@ -39,13 +46,16 @@ class ChaosConfig:
                 self.slow_prob,
                 self.refuse_every,
                 self.burst429_every,
+                self.node_partial_every,
+                self.node_restart_every,
             ]
         )
 
     @classmethod
     def parse(cls, spec: str) -> ChaosConfig:
         """Parse a spec such as `disconnect=30,expire=120,duplicate=0.01,malformed=0.01,
-        slow=0.05:2,refuse=60:5,burst429=60:3` (intervals in seconds, `:N` a duration)."""
+        slow=0.05:2,refuse=60:5,burst429=60:3,node_partial=20:0.5,node_restart=60:2` (intervals
+        in seconds, `:N` a duration)."""
         cfg = cls()
         for part in filter(None, (p.strip() for p in spec.split(","))):
             key, _, value = part.partition("=")
@@ -67,10 +77,16 @@ class ChaosConfig:
             elif key == "burst429":
                 cfg.burst429_every = float(a)
                 cfg.burst429_for = float(b) if b else cfg.burst429_for
+            elif key == "node_partial":
+                cfg.node_partial_every = float(a)
+                cfg.node_partial_hold = float(b) if b else cfg.node_partial_hold
+            elif key == "node_restart":
+                cfg.node_restart_every = float(a)
+                cfg.node_restart_pause = float(b) if b else cfg.node_restart_pause
             else:
                 raise ValueError(
                     f"unknown chaos option {key!r}; use disconnect, expire, duplicate, "
-                    "malformed, slow, refuse or burst429"
+                    "malformed, slow, refuse, burst429, node_partial or node_restart"
                 )
         return cfg
 
@@ -116,6 +132,17 @@ class SimConfig:
     book_step: float = 0.0015
     book_level_usd: tuple[int, int] = (1_000, 20_000)
     book_history: int = 2000
+    # Ground truth and the addresses file cover only the first `tracked_traders` traders (None:
+    # all); the others trade as well (node files, info API), which keeps the truth of a run
+    # with thousands of active traders small.
+    tracked_traders: int | None = None
+    # Non-validating-node output files (exchange_sim.node_files): written under `node_dir`
+    # (None: not written) in layout "hourly", "by-block" or "both", for every trader.
+    node_dir: Path | None = None
+    node_layout: str = "by-block"
+    node_blocks_per_s: float = 14.0
+    node_write_lag_ms: int = 30  # local_time - block_time of a promptly written block
+    node_faults_file: Path | None = None  # default: <truth_file>.node_faults.jsonl
 
     def visibility_path(self) -> Path | None:
         """Where visibility records go, if ground truth is recorded at all."""
@@ -131,6 +158,16 @@ class SimConfig:
             return Path(self.fills_file)
         if self.truth_file is not None:
             return fills_path_for(self.truth_file)
+        return None
+
+    def node_faults_path(self) -> Path | None:
+        """Where injected node-file faults are recorded, if node files and a file are configured."""
+        if self.node_dir is None:
+            return None
+        if self.node_faults_file is not None:
+            return Path(self.node_faults_file)
+        if self.truth_file is not None:
+            return Path(str(self.truth_file) + ".node_faults.jsonl")
         return None
 
 

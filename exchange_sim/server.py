@@ -1,6 +1,7 @@
 """The simulator process: aiohttp serving `/ws` and `POST /info` on one port, plus a scripting API.
 
-`ExchangeSim` is both what `python -m exchange_sim` runs and what tests drive in-process:
+`ExchangeSim` is both what `python -m exchange_sim` runs and what tests drive in-process
+(with `node_dir` set, `sim.node` is the exchange_sim.node_files writer and its fault switches):
 
     async with ExchangeSim(SimConfig(push_interval=0.5)) as sim:
         oid = sim.place(user, "BTC", "B", "0.01", "100000.0")
@@ -61,6 +62,7 @@ from exchange_sim.exchange import Exchange, Order
 from exchange_sim.limits import IpState
 from exchange_sim.logs import event
 from exchange_sim.market import MAIN_DEX, Market
+from exchange_sim.node_files import NodeWriter
 from exchange_sim.traders import TraderPool, trader_addresses, write_addresses
 from exchange_sim.truth import TruthRecorder
 
@@ -135,10 +137,24 @@ class ExchangeSim:
             spot_share=cfg.spot_order_share,
             hip3_share=cfg.hip3_order_share,
         )
-        self.recorder = TruthRecorder(cfg.truth_file, cfg.visibility_path(), cfg.fills_path())
+        self.tracked = self.addresses[: cfg.tracked_traders] if cfg.tracked_traders is not None else self.addresses
+        truth_users = self.tracked if cfg.tracked_traders is not None else None
+        self.recorder = TruthRecorder(cfg.truth_file, cfg.visibility_path(), cfg.fills_path(), truth_users)
         self.exchange.replace_listeners.append(self.recorder.on_replace)
         self.exchange.listeners.append(self.recorder.on_transition)
         self.exchange.fill_listeners.append(self.recorder.on_fill)
+        self.node: NodeWriter | None = None
+        if cfg.node_dir is not None:
+            self.node = NodeWriter(
+                cfg.node_dir,
+                self.clock,
+                layout=cfg.node_layout,
+                blocks_per_s=cfg.node_blocks_per_s,
+                write_lag_ms=cfg.node_write_lag_ms,
+                faults_path=cfg.node_faults_path(),
+            )
+            self.exchange.listeners.append(self.node.on_transition)
+            self.exchange.fill_listeners.append(self.node.on_fill)
         self.exchange.change_listeners.append(self._on_change)
         self.books = OrderBooks(
             self.market,
@@ -176,7 +192,7 @@ class ExchangeSim:
         cfg = self.config
         self._loop_time = asyncio.get_running_loop().time
         if cfg.addresses_file:
-            write_addresses(cfg.addresses_file, self.addresses)
+            write_addresses(cfg.addresses_file, self.tracked)
         app = web.Application(client_max_size=1 << 20)
         app.router.add_get("/ws", self._ws_handler)
         app.router.add_post("/info", self._info_handler)
@@ -217,6 +233,8 @@ class ExchangeSim:
         if self._runner:
             await self._runner.cleanup()
             self._runner = None
+        if self.node is not None:
+            self.node.close()  # a clean node shutdown: pending blocks are written
         summary = self.summary()
         event("stopped", **{k: v for k, v in summary.items() if not isinstance(v, dict)})
         if self.config.truth_file:
@@ -257,6 +275,7 @@ class ExchangeSim:
             "rest429": s.rest_429,
             "restRequests": s.rest_requests,
             "chaosEvents": dict(s.chaos_events),
+            **(self.node.stats() if self.node is not None else {}),
         }
 
     # ----- scripting API ---------------------------------------------------------------------
@@ -363,8 +382,11 @@ class ExchangeSim:
         self.traders.rate_per_ms = orders_per_trader_per_min / 60_000.0
 
     def tick(self, dt_ms: float) -> None:
-        """Advance the logical clock by `dt_ms` and let the random traders act (if enabled)."""
+        """Advance the logical clock by `dt_ms`, let the random traders act (if enabled) and
+        write the node-file blocks that are due."""
         self.traders.tick(dt_ms)
+        if self.node is not None:
+            self.node.advance()
 
     def drop_connections(
         self,
@@ -877,7 +899,7 @@ class ExchangeSim:
         while True:
             await asyncio.sleep(cfg.tick_interval)
             now = self._loop_time()
-            self.traders.tick((now - last) * cfg.speed * 1000.0)
+            self.tick((now - last) * cfg.speed * 1000.0)
             last = now
             if now - last_flush >= 1.0:
                 self.recorder.flush()
@@ -910,6 +932,8 @@ class ExchangeSim:
                 ("expire", chaos.expire_every),
                 ("refuse", chaos.refuse_every),
                 ("burst429", chaos.burst429_every),
+                ("node_partial", chaos.node_partial_every if self.node else None),
+                ("node_restart", chaos.node_restart_every if self.node else None),
             )
             if every
         }
@@ -935,6 +959,18 @@ class ExchangeSim:
             elif name == "burst429":
                 self._chaos("info_429_burst", seconds=chaos.burst429_for)
                 self._429_until = self._loop_time() + chaos.burst429_for
+            elif name == "node_partial" and self.node:
+                self._chaos("node_partial_line", hold_s=chaos.node_partial_hold)
+                self.node.partial_line(hold_ms=int(chaos.node_partial_hold * 1000))
+            elif name == "node_restart" and self.node:
+                blocks = rng.randint(1, 20)
+                skip = rng.random() < 0.5
+                self._chaos("node_restart", pause_s=chaos.node_restart_pause, blocks=blocks, skip=skip)
+                self.node.restart(
+                    int(chaos.node_restart_pause * 1000),
+                    rewrite_blocks=0 if skip else blocks,
+                    skip_blocks=blocks if skip else 0,
+                )
 
     # ----- info API --------------------------------------------------------------------------
     async def _info_handler(self, request: web.Request) -> web.StreamResponse:

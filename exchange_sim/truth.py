@@ -7,6 +7,10 @@ lines with status "open" and the changed order; the last line of an oid carries 
 status. A modify is a cancel-and-replace: the replacement's `open` line (new oid, same cloid)
 comes first, then the old oid's `canceled` line, with the same time.
 
+With `SimConfig.tracked_traders` the truth and fills files hold only those traders' lines.
+The node files (exchange_sim.node_files) carry the same transitions for every trader, except
+the repeated `open` lines of partial fills, which a node does not write.
+
 SIMULATOR EXTENSION (a real node does not write it): the replacement's `open` line carries
 `"replaces": <old oid>`, so compare() knows the true amend links.
 
@@ -58,10 +62,21 @@ def parse_time(value: str | int | float) -> int:
 
 
 class TruthRecorder:
-    """Appends truth lines and visibility records; buffered, flushed by the owner and on close."""
+    """Appends truth lines and visibility records; buffered, flushed by the owner and on close.
 
-    def __init__(self, truth_path: Path | None, visibility_path: Path | None, fills_path: Path | None = None) -> None:
+    `users` (lower-case addresses) restricts order transitions and fills to those traders
+    (SimConfig.tracked_traders); None records every user.
+    """
+
+    def __init__(
+        self,
+        truth_path: Path | None,
+        visibility_path: Path | None,
+        fills_path: Path | None = None,
+        users: Iterable[str] | None = None,
+    ) -> None:
         self.truth_path = truth_path
+        self.users = None if users is None else {u.lower() for u in users}
         self.fills_path = fills_path
         self._truth: IO[str] | None = open(truth_path, "w") if truth_path else None  # noqa: SIM115
         self._vis: IO[str] | None = open(visibility_path, "w") if visibility_path else None  # noqa: SIM115
@@ -77,11 +92,15 @@ class TruthRecorder:
     def on_replace(self, user: str, old_oid: int, new_oid: int, time_ms: int) -> None:
         """Note that `new_oid` replaces `old_oid` (an Exchange replace listener); the
         replacement's next `open` line gets `"replaces": old_oid`."""
+        if self.users is not None and user not in self.users:
+            return
         self.replacements[new_oid] = old_oid
         self._pending_replace[new_oid] = old_oid
 
     def on_transition(self, user: str, status: str, order: dict[str, Any], time_ms: int) -> None:
         """Record one order transition (an Exchange listener)."""
+        if self.users is not None and user not in self.users:
+            return
         self.rows += 1
         oid = order["oid"]
         self.orders[oid] = status
@@ -94,6 +113,8 @@ class TruthRecorder:
 
     def on_fill(self, user: str, fill: dict[str, Any]) -> None:
         """Record one fill (an Exchange fill listener)."""
+        if self.users is not None and user not in self.users:
+            return
         self.fills += 1
         if self._fills:
             line = {"time": iso_ms(int(fill["time"])), "user": user, "kind": "fill", "fill": fill}
