@@ -1,6 +1,7 @@
 # orderwatch: the two commands a fresh machine needs, and the long-running extras.
 #   make demo   set up .venv and run the whole system on embedded defaults (Ctrl-C stops it)
-#   make test   set up .venv (and Chromium for the UI test) and run the whole test suite
+#   make test   set up .venv (and Chromium for the UI test) and run the whole test suite, two tests at a
+#               time (most tests wait on servers on loopback: two workers halve the wall time on two cores)
 
 .PHONY: setup demo test lint bench soak
 
@@ -12,7 +13,7 @@ demo: setup
 
 test: setup
 	@scripts/system_deps.sh
-	.venv/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -p no:cacheprovider -n 2 $(PYTEST_ARGS)
 
 lint: setup
 	.venv/bin/ruff check collector_service exchange_sim orderwatch_dagster tests benchmarks scripts
@@ -21,5 +22,8 @@ lint: setup
 bench: setup
 	.venv/bin/python -m benchmarks $(BENCH_ARGS)
 
+# The long soaks (tests/reliability/soak.py): SOAK_ARGS="--duration 600" for the WebSocket feeds under
+# chaos; SOAK_ARGS="--source node --duration 600" for the node-file source (2,000 traders, 200 tracked,
+# one run per layout). Add --help for the knobs; exits 1 on any loss, duplicate or wrong final status.
 soak: setup
 	.venv/bin/python -m tests.reliability.soak $(SOAK_ARGS)

@@ -57,11 +57,12 @@ from typing import Any
 import psutil
 import pymongo
 
+from benchmarks.measure import mongo_server
 from benchmarks.report import Section
 from collector_service import schema
 from exchange_sim import ExchangeSim, SimConfig, compare
 from exchange_sim.market import MAIN_DEX, Market, dex_of
-from tests.mongo_server import NxServer, free_port
+from tests.mongo_server import free_port
 
 FLUSH_INTERVAL = 0.2
 POLL_S = 0.05
@@ -368,14 +369,8 @@ def run(
     section = Section("e2e", "2. End to end: simulator -> collector -> MongoDB")
     n, push, rate, secs = (20, 0.1, 60, 8) if quick else (100, 0.05, 30, 60)
     traders, window = traders or n, window or secs
-    with tempfile.TemporaryDirectory() as tmp_name:
+    with tempfile.TemporaryDirectory() as tmp_name, mongo_server(Path(tmp_name)) as (uri, nx):
         tmp = Path(tmp_name)
-        nx = None
-        uri = os.environ.get("MONGO_URI")
-        if not uri:
-            nx = NxServer(tmp / "nx")
-            nx.start()
-            uri = nx.uri
         db_name = f"ow_bench_{os.getpid()}"
         truth, addresses = tmp / "truth.jsonl", tmp / "addresses.txt"
         sim_port, health_port = free_port(), free_port()
@@ -496,8 +491,6 @@ def run(
                     p.wait()
             client.drop_database(db_name)
             client.close()
-            if nx is not None:
-                nx.stop()
     return section
 
 

@@ -18,10 +18,10 @@ import polars as pl
 import pymongo
 
 from benchmarks.events import DAY, events_frame
+from benchmarks.measure import mongo_server
 from benchmarks.report import Section
 from collector_service import schema
 from orderwatch_dagster import mongo, tables
-from tests.mongo_server import NxServer
 
 
 def stored_docs(n_events: int) -> list[dict]:
@@ -36,12 +36,7 @@ def stored_docs(n_events: int) -> list[dict]:
 def run(quick: bool = False) -> Section:
     section = Section("extraction", "5. MongoDB extraction (one day -> polars)")
     n = 5_000 if quick else 100_000
-    with tempfile.TemporaryDirectory() as tmp:
-        nx, uri = None, os.environ.get("MONGO_URI")
-        if not uri:
-            nx = NxServer(Path(tmp) / "nx")
-            nx.start()
-            uri = nx.uri
+    with tempfile.TemporaryDirectory() as tmp, mongo_server(Path(tmp)) as (uri, nx):
         client: pymongo.MongoClient = pymongo.MongoClient(uri, tz_aware=True)
         db = client[f"ow_bench_x{os.getpid()}"]
         try:
@@ -69,6 +64,4 @@ def run(quick: bool = False) -> Section:
         finally:
             client.drop_database(db.name)
             client.close()
-            if nx is not None:
-                nx.stop()
     return section

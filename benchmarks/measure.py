@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from tests.mongo_server import NxServer
 
 
 def per_call(fns: dict[str, Callable[[], Any]], *, number: int, repeat: int) -> dict[str, float]:
@@ -50,3 +54,19 @@ def peak_rss() -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+@contextmanager
+def mongo_server(folder: Path) -> Iterator[tuple[str, NxServer | None]]:
+    """The MongoDB a benchmark measures against: ``MONGO_URI`` when set, else an nx-27017 started
+    in ``folder`` (stopped on exit). Yields ``(uri, the nx-27017 server or None)``."""
+    uri = os.environ.get("MONGO_URI")
+    if uri:
+        yield uri, None
+        return
+    nx = NxServer(folder / "nx")
+    nx.start()
+    try:
+        yield nx.uri, nx
+    finally:
+        nx.stop()

@@ -31,6 +31,7 @@ from pathlib import Path
 import msgspec
 import pymongo
 
+from benchmarks.measure import mongo_server
 from benchmarks.report import Section
 from collector_service import schema
 from collector_service.config import load_settings
@@ -39,7 +40,6 @@ from collector_service.events.node_transitions import Placed, Transitions
 from collector_service.events.tracker import OrderBook
 from collector_service.service import Service
 from collector_service.sources.node_files import Position, Stream, Tailer
-from tests.mongo_server import NxServer
 
 FIXTURE = Path(__file__).parent.parent / "tests/fixtures/hyperliquid"
 SAMPLE = FIXTURE / "node_order_statuses_by_block_20260430_20_btc_blocks978995377-416.jsonl.gz"
@@ -226,35 +226,26 @@ def run(quick: bool = False) -> Section:
     section.checks["every tracked event found"] = all(hits == ours for hits in found.values())
     seconds = 6 if quick else 30
     paced, paced_tracked, _ = firehose(BLOCKS_PER_S * seconds, seed=9)
-    with tempfile.TemporaryDirectory() as tmp:
-        nx, uri = None, os.environ.get("MONGO_URI")
-        if not uri:
-            nx = NxServer(Path(tmp) / "nx")
-            nx.start()
-            uri = nx.uri
-        try:
-            for count in (100,) if quick else (100, TRACKED):
-                users = set(sorted(paced_tracked)[:count])
-                delays, lines = asyncio.run(_latency(paced, users, Path(tmp) / f"node{count}", uri))
-                section.checks[f"{count} tracked: every paced block reached MongoDB"] = len(delays) == lines
-                if delays:
-                    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
-                    label = f"{count} tracked: line written -> document in MongoDB"
-                    section.add(f"{label}, median", f"{statistics.median(delays):.2f} s")
-                    section.add(
-                        f"{label}, p99 (flush every {FLUSH_S:g} s)",
-                        f"{p99:.2f} s",
-                        f"<= {FLUSH_S + 1:g} s",
-                        p99 <= FLUSH_S + 1,
-                    )
-        finally:
-            if nx is not None:
-                nx.stop()
+    with tempfile.TemporaryDirectory() as tmp, mongo_server(Path(tmp)) as (uri, nx):
+        for count in (100,) if quick else (100, TRACKED):
+            users = set(sorted(paced_tracked)[:count])
+            delays, lines = asyncio.run(_latency(paced, users, Path(tmp) / f"node{count}", uri))
+            section.checks[f"{count} tracked: every paced block reached MongoDB"] = len(delays) == lines
+            if delays:
+                p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+                label = f"{count} tracked: line written -> document in MongoDB"
+                section.add(f"{label}, median", f"{statistics.median(delays):.2f} s")
+                section.add(
+                    f"{label}, p99 (flush every {FLUSH_S:g} s)",
+                    f"{p99:.2f} s",
+                    f"<= {FLUSH_S + 1:g} s",
+                    p99 <= FLUSH_S + 1,
+                )
     section.notes.append(
         f"latency: {BLOCKS_PER_S * seconds} lines of ~1,500 events at {BLOCKS_PER_S} blocks/s ({seconds} s) appended "
-        f"to a file the real collector (Service, NODE_DATA_DIR) follows, {'MONGO_URI' if not nx else 'nx-27017'}; a "
-        "watcher thread polls MongoDB every 50 ms for each block's first document; writing starts once the collector "
-        "is reading; with 1,000 tracked traders ~2,200 documents/s are written, which nx-27017 (SQLite) takes "
-        "1-2.5 s per flush to absorb on this machine"
+        "to a file the real collector (Service, NODE_DATA_DIR) follows, "
+        f"{'MONGO_URI' if nx is None else 'nx-27017'}; a watcher thread polls MongoDB every 50 ms for each block's "
+        "first document; writing starts once the collector is reading; with 1,000 tracked traders ~2,200 "
+        "documents/s are written, which nx-27017 (SQLite) takes 1-2.5 s per flush to absorb on this machine"
     )
     return section

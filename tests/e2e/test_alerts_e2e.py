@@ -12,16 +12,18 @@ nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from exchange_sim import ExchangeSim, SimConfig
@@ -58,11 +60,21 @@ class Daemon:
             self.proc.wait(timeout=30)
 
     def cursor(self) -> str | None:
-        """The fast alert sensor's cursor as the daemon stored it (None before its first tick)."""
-        with dg.DagsterInstance.from_config(str(self.home)) as instance:
-            for state in instance.all_instigator_state():
-                if state.instigator_name == "fast_alert_sensor" and state.instigator_data is not None:
-                    return getattr(state.instigator_data, "cursor", None)
+        """The fast alert sensor's cursor as the daemon stored it (None before its first tick).
+
+        Read from the instance's SQLite schedule storage directly: a DagsterInstance opened in
+        this process would leave Dagster's process-wide state pointing at it after it closes."""
+        path = self.home / "schedules" / "schedules.db"
+        if not path.exists():
+            return None
+        with closing(sqlite3.connect(path)) as db:
+            try:
+                bodies = [row[0] for row in db.execute("SELECT instigator_body FROM instigators")]
+            except sqlite3.OperationalError:  # the daemon has not created the table yet
+                return None
+        for body in map(json.loads, bodies):  # InstigatorState, as serialized (legacy field names)
+            if body["origin"]["job_name"] == "fast_alert_sensor":
+                return (body.get("job_specific_data") or {}).get("cursor")
         return None
 
 
@@ -79,11 +91,10 @@ def alert_keys(receivers: FakeReceivers) -> list[str]:
 
 @pytest.mark.slow
 async def test_a_large_order_reaches_every_channel_once_across_a_killed_daemon(
-    tmp_path: Path, mongo_uri: str, mongo_db, receivers: FakeReceivers, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, mongo_uri: str, mongo_db, receivers: FakeReceivers
 ) -> None:
     home = tmp_path / "dagster"
     home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the instance's paths are relative to it
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     env = {
         **os.environ,
