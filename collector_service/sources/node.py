@@ -7,7 +7,8 @@ operations, written to ``node_checkpoints`` after the events before them). A cra
 leaves, after the journal replay at start, the stored open orders exactly as of the stored
 checkpoint, and reading resumes there: no line is applied twice (a partial fill is not
 idempotent), none is skipped. Blocks the node writes again (a replay after its restart) are
-dropped by block number.
+dropped by block number; in the hourly layout, which has none, a tracked line byte for byte the
+same as one read recently is dropped.
 
 A jump in block numbers is a gap (the node lost its peer, or skipped blocks): the tracked
 traders' open orders are resynced from the node's own info server (``NODE_INFO_URL``) or the
@@ -19,7 +20,9 @@ wait and are applied on top of the snapshot.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -76,6 +79,14 @@ NODE.md §1.3)."""
 RECENT_BLOCKS = 100_000
 """Block numbers remembered to drop a block the node writes twice (~2 hours of blocks)."""
 
+RECENT_LINES = 200_000
+"""Tracked lines remembered (as hashes) in the hourly layout, to drop a line the node writes twice:
+one event per line carries no block number, and a partial fill applied twice is two updates."""
+
+REMEMBER_BYTES = 64 << 20
+"""At a resume in the hourly layout, how far before the checkpoint the files are scanned for the
+tracked lines already applied (a node restart can write them again after ours)."""
+
 
 @dataclass
 class StreamState:
@@ -94,11 +105,14 @@ class StreamState:
     gaps: int = 0
     blocks_missing: int = 0
     blocks_repeated: int = 0
+    lines_repeated: int = 0  # hourly layout: tracked lines written twice, dropped
+    seen: dict[bytes, None] = field(default_factory=dict)  # hourly layout: hashes of recent tracked lines
     bytes_read: int = 0
     bad_events: int = 0
     error: str | None = None  # why the stream cannot be read now (a truncated file, a line without end)
     pending: deque[tuple[Path, Line]] = field(default_factory=deque)  # read, not applied yet
     read_block: int = -1  # the highest block read
+    read_time: bytes | None = None  # hourly statuses: the ``time`` of the last line read (its block)
     done: dict[Path, int] = field(default_factory=dict)  # per file, the offset after the last line applied
 
     def position(self) -> tuple[Position | None, Position | None]:
@@ -111,6 +125,18 @@ class StreamState:
             for position in (tailer.previous, tailer.current):
                 if position is not None:
                     self.done[position.path] = position.offset
+
+    def first_time(self, raw: bytes) -> bool:
+        """Whether a tracked line (hourly layout) is new; remembers it. Byte for byte the same
+        line is the same event (one status of one oid at one time, or one fill's tid), so a
+        repeat is the node writing it again after a restart, never a second event."""
+        key = hashlib.blake2b(raw, digest_size=16).digest()
+        if key in self.seen:
+            return False
+        self.seen[key] = None
+        if len(self.seen) > RECENT_LINES:
+            del self.seen[next(iter(self.seen))]
+        return True
 
     def applied(self, path: Path, line: Line) -> None:
         """A line was applied: it is behind the checkpoint from now on."""
@@ -138,6 +164,24 @@ def checkpoint_doc(state: StreamState, data_dir: Path) -> dict[str, Any]:
         "blockTime": state.last_block_time,
         "updatedAt": datetime.now(UTC),
     }
+
+
+_EVENT_TIME = re.compile(rb'^\{"time":"([^"]+)"')
+
+
+def _event_time(line: bytes) -> bytes | None:
+    """The ``time`` of an hourly status line (its first key, as the node writes it), unparsed."""
+    found = _EVENT_TIME.match(line)
+    return found.group(1) if found else None
+
+
+def _same_block(a: tuple[NodeStatus, Placed], b: tuple[NodeStatus, Placed]) -> bool:
+    """Whether two statuses read one after the other come from one block: the same block number
+    in the by-block layout; in the hourly layout (no block number) the same ``time``, which a
+    node writes as the block's time on every event of the block."""
+    if a[1].block is not None or b[1].block is not None:
+        return a[1].block == b[1].block
+    return a[0].time == b[0].time
 
 
 class NodeSource:
@@ -197,6 +241,8 @@ class NodeSource:
                 )
                 state.last_block = state.floor = doc.get("blockNumber")
                 state.last_block_time = doc.get("blockTime")
+                if not state.stream.by_block:
+                    self._remember_applied(state)
                 log.info(
                     "event=node_resume stream=%s file=%s offset=%d block=%s",
                     kind,
@@ -227,6 +273,24 @@ class NodeSource:
             for user in sorted(self.pipeline.users):
                 self.pipeline.open_gap(user, self.pipeline.last_seen.get(user))
         return resumed
+
+    def _remember_applied(self, state: StreamState) -> None:
+        """Hourly layout: note the tracked lines up to :data:`REMEMBER_BYTES` before the checkpoint
+        as seen, so a line the node writes again after we restarted is still dropped."""
+        assert state.tailer is not None
+        scanner = Scanner(state.stream.kind, False, set(self.pipeline.users))
+        for position in (state.tailer.previous, state.tailer.current):
+            if position is None or position.offset == 0:
+                continue
+            start = max(0, position.offset - REMEMBER_BYTES)
+            with open(position.path, "rb") as handle:
+                handle.seek(start)
+                data = handle.read(position.offset - start)
+            if start:  # begin at the first whole line
+                data = data[data.find(b"\n") + 1 :]
+            for line in scanner.scan(data, position.offset - len(data)):
+                for hit in line.hits:
+                    state.first_time(hit.raw)
 
     def follow(self, users: set[str]) -> None:
         """The tracked traders changed."""
@@ -285,6 +349,8 @@ class NodeSource:
         """Lines read, to be applied in block order by :meth:`drain`."""
         state.bytes_read += len(chunk.data)
         state.last_read_at = time.monotonic()
+        if state.stream.kind == "order_statuses" and not state.stream.by_block:
+            state.read_time = _event_time(chunk.data[chunk.data.rfind(b"\n", 0, len(chunk.data) - 1) + 1 :])
         if state.scanner.last_error is not None:
             self._warn.log(
                 logging.WARNING,
@@ -302,7 +368,8 @@ class NodeSource:
 
     def _next(self) -> tuple[StreamState, Path, Line] | None:
         """The line to apply next: the lowest block of the streams' first waiting lines (statuses
-        before fills in a tie), unless another by-block stream may still write a lower one."""
+        before fills in a tie), unless another by-block stream may still write a lower one, or the
+        rest of the block of the last status line read may still be written (hourly layout)."""
         best: tuple[int, StreamState] | None = None
         for state in self.streams.values():  # order_statuses first
             if state.pending:
@@ -325,6 +392,16 @@ class NodeSource:
                     and now - other.last_read_at < MERGE_WAIT_S
                 ):
                     return None  # its line for this block is probably being written
+        elif (
+            chosen.read_time is not None
+            and chosen.pending[0][1].hits
+            and _event_time(chosen.pending[0][1].hits[0].raw) == chosen.read_time
+            and time.monotonic() - chosen.last_read_at < MERGE_WAIT_S
+        ):
+            # hourly layout: a block's statuses are lines written one by one, so the block of the
+            # last line read may go on (a modify's ``open`` after its ``canceled``); its lines wait
+            # until a later block is read (or the node pauses) to be applied together
+            return None
         path, line = chosen.pending.popleft()
         return chosen, path, line
 
@@ -333,6 +410,7 @@ class NodeSource:
         after them (one append: the events and the checkpoint are durable together)."""
         observed_at = datetime.now(UTC)
         ops: list[Op] = []
+        held: list[tuple[NodeStatus, Placed]] = []
         gap, gap_since, applied = False, None, 0
         while (taken := self._next()) is not None:
             state, path, line = taken
@@ -344,7 +422,12 @@ class NodeSource:
                     continue
                 if verdict == "gap" and not gap:
                     gap, gap_since = True, state.gap_since
-            ops += self._apply(state.stream.kind, line, observed_at)
+            elif line.hits:
+                fresh = [hit for hit in line.hits if state.first_time(hit.raw)]
+                state.lines_repeated += len(line.hits) - len(fresh)
+                line.hits = fresh
+            ops += self._apply(state.stream.kind, line, observed_at, held)
+        ops += self._statuses(held, observed_at)
         if not applied:
             return
         ops += [
@@ -396,10 +479,13 @@ class NodeSource:
             state.last_local_time = node_time(line.local_time)
         return verdict
 
-    def _apply(self, kind: Kind, line: Line, observed_at: datetime) -> list[Op]:
-        """The operations of a line's tracked events."""
+    def _apply(self, kind: Kind, line: Line, observed_at: datetime, held: list[tuple[NodeStatus, Placed]]) -> list[Op]:
+        """The operations of a line's tracked events. Its statuses join ``held``, the statuses of
+        one block not applied yet, which are applied (their operations first) once a status of
+        another block or a fill comes: a block's transitions must be applied together for a modify
+        to be linked (without a cloid its ``canceled`` and ``open`` are paired only within one
+        batch), and in the hourly layout they are spread over lines, one event each."""
         block_at = node_time(line.block_time) if line.block_time else None
-        statuses: list[tuple[NodeStatus, Placed]] = []
         ops: list[Op] = []
         for hit in line.hits:
             try:
@@ -408,14 +494,17 @@ class NodeSource:
                     where = Placed(line.block, block_at or node_time(status.time))
                     if status.user in self.resyncing:
                         self.resyncing[status.user].append((kind, status, where))
-                    else:
-                        statuses.append((status, where))
+                        continue
+                    if held and not _same_block(held[-1], (status, where)):
+                        ops += self._statuses(held, observed_at)
+                    held.append((status, where))
                 else:
                     user, fill, raw = decode_fill_event(hit.raw)
                     where = Placed(line.block, block_at or ms_to_datetime(fill.time))
                     if user in self.resyncing:
                         self.resyncing[user].append((kind, (user, fill, raw), where))
                     else:
+                        ops += self._statuses(held, observed_at)  # a block's statuses before its fills
                         ops += self._fill(user, fill, raw, where, observed_at)
             except FrameError as exc:
                 self.streams[kind].bad_events += 1
@@ -423,11 +512,16 @@ class NodeSource:
                 self._warn.log(
                     logging.WARNING, f"bad_node:{kind}", "event=bad_node_event stream=%s error=%r", kind, str(exc)
                 )
-        if statuses:
-            events = self.transitions.statuses(statuses, observed_at)
-            self.pipeline.noted(events, observed_at)
-            ops = order_ops(events) + ops
         return ops
+
+    def _statuses(self, held: list[tuple[NodeStatus, Placed]], observed_at: datetime) -> list[Op]:
+        """Apply the held statuses of one block together (and forget them): their operations."""
+        if not held:
+            return []
+        events = self.transitions.statuses(held, observed_at)
+        held.clear()
+        self.pipeline.noted(events, observed_at)
+        return order_ops(events)
 
     def _fill(self, user: str, fill: NodeFill, raw: msgspec.Raw, where: Placed, observed_at: datetime) -> list[Op]:
         doc, event = self.transitions.fill(user, fill, raw, where, observed_at)
@@ -535,6 +629,7 @@ class NodeSource:
                 "gaps": state.gaps,
                 "blocks_missing": state.blocks_missing,
                 "blocks_repeated": state.blocks_repeated,
+                "lines_repeated": state.lines_repeated,
                 "late_appends": state.tailer.late_appends if state.tailer else 0,
                 "lines": state.scanner.lines,
                 "bytes_read": state.bytes_read,

@@ -10,6 +10,10 @@ given time to settle, is stopped with SIGTERM, and ``exchange_sim.compare`` deci
 The in-suite tests call :func:`run_soak` with short durations; the long run is the CLI::
 
     python -m tests.reliability.soak --duration 600 [--traders 40] [--feed webData2] [--kill-every 45]
+    python -m tests.reliability.soak --source node [--layout by_block|hourly|both] [--traders 2000 --tracked 200]
+
+(``make soak SOAK_ARGS="..."``); ``--source node`` runs the node-file soak of
+tests.reliability.node_soak once per layout.
 
 It prints one line of figures and exits 1 unless every observable order was captured exactly
 once with its right final status.
@@ -19,21 +23,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pymongo
 
 from exchange_sim import ChaosConfig, ExchangeSim, Report, SimConfig, compare
 from tests.mongo_server import NxServer
 from tests.reliability.collector_process import CollectorProcess, collector_for
+from tests.reliability.node_soak import LAYOUTS, NodeSoakConfig, run_node_soak
 
 EGRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
 USERS_PER_EGRESS = 10
+T = TypeVar("T")
 SUITE_CHAOS = "disconnect=4,expire=8,refuse=12:2,burst429=10:2,duplicate=0.02,malformed=0.02"
 
 
@@ -173,37 +182,52 @@ async def run_soak(cfg: SoakConfig, mongo_uri: str, db_name: str, workdir: Path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    d = SoakConfig()
+    d, n = SoakConfig(), NodeSoakConfig()
     p = argparse.ArgumentParser(prog="python -m tests.reliability.soak", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source", choices=("ws", "node"), default="ws",
+                   help="ws: the WebSocket feeds under chaos (this module); node: the node-file source "
+                        "(tests.reliability.node_soak), once per --layout")
     p.add_argument("--duration", type=float, default=600.0, help="seconds of trading (default 600)")
-    p.add_argument("--traders", type=int, default=d.traders, help=f"traders tracked (default {d.traders})")
+    p.add_argument("--traders", type=int, default=None,
+                   help=f"traders (default {d.traders} tracked with ws; {n.traders} active with node)")
+    p.add_argument("--tracked", type=int, default=n.tracked, help=f"node: traders tracked (default {n.tracked})")
+    p.add_argument("--layout", choices=(*LAYOUTS, "both"), default="both",
+                   help="node: the layout the collector reads (default both, one run each)")
     p.add_argument("--feed", choices=("openOrders", "webData2"), default=d.feed)
     p.add_argument("--chaos", default="disconnect=6,expire=20,refuse=60:3,burst429=30:3,duplicate=0.01,malformed=0.01",
-                   help="exchange_sim chaos spec")
-    p.add_argument("--orders-per-trader-per-min", type=float, default=d.orders_per_trader_per_min)
+                   help="ws: exchange_sim chaos spec")
+    p.add_argument("--orders-per-trader-per-min", type=float, default=None,
+                   help=f"default {d.orders_per_trader_per_min} (ws), {n.orders_per_trader_per_min} (node)")
     p.add_argument("--speed", type=float, default=d.speed)
-    p.add_argument("--kill-every", type=float, default=45.0,
-                   help="mean seconds between kill -9s of the collector (0: never)")
+    p.add_argument("--kill-every", type=float, default=None,
+                   help="ws: mean seconds between kill -9s of the collector (default 45); node: mean seconds it "
+                        "reads between loading its state and the next kill -9 (default 5); 0: never")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--mongo-uri", default=None, help="use this server instead of a fresh nx-27017")
     a = p.parse_args(argv)
-    cfg = SoakConfig(duration=a.duration, traders=a.traders, feed=a.feed, chaos=a.chaos,
-                     orders_per_trader_per_min=a.orders_per_trader_per_min, speed=a.speed,
-                     kill_every=a.kill_every or None, seed=a.seed, settle_timeout=120.0)
-    with tempfile.TemporaryDirectory(prefix="orderwatch-soak-") as tmp:
-        work = Path(tmp)
-        server = None
-        uri = a.mongo_uri
-        if uri is None:
-            server = NxServer(work / "nx")
-            server.start()
-            uri = server.uri
-        try:
-            result = asyncio.run(run_soak(cfg, uri, f"soak_{int(time.time())}", work / "run"))
-        finally:
-            if server is not None:
-                server.stop()
+    if a.source == "node":
+        layouts = LAYOUTS if a.layout == "both" else (a.layout,)
+        configs = [
+            NodeSoakConfig(layout=layout, duration=a.duration, traders=a.traders or n.traders, tracked=a.tracked,
+                           orders_per_trader_per_min=a.orders_per_trader_per_min or n.orders_per_trader_per_min,
+                           speed=a.speed, kill_every=5.0 if a.kill_every is None else a.kill_every or None,
+                           seed=a.seed, min_kills=0, settle_timeout=120.0)
+            for layout in layouts
+        ]
+        runs = [_on_mongo(a.mongo_uri, functools.partial(run_node_soak, c)) for c in configs]
+        for run in runs:
+            print(run.figures(), flush=True)
+            if not run.ok:
+                r, f = run.report, run.fills
+                print(f"FAILED {r.summary()} {f.summary()} missed={(r.missed_gap_only + f.missed)[:10]} "
+                      f"wrong_links={r.wrong_links[:10]} repeated_updates={run.repeated[:10]}", file=sys.stderr)
+        return 0 if all(run.ok for run in runs) else 1
+    cfg = SoakConfig(duration=a.duration, traders=a.traders or d.traders, feed=a.feed, chaos=a.chaos,
+                     orders_per_trader_per_min=a.orders_per_trader_per_min or d.orders_per_trader_per_min,
+                     speed=a.speed, kill_every=45.0 if a.kill_every is None else a.kill_every or None, seed=a.seed,
+                     settle_timeout=120.0)
+    result = _on_mongo(a.mongo_uri, functools.partial(run_soak, cfg))
     print(result.figures(), flush=True)
     if not result.ok:
         r = result.report
@@ -211,6 +235,22 @@ def main(argv: list[str] | None = None) -> int:
               f"duplicates={r.duplicates[:10]} wrong_final_status={r.wrong_final_status[:10]} "
               f"wrong_links={r.wrong_links[:10]} wrong_dex={r.wrong_dex[:10]}", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+def _on_mongo(uri: str | None, soak: Callable[[str, str, Path], Coroutine[Any, Any, T]]) -> T:
+    """Run one soak against ``uri`` (or a fresh nx-27017) in a fresh database and work folder."""
+    with tempfile.TemporaryDirectory(prefix="orderwatch-soak-") as tmp:
+        work = Path(tmp)
+        server = None
+        if uri is None:
+            server = NxServer(work / "nx")
+            server.start()
+            uri = server.uri
+        try:
+            return asyncio.run(soak(uri, f"soak_{time.time_ns()}", work / "run"))
+        finally:
+            if server is not None:
+                server.stop()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,312 @@
+"""Soak the collector's node-file source: 200 tracked traders among 2,000 active ones, ``kill -9``.
+
+One run: the exchange simulator (in this process) trades at random for ``traders`` users and
+writes a non-validating node's files in both layouts, its clock starting shortly before a whole
+hour so the files rotate; ground truth covers the first ``tracked`` traders only. The collector
+runs as a child process reading one layout (``NODE_LAYOUT``) and is ``kill -9``-ed at random
+moments (and while the node is down after each of its restarts) and restarted each time, while
+the node writes partial lines, appends the old hour's last line late at the rotation, and
+restarts in turn writing recent blocks again and skipping blocks (by-block layout only: one event
+per line carries no block number, so a skip is invisible there, README "Running a node for
+orderwatch"). Then trading stops, the collector drains, is stopped with SIGTERM, and the ground
+truth decides: every tracked order captured with its true final status and modify links, no
+order with two ``new`` or two ``closed`` events or one change recorded twice, every fill exactly
+once, and nothing at all of the untracked traders in MongoDB.
+
+The in-suite test calls :func:`run_node_soak` with a short duration; the long run is the soak
+CLI (``make soak SOAK_ARGS="--source node"``, see tests.reliability.soak).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pymongo
+
+from collector_service import schema
+from exchange_sim import ExchangeSim, FillReport, Report, SimConfig, compare, compare_fills
+from exchange_sim.clock import HOUR_MS, before_next_hour
+from tests.reliability.collector_process import CollectorProcess, collector_for
+
+LAYOUTS = ("by_block", "hourly")  # what the collector reads (NODE_LAYOUT); the node writes both
+UNLIMITED_REST_WEIGHT = 1_000_000
+QUIET_BEFORE_ROTATION_MS = 8_000  # simulated ms before a whole hour without kills (the collector catches up)
+QUIET_AFTER_ROTATION_MS = 4_000  # ... and after it (the late line arrives and is read)
+
+
+@dataclass
+class NodeSoakConfig:
+    """One node soak. Durations are real seconds; ``speed`` scales the simulated clock."""
+
+    layout: str = "by_block"
+    duration: float = 32.0
+    traders: int = 2000
+    tracked: int = 200
+    orders_per_trader_per_min: float = 3.0
+    speed: float = 2.0
+    start_before_hour: float = 20.0  # simulated seconds before the first rotation
+    kill_every: float | None = 0.8  # mean seconds the collector reads before each kill -9 (None: never)
+    min_kills: int = 10  # trading goes on past `duration` (up to twice as long) until this many kills
+    fault_every: float = 8.0  # seconds between node faults: a partial line, a re-write, a skip, ...
+    restart_pause_ms: int = 1500  # simulated ms a node restart writes nothing
+    rewrite_blocks: int = 40
+    skip_blocks: int = 15
+    # The simulator's one info API stands for both the node's own info server (no rate limit,
+    # NODE.md §3.3) and the public API: at the public 1,200 weight a minute a resync of 200
+    # traders on three dexes alone takes ten minutes. The WebSocket soak keeps the real budget.
+    rest_weight_per_min: int = UNLIMITED_REST_WEIGHT
+    settle_timeout: float = 60.0
+    seed: int = 7
+
+
+@dataclass
+class NodeSoakResult:
+    """The figures of a node soak and the ground-truth comparisons."""
+
+    config: NodeSoakConfig
+    report: Report = field(default_factory=Report)
+    fills: FillReport = field(default_factory=FillReport)
+    duration_s: float = 0.0
+    settle_s: float = 0.0
+    kills: int = 0
+    events: int = 0
+    fill_documents: int = 0
+    untracked_documents: int = 0  # documents of traders the collector was not told to track
+    repeated: list[tuple[str, int, str]] = field(default_factory=list)  # see repeated_updates
+    faults: dict[str, int] = field(default_factory=dict)  # node faults injected, by kind
+    node: dict[str, Any] = field(default_factory=dict)  # the simulator's node-writer counts
+    gaps: int = 0  # block gaps the collector logged (event=node_gap)
+    resynced: int = 0  # traders resynced after them (event=node_resynced)
+    rotations: int = 0
+    late_appends: int = 0  # late lines the collector read (event=node_late_append)
+    exit_code: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        r = self.report
+        return (
+            r.ok
+            and r.capture_rate == 1.0
+            and r.observable == r.total
+            and self.fills.ok
+            and self.untracked_documents == 0
+            and not self.repeated
+            and self.exit_code == 0
+        )
+
+    def figures(self) -> str:
+        r, f, node = self.report, self.fills, self.node
+        faults = ",".join(f"{k}:{v}" for k, v in sorted(self.faults.items())) or "-"
+        return (
+            f"node_soak layout={self.config.layout} duration_s={self.duration_s:.0f} settle_s={self.settle_s:.1f} "
+            f"traders={self.config.traders} tracked={self.config.tracked} orders={r.total} captured={r.captured} "
+            f"capture_rate={r.capture_rate:.4f} events={self.events} fills={f.total} fill_documents="
+            f"{self.fill_documents} fills_captured={f.captured} duplicates={len(r.duplicates) + len(f.duplicates)} "
+            f"wrong_final_status={len(r.wrong_final_status)} repeated_updates={len(self.repeated)} "
+            f"untracked_documents={self.untracked_documents} "
+            f"kills_survived={self.kills} gaps={self.gaps} traders_resynced={self.resynced} "
+            f"rotations={self.rotations} late_appends_read={self.late_appends} faults={faults} "
+            f"blocks_written={node.get('nodeBlocksWritten', 0)} lines_written={node.get('nodeLinesWritten', 0)} "
+            f"exit_code={self.exit_code}"
+        )
+
+
+def fault_plan(cfg: NodeSoakConfig) -> list[tuple[float, str]]:
+    """(seconds into the run, fault) every ``fault_every`` seconds: a partial line, a restart that
+    re-writes blocks and, by block only, one that skips blocks, in turn."""
+    cycle = ["partial_line", "rewrite"] + (["skip"] if cfg.layout == "by_block" else [])
+    count = int(cfg.duration / cfg.fault_every)
+    return [((i + 0.5) * cfg.fault_every, cycle[i % len(cycle)]) for i in range(count)]
+
+
+def inject(sim: ExchangeSim, fault: str, cfg: NodeSoakConfig) -> None:
+    """Make the simulated node write ``fault``."""
+    assert sim.node is not None
+    if fault == "partial_line":
+        sim.node.partial_line(hold_ms=500)
+    elif fault == "rewrite":
+        sim.node.restart(cfg.restart_pause_ms, rewrite_blocks=cfg.rewrite_blocks)
+    else:
+        sim.node.restart(cfg.restart_pause_ms, skip_blocks=cfg.skip_blocks)
+
+
+def repeated_updates(orders: pymongo.collection.Collection) -> list[tuple[str, int, str]]:
+    """Orders with one change recorded twice under different event keys, which the unique index
+    cannot stop: a partial fill (same ``fillTid``) or a trigger applied twice (``compare`` already
+    counts a second ``new`` or ``closed``). Updates recovered over REST name neither and are left out."""
+    seen: set[tuple[str, int, str]] = set()
+    repeated = []
+    for doc in orders.find(
+        {"action": schema.ACTION_UPDATED}, {"ethAddress": 1, "oid": 1, "fillTid": 1, "nodeStatus": 1}
+    ):
+        if doc.get("fillTid") is not None:
+            change = f"fill {doc['fillTid']}"
+        elif doc.get("nodeStatus") is not None:
+            change = str(doc["nodeStatus"])
+        else:
+            continue
+        key = (doc["ethAddress"], int(doc["oid"]), change)
+        if key in seen:
+            repeated.append(key)
+        seen.add(key)
+    return repeated
+
+
+def untracked_documents(db: pymongo.database.Database, tracked: set[str]) -> int:
+    """Documents in any collection that name a trader outside ``tracked``."""
+    found = 0
+    for name in db.list_collection_names():
+        for doc in db[name].find({}, {"ethAddress": 1, "user": 1}):
+            address = doc.get("ethAddress") or doc.get("user")
+            if isinstance(address, str) and address.startswith("0x") and address.lower() not in tracked:
+                found += 1
+    return found
+
+
+@dataclass
+class RandomKills:
+    """``kill -9`` the collector a random time after each start has loaded its state (while it
+    reads), or as soon as :attr:`now` is set, and restart it; never near the hour rotation, so
+    that the collector is caught up and sees the old hour's late line arrive."""
+
+    collector: CollectorProcess
+    sim: ExchangeSim
+    rng: random.Random
+    mean_up_s: float  # mean seconds the collector reads between loading its state and the kill
+    kills: int = 0
+    log_at: int = 0  # log offset of the newest start
+    now: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        """Kill and restart until cancelled."""
+        while True:
+            await self.collector.wait_for_log("event=state_loaded", after=self.log_at, timeout=60)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.now.wait(), self.rng.uniform(0.1, 2 * self.mean_up_s - 0.1))
+            self.now.clear()
+            while self._near_rotation():
+                await asyncio.sleep(0.05)
+            self.collector.kill()
+            self.kills += 1
+            self.log_at = self.collector.log_size()
+            self.collector.start()
+
+    def _near_rotation(self) -> bool:
+        into_hour = self.sim.clock.now_ms() % HOUR_MS
+        return into_hour >= HOUR_MS - QUIET_BEFORE_ROTATION_MS or into_hour < QUIET_AFTER_ROTATION_MS
+
+
+async def _settle(check: Callable[[], bool], timeout: float) -> float:
+    """Poll ``check`` (off the loop) until true or ``timeout``; the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout and not await asyncio.to_thread(check):
+        await asyncio.sleep(1.0)
+    return time.monotonic() - started
+
+
+async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workdir: Path) -> NodeSoakResult:
+    """Run one node soak (see the module docstring) and return its figures."""
+    if cfg.layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {cfg.layout!r}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    truth, node_dir = workdir / "truth.jsonl", workdir / "hl" / "data"
+    rng = random.Random(cfg.seed)
+    sim_cfg = SimConfig(
+        seed=cfg.seed,
+        traders=cfg.traders,
+        tracked_traders=cfg.tracked,
+        orders_per_trader_per_min=cfg.orders_per_trader_per_min,
+        speed=cfg.speed,
+        start_time_ms=before_next_hour(int(time.time() * 1000), cfg.start_before_hour),
+        truth_file=truth,
+        node_dir=node_dir,
+        node_layout="both",
+        rest_weight_per_min=cfg.rest_weight_per_min,
+    )
+    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+    db = client[db_name]
+    result = NodeSoakResult(cfg)
+    try:
+        async with ExchangeSim(sim_cfg) as sim:
+            assert sim.node is not None
+            users = sim.tracked
+            collector = collector_for(
+                sim,
+                mongo_uri,
+                db_name,
+                workdir,
+                users,
+                node_data_dir=node_dir,
+                node_layout=cfg.layout,
+                node_start="earliest",
+                node_info_url=sim.info_url,
+                trader_books_enabled="false",
+                collector_rest_weight_per_minute=cfg.rest_weight_per_min,
+            )
+
+            def drained() -> bool:
+                sim.recorder.flush()
+                return (
+                    compare(db[schema.ORDERS], truth, None, users).ok
+                    and compare_fills(db[schema.FILLS], truth, users).ok
+                )
+
+            kills = RandomKills(collector, sim, rng, cfg.kill_every or 0.0)
+            killing: asyncio.Task[None] | None = None
+            try:
+                collector.start()
+                await collector.wait_for_log("event=state_loaded")
+                sim.node.late_append(delay_ms=1000)  # at the rotation, the old hour's last line comes late
+                if cfg.kill_every:
+                    killing = asyncio.create_task(kills.run())
+                faults = fault_plan(cfg)
+                started = time.monotonic()
+                while (now := time.monotonic()) - started < cfg.duration or (
+                    killing is not None and kills.kills < cfg.min_kills and now - started < 2 * cfg.duration
+                ):
+                    while faults and now - started >= faults[0][0]:
+                        fault = faults.pop(0)[1]
+                        inject(sim, fault, cfg)
+                        if fault != "partial_line":
+                            # die while the node is down: what it writes again (or skips) then
+                            # comes after our restart from a checkpoint
+                            kills.now.set()
+                    assert killing is None or not killing.done(), killing.exception()
+                    await asyncio.sleep(0.05)
+                if killing is not None:
+                    killing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await killing
+                await collector.wait_for_log("event=state_loaded", after=kills.log_at)  # signal handlers set
+                result.duration_s = time.monotonic() - started
+                sim.set_order_rate(0)
+                result.settle_s = await _settle(drained, cfg.settle_timeout)
+                result.exit_code = await asyncio.to_thread(collector.terminate)
+            finally:
+                if killing is not None:
+                    killing.cancel()
+                collector.stop_if_running()
+            result.kills = kills.kills
+            result.node = sim.node.stats()
+            result.faults = dict(result.node["nodeFaults"])
+        log = collector.log_text()
+        result.gaps = log.count("event=node_gap ")
+        result.resynced = log.count("event=node_resynced ")
+        result.rotations = log.count("event=node_rotation ")
+        result.late_appends = log.count("event=node_late_append ")
+        result.report = await asyncio.to_thread(compare, db[schema.ORDERS], truth, None, users)
+        result.fills = await asyncio.to_thread(compare_fills, db[schema.FILLS], truth, users)
+        result.events = await asyncio.to_thread(db[schema.ORDERS].count_documents, {})
+        result.fill_documents = await asyncio.to_thread(db[schema.FILLS].count_documents, {})
+        result.repeated = await asyncio.to_thread(repeated_updates, db[schema.ORDERS])
+        result.untracked_documents = await asyncio.to_thread(untracked_documents, db, set(users))
+        return result
+    finally:
+        client.close()
