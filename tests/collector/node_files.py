@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from collector_service.config import Settings, load_settings
 from collector_service.sources.node_files import BY_BLOCK_SUFFIX, FOLDERS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "hyperliquid"
@@ -179,3 +180,24 @@ class Market:
         self.rng.shuffle(statuses)  # noise and ours mixed; a modify's open stays before its cancel
         statuses.sort(key=lambda e: e.get("status") == "canceled" and e["user"] in self.users)
         return statuses, fills
+
+
+def node_settings(
+    mongo_uri: str, db: str, user: str, data_dir: Path, work: Path, info_url: str, **overrides: Any
+) -> Settings:
+    """Collector settings reading ``data_dir`` as a node's folder for ``user``, test-speed timings,
+    the info API (node's and public) at ``info_url``; ``overrides`` win."""
+    values: dict[str, Any] = {
+        "mongo_uri": mongo_uri,
+        "mongo_db": db,
+        "trader_addresses": user,
+        "node_data_dir": data_dir,
+        "node_info_url": info_url,
+        "hyperliquid_info_url": info_url,
+        "trader_dexes": "none",
+        "trader_books_enabled": False,
+        "trader_orders_ws_flush_interval": 0.2,
+        "collector_data_dir": work / "c",
+        "collector_health_port": 0,
+    }
+    return load_settings(**(values | overrides))

@@ -15,10 +15,17 @@ import pytest
 from aiohttp import web
 
 from collector_service import schema
-from collector_service.config import load_settings
 from collector_service.sources import node as source
 from tests.collector.harness import RunningCollector, eventually
-from tests.collector.node_files import FIXTURES, append, block_line, hour_path, node_time, sample_status_blocks
+from tests.collector.node_files import (
+    FIXTURES,
+    append,
+    block_line,
+    hour_path,
+    node_settings,
+    node_time,
+    sample_status_blocks,
+)
 from tests.mongo_server import free_port
 
 USER = "0x00000000000000000000000000000000000000d4"
@@ -109,20 +116,8 @@ async def test_a_block_gap_is_resynced_and_health_shows_gaps_and_stalls(
         write_block(data_dir, number, [_status("open", _order(100, AT), AT)] if number == 3 else [])
     port = free_port()
     async with InfoStub() as stub:
-        settings = load_settings(
-            mongo_uri=mongo_uri,
-            mongo_db=mongo_db.name,
-            trader_addresses=USER,
-            node_data_dir=data_dir,
-            node_start="earliest",
-            node_info_url=stub.url,
-            hyperliquid_info_url=stub.url,
-            trader_dexes="none",
-            trader_books_enabled=False,
-            trader_orders_ws_flush_interval=0.2,
-            collector_data_dir=tmp_path / "c",
-            collector_health_port=port,
-        )
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest",
+                                 collector_health_port=port)
         async with RunningCollector(settings) as run:
             await eventually(lambda: _events(mongo_db, 100) == [("new", "node", None)], what="order 100 from a line")
             status, body = await _get(port, "/healthz")
@@ -209,19 +204,7 @@ async def test_start_now_begins_at_the_end_of_the_files_and_resyncs_the_traders(
     write_block(data_dir, 1, [_status("open", _order(500, AT), AT)])  # before we start: not read
     async with InfoStub() as stub:
         stub.open_orders = [_order(500, AT)]
-        settings = load_settings(
-            mongo_uri=mongo_uri,
-            mongo_db=mongo_db.name,
-            trader_addresses=USER,
-            node_data_dir=data_dir,
-            node_info_url=stub.url,
-            hyperliquid_info_url=stub.url,
-            trader_dexes="none",
-            trader_books_enabled=False,
-            trader_orders_ws_flush_interval=0.2,
-            collector_data_dir=tmp_path / "c",
-            collector_health_port=0,
-        )
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url)
         async with RunningCollector(settings):
             # no checkpoint, NODE_START=now: the open order comes from the resync, not the old line
             await eventually(lambda: _events(mongo_db, 500) == [("new", "rest", None)], what="500 from the resync")

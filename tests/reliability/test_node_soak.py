@@ -16,9 +16,8 @@ import pymongo
 import pytest
 
 from collector_service import schema
-from collector_service.config import load_settings
 from tests.collector.harness import RunningCollector, eventually
-from tests.collector.node_files import append, hour_path, node_time, sample_status_blocks
+from tests.collector.node_files import append, hour_path, node_settings, node_time, sample_status_blocks
 from tests.mongo_server import free_port
 from tests.reliability.node_soak import NodeSoakConfig, run_node_soak
 
@@ -73,21 +72,8 @@ async def test_a_modify_read_in_two_pieces_is_linked(
     path = hour_path(data_dir, "order_statuses", AT, by_block=False)
     append(path, _status_line("open", 100, AT, "76000.0"))
     nowhere = f"http://127.0.0.1:{free_port()}/info"  # no REST in this test
-    settings = load_settings(
-        mongo_uri=mongo_uri,
-        mongo_db=mongo_db.name,
-        trader_addresses=USER,
-        node_data_dir=data_dir,
-        node_start="earliest",
-        node_layout="hourly",
-        node_info_url=nowhere,
-        hyperliquid_info_url=nowhere,
-        trader_dexes="none",
-        trader_books_enabled=False,
-        trader_orders_ws_flush_interval=0.1,
-        collector_data_dir=tmp_path / "c",
-        collector_health_port=free_port(),
-    )
+    settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, nowhere, node_start="earliest",
+                             node_layout="hourly", trader_orders_ws_flush_interval=0.1)
     async with RunningCollector(settings):
         await eventually(lambda: (100, "new") in _links(mongo_db), what="order 100 from its line")
         modify = AT + timedelta(seconds=1)
