@@ -59,15 +59,7 @@ class Snapshot:
 
     def data(self) -> bytes:
         """The `{"coin","time","levels"}` object of the default (full precision) view."""
-        return (
-            b'{"coin":'
-            + orjson.dumps(self.coin)
-            + b',"time":'
-            + str(self.time).encode()
-            + b',"levels":'
-            + self.levels_json
-            + b"}"
-        )
+        return book_data(self.coin, self.time, self.levels_json)
 
 
 def levels_json(bids: Side, asks: Side, depth: int = rules.L2_BOOK_DEPTH) -> bytes:
@@ -244,12 +236,17 @@ def view_data(snap: Snapshot, n_sig_figs: int | None, mantissa: int | None, fast
         bids = aggregate(bids, n_sig_figs, mantissa, up=False)
         asks = aggregate(asks, n_sig_figs, mantissa, up=True)
     depth = rules.L2_BOOK_FAST_DEPTH if fast else rules.L2_BOOK_DEPTH
+    return book_data(snap.coin, snap.time, levels_json(bids, asks, depth), fast)
+
+
+def book_data(coin: str, time_ms: int, levels: bytes, fast: bool = False) -> bytes:
+    """An l2Book frame's `data` object, `{"coin","time","levels"}` (and `"fast":true`), as bytes."""
     return (
         b'{"coin":'
-        + orjson.dumps(snap.coin)
+        + orjson.dumps(coin)
         + b',"time":'
-        + str(snap.time).encode()
+        + str(time_ms).encode()
         + b',"levels":'
-        + levels_json(bids, asks, depth)
+        + levels
         + (b',"fast":true}' if fast else b"}")
     )

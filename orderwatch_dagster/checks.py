@@ -20,6 +20,22 @@ def _keys_md(df: pl.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.md(text)
 
 
+def _orders_result(
+    bad: pl.DataFrame,
+    count_key: str,
+    problem: str,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+) -> dg.AssetCheckResult:
+    """Passed when ``bad`` (orders breaking the rule) is empty; else ``"<n> orders <problem>"``,
+    with their count under ``count_key`` and the first of them listed."""
+    return dg.AssetCheckResult(
+        passed=bad.is_empty(),
+        severity=severity,
+        description=None if bad.is_empty() else f"{bad.height} orders {problem}",
+        metadata={count_key: bad.height, "orders": _keys_md(bad)},
+    )
+
+
 def _duplicates_result(
     parquet_dups: pl.DataFrame, mongo_dups: pl.DataFrame, what: str = "event"
 ) -> dg.AssetCheckResult:
@@ -106,11 +122,7 @@ def order_lifecycles_one_row_per_order(
         ]
     )
     dups = dups.filter(pl.col("len") > 1).sort("key", *transforms.ORDER_KEY).select("key", *transforms.ORDER_KEY, "len")
-    return dg.AssetCheckResult(
-        passed=dups.is_empty(),
-        description=None if dups.is_empty() else f"{dups.height} orders appear more than once",
-        metadata={"duplicated_orders": dups.height, "orders": _keys_md(dups)},
-    )
+    return _orders_result(dups, "duplicated_orders", "appear more than once")
 
 
 @dg.asset_check(asset=order_lifecycles)
@@ -123,11 +135,7 @@ def order_lifecycles_closed_after_first_seen(
     bad = df.filter(pl.col("closedAt") < pl.col("firstSeenAt")).select(
         "ethAddress", "rootOid", "oid", "firstSeenAt", "closedAt"
     )
-    return dg.AssetCheckResult(
-        passed=bad.is_empty(),
-        description=None if bad.is_empty() else f"{bad.height} orders closed before they were first seen",
-        metadata={"bad_orders": bad.height, "orders": _keys_md(bad)},
-    )
+    return _orders_result(bad, "bad_orders", "closed before they were first seen")
 
 
 @dg.asset_check(asset=fills, blocking=True)
@@ -200,11 +208,7 @@ def order_lifecycles_filled_sz_matches_fills(
     own mapping of fills to chains)."""
     day = context.partition_key
     bad = transforms.lifecycle_fill_mismatches(store.read("order_lifecycles", day), store.scan_until("fills", day))
-    return dg.AssetCheckResult(
-        passed=bad.is_empty(),
-        description=None if bad.is_empty() else f"{bad.height} orders whose filledSz differs from their fills",
-        metadata={"mismatched_orders": bad.height, "orders": _keys_md(bad)},
-    )
+    return _orders_result(bad, "mismatched_orders", "whose filledSz differs from their fills")
 
 
 @dg.asset_check(asset=order_lifecycles)
@@ -217,11 +221,8 @@ def order_lifecycles_fills_agree_with_events(
     before fills were collected have none."""
     df = store.read("order_lifecycles", context.partition_key)
     bad = transforms.fills_disagree_with_events(df)
-    return dg.AssetCheckResult(
-        passed=bad.is_empty(),
-        severity=dg.AssetCheckSeverity.WARN,
-        description=None if bad.is_empty() else f"{bad.height} orders whose fills and events disagree on filledSz",
-        metadata={"disagreeing_orders": bad.height, "orders": _keys_md(bad)},
+    return _orders_result(
+        bad, "disagreeing_orders", "whose fills and events disagree on filledSz", dg.AssetCheckSeverity.WARN
     )
 
 
