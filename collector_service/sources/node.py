@@ -435,6 +435,12 @@ class NodeSource:
             for s in self.streams.values()
             if s.done
         ]
+        if gap:
+            # journal every tracked trader's gap before the checkpoint that passes the missing
+            # blocks: a crash in between must leave the gap to recover at the next start, never
+            # a checkpoint past blocks that nobody will recover
+            for user in sorted(self.pipeline.users):
+                self.pipeline.open_gap(user, gap_since)
         self.pipeline.writer.submit(ops)
         if gap:
             self.resync_all(gap_since)

@@ -216,3 +216,36 @@ async def test_start_now_begins_at_the_end_of_the_files_and_resyncs_the_traders(
             assert stub.calls.count("frontendOpenOrders") == 1
         checkpoint = mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"})
         assert checkpoint is not None and checkpoint["blockNumber"] == 2
+
+
+async def test_a_gap_is_journaled_before_the_checkpoint_that_passes_it(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The collector dies right after reading past skipped blocks, before any resync task ran (as
+    # a kill -9 can land): the gap must already be journaled, or the next start resumes past the
+    # missing blocks with nothing to recover.
+    data_dir = tmp_path / "hl" / "data"
+    for number in (1, 2, 30):
+        write_block(data_dir, number, [])
+    gap_end = AT + timedelta(seconds=20)
+    async with InfoStub() as stub:
+        stub.history = [
+            {"order": _order(300, gap_end), "status": "canceled", "statusTimestamp": int(gap_end.timestamp() * 1000)}
+        ]
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest")
+        with monkeypatch.context() as patch:
+            patch.setattr(source.NodeSource, "resync_all", lambda self, since: None)  # the crash
+            async with RunningCollector(settings):
+                await eventually(
+                    lambda: (mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"}) or {}).get(
+                        "blockNumber"
+                    )
+                    == 30,
+                    what="the checkpoint past the gap",
+                )
+        assert mongo_db[schema.RECOVERIES].find_one({"_id": USER}) is not None, "the gap was not journaled"
+        async with RunningCollector(settings):  # the next start recovers what the gap hid
+            await eventually(
+                lambda: _events(mongo_db, 300) == [("new", "rest", None), ("closed", "rest", "canceled")],
+                what="300, which lived inside the gap",
+            )
