@@ -33,6 +33,7 @@ import pymongo
 from collector_service import schema
 from exchange_sim import ExchangeSim, FillReport, Report, SimConfig, compare, compare_fills
 from exchange_sim.clock import HOUR_MS, before_next_hour
+from exchange_sim.node_files import STREAM_DIRS
 from tests.reliability.collector_process import CollectorProcess, collector_for
 
 LAYOUTS = ("by_block", "hourly")  # what the collector reads (NODE_LAYOUT); the node writes both
@@ -261,6 +262,10 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
             kills = RandomKills(collector, sim, rng, cfg.kill_every or 0.0)
             killing: asyncio.Task[None] | None = None
             try:
+                # as an operator would, start the collector once the node has written its folders
+                # (it refuses a NODE_DATA_DIR without them; a busy machine delays the first block)
+                folders = [node_dir / folder for folder in STREAM_DIRS.values()]
+                await _settle(lambda: all(f.is_dir() for f in folders), 30.0)
                 collector.start()
                 await collector.wait_for_log("event=state_loaded")
                 sim.node.late_append(delay_ms=1000)  # at the rotation, the old hour's last line comes late
