@@ -12,11 +12,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from collector_service import exchange
 from collector_service.events.tracker import ms_to_datetime
 from collector_service.events.wire import OrderStatusInner, historical_orders_decoder, order_items_decoder
-from collector_service.metrics import Stats
+from collector_service.metrics import Stats, registry_for
 from collector_service.outcomes import OutcomeResolver, latest_by_oid
 from collector_service.pipeline import Pipeline
 from collector_service.rest import InfoClient
@@ -180,6 +181,8 @@ async def test_a_history_cut_at_2000_rows_reports_the_stretch_it_cannot_show(cap
         with caplog.at_level(logging.WARNING, logger="collector_service.pipeline"):
             pipe, journal = await _sim_recovery(sim, user, gap_start)
         assert pipe.stats.recoveries_truncated == {user: 1}
+        metrics = generate_latest(registry_for(pipe.stats, dict)).decode()
+        assert f'orderwatch_recoveries_truncated_total{{trader="{user}"}} 1.0' in metrics
         (uncovered,) = journal.of("uncovered")
         assert (uncovered["since"], uncovered["until"], uncovered["rows"]) == (gap_start, oldest, 2000)
         assert f"event=recovery_truncated user={user} uncovered_from={gap_start.isoformat()} " \
