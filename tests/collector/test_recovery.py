@@ -21,6 +21,7 @@ from collector_service.metrics import Stats, registry_for
 from collector_service.outcomes import OutcomeResolver, latest_by_oid
 from collector_service.pipeline import Pipeline
 from collector_service.rest import InfoClient
+from collector_service.sources.polling import Polled, Poller
 from exchange_sim import ExchangeSim, SimConfig
 from tests.collector.frames import USER, encode, frontend_orders
 from tests.collector.harness import eventually
@@ -206,3 +207,21 @@ async def test_recovery_keeps_to_the_followed_dexes() -> None:
         _, journal = await _sim_recovery(sim, user, gap_start, dexes=[""], fills=True)
         assert sorted(journal.events()) == [(main, "closed"), (main, "new")]
         assert [doc["oid"] for doc in journal.of("fill")] == [main]
+
+
+async def test_a_sweep_keeps_to_the_followed_dexes() -> None:
+    """Issue 20 item 11, polled tier: an order resting on a dex not followed is neither recorded
+    by the sweep nor a reason to poll the trader again at once (every sweep)."""
+    async with ExchangeSim(SimConfig(traders=1)) as sim:
+        (user,) = sim.addresses
+        swept_from = ms_to_datetime(sim.clock.now_ms() - 1)
+        sim.place(user, "xyz:TSLA", "B", "1", "300")
+        client = InfoClient(sim.info_url, None, exchange.REST_WEIGHT_PER_MINUTE, Stats())
+        pipe, journal = pipeline(client, user)
+        poller = Poller(client, pipe, pipe.stats, min_interval=5, sweep_interval=600, dexes=lambda: [""])
+        polled = Polled(user, swept_from, last_poll=123.0)
+        try:
+            await poller.sweep(polled)
+        finally:
+            await client.close()
+        assert polled.last_poll == 123.0 and journal.of("order") == []
