@@ -41,6 +41,7 @@ class Stats:
     rest_calls: Counter[str] = field(default_factory=Counter)
     rest_errors: Counter[str] = field(default_factory=Counter)
     polls: Counter[str] = field(default_factory=Counter)
+    recoveries_truncated: Counter[str] = field(default_factory=Counter)  # by trader
 
     def message_age(self) -> float | None:
         return None if self.last_message_at is None else max(0.0, time.time() - self.last_message_at)
@@ -87,6 +88,9 @@ class StatsCollector(Collector):
         yield counter("rest_calls", "Info API calls, by type.", "type", s.rest_calls)
         yield counter("rest_errors", "Failed info API calls, by reason.", "reason", s.rest_errors)
         yield counter("polls", "Polling tier: order polls, position polls, sweeps, failures.", "kind", s.polls)
+        yield counter("recoveries_truncated", "Recoveries whose historicalOrders answer (newest 2000) began after "
+                      "the gap: a stretch not recorded (collector_uncovered), by trader.", "trader",
+                      s.recoveries_truncated)
         yield counter("frames_not_ours", "Frames of traders moved off a connection (dropped).", None,
                       s.frames_not_ours)
         for name, value in self.gauges().items():

@@ -85,6 +85,13 @@ RECOVERIES: Final = "collector_recoveries"
 began (None: never seen). Kept until the recovery succeeds, so a crash or shutdown in between
 does not forget the gap."""
 
+UNCOVERED: Final = "collector_uncovered"
+"""Stretches of a trader's order history the collector could not recover, ``_id`` =
+``"<ethAddress>:<since>"``: ``ethAddress``, ``since`` /
+``until`` (the stretch), ``reason`` (``historicalOrders_limit``: the answer held the newest 2000
+statuses only, all newer than the gap's start), ``rows``, ``detectedAt``. Orders that opened and
+closed inside it are missing from ``trader_orders``."""
+
 BOOK_FIELDS: Final = ("bookMidPx", "distanceBps", "depthAheadUsd", "levelShare", "bookDepth1pctUsd", "bookAt")
 """Order-book context stamped on ``new`` and ``updated`` events, from the coin's ``l2Book`` (20 levels a
 side) at the time the event was seen:

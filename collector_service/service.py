@@ -91,11 +91,11 @@ class Service:
                 user_clients[user] = client
                 user_resolvers[user] = self.resolvers[egress]
                 self.egress_of[user] = egress
-        self.pipeline = Pipeline(self.writer, self.stats, user_clients, user_resolvers,
-                                 record_orders=settings.trader_orders_ws_enabled,
-                                 record_fills=settings.trader_fills_enabled)
         self.dexes = DexDirectory(settings.fixed_dexes(), next(iter(self.clients.values())),
                                   settings.trader_dex_refresh_interval)
+        self.pipeline = Pipeline(self.writer, self.stats, user_clients, user_resolvers,
+                                 dexes=lambda: self.dexes.names, record_orders=settings.trader_orders_ws_enabled,
+                                 record_fills=settings.trader_fills_enabled)
         # initial connections are within the cap (at most TRADER_WS_CLIENTS <= 10 per egress);
         # this budget paces reconnects so a flapping server cannot make us exceed it
         reconnects = {egress: WeightBudget(exchange.MAX_NEW_CONNECTIONS_PER_MINUTE - settings.trader_ws_clients)
@@ -285,6 +285,7 @@ class Service:
             "events_written": dict(self.stats.events_written),
             "events_duplicate": self.stats.events_duplicate,
             "replacements": dict(self.stats.replacements),
+            "recoveries_truncated": dict(self.stats.recoveries_truncated),
             "positions_written": self.stats.positions_written,
             "fills_written": self.stats.fills_written,
             "last_message_age_s": gauges["last_message_age_seconds"],

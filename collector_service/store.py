@@ -198,6 +198,8 @@ class Database:
             if op["kind"] == "watch":  # delete + insert: nx-27017 stores $set datetimes as text
                 self.db[schema.WATCHLIST].delete_one({"_id": op["doc"]["_id"]})
                 self.db[schema.WATCHLIST].insert_one(dict(op["doc"]))
+            if op["kind"] == "uncovered":  # keyed by trader and start: a replay writes it once
+                self.db[schema.UNCOVERED].replace_one({"_id": op["doc"]["_id"]}, op["doc"], upsert=True)
             if op["kind"] in ("gap", "gap_recovered"):
                 # delete + insert, not an upsert with $set: nx-27017 stores $set datetimes as text
                 self.db[schema.RECOVERIES].delete_one({"_id": op["doc"]["_id"]})
