@@ -173,6 +173,7 @@ class Cohorts:
         self.names, self.bounds = list(names), list(bounds)
 
     def of(self, value: pl.Expr) -> pl.Expr:
-        if len(self.names) == 1:
-            return pl.lit(self.names[0])
-        return value.cast(pl.Float64).cut(self.bounds[1:], labels=self.names, left_closed=True).cast(pl.String)
+        """The band's name of each value: the count of bounds above the first that it reaches."""
+        v = value.cast(pl.Float64)
+        band = pl.sum_horizontal([(v >= b).cast(pl.UInt8) for b in self.bounds[1:]] or [v.is_null() & False])
+        return band.replace_strict(list(range(len(self.names))), self.names, return_dtype=pl.String)

@@ -5,8 +5,6 @@ Not partitioned: every run takes a new snapshot and keeps the earlier ones (one 
 ``<data>/parquet/<table>/date=YYYY-MM-DD/``), so rank changes and cohort migration can be queried.
 """
 
-from __future__ import annotations
-
 import os
 import time
 from datetime import UTC, datetime
