@@ -79,15 +79,18 @@ def ensure_indexes(db: pymongo.database.Database) -> None:
 
 
 def insert_idempotent(collection: pymongo.collection.Collection, docs: list[dict[str, Any]]) -> set[int]:
-    """Insert documents unordered; return the indexes MongoDB already had (duplicate keys).
+    """Insert documents unordered, each stamped ``storedAt`` (now: a retried batch is stamped
+    again; a duplicate keeps the stamp it was first stored with); return the indexes MongoDB
+    already had (duplicate keys).
 
     Any other write error is raised, so the whole batch is retried later.
     """
     if not docs:
         return set()
+    stored_at = datetime.now(UTC)
     try:
         # insert_many adds _id to what it is given; hand it copies so a retry starts clean
-        collection.insert_many([dict(d) for d in docs], ordered=False)
+        collection.insert_many([{**d, "storedAt": stored_at} for d in docs], ordered=False)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         if any(err.get("code") != schema.DUPLICATE_KEY_ERROR for err in errors):
