@@ -86,7 +86,9 @@ class Service:
         self.stopping = asyncio.Event()  # run()'s stop signal
         self.joining: dict[str, asyncio.Task[None]] = {}  # traders added, their state loading
         self.database = Database(settings.mongo_uri, settings.mongo_db)
-        self.journal = Journal(journal_folder(settings.collector_data_dir, settings.trader_shard_index))
+        self.journal = Journal(journal_folder(settings.collector_data_dir, settings.trader_shard_index),
+                               fsync_interval=settings.collector_journal_fsync_interval)
+        self.stats.journal_corrupt_records = self.journal.corrupt_records
         self.writer = Writer(
             self.database, self.journal, self.stats,
             flush_interval=settings.trader_orders_ws_flush_interval,
@@ -434,6 +436,9 @@ class Service:
             if not await self.prepare(stop):
                 return 0
             tasks.append(asyncio.create_task(self.writer.run(), name="writer"))
+            if s.collector_journal_fsync_interval > 0:  # appends in a quiet stretch reach the disk too
+                tasks.append(asyncio.create_task(_every(s.collector_journal_fsync_interval, self.journal.sync),
+                                                 name="journal fsync"))
             if self.dexes.automatic and s.trader_ws_enabled:
                 await self.dexes.refresh()  # a failure only delays the HIP-3 dexes: run() retries
             self.dexes.listeners.append(self.follow_new_dexes)
