@@ -67,6 +67,8 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stats = Stats()
+        # watched from before it is read: a change made while the service starts is not missed
+        self.watchlist = Watchlist(settings, self.apply_watchlist) if settings.trader_addresses_file else None
         self.traders = self._owned(settings.watchlist())
         traders = list(self.traders)
         # with a node's files as the source every trader comes from them: no WebSocket, no per-IP cap
@@ -232,7 +234,7 @@ class Service:
             self.over_capacity.remove(user)
         self.pipeline.unfollow(user)
         if self.node is not None:
-            self.node.follow(self.pipeline.users)
+            self.node.remove(user)
         self.egress_of.pop(user, None)
         self.writer.submit(watch_ops([self.traders[user]], watching=False))
         log.info("event=trader_removed user=%s", user)
@@ -448,9 +450,8 @@ class Service:
             tasks += [asyncio.create_task(p.run(), name=f"poller {e}") for e, p in self.pollers.items()]
             tasks += [asyncio.create_task(t.run(), name="tiers") for t in self.tiers]
             self.writer.submit(watch_ops(list(self.traders.values()), watching=True))
-            if s.trader_addresses_file is not None:
-                watcher = Watchlist(s, self.apply_watchlist)
-                tasks.append(asyncio.create_task(watcher.run(), name="watchlist"))
+            if self.watchlist is not None:
+                tasks.append(asyncio.create_task(self.watchlist.run(), name="watchlist"))
             if self.pipeline.l2books is not None:
                 tasks.append(asyncio.create_task(_every(BOOK_SWEEP_S, self.pipeline.l2books.sweep), name="books"))
             if self.dexes.automatic:  # a fixed list (TRADER_DEXES=none or names) has nothing to refresh

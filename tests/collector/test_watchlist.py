@@ -114,3 +114,20 @@ async def test_a_trader_removed_and_added_back_keeps_its_open_orders(tmp_path: P
             assert [d["sz"] for d in db.trader_orders.find({"oid": resting}).sort("seq", 1)] == \
                 ["1.0", "0.8", "0.5", "0.4"]
             assert run.service.stats.events_duplicate == 0
+
+
+async def test_a_change_made_while_the_service_starts_is_not_missed(tmp_path: Path, mongo_uri: str,
+                                                                    mongo_db) -> None:
+    # the watcher took the file's stamp only once the stored state was loaded: a trader listed
+    # in between was never followed (until some later change of the file)
+    listing = tmp_path / "traders.txt"
+    async with ExchangeSim(SimConfig(traders=2, push_interval=0.2)) as sim:
+        alice, bob = sim.addresses
+        listing.write_text(f"{alice}\n")
+        settings = collector_settings(sim, mongo_uri, mongo_db.name, tmp_path / "c", [], trader_addresses="",
+                                      trader_addresses_file=listing, trader_watch_interval=0.2)
+        starting = RunningCollector(settings)  # the list is read
+        listing.write_text(f"{alice}\n{bob}\n")
+        async with starting as run:
+            await eventually(lambda: sim.subscribers(bob) == 1, what="bob followed")
+            assert sorted(run.service.users) == sorted([alice, bob])
