@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from collector_service.config import parse_watch_line
 from exchange_sim import ExchangeSim, SimConfig
 from tests.collector.harness import RunningCollector, collector_settings, eventually
+
+
+def watching(sim: ExchangeSim, mongo_uri: str, db_name: str, tmp_path: Path, listing: Path) -> Any:
+    """Collector settings following the traders of the watch-list file ``listing`` (checked every 0.2 s)."""
+    return collector_settings(sim, mongo_uri, db_name, tmp_path / "c", [], trader_addresses="",
+                              trader_addresses_file=listing, trader_watch_interval=0.2)
 
 
 def test_watch_lines() -> None:
@@ -35,8 +42,7 @@ async def test_traders_added_and_removed_while_running(tmp_path: Path, mongo_uri
     async with ExchangeSim(SimConfig(traders=3, push_interval=0.2)) as sim:
         alice, bob, carol = sim.addresses
         listing.write_text(f"{alice}  Alice desk  [mm]\n")
-        settings = collector_settings(sim, mongo_uri, db.name, tmp_path / "c", [], trader_addresses="",
-                                      trader_addresses_file=listing, trader_watch_interval=0.2)
+        settings = watching(sim, mongo_uri, db.name, tmp_path, listing)
         before = sim.place(bob, "BTC", "B", "0.1", "50000")
         sim.cancel(before)  # bob's history before he is added
         filled = sim.place(bob, "ETH", "A", "1", "2500")
@@ -80,8 +86,7 @@ async def test_a_trader_removed_and_added_back_keeps_its_open_orders(tmp_path: P
     async with ExchangeSim(SimConfig(traders=2, push_interval=0.2)) as sim:
         alice, bob = sim.addresses
         listing.write_text(f"{alice}\n{bob}\n")
-        settings = collector_settings(sim, mongo_uri, db.name, tmp_path / "c", [], trader_addresses="",
-                                      trader_addresses_file=listing, trader_watch_interval=0.2)
+        settings = watching(sim, mongo_uri, db.name, tmp_path, listing)
         async with RunningCollector(settings) as run:
             resting = sim.place(alice, "BTC", "B", "1.0", "50000")
             closing = sim.place(alice, "ETH", "B", "1.0", "2000")
@@ -124,8 +129,7 @@ async def test_a_change_made_while_the_service_starts_is_not_missed(tmp_path: Pa
     async with ExchangeSim(SimConfig(traders=2, push_interval=0.2)) as sim:
         alice, bob = sim.addresses
         listing.write_text(f"{alice}\n")
-        settings = collector_settings(sim, mongo_uri, mongo_db.name, tmp_path / "c", [], trader_addresses="",
-                                      trader_addresses_file=listing, trader_watch_interval=0.2)
+        settings = watching(sim, mongo_uri, mongo_db.name, tmp_path, listing)
         starting = RunningCollector(settings)  # the list is read
         listing.write_text(f"{alice}\n{bob}\n")
         async with starting as run:
