@@ -33,6 +33,7 @@ class Stats:
     final_statuses_resolved: int = 0
     flushes: int = 0
     flush_errors: int = 0
+    journal_corrupt_records: int = 0  # cut out of the journal at start (kept in side files)
     last_message_at: float | None = None
     reconnects: Counter[str] = field(default_factory=Counter)
     connections_up: Counter[str] = field(default_factory=Counter)
@@ -83,6 +84,8 @@ class StatsCollector(Collector):
                       s.final_statuses_resolved)
         yield counter("flushes", "Successful batch writes.", None, s.flushes)
         yield counter("flush_errors", "Failed batch writes (retried).", None, s.flush_errors)
+        yield counter("journal_corrupt_records", "Corrupt journal documents cut out at start (kept in side files).",
+                      None, s.journal_corrupt_records)
         yield counter("reconnects", "WebSocket reconnects, by egress.", "egress", s.reconnects)
         yield counter("exchange_errors", "Error frames from the exchange, by kind.", "kind", s.exchange_errors)
         yield counter("rest_calls", "Info API calls, by type.", "type", s.rest_calls)

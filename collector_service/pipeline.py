@@ -158,11 +158,14 @@ class Pipeline:
         self.users.add(user)
 
     def unfollow(self, user: str) -> None:
-        """Stop following a trader removed from the watch list. What is stored stays; its open
-        orders are reconciled against the stored rows should it come back."""
+        """Stop following a trader removed from the watch list. What is stored stays: should it
+        come back, its state is loaded again (:meth:`load`) from the stored open orders, gap and
+        newest event, and what it did meanwhile is recovered from there."""
         self.users.discard(user)
         self._needs_recovery.discard(user)
         self.closed_seen.pop(user, None)
+        self.gaps.pop(user, None)
+        self.last_seen.pop(user, None)
         for key in [key for key in self.books if key[0] == user]:
             book = self.books.pop(key)
             if self.l2books is not None:
@@ -408,10 +411,11 @@ class Pipeline:
             links.append(link_op(user, old, new, match))
         return order_ops([event for oid in news for event in (news[oid], closes[oid])]) + links
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
+        return task
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

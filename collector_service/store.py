@@ -331,6 +331,7 @@ class Writer:
         self._errors = RateLimitedLog(log, interval=30.0)
         self._backoff = 0.0
         self.last_flush_ok = True
+        self._flushing = asyncio.Lock()  # a trader added back flushes too (Service._join)
 
     def submit(self, ops: list[Op]) -> None:
         """Record operations durably and schedule them for writing."""
@@ -370,6 +371,10 @@ class Writer:
 
     async def flush(self) -> bool:
         """Write every sealed segment plus the current one; True when nothing is left."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         self.journal.rotate()
         for path in self.journal.sealed():
             ops = list(Journal.read(path))

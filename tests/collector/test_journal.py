@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import struct
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import bson
+import pytest
 
 from collector_service.journal import Journal
 
@@ -53,3 +60,69 @@ def test_replay_restores_a_missing_open_order_row_without_rolling_back(mongo_uri
     (row,) = mongo_db.trader_open_orders.find()
     assert row["seq"] == 1 and stats.events_written == {"new": 1, "updated": 1} and stats.events_duplicate == 2
     database.close()
+
+
+def _segment(folder: Path, ops: list[dict[str, Any]]) -> Path:
+    journal = Journal(folder)
+    journal.append(ops)
+    journal.rotate()
+    (segment,) = journal.sealed()
+    return segment
+
+
+def test_a_corrupt_document_in_the_middle_is_cut_out_and_kept_aside_and_the_rest_is_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # one bad document used to stop the collector from starting (bson.decode raised)
+    ops = [{"kind": "order", "doc": {"oid": oid}} for oid in range(1, 6)]
+    segment = _segment(tmp_path / "j", ops)
+    data = bytearray(segment.read_bytes())
+    third = sum(len(bson.encode(op)) for op in ops[:2])
+    data[third + 20 : third + 24] = b"\xff\xff\xff\xff"  # a stray write inside the third document
+    broken = bytes(data[third : third + len(bson.encode(ops[2]))])
+    segment.write_bytes(bytes(data))
+    with caplog.at_level(logging.ERROR):
+        reopened = Journal(tmp_path / "j")
+    assert [op["doc"]["oid"] for op in Journal.read(segment)] == [1, 2, 4, 5]
+    assert reopened.corrupt_records == 1 and "event=journal_corrupt" in caplog.text
+    (side,) = (tmp_path / "j").glob("*.corrupt-*")
+    assert side.read_bytes() == broken and side.name == f"{segment.name}.corrupt-{third}"
+    assert reopened.sealed() == [segment]  # the side file is no segment
+
+
+def test_a_length_that_lies_in_the_middle_does_not_drop_what_follows(tmp_path: Path) -> None:
+    ops = [{"kind": "order", "doc": {"oid": oid}} for oid in range(1, 5)]
+    segment = _segment(tmp_path / "j", ops)
+    data = bytearray(segment.read_bytes())
+    second = len(bson.encode(ops[0]))
+    data[second : second + 4] = struct.pack("<i", 10_000)  # reads past the end: was taken as a torn tail
+    segment.write_bytes(bytes(data))
+    assert Journal(tmp_path / "j").corrupt_records == 1
+    assert [op["doc"]["oid"] for op in Journal.read(segment)] == [1, 3, 4]
+
+
+def test_a_torn_tail_is_cut_off_at_start(tmp_path: Path) -> None:
+    segment = _segment(tmp_path / "j", [{"kind": "order", "doc": {"oid": 1}}])
+    whole = segment.read_bytes()
+    segment.write_bytes(whole + bson.encode({"kind": "order", "doc": {"oid": 2}})[:-3])  # a crash mid-append
+    assert Journal(tmp_path / "j").corrupt_records == 0
+    assert segment.read_bytes() == whole and not list((tmp_path / "j").glob("*.corrupt-*"))
+
+
+@pytest.mark.parametrize("interval,appends,fsyncs", [(0.0, 5, 5), (3600.0, 5, 1)])
+def test_appends_are_fsynced_as_the_setting_says_and_always_when_sealed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interval: float, appends: int, fsyncs: int
+) -> None:
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    journal = Journal(tmp_path / "j", fsync_interval=interval)
+    synced.clear()  # creating the folder
+    for oid in range(appends):
+        journal.append([{"kind": "order", "doc": {"oid": oid}}])
+    files = len(synced) - 1  # the folder's, when the segment was created
+    assert files == fsyncs  # every append, or the first only (the interval had passed)
+    journal.sync()  # the timer's tick
+    assert len(synced) - 1 == (fsyncs if interval == 0 else 2)
+    journal.rotate()  # sealed: nothing left unsynced, no second fsync
+    assert len(synced) - 1 == (fsyncs if interval == 0 else 2)
