@@ -40,7 +40,7 @@ NODE_INFO_WEIGHT_PER_MINUTE = 1_000_000
 NODE_GAUGES = {"lag_seconds": "lag_seconds", "block_lag_seconds": "block_lag_seconds",
                "bytes_behind": "bytes_behind", "last_block": "last_block", "block_gaps": "gaps",
                "blocks_missing": "blocks_missing", "blocks_repeated": "blocks_repeated",
-               "lines_repeated": "lines_repeated", "late_appends": "late_appends",
+               "lines_repeated": "lines_repeated", "files_missing": "files_missing", "late_appends": "late_appends",
                "idle_seconds": "idle_seconds", "stalled": "stalled", "bad_lines": "bad_lines"}
 """/metrics gauges ``orderwatch_node_<name>{stream=...}`` and the figure of each."""
 BOOK_SWEEP_S = 10.0

@@ -106,6 +106,7 @@ class StreamState:
     blocks_missing: int = 0
     blocks_repeated: int = 0
     lines_repeated: int = 0  # hourly layout: tracked lines written twice, dropped
+    files_missing: int = 0  # files deleted (pruned) before they were read out
     seen: dict[bytes, None] = field(default_factory=dict)  # hourly layout: hashes of recent tracked lines
     bytes_read: int = 0
     bad_events: int = 0
@@ -280,8 +281,8 @@ class NodeSource:
         assert state.tailer is not None
         scanner = Scanner(state.stream.kind, False, set(self.pipeline.users))
         for position in (state.tailer.previous, state.tailer.current):
-            if position is None or position.offset == 0:
-                continue
+            if position is None or position.offset == 0 or not position.path.is_file():
+                continue  # a pruned file: the tailer reports it
             start = max(0, position.offset - REMEMBER_BYTES)
             with open(position.path, "rb") as handle:
                 handle.seek(start)
@@ -329,6 +330,8 @@ class NodeSource:
                     )
                     continue
                 state.error = None
+                if state.tailer.pruned:
+                    self._pruned(state)
                 if read is not None:
                     busy = True
                     self.queue(state, *read)
@@ -444,6 +447,25 @@ class NodeSource:
         self.pipeline.writer.submit(ops)
         if gap:
             self.resync_all(gap_since)
+
+    def _pruned(self, state: StreamState) -> None:
+        """The tailer found files deleted before they were read out (pruned while we were down)
+        and went on at the next hour: a gap. By block, the jump in block numbers of the next line
+        reports it and resyncs (no jump: nothing was lost); hourly lines carry no block number, so
+        every tracked trader's gap is journaled and resynced now, before any later line is applied."""
+        assert state.tailer is not None
+        for path in state.tailer.pruned:
+            state.files_missing += 1
+            state.done.pop(path, None)
+        state.tailer.pruned.clear()
+        if state.stream.by_block:
+            return
+        state.gaps += 1
+        log.error("event=node_gap stream=%s note='a file was pruned unread; resyncing tracked traders'",
+                  state.stream.kind)
+        for user in sorted(self.pipeline.users):
+            self.pipeline.open_gap(user, state.last_block_time)
+        self.resync_all(state.last_block_time)
 
     def resync_all(self, since: datetime | None) -> None:
         """Resync every tracked trader not resyncing already (their transitions wait from now)."""
@@ -636,6 +658,7 @@ class NodeSource:
                 "blocks_missing": state.blocks_missing,
                 "blocks_repeated": state.blocks_repeated,
                 "lines_repeated": state.lines_repeated,
+                "files_missing": state.files_missing,
                 "late_appends": state.tailer.late_appends if state.tailer else 0,
                 "lines": state.scanner.lines,
                 "bytes_read": state.bytes_read,

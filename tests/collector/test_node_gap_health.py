@@ -249,3 +249,65 @@ async def test_a_gap_is_journaled_before_the_checkpoint_that_passes_it(
                 lambda: _events(mongo_db, 300) == [("new", "rest", None), ("closed", "rest", "canceled")],
                 what="300, which lived inside the gap",
             )
+
+
+def _write(data_dir: Path, by_block: bool, number: int, at: datetime, statuses: list[Any]) -> None:
+    """Block ``number`` at ``at`` in its hour's file: one line (by block), or one line per status."""
+    if by_block:
+        append(hour_path(data_dir, "order_statuses", at), block_line(number, at, statuses))
+        append(hour_path(data_dir, "fills", at), block_line(number, at, []))
+        return
+    for status in statuses:
+        line = {key: status[key] for key in ("time", "user", "status", "order")}
+        compact = json.dumps(line, separators=(",", ":")).encode()
+        append(hour_path(data_dir, "order_statuses", at, False), compact + b"\n")
+
+
+@pytest.mark.parametrize("layout", ["by_block", "hourly"])
+async def test_a_pruned_checkpoint_file_ends_in_a_reported_gap_and_a_resync(
+    layout: str, tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
+) -> None:
+    by_block = layout == "by_block"
+    data_dir = tmp_path / "hl" / "data"
+    for number in range(1, 4):
+        _write(data_dir, by_block, number, AT + timedelta(seconds=number),
+               [_status("open", _order(100, AT), AT + timedelta(seconds=number))] if number == 2 else [])
+    async with InfoStub() as stub:
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest",
+                                 node_layout=layout)
+        async with RunningCollector(settings):
+            await eventually(lambda: _events(mongo_db, 100) == [("new", "node", None)], what="order 100 from a line")
+        checkpoint = mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"})
+        assert checkpoint is not None and checkpoint["path"].endswith("/20")
+
+        # while the collector is down: 100 is cancelled and 300 opened, the node writes on into
+        # the next hour, and the pruner deletes the hour holding the checkpoint (and the one before)
+        later = AT + timedelta(hours=1, seconds=10)
+        stub.open_orders = [_order(300, later), _order(400, later)]
+        stub.history = [
+            {"order": _order(100, AT), "status": "canceled", "statusTimestamp": int(later.timestamp() * 1000)},
+            {"order": _order(300, later), "status": "open", "statusTimestamp": int(later.timestamp() * 1000)},
+        ]
+        _write(data_dir, by_block, 3610, later, [_status("open", _order(400, later), later)])
+        for folder in (data_dir / name / "hourly" / "20260430" for name in
+                       ("node_order_statuses_by_block", "node_fills_by_block", "node_order_statuses")):
+            for hour in ("19", "20"):
+                (folder / hour).unlink(missing_ok=True)
+        async with RunningCollector(settings) as run:
+            await eventually(lambda: _events(mongo_db, 300) == [("new", "rest", None)], what="300 from the resync")
+            await eventually(
+                lambda: _events(mongo_db, 100) == [("new", "node", None), ("closed", "rest", "canceled")],
+                what="100 closed by the resync, its outcome from the history",
+            )
+            # 400, read after the gap, is new once: from its line (by block, applied with the gap's
+            # block) or from the snapshot (hourly, its line waited for it)
+            await eventually(lambda: [e[0] for e in _events(mongo_db, 400)] == ["new"], what="400 of the next hour")
+            node = run.service.health()["node"]["order_statuses"]
+            assert (node["files_missing"], node["gaps"], node["error"]) == (1, 1, None), node
+            if by_block:  # the gap in block numbers
+                assert node["blocks_missing"] == 3606, node
+            assert "frontendOpenOrders" in stub.calls
+            await eventually(
+                lambda: mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"})["path"].endswith("/21"),
+                what="the checkpoint in the next hour",
+            )
