@@ -131,13 +131,16 @@ class Transitions:
         return events
 
     def fill(
-        self, user: str, fill: NodeFill, raw: msgspec.Raw, where: Placed, observed_at: datetime
+        self, user: str, fill: NodeFill, raw: msgspec.Raw, where: Placed, observed_at: datetime, to_book: bool = True
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The ``trader_fills`` document of a fill, and the ``updated`` event of the order it
-        left partly open (None when it filled the rest, or the order is not tracked open)."""
+        left partly open (None when it filled the rest, the order is not tracked open, or not
+        ``to_book``: the tracked size already includes it)."""
         doc = fill_doc(user, raw, source=SOURCE_NODE, observed_at=observed_at)
         if where.block is not None:
             doc["blockNumber"] = where.block
+        if not to_book:
+            return doc, None
         book = self.books(user, schema.dex_of(fill.coin))
         state = book.orders.get(fill.oid)
         if state is None:

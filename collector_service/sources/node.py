@@ -14,7 +14,8 @@ A jump in block numbers is a gap (the node lost its peer, or skipped blocks): th
 traders' open orders are resynced from the node's own info server (``NODE_INFO_URL``) or the
 public info API within the REST budget, and what the gap hid is recovered from
 ``historicalOrders`` as after a WebSocket reconnect. While a trader resyncs, its transitions
-wait and are applied on top of the snapshot.
+wait: those read before a dex's snapshot answered are in it (see :meth:`NodeSource.resync`), the
+later ones are applied on top of it.
 """
 
 from __future__ import annotations
@@ -174,6 +175,12 @@ def _event_time(line: bytes) -> bytes | None:
     """The ``time`` of an hourly status line (its first key, as the node writes it), unparsed."""
     found = _EVENT_TIME.match(line)
     return found.group(1) if found else None
+
+
+def _dex_of(item: tuple[Kind, Any, Placed]) -> str:
+    """The dex of a waiting status or fill."""
+    kind, what, _ = item
+    return schema.dex_of(what.order.coin if kind == "order_statuses" else what[1].coin)
 
 
 def _same_block(a: tuple[NodeStatus, Placed], b: tuple[NodeStatus, Placed]) -> bool:
@@ -551,8 +558,17 @@ class NodeSource:
         self.pipeline.noted(events, observed_at)
         return order_ops(events)
 
-    def _fill(self, user: str, fill: NodeFill, raw: msgspec.Raw, where: Placed, observed_at: datetime) -> list[Op]:
-        doc, event = self.transitions.fill(user, fill, raw, where, observed_at)
+    def _fill(
+        self,
+        user: str,
+        fill: NodeFill,
+        raw: msgspec.Raw,
+        where: Placed,
+        observed_at: datetime,
+        in_snapshot: bool = False,
+    ) -> list[Op]:
+        """The operations of a fill (``in_snapshot``: a snapshot applied after it included it)."""
+        doc, event = self.transitions.fill(user, fill, raw, where, observed_at, to_book=not in_snapshot)
         self.positions_wanted[(user, doc["dex"])] = None
         ops = fill_ops([doc]) if self.pipeline.record_fills else []
         if event is not None:
@@ -562,7 +578,14 @@ class NodeSource:
 
     async def resync(self, user: str, since: datetime | None) -> None:
         """Rebuild a trader's open orders from a snapshot (node info server or public API) and
-        recover what a gap hid, then apply the transitions that waited meanwhile."""
+        recover what a gap hid, then apply the transitions that waited meanwhile.
+
+        A snapshot answers at a block at least as new as the node's files (the node writes a
+        block after applying it; the public API is at the chain's head), so the trader's lines of
+        a dex read before its snapshot answered are in it: their statuses are applied before the
+        snapshot is diffed (exact final statuses; the diff then agrees), their fills are stored
+        without touching the book (the snapshot's sizes include them: applied on top, a partial
+        fill would count twice). Lines read after it are applied on top of it."""
         self.resyncing.setdefault(user, [])  # set already when a gap was found mid-chunk
         self.pipeline.open_gap(user, since)
         client = self.resync_client or self.pipeline.clients[user]
@@ -581,27 +604,49 @@ class NodeSource:
                             str(exc),
                         )
                         await asyncio.sleep(2.0)
+                waiting = self.resyncing[user]
+                included = [item for item in waiting if _dex_of(item) == dex]
+                waiting[:] = [item for item in waiting if _dex_of(item) != dex]
+                observed_at = datetime.now(UTC)
+                self.pipeline.writer.submit(self._waited(included, observed_at, statuses_only=True))
                 try:  # source REST: the pipeline then recovers the gap from historicalOrders and fills
-                    self.pipeline.on_orders(user, dex, orders, None, datetime.now(UTC), source=schema.SOURCE_REST)
+                    self.pipeline.on_orders(user, dex, orders, None, observed_at, source=schema.SOURCE_REST)
+                    in_snapshot = True
                 except FrameError as exc:  # its orders are left as they were; the history below still runs
+                    in_snapshot = False
                     self.stats.bad_frames["node_resync"] += 1
                     log.warning("event=node_resync_bad_snapshot user=%s dex=%s error=%r", user, dex, str(exc))
+                fills = [item for item in included if item[0] == "fills"]
+                self.pipeline.writer.submit(self._waited(fills, observed_at, in_snapshot=in_snapshot))
             self.pipeline.subscribed((user,))  # recover the gap, if no snapshot above has started it
         finally:
             waiting = self.resyncing.pop(user, [])
-        observed_at = datetime.now(UTC)
+        self.pipeline.writer.submit(self._waited(waiting, datetime.now(UTC)))
+        log.info("event=node_resynced user=%s waited=%d", user, len(waiting))
+
+    def _waited(
+        self,
+        waiting: list[tuple[Kind, Any, Placed]],
+        observed_at: datetime,
+        *,
+        statuses_only: bool = False,
+        in_snapshot: bool = False,
+    ) -> list[Op]:
+        """Apply lines a trader's resync held back: its statuses (one batch, so that a modify's
+        pair is linked), then, unless ``statuses_only``, its fills (``in_snapshot``: stored only,
+        the snapshot's sizes include them)."""
         ops: list[Op] = []
         statuses = [(item, where) for kind, item, where in waiting if kind == "order_statuses"]
         if statuses:
             events = self.transitions.statuses(statuses, observed_at)
             self.pipeline.noted(events, observed_at)
             ops += order_ops(events)
-        for kind, item, where in waiting:
-            if kind == "fills":
-                trader, fill, raw = item
-                ops += self._fill(trader, fill, raw, where, observed_at)
-        self.pipeline.writer.submit(ops)
-        log.info("event=node_resynced user=%s waited=%d", user, len(waiting))
+        if not statuses_only:
+            for kind, item, where in waiting:
+                if kind == "fills":
+                    trader, fill, raw = item
+                    ops += self._fill(trader, fill, raw, where, observed_at, in_snapshot=in_snapshot)
+        return ops
 
     async def run_positions(self, interval: float = 1.0) -> None:
         """Keep positions current: after a fill, the trader's ``clearinghouseState`` on that dex

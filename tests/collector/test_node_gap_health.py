@@ -4,6 +4,7 @@ including a stalled node."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -311,3 +312,62 @@ async def test_a_pruned_checkpoint_file_ends_in_a_reported_gap_and_a_resync(
                 lambda: mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"})["path"].endswith("/21"),
                 what="the checkpoint in the next hour",
             )
+
+
+class HeldStub(InfoStub):
+    """An info server whose ``frontendOpenOrders`` answers only once :attr:`release` is set: a
+    long resync, during which the trader's lines wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if (await request.json())["type"] == "frontendOpenOrders":
+            await self.release.wait()
+        return await super().handle(request)
+
+
+def _open_sz(db: pymongo.database.Database, oid: int) -> str | None:
+    doc = db[schema.OPEN_ORDERS].find_one({"ethAddress": USER, "oid": oid})
+    return None if doc is None else doc["sz"]
+
+
+async def test_lines_that_waited_for_a_resync_are_not_applied_twice(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
+) -> None:
+    data_dir = tmp_path / "hl" / "data"
+    order = {**_order(100, AT), "sz": "1.0", "origSz": "1.0"}
+    write_block(data_dir, 1, [_status("open", order, AT)])
+    async with HeldStub() as stub:
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest")
+        async with RunningCollector(settings) as run:
+            await eventually(lambda: _open_sz(mongo_db, 100) == "1.0", what="order 100 open")
+            # a gap: the trader resyncs, and its snapshot is slow to come; meanwhile the node
+            # writes a partial fill of 100 (0.3) and a new order 200, which wait for it
+            at = AT + timedelta(seconds=6)
+            write_block(data_dir, 5, [])
+            assert run.service.node is not None
+            await eventually(lambda: USER in run.service.node.resyncing, what="the resync")  # type: ignore[union-attr]
+            write_block(data_dir, 6, [_status("open", _order(200, at), at)], [_fill(order, "0.3", 61, at)])
+            await eventually(
+                lambda: (mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "fills"}) or {}).get("blockNumber") == 6,
+                what="the lines read while the snapshot is pending",
+            )
+            # the snapshot, taken after them, includes both: 0.7 of 100 left, and 200
+            stub.open_orders = [{**order, "sz": "0.7"}, _order(200, at)]
+            stub.release.set()
+            fill = await eventually(lambda: mongo_db[schema.FILLS].find_one({"tid": 61}), what="the waiting fill")
+            assert fill["source"] == "node"
+            await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
+            await eventually(lambda: mongo_db[schema.ORDERS].count_documents({"oid": 100}) >= 2, what="100 updated")
+            assert _open_sz(mongo_db, 100) == "0.7", "the snapshot includes the fill: not applied again"
+            assert _events(mongo_db, 200) == [("new", "node", None)]  # its line, applied before the snapshot
+            # lines after the snapshot apply on top of it: a fill, then the cancel closes it
+            later = AT + timedelta(seconds=7)
+            write_block(data_dir, 7, [], [_fill(order, "0.2", 71, later)])
+            await eventually(lambda: _open_sz(mongo_db, 100) == "0.5", what="100 after the next fill")
+            write_block(data_dir, 8, [_status("canceled", {**order, "sz": "0.5"}, later)])
+            await eventually(lambda: _open_sz(mongo_db, 100) is None, what="100 closed by its line")
+        sizes = [d["sz"] for d in mongo_db[schema.ORDERS].find({"oid": 100}).sort("seq", 1)]
+        assert sizes == ["1.0", "0.7", "0.5", "0.5"], sizes
