@@ -346,9 +346,11 @@ class Service:
         self.pipeline.fills.load(newest_fills)
         if self.node is not None:
             checkpoints = await self._until_database("node_checkpoints", self.database.node_checkpoints, stop)
-            if checkpoints is None:
+            waiting = await self._until_database("node_waiting", self.database.node_waiting, stop)
+            if checkpoints is None or waiting is None:
                 return False
             self.node.resume(checkpoints)
+            self.node.reload_waiting(waiting)
         for user, oid in unresolved:
             self.pipeline.resolvers[user].want(user, oid)
         log.info("event=state_loaded open_orders=%d unresolved_outcomes=%d traders_with_history=%d gaps_to_recover=%d",

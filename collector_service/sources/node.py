@@ -229,6 +229,7 @@ class NodeSource:
         self.transitions = Transitions(pipeline.book)
         self.resyncing: dict[str, list[tuple[Kind, Any, Placed]]] = {}
         self.positions_wanted: dict[tuple[str, str], None] = {}  # (trader, dex) with a fill since the last refresh
+        self._read_ns = 0  # when the newest held-back line was read (strictly increasing)
         self._warn = RateLimitedLog(log)
 
     def resume(self, checkpoints: dict[str, dict[str, Any]]) -> bool:
@@ -314,9 +315,9 @@ class NodeSource:
 
     async def run(self) -> None:
         """Read until cancelled. Gaps a previous run did not repair are resynced first."""
-        for user, since in list(self.pipeline.gaps.items()):
-            self.resyncing[user] = []
-            self.pipeline.spawn(self.resync(user, since))
+        for user in sorted({*self.pipeline.gaps, *self.resyncing}):  # lines reloaded wait too
+            self.resyncing.setdefault(user, [])
+            self.pipeline.spawn(self.resync(user, self.pipeline.gaps.get(user)))
         while True:
             busy = False
             for state in self.streams.values():
@@ -528,7 +529,7 @@ class NodeSource:
                     status = decode_status(hit.raw)
                     where = Placed(line.block, block_at or node_time(status.time))
                     if status.user in self.resyncing:
-                        self.resyncing[status.user].append((kind, status, where))
+                        ops.append(self._wait(status.user, (kind, status, where), hit.raw))
                         continue
                     if held and not _same_block(held[-1], (status, where)):
                         ops += self._statuses(held, observed_at)
@@ -537,7 +538,7 @@ class NodeSource:
                     user, fill, raw = decode_fill_event(hit.raw)
                     where = Placed(line.block, block_at or ms_to_datetime(fill.time))
                     if user in self.resyncing:
-                        self.resyncing[user].append((kind, (user, fill, raw), where))
+                        ops.append(self._wait(user, (kind, (user, fill, raw), where), hit.raw))
                     else:
                         ops += self._statuses(held, observed_at)  # a block's statuses before its fills
                         ops += self._fill(user, fill, raw, where, observed_at)
@@ -548,6 +549,29 @@ class NodeSource:
                     logging.WARNING, f"bad_node:{kind}", "event=bad_node_event stream=%s error=%r", kind, str(exc)
                 )
         return ops
+
+    def _wait(self, user: str, item: tuple[Kind, Any, Placed], raw: bytes) -> Op:
+        """Hold a line of a resyncing trader back, and the operation journaling it: it is behind
+        the checkpoint of its chunk, so a restart before the resync applied it reloads it."""
+        self.resyncing[user].append(item)
+        self._read_ns = max(time.time_ns(), self._read_ns + 1)
+        kind, _, where = item
+        doc = {"_id": f"{user}:{self._read_ns}", "user": user, "kind": kind, "raw": raw.decode(),
+               "block": where.block, "at": where.at, "readAt": self._read_ns}
+        return {"kind": "node_waiting", "doc": doc}
+
+    def reload_waiting(self, docs: list[dict[str, Any]]) -> None:
+        """The lines a previous run held back for resyncing traders (:meth:`_wait`), waiting
+        again: they are older than any snapshot this run takes, so they are all in it."""
+        for doc in docs:
+            if doc["user"] not in self.pipeline.users:  # no longer followed: forgotten
+                self.pipeline.writer.submit([{"kind": "node_waiting_done", "doc": {"user": doc["user"]}}])
+                continue
+            kind, raw, where = doc["kind"], doc["raw"].encode(), Placed(doc["block"], doc["at"])
+            item: Any = decode_status(raw) if kind == "order_statuses" else decode_fill_event(raw)
+            self.resyncing.setdefault(doc["user"], []).append((kind, item, where))
+        if docs:
+            log.info("event=node_waiting_reloaded lines=%d traders=%d", len(docs), len({d["user"] for d in docs}))
 
     def _statuses(self, held: list[tuple[NodeStatus, Placed]], observed_at: datetime) -> list[Op]:
         """Apply the held statuses of one block together (and forget them): their operations."""
@@ -621,7 +645,8 @@ class NodeSource:
             self.pipeline.subscribed((user,))  # recover the gap, if no snapshot above has started it
         finally:
             waiting = self.resyncing.pop(user, [])
-        self.pipeline.writer.submit(self._waited(waiting, datetime.now(UTC)))
+        done: Op = {"kind": "node_waiting_done", "doc": {"user": user}}
+        self.pipeline.writer.submit([*self._waited(waiting, datetime.now(UTC)), done])
         log.info("event=node_resynced user=%s waited=%d", user, len(waiting))
 
     def _waited(

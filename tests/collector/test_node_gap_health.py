@@ -371,3 +371,43 @@ async def test_lines_that_waited_for_a_resync_are_not_applied_twice(
             await eventually(lambda: _open_sz(mongo_db, 100) is None, what="100 closed by its line")
         sizes = [d["sz"] for d in mongo_db[schema.ORDERS].find({"oid": 100}).sort("seq", 1)]
         assert sizes == ["1.0", "0.7", "0.5", "0.5"], sizes
+
+
+async def test_lines_waiting_for_a_resync_survive_a_restart(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
+) -> None:
+    # The lines a resyncing trader's snapshot waits for are behind the checkpoint: a restart
+    # before the snapshot came must find them again (here the info server answers only the
+    # current state, as the node's does: no history, no fills, so nothing else could tell)
+    data_dir = tmp_path / "hl" / "data"
+    order = {**_order(100, AT), "sz": "1.0", "origSz": "1.0"}
+    write_block(data_dir, 1, [_status("open", order, AT)])
+    at = AT + timedelta(seconds=6)
+    async with HeldStub() as stub:
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest")
+        async with RunningCollector(settings) as run:
+            await eventually(lambda: _open_sz(mongo_db, 100) == "1.0", what="order 100 open")
+            write_block(data_dir, 5, [])  # a gap: the resync's snapshot does not come
+            await eventually(lambda: USER in run.service.node.resyncing, what="the resync")  # type: ignore[union-attr]
+            write_block(
+                data_dir,
+                6,
+                [_status("open", _order(200, at), at), _status("canceled", _order(300, AT), at)],
+                [_fill(order, "0.3", 61, at)],
+            )
+            await eventually(
+                lambda: (mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "fills"}) or {}).get("blockNumber") == 6,
+                what="the checkpoint past the waiting lines",
+            )
+        stub.open_orders = [{**order, "sz": "0.7"}, _order(200, at)]
+        stub.release.set()
+        async with RunningCollector(settings) as run:
+            await eventually(
+                lambda: _events(mongo_db, 300) == [("new", "node", None), ("closed", "node", "canceled")],
+                what="300 closed by its waiting line",
+            )
+            fill = await eventually(lambda: mongo_db[schema.FILLS].find_one({"tid": 61}), what="the waiting fill")
+            assert fill["source"] == "node"
+            await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
+            assert _open_sz(mongo_db, 100) == "0.7" and _events(mongo_db, 200) == [("new", "node", None)]
+        assert mongo_db[schema.NODE_WAITING].count_documents({}) == 0
