@@ -44,7 +44,8 @@ async def test_node_soak_matches_ground_truth(
     assert f.ok and f.total > 50, f.summary()
     assert result.repeated == [], result.repeated[:5]
     assert result.untracked_documents == 0, result.figures()
-    assert result.kills >= 10 and result.rotations >= 2 and result.late_appends >= 1, result.figures()
+    # the fills stream rotates; the statuses stream moves past its pruned hour instead
+    assert result.kills >= 10 and result.rotations >= 1 and result.late_appends >= 1, result.figures()
     faults = result.faults
     assert faults.get("partial_line", 0) >= 1 and faults.get("late_append", 0) >= 1, faults
     assert faults.get("rewritten_blocks", 0) >= 1, faults
