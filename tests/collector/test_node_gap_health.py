@@ -333,22 +333,32 @@ def _open_sz(db: pymongo.database.Database, oid: int) -> str | None:
     return None if doc is None else doc["sz"]
 
 
+def _order_100(data_dir: Path) -> dict[str, Any]:
+    """Order 100, 1.0 left, opened in block 1."""
+    order = {**_order(100, AT), "sz": "1.0", "origSz": "1.0"}
+    write_block(data_dir, 1, [_status("open", order, AT)])
+    return order
+
+
+async def _held_resync(run: RunningCollector, data_dir: Path, db: pymongo.database.Database) -> None:
+    """Once order 100 is open, a gap: the trader resyncs, and its snapshot is slow to come."""
+    await eventually(lambda: _open_sz(db, 100) == "1.0", what="order 100 open")
+    write_block(data_dir, 5, [])
+    await eventually(lambda: USER in run.service.node.resyncing, what="the resync")  # type: ignore[union-attr]
+
+
 async def test_lines_that_waited_for_a_resync_are_not_applied_twice(
     tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
 ) -> None:
     data_dir = tmp_path / "hl" / "data"
-    order = {**_order(100, AT), "sz": "1.0", "origSz": "1.0"}
-    write_block(data_dir, 1, [_status("open", order, AT)])
+    order = _order_100(data_dir)
     async with HeldStub() as stub:
         settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest")
         async with RunningCollector(settings) as run:
-            await eventually(lambda: _open_sz(mongo_db, 100) == "1.0", what="order 100 open")
-            # a gap: the trader resyncs, and its snapshot is slow to come; meanwhile the node
-            # writes a partial fill of 100 (0.3) and a new order 200, which wait for it
+            # while the snapshot is pending, the node writes a partial fill of 100 (0.3) and a
+            # new order 200, which wait for it
+            await _held_resync(run, data_dir, mongo_db)
             at = AT + timedelta(seconds=6)
-            write_block(data_dir, 5, [])
-            assert run.service.node is not None
-            await eventually(lambda: USER in run.service.node.resyncing, what="the resync")  # type: ignore[union-attr]
             write_block(data_dir, 6, [_status("open", _order(200, at), at)], [_fill(order, "0.3", 61, at)])
             await eventually(
                 lambda: (mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "fills"}) or {}).get("blockNumber") == 6,
@@ -380,15 +390,12 @@ async def test_lines_waiting_for_a_resync_survive_a_restart(
     # before the snapshot came must find them again (here the info server answers only the
     # current state, as the node's does: no history, no fills, so nothing else could tell)
     data_dir = tmp_path / "hl" / "data"
-    order = {**_order(100, AT), "sz": "1.0", "origSz": "1.0"}
-    write_block(data_dir, 1, [_status("open", order, AT)])
+    order = _order_100(data_dir)
     at = AT + timedelta(seconds=6)
     async with HeldStub() as stub:
         settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest")
         async with RunningCollector(settings) as run:
-            await eventually(lambda: _open_sz(mongo_db, 100) == "1.0", what="order 100 open")
-            write_block(data_dir, 5, [])  # a gap: the resync's snapshot does not come
-            await eventually(lambda: USER in run.service.node.resyncing, what="the resync")  # type: ignore[union-attr]
+            await _held_resync(run, data_dir, mongo_db)
             write_block(
                 data_dir,
                 6,
