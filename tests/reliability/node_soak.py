@@ -28,6 +28,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,7 @@ class NodeSoakResult:
     late_appends: int = 0  # late lines the collector read (event=node_late_append)
     pruned: list[str] = field(default_factory=list)  # node files deleted while the collector was down
     files_missing: int = 0  # pruned files the collector reported (event=node_file_missing)
+    wrong_sizes: list[tuple[str, int, str | None, str]] = field(default_factory=list)  # see wrong_sizes
     exit_code: int | None = None
 
     @property
@@ -107,6 +109,7 @@ class NodeSoakResult:
             and self.fills.ok
             and self.untracked_documents == 0
             and not self.repeated
+            and not self.wrong_sizes
             and self.exit_code == 0
         )
 
@@ -119,6 +122,7 @@ class NodeSoakResult:
             f"capture_rate={r.capture_rate:.4f} events={self.events} fills={f.total} fill_documents="
             f"{self.fill_documents} fills_captured={f.captured} duplicates={len(r.duplicates) + len(f.duplicates)} "
             f"wrong_final_status={len(r.wrong_final_status)} repeated_updates={len(self.repeated)} "
+            f"wrong_sizes={len(self.wrong_sizes)} "
             f"untracked_documents={self.untracked_documents} "
             f"kills_survived={self.kills} gaps={self.gaps} traders_resynced={self.resynced} "
             f"rotations={self.rotations} late_appends_read={self.late_appends} pruned={len(self.pruned)} "
@@ -167,6 +171,22 @@ def repeated_updates(orders: pymongo.collection.Collection) -> list[tuple[str, i
             repeated.append(key)
         seen.add(key)
     return repeated
+
+
+def wrong_sizes(
+    open_orders: pymongo.collection.Collection, sim: ExchangeSim, users: list[str]
+) -> list[tuple[str, int, str | None, str]]:
+    """Orders resting on the exchange whose ``trader_open_orders`` row is missing or has another
+    size: (user, oid, stored, true)."""
+    rows = open_orders.find({}, {"ethAddress": 1, "oid": 1, "sz": 1})
+    stored = {(d["ethAddress"], int(d["oid"])): d["sz"] for d in rows}
+    wrong = []
+    for user in users:
+        for order in sim.exchange.open_orders(user):
+            got = stored.get((user, order.oid))
+            if got is None or Decimal(got) != order.sz:
+                wrong.append((user, order.oid, got, str(order.sz)))
+    return wrong
 
 
 def untracked_documents(db: pymongo.database.Database, tracked: set[str]) -> int:
@@ -354,6 +374,7 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                 result.duration_s = time.monotonic() - started
                 sim.set_order_rate(0)
                 result.settle_s = await _settle(drained, cfg.settle_timeout)
+                result.wrong_sizes = await asyncio.to_thread(wrong_sizes, db[schema.OPEN_ORDERS], sim, users)
                 result.exit_code = await asyncio.to_thread(collector.terminate)
             finally:
                 if killing is not None:

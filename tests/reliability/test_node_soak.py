@@ -42,7 +42,7 @@ async def test_node_soak_matches_ground_truth(
     assert r.wrong_links == [] and r.links_expected > 5 and r.ok, (r.summary(), r.wrong_links[:5])
     assert r.observable == r.total > 300 and r.capture_rate == 1.0, r.summary()
     assert f.ok and f.total > 50, f.summary()
-    assert result.repeated == [], result.repeated[:5]
+    assert result.repeated == [] and result.wrong_sizes == [], (result.repeated[:5], result.wrong_sizes[:5])
     assert result.untracked_documents == 0, result.figures()
     # the fills stream rotates; the statuses stream moves past its pruned hour instead
     assert result.kills >= 10 and result.rotations >= 1 and result.late_appends >= 1, result.figures()
