@@ -219,7 +219,7 @@ class RandomKills:
     async def run(self) -> None:
         """Kill and restart until cancelled; the prune outage as soon as its time comes."""
         while True:
-            await self._until(lambda: "event=state_loaded" in self.collector.log_text()[self.log_at :], 60.0)
+            await self._until(self._loaded, 60.0)
             if not self._prune_due():  # the start is done (or the wait raises with the log)
                 await self.collector.wait_for_log("event=state_loaded", after=self.log_at, timeout=1)
                 await self._until(self.now.is_set, self.rng.uniform(0.1, 2 * self.mean_up_s - 0.1))
@@ -239,6 +239,12 @@ class RandomKills:
         deadline = time.monotonic() + timeout
         while not (done() or self._prune_due()) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+
+    def _loaded(self) -> bool:
+        """The newest start has loaded its state (its log read from where that start began)."""
+        with open(self.collector.log_path, "rb") as log:
+            log.seek(self.log_at)
+            return b"event=state_loaded" in log.read()
 
     def _prune_due(self) -> bool:
         """The prune outage is to come and the node is about to rotate."""
