@@ -657,15 +657,18 @@ class NodeSource:
         statuses_only: bool = False,
         in_snapshot: bool = False,
     ) -> list[Op]:
-        """Apply lines a trader's resync held back: its statuses (one batch, so that a modify's
-        pair is linked), then, unless ``statuses_only``, its fills (``in_snapshot``: stored only,
-        the snapshot's sizes include them)."""
+        """Apply lines a trader's resync held back: its statuses (block by block, as read: a
+        modify's pair is linked within its block, never across blocks), then, unless
+        ``statuses_only``, its fills (``in_snapshot``: stored only, the snapshot's sizes include
+        them)."""
         ops: list[Op] = []
-        statuses = [(item, where) for kind, item, where in waiting if kind == "order_statuses"]
-        if statuses:
-            events = self.transitions.statuses(statuses, observed_at)
-            self.pipeline.noted(events, observed_at)
-            ops += order_ops(events)
+        block: list[tuple[NodeStatus, Placed]] = []
+        for kind, item, where in waiting:
+            if kind == "order_statuses":
+                if block and not _same_block(block[-1], (item, where)):
+                    ops += self._statuses(block, observed_at)
+                block.append((item, where))
+        ops += self._statuses(block, observed_at)
         if not statuses_only:
             for kind, item, where in waiting:
                 if kind == "fills":

@@ -418,3 +418,28 @@ async def test_lines_waiting_for_a_resync_survive_a_restart(
             await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
             assert _open_sz(mongo_db, 100) == "0.7" and _events(mongo_db, 200) == [("new", "node", None)]
         assert mongo_db[schema.NODE_WAITING].count_documents({}) == 0
+
+
+async def test_lines_that_waited_for_a_resync_are_linked_only_within_their_block(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
+) -> None:
+    # a cancel in one block and an unrelated order alike (no cloid) in the next, both waiting
+    data_dir = tmp_path / "hl" / "data"
+    order = _order_100(data_dir)
+    async with HeldStub() as stub:
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest")
+        async with RunningCollector(settings) as run:
+            await _held_resync(run, data_dir, mongo_db)
+            at = AT + timedelta(seconds=6)
+            write_block(data_dir, 6, [_status("canceled", _order(300, AT), at)])
+            write_block(data_dir, 7, [_status("open", _order(400, at), at + timedelta(seconds=1))])
+            await eventually(
+                lambda: (mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"}) or {}).get("blockNumber")
+                == 7,
+                what="the lines read while the snapshot is pending",
+            )
+            stub.open_orders = [order, _order(400, at)]
+            stub.release.set()
+            await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
+            await eventually(lambda: len(_events(mongo_db, 300)) == 2, what="300 closed")
+        assert not list(mongo_db[schema.ORDERS].find({"replaceMatch": {"$exists": True}})), "linked across blocks"
