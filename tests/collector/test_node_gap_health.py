@@ -5,7 +5,9 @@ including a stalled node."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -347,40 +349,49 @@ async def _held_resync(run: RunningCollector, data_dir: Path, db: pymongo.databa
     await eventually(lambda: USER in run.service.node.resyncing, what="the resync")  # type: ignore[union-attr]
 
 
-async def test_lines_that_waited_for_a_resync_are_not_applied_twice(
-    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
-) -> None:
+@contextlib.asynccontextmanager
+async def _pending_resync(
+    tmp_path: Path, mongo_uri: str, db: pymongo.database.Database
+) -> AsyncIterator[tuple[HeldStub, RunningCollector, Path, dict[str, Any]]]:
+    """A collector whose trader resyncs after a gap once order 100 is open, its snapshot held."""
     data_dir = tmp_path / "hl" / "data"
     order = _order_100(data_dir)
     async with HeldStub() as stub:
-        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest")
+        settings = node_settings(mongo_uri, db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest")
         async with RunningCollector(settings) as run:
-            # while the snapshot is pending, the node writes a partial fill of 100 (0.3) and a
-            # new order 200, which wait for it
-            await _held_resync(run, data_dir, mongo_db)
-            at = AT + timedelta(seconds=6)
-            write_block(data_dir, 6, [_status("open", _order(200, at), at)], [_fill(order, "0.3", 61, at)])
-            await eventually(
-                lambda: (mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "fills"}) or {}).get("blockNumber") == 6,
-                what="the lines read while the snapshot is pending",
-            )
-            # the snapshot, taken after them, includes both: 0.7 of 100 left, and 200
-            stub.open_orders = [{**order, "sz": "0.7"}, _order(200, at)]
-            stub.release.set()
-            fill = await eventually(lambda: mongo_db[schema.FILLS].find_one({"tid": 61}), what="the waiting fill")
-            assert fill["source"] == "node"
-            await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
-            await eventually(lambda: mongo_db[schema.ORDERS].count_documents({"oid": 100}) >= 2, what="100 updated")
-            assert _open_sz(mongo_db, 100) == "0.7", "the snapshot includes the fill: not applied again"
-            assert _events(mongo_db, 200) == [("new", "node", None)]  # its line, applied before the snapshot
-            # lines after the snapshot apply on top of it: a fill, then the cancel closes it
-            later = AT + timedelta(seconds=7)
-            write_block(data_dir, 7, [], [_fill(order, "0.2", 71, later)])
-            await eventually(lambda: _open_sz(mongo_db, 100) == "0.5", what="100 after the next fill")
-            write_block(data_dir, 8, [_status("canceled", {**order, "sz": "0.5"}, later)])
-            await eventually(lambda: _open_sz(mongo_db, 100) is None, what="100 closed by its line")
-        sizes = [d["sz"] for d in mongo_db[schema.ORDERS].find({"oid": 100}).sort("seq", 1)]
-        assert sizes == ["1.0", "0.7", "0.5", "0.5"], sizes
+            await _held_resync(run, data_dir, db)
+            yield stub, run, data_dir, order
+
+
+async def test_lines_that_waited_for_a_resync_are_not_applied_twice(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
+) -> None:
+    async with _pending_resync(tmp_path, mongo_uri, mongo_db) as (stub, run, data_dir, order):
+        # while the snapshot is pending, the node writes a partial fill of 100 (0.3) and a
+        # new order 200, which wait for it
+        at = AT + timedelta(seconds=6)
+        write_block(data_dir, 6, [_status("open", _order(200, at), at)], [_fill(order, "0.3", 61, at)])
+        await eventually(
+            lambda: (mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "fills"}) or {}).get("blockNumber") == 6,
+            what="the lines read while the snapshot is pending",
+        )
+        # the snapshot, taken after them, includes both: 0.7 of 100 left, and 200
+        stub.open_orders = [{**order, "sz": "0.7"}, _order(200, at)]
+        stub.release.set()
+        fill = await eventually(lambda: mongo_db[schema.FILLS].find_one({"tid": 61}), what="the waiting fill")
+        assert fill["source"] == "node"
+        await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
+        await eventually(lambda: mongo_db[schema.ORDERS].count_documents({"oid": 100}) >= 2, what="100 updated")
+        assert _open_sz(mongo_db, 100) == "0.7", "the snapshot includes the fill: not applied again"
+        assert _events(mongo_db, 200) == [("new", "node", None)]  # its line, applied before the snapshot
+        # lines after the snapshot apply on top of it: a fill, then the cancel closes it
+        later = AT + timedelta(seconds=7)
+        write_block(data_dir, 7, [], [_fill(order, "0.2", 71, later)])
+        await eventually(lambda: _open_sz(mongo_db, 100) == "0.5", what="100 after the next fill")
+        write_block(data_dir, 8, [_status("canceled", {**order, "sz": "0.5"}, later)])
+        await eventually(lambda: _open_sz(mongo_db, 100) is None, what="100 closed by its line")
+    sizes = [d["sz"] for d in mongo_db[schema.ORDERS].find({"oid": 100}).sort("seq", 1)]
+    assert sizes == ["1.0", "0.7", "0.5", "0.5"], sizes
 
 
 async def test_lines_waiting_for_a_resync_survive_a_restart(
@@ -424,22 +435,17 @@ async def test_lines_that_waited_for_a_resync_are_linked_only_within_their_block
     tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
 ) -> None:
     # a cancel in one block and an unrelated order alike (no cloid) in the next, both waiting
-    data_dir = tmp_path / "hl" / "data"
-    order = _order_100(data_dir)
-    async with HeldStub() as stub:
-        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest")
-        async with RunningCollector(settings) as run:
-            await _held_resync(run, data_dir, mongo_db)
-            at = AT + timedelta(seconds=6)
-            write_block(data_dir, 6, [_status("canceled", _order(300, AT), at)])
-            write_block(data_dir, 7, [_status("open", _order(400, at), at + timedelta(seconds=1))])
-            await eventually(
-                lambda: (mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"}) or {}).get("blockNumber")
-                == 7,
-                what="the lines read while the snapshot is pending",
-            )
-            stub.open_orders = [order, _order(400, at)]
-            stub.release.set()
-            await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
-            await eventually(lambda: len(_events(mongo_db, 300)) == 2, what="300 closed")
-        assert not list(mongo_db[schema.ORDERS].find({"replaceMatch": {"$exists": True}})), "linked across blocks"
+    async with _pending_resync(tmp_path, mongo_uri, mongo_db) as (stub, run, data_dir, order):
+        at = AT + timedelta(seconds=6)
+        write_block(data_dir, 6, [_status("canceled", _order(300, AT), at)])
+        write_block(data_dir, 7, [_status("open", _order(400, at), at + timedelta(seconds=1))])
+        await eventually(
+            lambda: (mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"}) or {}).get("blockNumber")
+            == 7,
+            what="the lines read while the snapshot is pending",
+        )
+        stub.open_orders = [order, _order(400, at)]
+        stub.release.set()
+        await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
+        await eventually(lambda: len(_events(mongo_db, 300)) == 2, what="300 closed")
+    assert not list(mongo_db[schema.ORDERS].find({"replaceMatch": {"$exists": True}})), "linked across blocks"
