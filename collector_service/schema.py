@@ -138,6 +138,11 @@ file, relative to the data folder) and ``offset`` (bytes read, always at a line 
 ``blockNumber`` / ``blockTime`` (the last block read; null in the hourly layout), ``updatedAt``.
 Written only after every event read before it is in MongoDB; reading resumes there."""
 
+NODE_WAITING: Final = "node_waiting"
+"""Node lines of a trader being resynced, read (so behind the checkpoint) but not applied yet:
+``user``, ``kind`` (the stream), ``raw`` (the event's JSON), ``block`` (null in the hourly
+layout), ``at`` (its block's time). Deleted once the resync applied them; a start reloads them."""
+
 ALERTS: Final = "order_alerts"
 """Large-change alerts written by the Dagster side, unique on ``alertKey``."""
 

@@ -42,7 +42,7 @@ NODE_INFO_WEIGHT_PER_MINUTE = 1_000_000
 NODE_GAUGES = {"lag_seconds": "lag_seconds", "block_lag_seconds": "block_lag_seconds",
                "bytes_behind": "bytes_behind", "last_block": "last_block", "block_gaps": "gaps",
                "blocks_missing": "blocks_missing", "blocks_repeated": "blocks_repeated",
-               "lines_repeated": "lines_repeated", "late_appends": "late_appends",
+               "lines_repeated": "lines_repeated", "files_missing": "files_missing", "late_appends": "late_appends",
                "idle_seconds": "idle_seconds", "stalled": "stalled", "bad_lines": "bad_lines"}
 """/metrics gauges ``orderwatch_node_<name>{stream=...}`` and the figure of each."""
 BOOK_SWEEP_S = 10.0
@@ -363,9 +363,11 @@ class Service:
         self._load(stored)
         if self.node is not None:
             checkpoints = await self._until_database("node_checkpoints", self.database.node_checkpoints, stop)
-            if checkpoints is None:
+            waiting = await self._until_database("node_waiting", self.database.node_waiting, stop)
+            if checkpoints is None or waiting is None:
                 return False
             self.node.resume(checkpoints)
+            self.node.reload_waiting(waiting)
         log.info("event=state_loaded open_orders=%d unresolved_outcomes=%d traders_with_history=%d gaps_to_recover=%d",
                  self.pipeline.open_orders, len(stored.unresolved), len(stored.last_seen), len(stored.gaps))
         return True

@@ -152,6 +152,10 @@ class Database:
         """Where each node stream was read up to, by stream (``order_statuses``, ``fills``)."""
         return {doc["_id"]: doc for doc in self.db[schema.NODE_CHECKPOINTS].find()}
 
+    def node_waiting(self) -> list[dict[str, Any]]:
+        """Node lines read for resyncing traders and not applied yet, in the order they were read."""
+        return list(self.db[schema.NODE_WAITING].find().sort("readAt", pymongo.ASCENDING))
+
     def unresolved_closes(self, users: Iterable[str]) -> list[tuple[str, int]]:
         """Closed events still waiting for the exchange's final status."""
         cursor = self.db[schema.ORDERS].find(
@@ -203,6 +207,10 @@ class Database:
                 self.db[schema.WATCHLIST].insert_one(dict(op["doc"]))
             if op["kind"] == "uncovered":  # keyed by trader and start: a replay writes it once
                 self.db[schema.UNCOVERED].replace_one({"_id": op["doc"]["_id"]}, op["doc"], upsert=True)
+            if op["kind"] == "node_waiting":  # in order: a trader's lines, then their removal
+                self.db[schema.NODE_WAITING].replace_one({"_id": op["doc"]["_id"]}, op["doc"], upsert=True)
+            if op["kind"] == "node_waiting_done":
+                self.db[schema.NODE_WAITING].delete_many({"user": op["doc"]["user"]})
             if op["kind"] in ("gap", "gap_recovered"):
                 # delete + insert, not an upsert with $set: nx-27017 stores $set datetimes as text
                 self.db[schema.RECOVERIES].delete_one({"_id": op["doc"]["_id"]})

@@ -407,6 +407,13 @@ class NodeWriter:
         for out in self._select(stream, layout):
             out.late_delay_ms = delay_ms
 
+    def release_late(self) -> None:
+        """Append the held late lines now rather than at their time (a script decides when)."""
+        now = self.clock.now_ms()
+        for out in self.outputs.values():
+            out._late = [(path, data, block, min(at, now)) for path, data, block, at in out._late]
+        self._advance_outputs(now)
+
     def _select(self, stream: str | None, layout: str | None) -> list[_Output]:
         if stream is not None and stream not in STREAMS:
             raise ValueError(f"stream must be one of {', '.join(STREAMS)}, not {stream!r}")

@@ -9,7 +9,10 @@ its time, so no outcome query is needed; an order first seen terminal (rejected,
 before we started reading) gets its ``new`` and ``closed`` together. A fill that leaves part of
 its order open is ``updated`` with ``partialFill`` (a partial fill writes no status line,
 NODE.md §2.4). A modify (new oid, same cloid, the old one ``canceled``) is linked by the
-tracker's :func:`~collector_service.events.tracker.link_replacements`, block by block. Pure logic.
+tracker's :func:`~collector_service.events.tracker.link_replacements`, block by block: a modify
+writes the new oid's ``open`` and right after it the old oid's ``canceled`` in one block, and the
+``canceled`` line carries the whole old order, so the pair is linked even when the old order was
+placed before the first line read (never seen open). Pure logic.
 """
 
 from __future__ import annotations
@@ -121,20 +124,23 @@ class Transitions:
             closed = _event(user, order, schema.ACTION_CLOSED, seq + 1, dex, where, kind, observed_at, parent)
             closed["finalStatus"], closed["statusTimestamp"] = kind, where.at
             events.append(closed)
-            if state is not None and kind == schema.FINAL_STATUS_CANCELED:
+            if kind == schema.FINAL_STATUS_CANCELED:  # seen open or not: the line carries the whole order
                 vanished.setdefault(book, []).append((order, closed))
         for book in {*appeared, *vanished}:
             link_replacements(appeared.get(book, []), vanished.get(book, []), book.open_with_cloid)
         return events
 
     def fill(
-        self, user: str, fill: NodeFill, raw: msgspec.Raw, where: Placed, observed_at: datetime
+        self, user: str, fill: NodeFill, raw: msgspec.Raw, where: Placed, observed_at: datetime, to_book: bool = True
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The ``trader_fills`` document of a fill, and the ``updated`` event of the order it
-        left partly open (None when it filled the rest, or the order is not tracked open)."""
+        left partly open (None when it filled the rest, the order is not tracked open, or not
+        ``to_book``: the tracked size already includes it)."""
         doc = fill_doc(user, raw, source=SOURCE_NODE, observed_at=observed_at)
         if where.block is not None:
             doc["blockNumber"] = where.block
+        if not to_book:
+            return doc, None
         book = self.books(user, schema.dex_of(fill.coin))
         state = book.orders.get(fill.oid)
         if state is None:

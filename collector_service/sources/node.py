@@ -14,7 +14,8 @@ A jump in block numbers is a gap (the node lost its peer, or skipped blocks): th
 traders' open orders are resynced from the node's own info server (``NODE_INFO_URL``) or the
 public info API within the REST budget, and what the gap hid is recovered from
 ``historicalOrders`` as after a WebSocket reconnect. While a trader resyncs, its transitions
-wait and are applied on top of the snapshot.
+wait: those read before a dex's snapshot answered are in it (see :meth:`NodeSource.resync`), the
+later ones are applied on top of it.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class StreamState:
     blocks_missing: int = 0
     blocks_repeated: int = 0
     lines_repeated: int = 0  # hourly layout: tracked lines written twice, dropped
+    files_missing: int = 0  # files deleted (pruned) before they were read out
     seen: dict[bytes, None] = field(default_factory=dict)  # hourly layout: hashes of recent tracked lines
     bytes_read: int = 0
     bad_events: int = 0
@@ -175,6 +177,12 @@ def _event_time(line: bytes) -> bytes | None:
     return found.group(1) if found else None
 
 
+def _dex_of(item: tuple[Kind, Any, Placed]) -> str:
+    """The dex of a waiting status or fill."""
+    kind, what, _ = item
+    return schema.dex_of(what.order.coin if kind == "order_statuses" else what[1].coin)
+
+
 def _same_block(a: tuple[NodeStatus, Placed], b: tuple[NodeStatus, Placed]) -> bool:
     """Whether two statuses read one after the other come from one block: the same block number
     in the by-block layout; in the hourly layout (no block number) the same ``time``, which a
@@ -222,6 +230,7 @@ class NodeSource:
         self.resyncing: dict[str, list[tuple[Kind, Any, Placed]]] = {}
         self._resyncs: dict[str, asyncio.Task[Any]] = {}  # the resync task of each trader resyncing
         self.positions_wanted: dict[tuple[str, str], None] = {}  # (trader, dex) with a fill since the last refresh
+        self._read_ns = 0  # when the newest held-back line was read (strictly increasing)
         self._warn = RateLimitedLog(log)
 
     def resume(self, checkpoints: dict[str, dict[str, Any]]) -> bool:
@@ -281,8 +290,8 @@ class NodeSource:
         assert state.tailer is not None
         scanner = Scanner(state.stream.kind, False, set(self.pipeline.users))
         for position in (state.tailer.previous, state.tailer.current):
-            if position is None or position.offset == 0:
-                continue
+            if position is None or position.offset == 0 or not position.path.is_file():
+                continue  # a pruned file: the tailer reports it
             start = max(0, position.offset - REMEMBER_BYTES)
             with open(position.path, "rb") as handle:
                 handle.seek(start)
@@ -315,14 +324,15 @@ class NodeSource:
         self.resyncing.pop(user, None)
 
     def _resync(self, user: str, since: datetime | None) -> None:
-        """Resync a trader (see :meth:`resync`); its transitions wait from now."""
-        self.resyncing[user] = []
+        """Resync a trader (see :meth:`resync`); its transitions wait from now (after any already
+        waiting for it: reloaded at start, or held since a gap was found mid-chunk)."""
+        self.resyncing.setdefault(user, [])
         self._resyncs[user] = self.pipeline.spawn(self.resync(user, since))
 
     async def run(self) -> None:
         """Read until cancelled. Gaps a previous run did not repair are resynced first."""
-        for user, since in list(self.pipeline.gaps.items()):
-            self._resync(user, since)
+        for user in sorted({*self.pipeline.gaps, *self.resyncing}):  # lines reloaded wait too
+            self._resync(user, self.pipeline.gaps.get(user))
         while True:
             busy = False
             for state in self.streams.values():
@@ -343,6 +353,8 @@ class NodeSource:
                     )
                     continue
                 state.error = None
+                if state.tailer.pruned:
+                    self._pruned(state)
                 if read is not None:
                     busy = True
                     self.queue(state, *read)
@@ -459,6 +471,25 @@ class NodeSource:
         if gap:
             self.resync_all(gap_since)
 
+    def _pruned(self, state: StreamState) -> None:
+        """The tailer found files deleted before they were read out (pruned while we were down)
+        and went on at the next hour: a gap. By block, the jump in block numbers of the next line
+        reports it and resyncs (no jump: nothing was lost); hourly lines carry no block number, so
+        every tracked trader's gap is journaled and resynced now, before any later line is applied."""
+        assert state.tailer is not None
+        for path in state.tailer.pruned:
+            state.files_missing += 1
+            state.done.pop(path, None)
+        state.tailer.pruned.clear()
+        if state.stream.by_block:
+            return
+        state.gaps += 1
+        log.error("event=node_gap stream=%s note='a file was pruned unread; resyncing tracked traders'",
+                  state.stream.kind)
+        for user in sorted(self.pipeline.users):
+            self.pipeline.open_gap(user, state.last_block_time)
+        self.resync_all(state.last_block_time)
+
     def resync_all(self, since: datetime | None) -> None:
         """Resync every tracked trader not resyncing already (their transitions wait from now)."""
         for user in sorted(self.pipeline.users):
@@ -512,7 +543,7 @@ class NodeSource:
                     status = decode_status(hit.raw)
                     where = Placed(line.block, block_at or node_time(status.time))
                     if status.user in self.resyncing:
-                        self.resyncing[status.user].append((kind, status, where))
+                        ops.append(self._wait(status.user, (kind, status, where), hit.raw))
                         continue
                     if held and not _same_block(held[-1], (status, where)):
                         ops += self._statuses(held, observed_at)
@@ -521,7 +552,7 @@ class NodeSource:
                     user, fill, raw = decode_fill_event(hit.raw)
                     where = Placed(line.block, block_at or ms_to_datetime(fill.time))
                     if user in self.resyncing:
-                        self.resyncing[user].append((kind, (user, fill, raw), where))
+                        ops.append(self._wait(user, (kind, (user, fill, raw), where), hit.raw))
                     else:
                         ops += self._statuses(held, observed_at)  # a block's statuses before its fills
                         ops += self._fill(user, fill, raw, where, observed_at)
@@ -533,6 +564,29 @@ class NodeSource:
                 )
         return ops
 
+    def _wait(self, user: str, item: tuple[Kind, Any, Placed], raw: bytes) -> Op:
+        """Hold a line of a resyncing trader back, and the operation journaling it: it is behind
+        the checkpoint of its chunk, so a restart before the resync applied it reloads it."""
+        self.resyncing[user].append(item)
+        self._read_ns = max(time.time_ns(), self._read_ns + 1)
+        kind, _, where = item
+        doc = {"_id": f"{user}:{self._read_ns}", "user": user, "kind": kind, "raw": raw.decode(),
+               "block": where.block, "at": where.at, "readAt": self._read_ns}
+        return {"kind": "node_waiting", "doc": doc}
+
+    def reload_waiting(self, docs: list[dict[str, Any]]) -> None:
+        """The lines a previous run held back for resyncing traders (:meth:`_wait`), waiting
+        again: they are older than any snapshot this run takes, so they are all in it."""
+        for doc in docs:
+            if doc["user"] not in self.pipeline.users:  # no longer followed: forgotten
+                self.pipeline.writer.submit([{"kind": "node_waiting_done", "doc": {"user": doc["user"]}}])
+                continue
+            kind, raw, where = doc["kind"], doc["raw"].encode(), Placed(doc["block"], doc["at"])
+            item: Any = decode_status(raw) if kind == "order_statuses" else decode_fill_event(raw)
+            self.resyncing.setdefault(doc["user"], []).append((kind, item, where))
+        if docs:
+            log.info("event=node_waiting_reloaded lines=%d traders=%d", len(docs), len({d["user"] for d in docs}))
+
     def _statuses(self, held: list[tuple[NodeStatus, Placed]], observed_at: datetime) -> list[Op]:
         """Apply the held statuses of one block together (and forget them): their operations."""
         if not held:
@@ -542,8 +596,17 @@ class NodeSource:
         self.pipeline.noted(events, observed_at)
         return order_ops(events)
 
-    def _fill(self, user: str, fill: NodeFill, raw: msgspec.Raw, where: Placed, observed_at: datetime) -> list[Op]:
-        doc, event = self.transitions.fill(user, fill, raw, where, observed_at)
+    def _fill(
+        self,
+        user: str,
+        fill: NodeFill,
+        raw: msgspec.Raw,
+        where: Placed,
+        observed_at: datetime,
+        in_snapshot: bool = False,
+    ) -> list[Op]:
+        """The operations of a fill (``in_snapshot``: a snapshot applied after it included it)."""
+        doc, event = self.transitions.fill(user, fill, raw, where, observed_at, to_book=not in_snapshot)
         self.positions_wanted[(user, doc["dex"])] = None
         ops = fill_ops([doc]) if self.pipeline.record_fills else []
         if event is not None:
@@ -553,7 +616,14 @@ class NodeSource:
 
     async def resync(self, user: str, since: datetime | None) -> None:
         """Rebuild a trader's open orders from a snapshot (node info server or public API) and
-        recover what a gap hid, then apply the transitions that waited meanwhile."""
+        recover what a gap hid, then apply the transitions that waited meanwhile.
+
+        A snapshot answers at a block at least as new as the node's files (the node writes a
+        block after applying it; the public API is at the chain's head), so the trader's lines of
+        a dex read before its snapshot answered are in it: their statuses are applied before the
+        snapshot is diffed (exact final statuses; the diff then agrees), their fills are stored
+        without touching the book (the snapshot's sizes include them: applied on top, a partial
+        fill would count twice). Lines read after it are applied on top of it."""
         self.resyncing.setdefault(user, [])  # set already when a gap was found mid-chunk
         self.pipeline.open_gap(user, since)
         client = self.resync_client or self.pipeline.clients[user]
@@ -572,28 +642,54 @@ class NodeSource:
                             str(exc),
                         )
                         await asyncio.sleep(2.0)
+                waiting = self.resyncing[user]
+                included = [item for item in waiting if _dex_of(item) == dex]
+                waiting[:] = [item for item in waiting if _dex_of(item) != dex]
+                observed_at = datetime.now(UTC)
+                self.pipeline.writer.submit(self._waited(included, observed_at, statuses_only=True))
                 try:  # source REST: the pipeline then recovers the gap from historicalOrders and fills
-                    self.pipeline.on_orders(user, dex, orders, None, datetime.now(UTC), source=schema.SOURCE_REST)
+                    self.pipeline.on_orders(user, dex, orders, None, observed_at, source=schema.SOURCE_REST)
+                    in_snapshot = True
                 except FrameError as exc:  # its orders are left as they were; the history below still runs
+                    in_snapshot = False
                     self.stats.bad_frames["node_resync"] += 1
                     log.warning("event=node_resync_bad_snapshot user=%s dex=%s error=%r", user, dex, str(exc))
+                fills = [item for item in included if item[0] == "fills"]
+                self.pipeline.writer.submit(self._waited(fills, observed_at, in_snapshot=in_snapshot))
             self.pipeline.subscribed((user,))  # recover the gap, if no snapshot above has started it
         finally:
             waiting = self.resyncing.pop(user, [])
             self._resyncs.pop(user, None)
-        observed_at = datetime.now(UTC)
-        ops: list[Op] = []
-        statuses = [(item, where) for kind, item, where in waiting if kind == "order_statuses"]
-        if statuses:
-            events = self.transitions.statuses(statuses, observed_at)
-            self.pipeline.noted(events, observed_at)
-            ops += order_ops(events)
-        for kind, item, where in waiting:
-            if kind == "fills":
-                trader, fill, raw = item
-                ops += self._fill(trader, fill, raw, where, observed_at)
-        self.pipeline.writer.submit(ops)
+        done: Op = {"kind": "node_waiting_done", "doc": {"user": user}}
+        self.pipeline.writer.submit([*self._waited(waiting, datetime.now(UTC)), done])
         log.info("event=node_resynced user=%s waited=%d", user, len(waiting))
+
+    def _waited(
+        self,
+        waiting: list[tuple[Kind, Any, Placed]],
+        observed_at: datetime,
+        *,
+        statuses_only: bool = False,
+        in_snapshot: bool = False,
+    ) -> list[Op]:
+        """Apply lines a trader's resync held back: its statuses (block by block, as read: a
+        modify's pair is linked within its block, never across blocks), then, unless
+        ``statuses_only``, its fills (``in_snapshot``: stored only, the snapshot's sizes include
+        them)."""
+        ops: list[Op] = []
+        block: list[tuple[NodeStatus, Placed]] = []
+        for kind, item, where in waiting:
+            if kind == "order_statuses":
+                if block and not _same_block(block[-1], (item, where)):
+                    ops += self._statuses(block, observed_at)
+                block.append((item, where))
+        ops += self._statuses(block, observed_at)
+        if not statuses_only:
+            for kind, item, where in waiting:
+                if kind == "fills":
+                    trader, fill, raw = item
+                    ops += self._fill(trader, fill, raw, where, observed_at, in_snapshot=in_snapshot)
+        return ops
 
     async def run_positions(self, interval: float = 1.0) -> None:
         """Keep positions current: after a fill, the trader's ``clearinghouseState`` on that dex
@@ -650,6 +746,7 @@ class NodeSource:
                 "blocks_missing": state.blocks_missing,
                 "blocks_repeated": state.blocks_repeated,
                 "lines_repeated": state.lines_repeated,
+                "files_missing": state.files_missing,
                 "late_appends": state.tailer.late_appends if state.tailer else 0,
                 "lines": state.scanner.lines,
                 "bytes_read": state.bytes_read,

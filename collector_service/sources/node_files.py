@@ -168,6 +168,7 @@ class Tailer:
         self._current = _Open(current)
         self._previous = _Open(previous) if previous is not None else None
         self.late_appends = 0
+        self.pruned: list[Path] = []  # files deleted before they were read out, not reported yet
 
     @classmethod
     def start(cls, stream: Stream, where: Literal["now", "earliest"]) -> Tailer | None:
@@ -192,7 +193,11 @@ class Tailer:
     def read(self) -> Chunk | None:
         """The next complete lines of the stream, or None when nothing new is written."""
         if self._previous is not None:
-            chunk = self._previous.read()
+            try:
+                chunk = self._previous.read()
+            except FileNotFoundError:  # pruned after its hour ended: its late appends were long written
+                log.warning("event=node_file_missing stream=%s file=%s", self.stream.kind, self._previous.path)
+                self._previous, chunk = None, None
             if chunk is not None:
                 self.late_appends += 1
                 log.warning(
@@ -200,13 +205,16 @@ class Tailer:
                 )
                 chunk.late = True
                 return chunk
-            if time.monotonic() - self._previous.grew_at >= self.grace_s:
+            if self._previous is not None and time.monotonic() - self._previous.grew_at >= self.grace_s:
                 self._previous.close()
                 self._previous = None
-        chunk = self._current.read()
+        try:
+            chunk = self._current.read()
+        except FileNotFoundError:
+            return self._skip_pruned()
         if chunk is not None:
             return chunk
-        newer = [p for p in hour_files(self.stream.folder) if file_order(p) > file_order(self._current.path)]
+        newer = self._newer()
         if not newer:
             return None
         # the current file read to its last line end, and a newer hour exists: move on, and keep
@@ -217,6 +225,28 @@ class Tailer:
         self._previous.grew_at = time.monotonic()
         self._current = _Open(Position(newer[0], 0))
         log.info("event=node_rotation stream=%s file=%s", self.stream.kind, newer[0])
+        return self._current.read()
+
+    def _newer(self) -> list[Path]:
+        """The stream's hour files after the current one, oldest first."""
+        return [p for p in hour_files(self.stream.folder) if file_order(p) > file_order(self._current.path)]
+
+    def _skip_pruned(self) -> Chunk | None:
+        """The current file is gone (pruned while nobody read it): go on at the start of the next
+        hour that exists (none yet: wait for the node's next file) and note the file in
+        :attr:`pruned`, for the caller to report the gap and resync."""
+        newer = self._newer()
+        if not newer:
+            return None
+        log.error(
+            "event=node_file_missing stream=%s file=%s offset=%d next=%s note='pruned before it was read out'",
+            self.stream.kind,
+            self._current.path,
+            self._current.offset,
+            newer[0],
+        )
+        self.pruned.append(self._current.path)
+        self._current = _Open(Position(newer[0], 0))
         return self._current.read()
 
     def close(self) -> None:

@@ -126,3 +126,16 @@ def test_a_line_longer_than_one_read_is_read_whole(tmp_path: Path, monkeypatch: 
     long = b"x" * 100
     append(path, long + b"\nshort\n")
     assert _lines(Tailer(stream, Position(path, 0))) == [long, b"short"]
+
+
+def test_a_pruned_checkpoint_file_is_reported_and_reading_goes_on_at_the_next_hour(tmp_path: Path) -> None:
+    stream = _stream(tmp_path)
+    hour19, hour20, hour21 = (stream.folder / "20260430" / h for h in ("19", "20", "21"))
+    stream.folder.joinpath("20260430").mkdir()
+    # resuming at 20 (with 19 watched for late appends), both deleted while nobody read them
+    tailer = Tailer(stream, Position(hour20, 7), Position(hour19, 3))
+    assert tailer.read() is None  # no newer hour yet: wait for the node, nothing skipped
+    assert tailer.pruned == [] and tailer.previous is None
+    append(hour21, b"after\n")
+    assert _lines(tailer) == [b"after"]
+    assert tailer.pruned == [hour20] and tailer.current == Position(hour21, 6) and tailer.previous is None

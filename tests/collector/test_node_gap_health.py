@@ -4,7 +4,10 @@ including a stalled node."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -281,3 +284,200 @@ async def test_a_trader_removed_and_added_back_goes_on_from_its_stored_open_orde
             sizes = [(d["eventKey"], d["sz"]) for d in mongo_db[schema.ORDERS].find({"oid": 100}).sort("seq", 1)]
             assert sizes == [("new", "1.0"), ("updated:1", "0.8"), ("updated:2", "0.5"), ("updated:3", "0.4")]
             assert run.service.stats.events_duplicate == 0
+
+
+def _write(data_dir: Path, by_block: bool, number: int, at: datetime, statuses: list[Any]) -> None:
+    """Block ``number`` at ``at`` in its hour's file: one line (by block), or one line per status."""
+    if by_block:
+        append(hour_path(data_dir, "order_statuses", at), block_line(number, at, statuses))
+        append(hour_path(data_dir, "fills", at), block_line(number, at, []))
+        return
+    for status in statuses:
+        line = {key: status[key] for key in ("time", "user", "status", "order")}
+        compact = json.dumps(line, separators=(",", ":")).encode()
+        append(hour_path(data_dir, "order_statuses", at, False), compact + b"\n")
+
+
+@pytest.mark.parametrize("layout", ["by_block", "hourly"])
+async def test_a_pruned_checkpoint_file_ends_in_a_reported_gap_and_a_resync(
+    layout: str, tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
+) -> None:
+    by_block = layout == "by_block"
+    data_dir = tmp_path / "hl" / "data"
+    for number in range(1, 4):
+        _write(data_dir, by_block, number, AT + timedelta(seconds=number),
+               [_status("open", _order(100, AT), AT + timedelta(seconds=number))] if number == 2 else [])
+    async with InfoStub() as stub:
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest",
+                                 node_layout=layout)
+        async with RunningCollector(settings):
+            await eventually(lambda: _events(mongo_db, 100) == [("new", "node", None)], what="order 100 from a line")
+        checkpoint = mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"})
+        assert checkpoint is not None and checkpoint["path"].endswith("/20")
+
+        # while the collector is down: 100 is cancelled and 300 opened, the node writes on into
+        # the next hour, and the pruner deletes the hour holding the checkpoint (and the one before)
+        later = AT + timedelta(hours=1, seconds=10)
+        stub.open_orders = [_order(300, later), _order(400, later)]
+        stub.history = [
+            {"order": _order(100, AT), "status": "canceled", "statusTimestamp": int(later.timestamp() * 1000)},
+            {"order": _order(300, later), "status": "open", "statusTimestamp": int(later.timestamp() * 1000)},
+        ]
+        _write(data_dir, by_block, 3610, later, [_status("open", _order(400, later), later)])
+        for folder in (data_dir / name / "hourly" / "20260430" for name in
+                       ("node_order_statuses_by_block", "node_fills_by_block", "node_order_statuses")):
+            for hour in ("19", "20"):
+                (folder / hour).unlink(missing_ok=True)
+        async with RunningCollector(settings) as run:
+            await eventually(lambda: _events(mongo_db, 300) == [("new", "rest", None)], what="300 from the resync")
+            await eventually(
+                lambda: _events(mongo_db, 100) == [("new", "node", None), ("closed", "rest", "canceled")],
+                what="100 closed by the resync, its outcome from the history",
+            )
+            # 400, read after the gap, is new once: from its line (by block, applied with the gap's
+            # block) or from the snapshot (hourly, its line waited for it)
+            await eventually(lambda: [e[0] for e in _events(mongo_db, 400)] == ["new"], what="400 of the next hour")
+            node = run.service.health()["node"]["order_statuses"]
+            assert (node["files_missing"], node["gaps"], node["error"]) == (1, 1, None), node
+            if by_block:  # the gap in block numbers
+                assert node["blocks_missing"] == 3606, node
+            assert "frontendOpenOrders" in stub.calls
+            await eventually(
+                lambda: mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"})["path"].endswith("/21"),
+                what="the checkpoint in the next hour",
+            )
+
+
+class HeldStub(InfoStub):
+    """An info server whose ``frontendOpenOrders`` answers only once :attr:`release` is set: a
+    long resync, during which the trader's lines wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if (await request.json())["type"] == "frontendOpenOrders":
+            await self.release.wait()
+        return await super().handle(request)
+
+
+def _open_sz(db: pymongo.database.Database, oid: int) -> str | None:
+    doc = db[schema.OPEN_ORDERS].find_one({"ethAddress": USER, "oid": oid})
+    return None if doc is None else doc["sz"]
+
+
+def _order_100(data_dir: Path) -> dict[str, Any]:
+    """Order 100, 1.0 left, opened in block 1."""
+    order = {**_order(100, AT), "sz": "1.0", "origSz": "1.0"}
+    write_block(data_dir, 1, [_status("open", order, AT)])
+    return order
+
+
+async def _held_resync(run: RunningCollector, data_dir: Path, db: pymongo.database.Database) -> None:
+    """Once order 100 is open, a gap: the trader resyncs, and its snapshot is slow to come."""
+    await eventually(lambda: _open_sz(db, 100) == "1.0", what="order 100 open")
+    write_block(data_dir, 5, [])
+    await eventually(lambda: USER in run.service.node.resyncing, what="the resync")  # type: ignore[union-attr]
+
+
+@contextlib.asynccontextmanager
+async def _pending_resync(
+    tmp_path: Path, mongo_uri: str, db: pymongo.database.Database
+) -> AsyncIterator[tuple[HeldStub, RunningCollector, Path, dict[str, Any]]]:
+    """A collector whose trader resyncs after a gap once order 100 is open, its snapshot held."""
+    data_dir = tmp_path / "hl" / "data"
+    order = _order_100(data_dir)
+    async with HeldStub() as stub:
+        settings = node_settings(mongo_uri, db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest")
+        async with RunningCollector(settings) as run:
+            await _held_resync(run, data_dir, db)
+            yield stub, run, data_dir, order
+
+
+async def test_lines_that_waited_for_a_resync_are_not_applied_twice(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
+) -> None:
+    async with _pending_resync(tmp_path, mongo_uri, mongo_db) as (stub, run, data_dir, order):
+        # while the snapshot is pending, the node writes a partial fill of 100 (0.3) and a
+        # new order 200, which wait for it
+        at = AT + timedelta(seconds=6)
+        write_block(data_dir, 6, [_status("open", _order(200, at), at)], [_fill(order, "0.3", 61, at)])
+        await eventually(
+            lambda: (mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "fills"}) or {}).get("blockNumber") == 6,
+            what="the lines read while the snapshot is pending",
+        )
+        # the snapshot, taken after them, includes both: 0.7 of 100 left, and 200
+        stub.open_orders = [{**order, "sz": "0.7"}, _order(200, at)]
+        stub.release.set()
+        fill = await eventually(lambda: mongo_db[schema.FILLS].find_one({"tid": 61}), what="the waiting fill")
+        assert fill["source"] == "node"
+        await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
+        await eventually(lambda: mongo_db[schema.ORDERS].count_documents({"oid": 100}) >= 2, what="100 updated")
+        assert _open_sz(mongo_db, 100) == "0.7", "the snapshot includes the fill: not applied again"
+        assert _events(mongo_db, 200) == [("new", "node", None)]  # its line, applied before the snapshot
+        # lines after the snapshot apply on top of it: a fill, then the cancel closes it
+        later = AT + timedelta(seconds=7)
+        write_block(data_dir, 7, [], [_fill(order, "0.2", 71, later)])
+        await eventually(lambda: _open_sz(mongo_db, 100) == "0.5", what="100 after the next fill")
+        write_block(data_dir, 8, [_status("canceled", {**order, "sz": "0.5"}, later)])
+        await eventually(lambda: _open_sz(mongo_db, 100) is None, what="100 closed by its line")
+    sizes = [d["sz"] for d in mongo_db[schema.ORDERS].find({"oid": 100}).sort("seq", 1)]
+    assert sizes == ["1.0", "0.7", "0.5", "0.5"], sizes
+
+
+async def test_lines_waiting_for_a_resync_survive_a_restart(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
+) -> None:
+    # The lines a resyncing trader's snapshot waits for are behind the checkpoint: a restart
+    # before the snapshot came must find them again (here the info server answers only the
+    # current state, as the node's does: no history, no fills, so nothing else could tell)
+    data_dir = tmp_path / "hl" / "data"
+    order = _order_100(data_dir)
+    at = AT + timedelta(seconds=6)
+    async with HeldStub() as stub:
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest")
+        async with RunningCollector(settings) as run:
+            await _held_resync(run, data_dir, mongo_db)
+            write_block(
+                data_dir,
+                6,
+                [_status("open", _order(200, at), at), _status("canceled", _order(300, AT), at)],
+                [_fill(order, "0.3", 61, at)],
+            )
+            await eventually(
+                lambda: (mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "fills"}) or {}).get("blockNumber") == 6,
+                what="the checkpoint past the waiting lines",
+            )
+        stub.open_orders = [{**order, "sz": "0.7"}, _order(200, at)]
+        stub.release.set()
+        async with RunningCollector(settings) as run:
+            await eventually(
+                lambda: _events(mongo_db, 300) == [("new", "node", None), ("closed", "node", "canceled")],
+                what="300 closed by its waiting line",
+            )
+            fill = await eventually(lambda: mongo_db[schema.FILLS].find_one({"tid": 61}), what="the waiting fill")
+            assert fill["source"] == "node"
+            await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
+            assert _open_sz(mongo_db, 100) == "0.7" and _events(mongo_db, 200) == [("new", "node", None)]
+        assert mongo_db[schema.NODE_WAITING].count_documents({}) == 0
+
+
+async def test_lines_that_waited_for_a_resync_are_linked_only_within_their_block(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
+) -> None:
+    # a cancel in one block and an unrelated order alike (no cloid) in the next, both waiting
+    async with _pending_resync(tmp_path, mongo_uri, mongo_db) as (stub, run, data_dir, order):
+        at = AT + timedelta(seconds=6)
+        write_block(data_dir, 6, [_status("canceled", _order(300, AT), at)])
+        write_block(data_dir, 7, [_status("open", _order(400, at), at + timedelta(seconds=1))])
+        await eventually(
+            lambda: (mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"}) or {}).get("blockNumber")
+            == 7,
+            what="the lines read while the snapshot is pending",
+        )
+        stub.open_orders = [order, _order(400, at)]
+        stub.release.set()
+        await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
+        await eventually(lambda: len(_events(mongo_db, 300)) == 2, what="300 closed")
+    assert not list(mongo_db[schema.ORDERS].find({"replaceMatch": {"$exists": True}})), "linked across blocks"

@@ -122,6 +122,33 @@ def test_a_modify_links_the_replacement_whichever_comes_first() -> None:
     assert (new["replacesOid"], closed["replacedByOid"]) == (30, 31)
 
 
+def test_a_modify_of_an_order_never_seen_open_is_linked_from_its_own_lines() -> None:
+    # the old orders were placed before the first line read: only their `canceled` lines, which
+    # carry the whole order, come right after the replacement's `open` in the modify's block
+    transitions, books = _books()
+    events = transitions.statuses(
+        [(_status("open", 21, cloid="0xc1"), _at(2)), (_status("canceled", 20, cloid="0xc1"), _at(2))], NOW
+    )
+    by_key = {(e["oid"], e["action"]): e for e in events}
+    new, closed = by_key[(21, "new")], by_key[(20, "closed")]
+    assert (new["replacesOid"], new["replaceMatch"], closed["replacedByOid"], closed["replaceMatch"]) == (
+        20,
+        "cloid",
+        21,
+        "cloid",
+    )
+    # without a cloid, the inferred rule: one cancelled and one placed alike in the block
+    events = transitions.statuses([(_status("open", 31), _at(3)), (_status("canceled", 30), _at(3))], NOW)
+    by_key = {(e["oid"], e["action"]): e for e in events}
+    assert (by_key[(31, "new")]["replacesOid"], by_key[(30, "closed")]["replaceMatch"]) == (30, "inferred")
+    # ... and only when unambiguous: two cancelled, one placed
+    events = transitions.statuses(
+        [(_status("open", 42), _at(4)), (_status("canceled", 40), _at(4)), (_status("canceled", 41), _at(4))], NOW
+    )
+    assert not any("replacesOid" in e or "replacedByOid" in e for e in events)
+    assert set(books[(USER, "")].orders) == {21, 31, 42}
+
+
 def test_a_filled_order_is_not_a_replaced_one_even_with_a_reused_cloid() -> None:
     transitions, _ = _books()
     transitions.statuses(

@@ -9,7 +9,10 @@ the node writes partial lines, appends the old hour's last line late at the rota
 restarts in turn writing recent blocks again and skipping blocks (by-block layout only: one event
 per line carries no block number, so a skip is invisible there, README "Running a node for
 orderwatch"), and, with ``relist_every``, traders are removed from the watch-list file and added back
-(tests.reliability.relist). Then trading stops, the collector drains, is stopped with SIGTERM, and the ground
+(tests.reliability.relist). Once, the collector is down across the hour rotation while a pruner deletes the
+order statuses' hour file holding its checkpoint and the one before (fills, 50-100 times smaller,
+are kept: their old hour's last line comes late, after the restart).
+Then trading stops, the collector drains, is stopped with SIGTERM, and the ground
 truth decides: every tracked order captured with its true final status and modify links, no
 order with two ``new`` or two ``closed`` events or one change recorded twice, every fill exactly
 once, and nothing at all of the untracked traders in MongoDB.
@@ -34,9 +37,9 @@ import pymongo
 from collector_service import schema
 from exchange_sim import ExchangeSim, FillReport, Report, SimConfig, compare, compare_fills
 from exchange_sim.clock import HOUR_MS, before_next_hour
-from exchange_sim.node_files import STREAM_DIRS
+from exchange_sim.node_files import STREAM_DIRS, hour_file
 from tests.reliability.collector_process import CollectorProcess, collector_for
-from tests.reliability.relist import WATCH_INTERVAL_S, ListChanges
+from tests.reliability.relist import WATCH_INTERVAL_S, ListChanges, wrong_sizes
 
 LAYOUTS = ("by_block", "hourly")  # what the collector reads (NODE_LAYOUT); the node writes both
 UNLIMITED_REST_WEIGHT = 1_000_000
@@ -54,9 +57,12 @@ class NodeSoakConfig:
     tracked: int = 200
     orders_per_trader_per_min: float = 3.0
     speed: float = 2.0
-    start_before_hour: float = 20.0  # simulated seconds before the first rotation
+    # simulated seconds before the first rotation: the prune outage needs a checkpoint before it,
+    # and a loaded machine can take 10 s to start the collector
+    start_before_hour: float = 40.0
     kill_every: float | None = 0.8  # mean seconds the collector reads before each kill -9 (None: never)
     min_kills: int = 10  # trading goes on past `duration` (up to twice as long) until this many kills
+    prune_outage: bool = True  # the outage across the rotation while the checkpoint's hour is pruned
     fault_every: float = 8.0  # seconds between node faults: a partial line, a re-write, a skip, ...
     restart_pause_ms: int = 1500  # simulated ms a node restart writes nothing
     rewrite_blocks: int = 40
@@ -90,6 +96,9 @@ class NodeSoakResult:
     resynced: int = 0  # traders resynced after them (event=node_resynced)
     rotations: int = 0
     late_appends: int = 0  # late lines the collector read (event=node_late_append)
+    pruned: list[str] = field(default_factory=list)  # node files deleted while the collector was down
+    files_missing: int = 0  # pruned files the collector reported (event=node_file_missing)
+    wrong_sizes: list[tuple[str, int, str | None, str]] = field(default_factory=list)  # see wrong_sizes
     exit_code: int | None = None
     relist: str = "list_removals=0 list_readds=0"
 
@@ -103,6 +112,7 @@ class NodeSoakResult:
             and self.fills.ok
             and self.untracked_documents == 0
             and not self.repeated
+            and not self.wrong_sizes
             and self.exit_code == 0
         )
 
@@ -115,9 +125,11 @@ class NodeSoakResult:
             f"capture_rate={r.capture_rate:.4f} events={self.events} fills={f.total} fill_documents="
             f"{self.fill_documents} fills_captured={f.captured} duplicates={len(r.duplicates) + len(f.duplicates)} "
             f"wrong_final_status={len(r.wrong_final_status)} repeated_updates={len(self.repeated)} "
+            f"wrong_sizes={len(self.wrong_sizes)} "
             f"untracked_documents={self.untracked_documents} "
             f"kills_survived={self.kills} gaps={self.gaps} traders_resynced={self.resynced} "
-            f"rotations={self.rotations} late_appends_read={self.late_appends} faults={faults} "
+            f"rotations={self.rotations} late_appends_read={self.late_appends} pruned={len(self.pruned)} "
+            f"files_missing={self.files_missing} faults={faults} "
             f"blocks_written={node.get('nodeBlocksWritten', 0)} lines_written={node.get('nodeLinesWritten', 0)} "
             f"{self.relist} exit_code={self.exit_code}"
         )
@@ -185,23 +197,76 @@ class RandomKills:
     sim: ExchangeSim
     rng: random.Random
     mean_up_s: float  # mean seconds the collector reads between loading its state and the kill
+    prune_layout: str | None = None  # the layout read, to prune its statuses file once (None: never)
+    pruned: list[str] = field(default_factory=list)  # the files pruned
     kills: int = 0
     log_at: int = 0  # log offset of the newest start
     now: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
-        """Kill and restart until cancelled."""
+        """Kill and restart until cancelled; the prune outage as soon as its time comes."""
         while True:
-            await self.collector.wait_for_log("event=state_loaded", after=self.log_at, timeout=60)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.now.wait(), self.rng.uniform(0.1, 2 * self.mean_up_s - 0.1))
+            await self._until(self._loaded, 60.0)
+            if not self._prune_due():  # the start is done (or the wait raises with the log)
+                await self.collector.wait_for_log("event=state_loaded", after=self.log_at, timeout=1)
+                await self._until(self.now.is_set, self.rng.uniform(0.1, 2 * self.mean_up_s - 0.1))
             self.now.clear()
+            if self._prune_due():
+                await self._prune_outage()
+                continue
             while self._near_rotation():
                 await asyncio.sleep(0.05)
             self.collector.kill()
             self.kills += 1
             self.log_at = self.collector.log_size()
             self.collector.start()
+
+    async def _until(self, done: Callable[[], bool], timeout: float) -> None:
+        """Wait until ``done()``, the prune outage is due, or ``timeout`` seconds passed."""
+        deadline = time.monotonic() + timeout
+        while not (done() or self._prune_due()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    def _loaded(self) -> bool:
+        """The newest start has loaded its state (its log read from where that start began)."""
+        with open(self.collector.log_path, "rb") as log:
+            log.seek(self.log_at)
+            return b"event=state_loaded" in log.read()
+
+    def _prune_due(self) -> bool:
+        """The prune outage is to come and the node is about to rotate."""
+        into_hour = self.sim.clock.now_ms() % HOUR_MS
+        return self.prune_layout is not None and not self.pruned and into_hour >= HOUR_MS - QUIET_BEFORE_ROTATION_MS
+
+    async def _prune_outage(self) -> None:
+        """Down across the rotation: once the node wrote the new hour's first status line and
+        the old hour's last (late) one, the statuses file of the old hour, holding the
+        checkpoint, and the one before are deleted; then the collector starts, and the fills'
+        held late line comes once it reads the new hour."""
+        node = self.sim.node
+        assert node is not None and self.prune_layout is not None
+        layout = "by-block" if self.prune_layout == "by_block" else "hourly"
+        directory = STREAM_DIRS[(layout, "order_statuses")]
+        if self.collector.running:
+            self.collector.kill()
+            self.kills += 1
+        killed_at = self.sim.clock.now_ms()  # before the rotation: in the hour holding the checkpoint
+
+        def held(stream: str, kind: str = "late_append_held") -> bool:
+            return any(f["kind"] == kind and f["stream"] == stream and f["layout"] == layout for f in node.faults)
+
+        new = hour_file(node.root, directory, killed_at + HOUR_MS)
+        await _settle(lambda: new.exists() and held("order_statuses") == held("order_statuses", "late_append"), 60.0)
+        for path in (hour_file(node.root, directory, killed_at), hour_file(node.root, directory, killed_at - HOUR_MS)):
+            if path.exists():
+                path.unlink()
+                self.pruned.append(str(path.relative_to(node.root)))
+        self.log_at = self.collector.log_size()
+        self.collector.start()
+        if held("fills"):  # armed before the rotation: comes once the collector reads the new hour
+            await self.collector.wait_for_log("event=node_rotation stream=fills", after=self.log_at, timeout=60)
+            node.release_late()
+            await self.collector.wait_for_log("event=node_late_append stream=fills", after=self.log_at, timeout=60)
 
     def _near_rotation(self) -> bool:
         into_hour = self.sim.clock.now_ms() % HOUR_MS
@@ -268,7 +333,8 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                     and compare_fills(db[schema.FILLS], truth, users).ok
                 )
 
-            kills = RandomKills(collector, sim, rng, cfg.kill_every or 0.0)
+            prune = cfg.prune_outage and cfg.kill_every is not None
+            kills = RandomKills(collector, sim, rng, cfg.kill_every or 0.0, cfg.layout if prune else None)
             killing: asyncio.Task[None] | None = None
             relisting: asyncio.Task[None] | None = None
             try:
@@ -278,7 +344,11 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                 await _settle(lambda: all(f.is_dir() for f in folders), 30.0)
                 collector.start()
                 await collector.wait_for_log("event=state_loaded")
-                sim.node.late_append(delay_ms=1000)  # at the rotation, the old hour's last line comes late
+                # at the rotation, the old hour's last line comes late (the fills' with a prune outage:
+                # once the restarted collector is reading the new hour)
+                sim.node.late_append("order_statuses" if prune else None, delay_ms=1000)
+                if prune:
+                    sim.node.late_append("fills", delay_ms=HOUR_MS)
                 if cfg.kill_every:
                     killing = asyncio.create_task(kills.run())
                 if cfg.relist_every:
@@ -308,13 +378,14 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                 result.duration_s = time.monotonic() - started
                 sim.set_order_rate(0)
                 result.settle_s = await _settle(drained, cfg.settle_timeout)
+                result.wrong_sizes = await asyncio.to_thread(wrong_sizes, db[schema.OPEN_ORDERS], sim, users)
                 result.exit_code = await asyncio.to_thread(collector.terminate)
             finally:
                 for task in (killing, relisting):
                     if task is not None:
                         task.cancel()
                 collector.stop_if_running()
-            result.kills = kills.kills
+            result.kills, result.pruned = kills.kills, kills.pruned
             result.relist = changes.figures()
             result.node = sim.node.stats()
             result.faults = dict(result.node["nodeFaults"])
@@ -323,6 +394,7 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
         result.resynced = log.count("event=node_resynced ")
         result.rotations = log.count("event=node_rotation ")
         result.late_appends = log.count("event=node_late_append ")
+        result.files_missing = log.count("event=node_file_missing ")
         result.report = await asyncio.to_thread(compare, db[schema.ORDERS], truth, None, users)
         result.fills = await asyncio.to_thread(compare_fills, db[schema.FILLS], truth, users)
         result.events = await asyncio.to_thread(db[schema.ORDERS].count_documents, {})
