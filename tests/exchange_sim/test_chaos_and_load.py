@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import aiohttp
+from websockets.exceptions import ConnectionClosed
 
 from exchange_sim import ChaosConfig, ExchangeSim, SimConfig
 from tests.exchange_sim.conftest import WAIT_S, connect, sub
@@ -68,7 +70,8 @@ async def test_random_disconnects_and_refusals_fire() -> None:
             except Exception:  # a refusal window (503) may be open
                 await asyncio.sleep(0.05)
                 continue
-            await ws.send(sub("openOrders", sim.addresses[0]))
+            with contextlib.suppress(ConnectionClosed):  # chaos may have dropped it already
+                await ws.send(sub("openOrders", sim.addresses[0]))
             await sim.wait_until(lambda: sim.stats.chaos_events.get("disconnect", 0) >= 1)
             await ws.close()
             break
