@@ -94,7 +94,8 @@ class Poller:
         self._polls = 0
         self._weight = 0.0
         self._next_poll = 0.0  # monotonic: polls start evenly spaced, not before this
-        self._next_sweep = 0.0  # likewise for sweeps
+        self._swept_at = 0.0  # monotonic start of the last sweep ...
+        self._swept_cost = 0.0  # ... and its weight
         self._sweeps = 0
         self._sweep_weight = 0.0
         self._changed = asyncio.Event()
@@ -174,7 +175,10 @@ class Poller:
                 await self.budget.take(exchange.WEIGHT_DEFAULT * len(dexes))
                 # the poll is timed here, as its requests go out (not before the wait for budget)
                 sent = time.monotonic()
-                self._next_poll = max(self._next_poll, sent) + self.expected_period_s() / max(1, len(self.traders))
+                # on a schedule: a start the event loop made late does not push every later one
+                # back (up to one spacing is caught up; more would be a burst)
+                spacing = self.expected_period_s() / max(1, len(self.traders))
+                self._next_poll = max(self._next_poll, sent - spacing) + spacing
                 if polled.last_poll:
                     polled.period = sent - polled.last_poll
                 polled.last_poll = sent
@@ -251,19 +255,23 @@ class Poller:
         while True:
             polled = min(self.traders.values(), key=lambda t: t.last_sweep, default=None)
             now = time.monotonic()
-            # oldest first, evenly spaced, and no faster than the sweeps' share of the budget pays
-            if polled is None or max(self._next_sweep, polled.last_sweep + self.sweep_interval) > now:
-                await asyncio.sleep(min(1.0, max(0.01, self._next_sweep - now)))
+            # oldest first, no faster than the sweeps' share of the budget pays, and evenly spaced
+            # over the interval; a trader new to polling (its gap to recover) goes next at once
+            spacing = self._swept_cost / self.sweep_limit * 60.0
+            if polled is not None and polled.last_sweep:
+                spacing = max(spacing, self.sweep_interval / len(self.traders))
+            due = 0.0 if polled is None else polled.last_sweep + self.sweep_interval
+            wait = 1.0 if polled is None else max(self._swept_at + spacing, due) - now
+            if wait > 0:
+                await asyncio.sleep(min(wait, 1.0))  # (a trader added meanwhile is seen within a second)
                 continue
-            cost = self.weight_per_sweep
+            assert polled is not None
+            self._swept_at, self._swept_cost = now, self.weight_per_sweep
             try:
-                cost = await self.sweep(polled)
+                self._swept_cost = await self.sweep(polled)
             except Exception as exc:  # one trader's bad answer must not stop every sweep
                 polled.last_sweep = time.monotonic()
                 self._warn.log(logging.ERROR, "sweep", "event=sweep_failed user=%s error=%r", polled.user, exc)
-            self._next_sweep = max(self._next_sweep, now) + max(
-                self.sweep_interval / max(1, len(self.traders)), cost / self.sweep_limit * 60.0
-            )
 
     async def sweep(self, polled: Polled) -> float:
         """Record what the polls of one trader missed since its last sweep (historicalOrders);

@@ -122,10 +122,11 @@ class Pipeline:
 
 
 def run_poller(loop: VirtualLoop, traders: int, minutes: float, sweep_interval: float = 600.0,
-               lookups_every_s: float = 0.0) -> tuple[InfoApi, Poller, list[float]]:
+               lookups_every_s: float = 0.0, late: float | None = None) -> tuple[InfoApi, Poller, list[float]]:
     """Poll ``traders`` on one address at the exchange's budget for ``minutes`` of simulated time;
     with ``lookups_every_s``, an outcome lookup (orderStatus) is asked that often meanwhile, and the
-    seconds each waited for budget are returned."""
+    seconds each waited for budget are returned; ``late``: one more trader (user "0xlate") is added
+    this many seconds in."""
     stats = Stats()
     client = InfoClient("http://info", None, exchange.REST_WEIGHT_PER_MINUTE, stats, poll_share=POLL_SHARE)
     api = InfoApi(loop.time)
@@ -147,7 +148,10 @@ def run_poller(loop: VirtualLoop, traders: int, minutes: float, sweep_interval: 
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(poller.run())]
         if lookups_every_s:
             tasks.append(asyncio.create_task(lookups()))
-        await asyncio.sleep(minutes * 60.0)
+        if late is not None:
+            await asyncio.sleep(late)
+            poller.add("0xlate")
+        await asyncio.sleep(minutes * 60.0 - (late or 0.0))
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -196,3 +200,13 @@ def test_sweeps_stay_in_their_share_and_outcome_lookups_get_budget(loop: Virtual
     assert per_minute <= share * 1.05
     assert min(spacing) >= 0.9 * statistics.median(spacing)  # evenly spaced, no bursts
     assert len(waits) > 500 and max(waits) < 1.0  # outcome lookups always found budget
+
+
+def test_a_trader_new_to_polling_is_swept_as_soon_as_the_share_pays(loop: VirtualLoop) -> None:
+    # 30 traders, first swept in turn as the share pays (40 weight: every 10 s), then spread over
+    # the 600 s interval (20 s apart); one demoted from a live slot later (its gap to recover)
+    # goes next, as soon as the share pays for the last sweep
+    added = 1000.0 + 405.0
+    api, _, _ = run_poller(loop, 30, minutes=8, late=405.0)
+    first = min(r.at for r in api.requests if r.body["type"] == "historicalOrders" and r.body["user"] == "0xlate")
+    assert first - added <= 40 / (exchange.REST_WEIGHT_PER_MINUTE * (1 - POLL_SHARE) * SWEEP_SHARE) * 60 + 1
