@@ -2,8 +2,12 @@
 #   make demo   set up .venv and run the whole system on embedded defaults (Ctrl-C stops it)
 #   make test   set up .venv (and Chromium for the UI test) and run the whole test suite, two tests at a
 #               time (most tests wait on servers on loopback: two workers halve the wall time on two cores)
+#   make test-under-load   the same suite while two CPU-bound busy loops compete for the cores
+#               (scripts/under_load.py stops them whatever the outcome): no test may need an idle machine
 
-.PHONY: setup demo test lint bench soak
+.PHONY: setup demo test test-under-load lint bench soak
+
+PYTEST = .venv/bin/python -m pytest -p no:cacheprovider -n 2 $(PYTEST_ARGS)
 
 setup:
 	@scripts/bootstrap.sh
@@ -13,7 +17,11 @@ demo: setup
 
 test: setup
 	@scripts/system_deps.sh
-	.venv/bin/python -m pytest -p no:cacheprovider -n 2 $(PYTEST_ARGS)
+	$(PYTEST)
+
+test-under-load: setup
+	@scripts/system_deps.sh
+	.venv/bin/python -m scripts.under_load --spinners 2 -- $(PYTEST)
 
 lint: setup
 	.venv/bin/ruff check collector_service exchange_sim orderwatch_dagster tests benchmarks scripts

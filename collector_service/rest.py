@@ -145,11 +145,14 @@ class InfoClient:
             )
         return self._session
 
-    async def post(self, body: dict[str, Any], weight: int, budget: WeightBudget | None = None) -> bytes:
+    async def post(self, body: dict[str, Any], weight: int, budget: WeightBudget | None = None, *,
+                   paid: bool = False) -> bytes:
         """One info call costing ``weight``, spent from ``budget`` (a share of this address's
-        budget) or the address's own; raise :class:`RestError` on any failure."""
+        budget) or the address's own, unless the caller ``paid`` it already (to time the call when
+        it goes out); raise :class:`RestError` on any failure."""
         kind = str(body.get("type"))
-        await (budget or self.budget).take(weight)
+        if not paid:
+            await (budget or self.budget).take(weight)
         self.stats.rest_calls[kind] += 1
         try:
             async with self._client().post(self.url, json=body) as response:
@@ -167,10 +170,10 @@ class InfoClient:
             raise RestError(f"{kind}: {type(exc).__name__}: {exc}") from exc
 
     async def _call(self, body: dict[str, Any], weight: int, decoder: msgspec.json.Decoder[T], *,
-                    budget: WeightBudget | None = None, per_item: bool = False) -> T:
+                    budget: WeightBudget | None = None, paid: bool = False, per_item: bool = False) -> T:
         """Post, decode with ``decoder`` (RestError naming the request if the body is not what
         it should be), and charge the per-item weight of list answers."""
-        raw = await self.post(body, weight, budget)
+        raw = await self.post(body, weight, budget, paid=paid)
         try:
             answer = decoder.decode(raw)
         except msgspec.MsgspecError as exc:
@@ -188,10 +191,11 @@ class InfoClient:
         return await self._call({"type": "historicalOrders", "user": user}, exchange.WEIGHT_DEFAULT,
                                 historical_orders_decoder, per_item=True)
 
-    async def frontend_open_orders(self, user: str, dex: str, budget: WeightBudget | None = None) -> OrderItems:
+    async def frontend_open_orders(self, user: str, dex: str, budget: WeightBudget | None = None, *,
+                                   paid: bool = False) -> OrderItems:
         """A trader's open orders on one dex, each still raw JSON (the shape the feeds push)."""
         return await self._call({"type": "frontendOpenOrders", "user": user, "dex": dex}, exchange.WEIGHT_DEFAULT,
-                                order_items_decoder, budget=budget)
+                                order_items_decoder, budget=budget, paid=paid)
 
     async def clearinghouse_state(self, user: str, dex: str, budget: WeightBudget | None = None) -> msgspec.Raw:
         """A trader's clearinghouse state on one dex, raw JSON (decoded by the position book)."""

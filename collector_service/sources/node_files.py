@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -114,11 +115,12 @@ class Chunk:
 class _Open:
     """A file being read: its handle, the offset after the last whole line, and when it last grew."""
 
-    def __init__(self, position: Position) -> None:
+    def __init__(self, position: Position, clock: Callable[[], float]) -> None:
         self.path = position.path
         self.offset = position.offset
         self.handle: BinaryIO | None = None
-        self.grew_at = time.monotonic()
+        self.clock = clock
+        self.grew_at = clock()
         self.size = -1
         self.read_size = READ_SIZE
 
@@ -128,7 +130,7 @@ class _Open:
             self.handle = open(self.path, "rb")  # noqa: SIM115 - kept open across reads
         size = os.fstat(self.handle.fileno()).st_size
         if size != self.size:
-            self.size, self.grew_at = size, time.monotonic()
+            self.size, self.grew_at = size, self.clock()
         if size < self.offset:
             raise NodeFilesError(
                 f"{self.path} shrank to {size} bytes below the read offset {self.offset}: the node "
@@ -161,12 +163,18 @@ class Tailer:
     :attr:`previous` (the hour before, still watched for late appends during the grace)."""
 
     def __init__(
-        self, stream: Stream, current: Position, previous: Position | None = None, grace_s: float = ROTATION_GRACE_S
+        self,
+        stream: Stream,
+        current: Position,
+        previous: Position | None = None,
+        grace_s: float = ROTATION_GRACE_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream
         self.grace_s = grace_s
-        self._current = _Open(current)
-        self._previous = _Open(previous) if previous is not None else None
+        self.clock = clock  # seconds, for the grace (tests pass a simulated one)
+        self._current = _Open(current, clock)
+        self._previous = _Open(previous, clock) if previous is not None else None
         self.late_appends = 0
         self.pruned: list[Path] = []  # files deleted before they were read out, not reported yet
 
@@ -205,7 +213,7 @@ class Tailer:
                 )
                 chunk.late = True
                 return chunk
-            if self._previous is not None and time.monotonic() - self._previous.grew_at >= self.grace_s:
+            if self._previous is not None and self.clock() - self._previous.grew_at >= self.grace_s:
                 self._previous.close()
                 self._previous = None
         try:
@@ -222,8 +230,8 @@ class Tailer:
         if self._previous is not None:
             self._previous.close()
         self._previous = self._current
-        self._previous.grew_at = time.monotonic()
-        self._current = _Open(Position(newer[0], 0))
+        self._previous.grew_at = self.clock()
+        self._current = _Open(Position(newer[0], 0), self.clock)
         log.info("event=node_rotation stream=%s file=%s", self.stream.kind, newer[0])
         return self._current.read()
 
@@ -246,7 +254,7 @@ class Tailer:
             newer[0],
         )
         self.pruned.append(self._current.path)
-        self._current = _Open(Position(newer[0], 0))
+        self._current = _Open(Position(newer[0], 0), self.clock)
         return self._current.read()
 
     def close(self) -> None:

@@ -6,11 +6,15 @@ for each HIP-3 dex the trader is active on, and ``clearinghouseState`` (weight 2
 vanished or shrank, or every few polls; the snapshots go through the same trackers and diff as pushed ones
 (``source: "poll"``). Polls take turns oldest-first within the share of the address's REST weight
 per minute kept for them (``InfoClient.poll_budget``), so a polled trader is refreshed about
-every ``traders x weight / budget`` minutes, never faster than ``min_interval``.
+every ``traders x weight / budget`` minutes, never faster than ``min_interval``. Polls go out
+evenly spaced over that period (one every ``period / traders``), never in bursts: a burst fills
+the budget's one-minute window, and the traders at its end slip by nearly a period.
 
 An order that opens and closes between two polls is invisible to snapshot diffs: a sweep of each
 polled trader's ``historicalOrders`` at least every ``sweep_interval`` records what the polls
-missed, as gap recovery does after a reconnect (the sweeps are paid from the rest of the budget).
+missed, as gap recovery does after a reconnect. Sweeps are paid from the rest of the budget but
+paced to at most :data:`SWEEP_SHARE` of it, evenly spaced too: however many traders are polled,
+outcome lookups and gap recovery keep the other half (a long list sweeps each trader less often).
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ a position), and at least every 4th poll (an order that filled at once never res
 POLLS_IN_FLIGHT = 8
 """Polls of different traders in flight at once on one address."""
 
+SWEEP_SHARE = 0.5
+"""Share of the address's weight outside the polling share that sweeps may spend (on average)."""
+
 DEX_ACTIVE_S = 3600.0
 """A HIP-3 dex stays in a polled trader's rounds this long after the sweeps last showed an order
 there (the main dex, which also carries spot, is always polled)."""
@@ -54,7 +61,7 @@ class Polled:
     user: str
     sweep_from: datetime | None  # the next sweep recovers from here (None: everything listed)
     added: float = field(default_factory=time.monotonic)
-    last_poll: float = 0.0  # monotonic; 0: never
+    last_poll: float = 0.0  # monotonic time its last poll's request went out; 0: never
     period: float | None = None  # seconds between its last two polls
     polls: int = 0
     last_sweep: float = 0.0
@@ -86,6 +93,11 @@ class Poller:
         self.traders: dict[str, Polled] = {}
         self._polls = 0
         self._weight = 0.0
+        self._next_poll = 0.0  # monotonic: polls start evenly spaced, not before this
+        self._swept_at = 0.0  # monotonic start of the last sweep ...
+        self._swept_cost = 0.0  # ... and its weight
+        self._sweeps = 0
+        self._sweep_weight = 0.0
         self._changed = asyncio.Event()
         self._warn = RateLimitedLog(log)
 
@@ -116,6 +128,25 @@ class Poller:
         """The refresh period the budget allows for every trader polled now (seconds)."""
         return max(self.min_interval, len(self.traders) * self.weight_per_poll / self.budget.limit * 60.0)
 
+    @property
+    def sweep_limit(self) -> float:
+        """Weight per minute the sweeps may spend: their share of what polling leaves."""
+        client = self.client
+        return client.total.limit * (1.0 - client.poll_share) * SWEEP_SHARE
+
+    @property
+    def weight_per_sweep(self) -> float:
+        """Weight a sweep has cost on average (historicalOrders and fills, 20 each, and their
+        per-item extras)."""
+        if not self._sweeps:
+            return 2.0 * exchange.WEIGHT_DEFAULT
+        return self._sweep_weight / self._sweeps
+
+    def expected_sweep_period_s(self) -> float:
+        """How often each polled trader is swept: ``sweep_interval``, or longer when the sweeps of
+        all of them would not fit in their share of the budget (seconds)."""
+        return max(self.sweep_interval, len(self.traders) * self.weight_per_sweep / self.sweep_limit * 60.0)
+
     async def run(self) -> None:
         """Poll and sweep until cancelled. Several polls are in flight at once (round trips, not
         the budget, would otherwise bound the rate), never two of one trader."""
@@ -126,10 +157,10 @@ class Poller:
             while True:
                 polled = min((t for t in self.traders.values() if not t.busy), key=lambda t: t.last_poll,
                              default=None)
-                # each trader once per period the budget allows: an even cadence, where spending
-                # the budget as fast as the window lets would poll in bursts and then stall
-                period = self.expected_period_s()
-                wait = 1.0 if polled is None else polled.last_poll + period - time.monotonic()
+                # oldest first, one poll every period / traders: an even cadence, where spending
+                # the budget as fast as its window lets would poll in bursts and then stall
+                now = time.monotonic()
+                wait = 1.0 if polled is None else max(self._next_poll, polled.last_poll + self.min_interval) - now
                 if wait > 0:
                     self._changed.clear()
                     try:
@@ -140,7 +171,18 @@ class Poller:
                 assert polled is not None
                 await slots.acquire()
                 polled.busy = True
-                task = asyncio.create_task(self.poll(polled))
+                dexes = self._dexes_of(polled)
+                await self.budget.take(exchange.WEIGHT_DEFAULT * len(dexes))
+                # the poll is timed here, as its requests go out (not before the wait for budget)
+                sent = time.monotonic()
+                # on a schedule: a start the event loop made late does not push every later one
+                # back (up to one spacing is caught up; more would be a burst)
+                spacing = self.expected_period_s() / max(1, len(self.traders))
+                self._next_poll = max(self._next_poll, sent - spacing) + spacing
+                if polled.last_poll:
+                    polled.period = sent - polled.last_poll
+                polled.last_poll = sent
+                task = asyncio.create_task(self.poll(polled, dexes))
                 running.add(task)
                 task.add_done_callback(functools.partial(self._done, polled, running, slots))
         finally:
@@ -172,19 +214,15 @@ class Poller:
                 found.append(dex)
         return found
 
-    async def poll(self, polled: Polled) -> None:
-        """One refresh of a trader: open orders (and positions) of each dex it uses."""
+    async def poll(self, polled: Polled, dexes: list[str]) -> None:
+        """One refresh of a trader: open orders (and positions) of each dex it uses; the open
+        orders' weight is already paid (see :meth:`run`)."""
         user = polled.user
-        started = time.monotonic()
-        if polled.last_poll:
-            polled.period = started - polled.last_poll
-        polled.last_poll = started
         polled.polls += 1
         try:
-            dexes = self._dexes_of(polled)
             self._polls += 1
             self._weight += exchange.WEIGHT_DEFAULT * len(dexes)
-            answers = await asyncio.gather(*(self.client.frontend_open_orders(user, dex, self.budget)
+            answers = await asyncio.gather(*(self.client.frontend_open_orders(user, dex, paid=True)
                                              for dex in dexes))
             if self.traders.get(user) is not polled:
                 return  # moved to a live connection meanwhile (maybe back again): the answer is stale
@@ -216,17 +254,28 @@ class Poller:
     async def _sweep_loop(self) -> None:
         while True:
             polled = min(self.traders.values(), key=lambda t: t.last_sweep, default=None)
-            if polled is None or polled.last_sweep + self.sweep_interval > time.monotonic():
-                await asyncio.sleep(1.0)
+            now = time.monotonic()
+            # oldest first, no faster than the sweeps' share of the budget pays, and evenly spaced
+            # over the interval; a trader new to polling (its gap to recover) goes next at once
+            spacing = self._swept_cost / self.sweep_limit * 60.0
+            if polled is not None and polled.last_sweep:
+                spacing = max(spacing, self.sweep_interval / len(self.traders))
+            due = 0.0 if polled is None else polled.last_sweep + self.sweep_interval
+            wait = 1.0 if polled is None else max(self._swept_at + spacing, due) - now
+            if wait > 0:
+                await asyncio.sleep(min(wait, 1.0))  # (a trader added meanwhile is seen within a second)
                 continue
+            assert polled is not None
+            self._swept_at, self._swept_cost = now, self.weight_per_sweep
             try:
-                await self.sweep(polled)
+                self._swept_cost = await self.sweep(polled)
             except Exception as exc:  # one trader's bad answer must not stop every sweep
                 polled.last_sweep = time.monotonic()
                 self._warn.log(logging.ERROR, "sweep", "event=sweep_failed user=%s error=%r", polled.user, exc)
 
-    async def sweep(self, polled: Polled) -> None:
-        """Record what the polls of one trader missed since its last sweep (historicalOrders)."""
+    async def sweep(self, polled: Polled) -> float:
+        """Record what the polls of one trader missed since its last sweep (historicalOrders);
+        return the weight it cost (its calls and their per-item extras)."""
         rows = await self.pipeline.recover(polled.user, polled.sweep_from, keep_watching=True)
         polled.last_sweep = now = time.monotonic()
         polled.sweep_from = self.pipeline.gaps.get(polled.user, polled.sweep_from)
@@ -239,6 +288,11 @@ class Poller:
                 polled.last_poll = 0.0  # an order resting where its polls do not look: poll it now
                 self._changed.set()
         self.stats.polls["sweeps"] += 1
+        calls = 2 if self.pipeline.record_fills else 1  # historicalOrders, then the fills of the stretch
+        cost = calls * exchange.WEIGHT_DEFAULT + len(rows) // exchange.ITEMS_PER_EXTRA_WEIGHT
+        self._sweeps += 1
+        self._sweep_weight += cost
+        return float(cost)
 
     # ----- freshness -------------------------------------------------------------------------
     def freshness(self) -> dict[str, Any]:
@@ -255,5 +309,6 @@ class Poller:
                                                 default=0.0), 1),
             "sweep_lag_s": round(max((now - (t.last_sweep or t.added) for t in self.traders.values()),
                                      default=0.0), 1),
+            "expected_sweep_period_s": round(self.expected_sweep_period_s(), 1),
             "budget_per_minute": self.budget.limit,
         }

@@ -7,14 +7,15 @@ each tier, so traders do not flap); pinned traders never leave their slots. A mo
 reconnect for the promoted trader (its first snapshot is reconciled against the tracked state
 and the gap since it was last seen is recovered) and an immediate first poll for the demoted
 one: nothing is lost or duplicated. Traders the exchange refuses (its per-IP cap below the
-configured one) are polled instead, and the address's live capacity shrinks to what it accepts
-until the slots are tried again after five minutes; traders whose subscription was not
-acknowledged are polled too, without lowering the capacity.
+configured one) are polled instead at once (not at the next round), and the address's live
+capacity shrinks to what it accepts until the slots are tried again after five minutes; traders
+whose subscription was not acknowledged are polled too, without lowering the capacity.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -74,14 +75,20 @@ class Tiers:
         self.lowered_at = 0.0
         self.started = time.monotonic()
         self.since: dict[str, float] = {}  # user -> when it entered its tier (default: the start)
+        self._refused = asyncio.Event()
+        for feed in feeds:
+            feed.on_refused = self._refused.set
 
     @property
     def live(self) -> list[str]:
         return [u for feed in self.feeds for u in feed.users]
 
     async def run(self) -> None:
+        """Rebalance every :data:`REBALANCE_S`, and at once when the exchange refused someone."""
         while True:
-            await asyncio.sleep(REBALANCE_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._refused.wait(), REBALANCE_S)
+            self._refused.clear()
             self.rebalance()
 
     def _stayed(self, user: str, now: float) -> bool:

@@ -131,6 +131,7 @@ class FeedConnection:
         self.pong_timeout = pong_timeout
         self.refused: dict[str, float] = {}  # user -> until when it is left alone
         self.capped: dict[str, float] = {}  # ... of those, refused by the exchange's user cap
+        self.on_refused: Callable[[], None] | None = None  # told at once (the tiers poll them instead)
         self._reported: set[str] = set()
         self._unsent: list[str] = []
         self._pending: dict[SubKey, float] = {}
@@ -469,6 +470,8 @@ class FeedConnection:
             self.refused[user] = until
             if capacity:
                 self.capped[user] = until
+        if users and self.on_refused is not None:
+            self.on_refused()
         if not set(users) - self._reported:
             return
         self._reported.update(users)

@@ -47,8 +47,10 @@ async def test_forty_traders_on_one_address_all_followed(tmp_path: Path, mongo_u
             stopped = asyncio.get_running_loop().time()
             poller = service.pollers[None]
             # every polled trader swept after trading stopped, and every outcome known
+            # (sweeps stay in their share of the budget: 30 traders take longer than the interval)
             await eventually(lambda: all(t.last_sweep > stopped + 0.5 for t in poller.traders.values()),
-                             timeout=60, what="a sweep of every polled trader after trading stopped")
+                             timeout=2 * poller.expected_sweep_period_s() + 30,
+                             what="a sweep of every polled trader after trading stopped")
             swept = asyncio.get_running_loop().time()
             await eventually(lambda: all(t.last_done > swept for t in poller.traders.values()),
                              timeout=60, what="a poll of every polled trader after those sweeps")

@@ -3,15 +3,17 @@ with hysteresis, and the REST budget's sliding window."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 
 from collector_service.plan import REFUSED_RETRY_S, plan_connections
 from collector_service.rest import WINDOW_S, WeightBudget
-from collector_service.sources.tiers import HALF_LIFE_S, MIN_STAY_S, Activity, Tiers
+from collector_service.sources.tiers import HALF_LIFE_S, MIN_STAY_S, REBALANCE_S, Activity, Tiers
 
 TRADERS = [f"0x{i:040x}" for i in range(25)]
 
@@ -40,6 +42,7 @@ class FakeFeed:
         self.users = list(users)
         self.refused: dict[str, float] = {}
         self.capped: dict[str, float] = {}
+        self.on_refused: Callable[[], None] | None = None
 
     def add_user(self, user: str) -> None:
         self.users.append(user)
@@ -107,6 +110,22 @@ def test_a_lost_ack_polls_the_trader_without_lowering_capacity() -> None:
     t, feed, _poller, _, later = tiers(["a", "b"], ["c"], {"a": 100, "c": 1}, capacity=2)
     feed.refused["b"] = later + 300  # no ack within the timeout, not a cap error
     assert t.rebalance(later) == [("b", "polled"), ("c", "live")] and t.capacity == 2
+
+
+async def test_a_refused_trader_is_polled_at_once_not_at_the_next_round() -> None:
+    t, feed, poller, _, _ = tiers(["a", "b"], ["c"], {"a": 100, "c": 1}, capacity=2)
+    rounds = asyncio.create_task(t.run())
+    try:
+        await asyncio.sleep(0)  # the tiers wait for their next round (30 s away)
+        feed.refused["b"] = time.monotonic() + 300  # as FeedConnection._refuse does, then tells
+        assert feed.on_refused is not None
+        feed.on_refused()
+        async with asyncio.timeout(REBALANCE_S / 3):
+            while "b" not in poller.traders:
+                await asyncio.sleep(0.01)
+        assert feed.users == ["a"]
+    finally:
+        rounds.cancel()
 
 
 async def test_weight_budget_never_exceeds_the_window() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -103,15 +102,17 @@ def test_fast_alerts_are_the_daily_rule_delivered_once(
     orders = seeded_db[schema.ORDERS]
     big = new_order(sc.A, 900, "2.0", "100000.0")
     orders.insert_many([big, new_order(sc.A, 901, "0.01", "100000.0")])
-    t0 = time.monotonic()
+    before = datetime.now(UTC)
     second = tick(instance, resources, receiver.url, first.cursor)
-    tick_s = time.monotonic() - t0
+    after = datetime.now(UTC)
     assert receiver.keys() == [f"{sc.A}:900:new"]
     arrived, idem, body = receiver.posts[0]
-    latency = (arrived - big["createdAt"]).total_seconds()
-    # The bound from an event's createdAt to its POST: one sensor interval plus one tick.
+    latency, tick_s = (arrived - big["createdAt"]).total_seconds(), (after - before).total_seconds()
+    # The bound from an event's createdAt to its POST: one sensor interval plus one tick. The POST
+    # is made within the tick that first sees the event (times compared, not durations bounded:
+    # a loaded machine stretches the tick, not the order of events).
     print(f"fast alert: tick {tick_s:.3f} s, createdAt -> POST {latency:.3f} s; bound 30 s + tick")
-    assert latency <= tick_s + 0.5 and tick_s < 10
+    assert big["createdAt"] <= before <= arrived <= after
     assert idem == f"{sc.A}:900:new"
     assert f"{sc.A} (Whale A) B BTC oid 900 new: large_order notional 0 -> 200000 USD" in body["text"]
     stored = seeded_db[schema.ALERTS].find_one({"alertKey": f"{sc.A}:900:new"})

@@ -34,12 +34,17 @@ def sub(typ: str, user: str, **extra: Any) -> str:
     return json.dumps({"method": "subscribe", "subscription": {"type": typ, "user": user, **extra}})
 
 
-async def recv_json(ws: Any, timeout: float = 2.0) -> dict[str, Any]:
+WAIT_S = 10.0
+"""How long a test waits for a frame it expects: generous, so a loaded machine does not fail it
+(an expected frame normally comes within milliseconds; the wait ends as soon as it does)."""
+
+
+async def recv_json(ws: Any, timeout: float = WAIT_S) -> dict[str, Any]:
     """The next frame, parsed."""
     return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
-async def recv_channel(ws: Any, channel: str, timeout: float = 2.0) -> dict[str, Any]:
+async def recv_channel(ws: Any, channel: str, timeout: float = WAIT_S) -> dict[str, Any]:
     """The next frame on `channel`, skipping others."""
     async with asyncio.timeout(timeout):
         while True:

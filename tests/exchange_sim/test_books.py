@@ -15,7 +15,7 @@ import pytest
 from exchange_sim import ChaosConfig, ExchangeSim, SimConfig
 from exchange_sim.book import aggregate
 from exchange_sim.market import fmt
-from tests.exchange_sim.conftest import START_MS, connect, quiet_for, recv_channel, recv_json, sub
+from tests.exchange_sim.conftest import START_MS, WAIT_S, connect, quiet_for, recv_channel, recv_json, sub
 
 COIN = "tst:AAA"  # mark 100.0, szDecimals 2 (price-derived), a perp of the HIP-3 dex "tst"
 
@@ -205,7 +205,7 @@ async def test_ws_l2book_ack_snapshot_change_push_and_unsubscribe() -> None:
     async with ExchangeSim(cfg) as sim, connect(sim) as ws:
         u = sim.addresses[0]
         await ws.send(book_sub("BTC"))
-        raw_ack = await asyncio.wait_for(ws.recv(), 2)
+        raw_ack = await asyncio.wait_for(ws.recv(), WAIT_S)
         assert raw_ack == (
             '{"channel":"subscriptionResponse","data":{"method":"subscribe","subscription":'
             '{"type":"l2Book","coin":"BTC","nSigFigs":null,"mantissa":null,"fast":false}}}'
@@ -221,16 +221,18 @@ async def test_ws_l2book_ack_snapshot_change_push_and_unsubscribe() -> None:
         assert await quiet_for(ws, "l2Book", 0.3) == []
         oid = sim.place(u, "BTC", "B", "0.5", "107600.0")
         now = sim.book("BTC")  # a snapshot taken before the push round does not swallow the push
-        pushed = await recv_channel(ws, "l2Book", timeout=1.0)
-        assert pushed["data"] == now
+        pushed = await recv_channel(ws, "l2Book")
+        # The push carries that book, stamped when its round ran: the simulated clock ticks every
+        # 0.1 s, and a busy machine can let a tick in before the round, so the time may be later.
+        assert pushed["data"]["levels"] == now["levels"]
+        assert pushed["data"]["time"] >= now["time"] > snap["data"]["time"]
         assert pushed["data"]["levels"][0][1] == lv("107600.0", "0.5")
-        assert pushed["data"]["time"] >= snap["data"]["time"]
         assert sim.book_at("BTC", pushed["data"]["time"]) == pushed["data"]
         assert sim.book_at("BTC", snap["data"]["time"]) == snap["data"]
         sim.place(u, "BTC", "A", "0.01", 0, trigger_px="100000", tpsl="sl")  # a trigger: no change
         assert await quiet_for(ws, "l2Book", 0.3) == []
         sim.cancel(oid)
-        back = await recv_channel(ws, "l2Book", timeout=1.0)
+        back = await recv_channel(ws, "l2Book")
         assert back["data"]["levels"] == snap["data"]["levels"]
 
         await ws.send(book_sub("BTC", nSigFigs=None, mantissa=None))
@@ -324,17 +326,17 @@ async def test_quiet_books_are_repushed_every_full_round_and_chaos_applies() -> 
     async with ExchangeSim(SimConfig(traders=1, push_interval=0.2, chaos=chaos)) as sim, connect(sim) as ws:
         await ws.send(book_sub("SOL"))
         await recv_channel(ws, "subscriptionResponse")
-        frames = await quiet_for(ws, "l2Book", 0.9)
-        assert len(frames) >= 6  # snapshot + at least 2 rounds, each sent twice
+        frames = [await recv_channel(ws, "l2Book") for _ in range(8)]  # snapshot + 3 rounds, each sent twice
         assert frames[0] == frames[1]
         times = sorted({f["data"]["time"] for f in frames})
-        assert len(times) >= 3  # the clock moves: each round is a fresh snapshot
+        assert len(times) >= 2  # the clock moves (0.1 s ticks, which a busy loop may run late): fresh snapshots
         assert all(sim.book_at("SOL", f["data"]["time"]) == f["data"] for f in frames)
         assert sim.stats.chaos_events["duplicate_frame"] >= len(frames) // 2
 
 
 async def test_random_market_books_match_their_history() -> None:
-    cfg = SimConfig(traders=20, orders_per_trader_per_min=600, speed=10, push_interval=0.5, hip3_order_share=0.0)
+    # 200 orders a second: speed 10 (2,000) left a loaded machine unable to keep up with its own clock
+    cfg = SimConfig(traders=20, orders_per_trader_per_min=600, speed=1, push_interval=0.5, hip3_order_share=0.0)
     async with ExchangeSim(cfg) as sim, connect(sim) as ws:
         coins = [c.name for c in sim.market.coins[:10]]
         for coin in coins:
@@ -342,7 +344,7 @@ async def test_random_market_books_match_their_history() -> None:
         seen: dict[tuple[str, int], Any] = {}
         first: dict[str, Any] = {}
         moved = 0
-        async with asyncio.timeout(4):
+        async with asyncio.timeout(3 * WAIT_S):  # a few seconds of trading, however slow the machine
             while len(seen) < 60 or moved < 10:
                 msg = json.loads(await ws.recv())
                 if msg["channel"] != "l2Book":

@@ -16,7 +16,7 @@ from exchange_sim.clock import LogicalClock
 from exchange_sim.exchange import Exchange
 from exchange_sim.market import Market
 from exchange_sim.truth import load_fills, load_truth
-from tests.exchange_sim.conftest import START_MS, connect, quiet_for, recv_channel, recv_json, sub
+from tests.exchange_sim.conftest import START_MS, WAIT_S, connect, quiet_for, recv_channel, recv_json, sub
 
 U = "0x" + "cd" * 20
 CLOID = "0x" + "ab" * 16
@@ -125,7 +125,7 @@ async def test_user_fills_snapshot_then_each_new_fill_once(sim: ExchangeSim) -> 
 
         maker = sim.place(user, "ETH", "B", "1.0", "2500.0", cloid=CLOID)
         sim.fill(maker, "0.4")
-        partial = await recv_channel(ws, "userFills", timeout=0.25)  # a change push, not the re-push
+        partial = await recv_channel(ws, "userFills")  # a change push, not the re-push
         assert "isSnapshot" not in partial["data"]
         assert partial["data"]["user"] == user
         (f,) = partial["data"]["fills"]
@@ -138,7 +138,7 @@ async def test_user_fills_snapshot_then_each_new_fill_once(sim: ExchangeSim) -> 
             CLOID,
         )
         sim.fill(maker)
-        full = await recv_channel(ws, "userFills", timeout=0.25)
+        full = await recv_channel(ws, "userFills")
         (g,) = full["data"]["fills"]
         assert (g["oid"], g["sz"], g["startPosition"], g["tid"] > f["tid"]) == (maker, "0.6", "0.4", True)
         assert sim.order(maker).status == "filled"
@@ -147,7 +147,7 @@ async def test_user_fills_snapshot_then_each_new_fill_once(sim: ExchangeSim) -> 
         taker = sim.place(user, "ETH", "A", "0.5", "2490.0", tif="Ioc", fill_immediately=True)
         two = sim.place(user, "BTC", "A", "0.02", "101000.0")
         sim.fill(two, "0.01")
-        batch = await recv_channel(ws, "userFills", timeout=0.5)
+        batch = await recv_channel(ws, "userFills")
         assert [(x["oid"], x["crossed"]) for x in batch["data"]["fills"]] == [(taker, True), (two, False)]
         assert batch["data"]["fills"][0]["fee"] == "0.43575"  # 0.5 * 2490 * 0.00035
         assert "cloid" not in batch["data"]["fills"][0]
@@ -187,14 +187,14 @@ async def test_each_subscription_gets_each_fill_once_whatever_it_started_with(si
         first = [await recv_channel(early, "userFills") for _ in range(2)]
         assert [(m["data"]["user"], m["data"]["fills"]) for m in first] == [(user, []), (other, [])]
         a = sim.place(user, "BTC", "B", "0.01", "100000.0", tif="Ioc", fill_immediately=True)
-        delta_a = await recv_channel(early, "userFills", timeout=0.5)
+        delta_a = await recv_channel(early, "userFills")
         assert [x["oid"] for x in delta_a["data"]["fills"]] == [a]
         await late.send(sub("userFills", user))
         snap = await recv_channel(late, "userFills")
         assert [x["oid"] for x in snap["data"]["fills"]] == [a]
         b = sim.place(user, "BTC", "A", "0.01", "100100.0", tif="Ioc", fill_immediately=True)
-        got_early = await recv_channel(early, "userFills", timeout=0.5)
-        got_late = await recv_channel(late, "userFills", timeout=0.5)
+        got_early = await recv_channel(early, "userFills")
+        got_late = await recv_channel(late, "userFills")
         for msg in (got_early, got_late):
             assert (msg["data"]["user"], [x["oid"] for x in msg["data"]["fills"]]) == (user, [b])
             assert "isSnapshot" not in msg["data"]
@@ -259,7 +259,7 @@ async def test_chaos_duplicates_and_corrupts_user_fills_frames() -> None:
             snaps = [await recv_channel(ws, "userFills") for _ in range(2)]
             assert snaps[0] == snaps[1] and snaps[0]["data"]["isSnapshot"] is True
             sim.place(user, "BTC", "B", "0.01", "100000.0", tif="Ioc", fill_immediately=True)
-            deltas = [await recv_channel(ws, "userFills", timeout=0.5) for _ in range(2)]
+            deltas = [await recv_channel(ws, "userFills") for _ in range(2)]
             assert deltas[0] == deltas[1] and len(deltas[0]["data"]["fills"]) == 1
             assert await quiet_for(ws, "userFills", 0.3) == []
         assert sim.stats.chaos_events["duplicate_frame"] == 2
@@ -268,7 +268,7 @@ async def test_chaos_duplicates_and_corrupts_user_fills_frames() -> None:
         async with connect(sim) as ws:
             await ws.send(sub("userFills", sim.addresses[0]))
             await recv_channel(ws, "subscriptionResponse")
-            bad = await asyncio.wait_for(ws.recv(), 2)
+            bad = await asyncio.wait_for(ws.recv(), WAIT_S)
             try:
                 json.loads(bad)
                 parsed = True

@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from exchange_sim import ExchangeSim, SimConfig
 from tests.conftest import FIXTURES
-from tests.exchange_sim.conftest import START_MS, connect, quiet_for, recv_channel, recv_json, sub
+from tests.exchange_sim.conftest import START_MS, WAIT_S, connect, quiet_for, recv_channel, recv_json, sub
 
 
 async def test_subscribe_ack_snapshot_unsubscribe_pong_and_errors(sim: ExchangeSim) -> None:
@@ -47,9 +47,10 @@ async def test_subscribe_ack_snapshot_unsubscribe_pong_and_errors(sim: ExchangeS
         assert sim.ip_stats("127.0.0.1") == {"connections": 1, "subscriptions": 0, "users": 0}
 
 
-async def test_pushes_follow_changes_and_repeat_periodically(sim: ExchangeSim) -> None:
-    user = sim.addresses[1]
-    async with connect(sim) as ws:
+async def test_pushes_follow_changes() -> None:
+    # no periodic round within the test: every frame after the snapshots is a change push
+    async with ExchangeSim(SimConfig(traders=3, push_interval=60.0, start_time_ms=START_MS)) as sim, connect(sim) as ws:
+        user = sim.addresses[1]
         await ws.send(sub("clearinghouseState", user))
         await ws.send(sub("openOrders", user))
         first = await recv_channel(ws, "clearinghouseState")
@@ -58,16 +59,29 @@ async def test_pushes_follow_changes_and_repeat_periodically(sim: ExchangeSim) -
         assert set(first["data"]["clearinghouseState"]) == set(real)
         await recv_channel(ws, "openOrders")
         oid = sim.place(user, "ETH", "A", "0.5", "2600.0")
-        frame = await recv_channel(ws, "openOrders", timeout=0.25)  # change push, before re-push
+        frame = await recv_channel(ws, "openOrders")
         assert [o["oid"] for o in frame["data"]["orders"]] == [oid]
         sim.fill(oid, "0.2")
-        frame = await recv_channel(ws, "openOrders", timeout=0.25)
+        pushed: dict[str, dict] = {}  # the fill's change push: both feeds of the user, in either order
+        while len(pushed) < 2:
+            msg = await recv_json(ws)
+            pushed[msg["channel"]] = msg
+        frame, state = pushed["openOrders"], pushed["clearinghouseState"]
         assert (frame["data"]["orders"][0]["sz"], frame["data"]["orders"][0]["origSz"]) == ("0.3", "0.5")
-        state = await recv_channel(ws, "clearinghouseState")
         pos = state["data"]["clearinghouseState"]["assetPositions"][0]["position"]
         assert (pos["coin"], pos["szi"]) == ("ETH", "-0.2")
-        frames = await quiet_for(ws, "openOrders", 0.8)  # periodic re-push every 0.3 s, no change
-        assert len(frames) >= 2
+
+
+async def test_pushes_repeat_periodically(sim: ExchangeSim) -> None:
+    user = sim.addresses[1]
+    sim.place(user, "ETH", "A", "0.5", "2600.0")
+    async with connect(sim) as ws:
+        await ws.send(sub("openOrders", user))
+        snapshot = await recv_channel(ws, "openOrders")
+        rounds = sim.stats.push_rounds
+        # nothing changes: the next frames are the periodic re-push (every 0.3 s here)
+        again = [await recv_channel(ws, "openOrders") for _ in range(2)]
+        assert again == [snapshot, snapshot] and sim.stats.push_rounds >= rounds + 2
 
 
 async def test_webdata2_frame_is_full_size_with_the_real_keys(sim: ExchangeSim) -> None:
@@ -80,7 +94,7 @@ async def test_webdata2_frame_is_full_size_with_the_real_keys(sim: ExchangeSim) 
         await ws.send(sub("webData2", user))
         ack = await recv_json(ws)
         assert ack["data"]["subscription"] == {"type": "webData2", "user": user}
-        raw = await asyncio.wait_for(ws.recv(), 2)
+        raw = await asyncio.wait_for(ws.recv(), WAIT_S)
         assert len(raw) > 90_000
         data = json.loads(raw)["data"]
         assert set(real["data"]) - set(data) <= {"spotState", "perpsAtOpenInterestCap"}
@@ -149,13 +163,16 @@ async def test_subscription_and_message_caps() -> None:
 
 
 async def test_idle_timeout_closes_a_silent_connection_but_pongs_keep_it() -> None:
-    cfg = SimConfig(traders=1, idle_timeout=0.4, push_interval=30)
+    # pings 0.15 s apart against a 2 s timeout: a busy machine may delay one, not by 2 s
+    cfg = SimConfig(traders=1, idle_timeout=2.0, push_interval=30)
     async with ExchangeSim(cfg) as sim:
         async with connect(sim) as ws:
             with pytest.raises(ConnectionClosed):
-                await asyncio.wait_for(ws.recv(), 2)
+                await asyncio.wait_for(ws.recv(), WAIT_S)
         async with connect(sim) as ws:
-            for _ in range(6):
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 3 * cfg.idle_timeout
+            while loop.time() < until:
                 await ws.send(json.dumps({"method": "ping"}))
                 assert (await recv_json(ws))["channel"] == "pong"
                 await asyncio.sleep(0.15)
@@ -167,7 +184,7 @@ async def test_connections_expire_with_code_1000_expired() -> None:
         await ws.send(sub("openOrders", sim.addresses[0]))
         with pytest.raises(ConnectionClosed) as info:
             while True:
-                await asyncio.wait_for(ws.recv(), 2)
+                await asyncio.wait_for(ws.recv(), WAIT_S)
         assert (info.value.rcvd.code, info.value.rcvd.reason) == (1000, "Expired")
 
 
@@ -186,12 +203,12 @@ async def test_scripted_drops_refusals_and_paused_pushes(sim: ExchangeSim) -> No
         assert sim.drop_connections(ip="127.0.0.6") == 1
         with pytest.raises(ConnectionClosed):
             while True:
-                await asyncio.wait_for(ws.recv(), 2)
-    sim.refuse_connections(0.3)
+                await asyncio.wait_for(ws.recv(), WAIT_S)
+    sim.refuse_connections(WAIT_S)
     with pytest.raises(InvalidStatus) as info:
         await connect(sim)
     assert info.value.response.status_code == 503
-    await asyncio.sleep(0.35)
+    sim.refuse_connections(0)  # a window that has passed: connections are welcome again
     async with websockets.connect(sim.ws_url):
         pass
     assert sim.stats.connections_refused >= 1
