@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import bson
+
 from collector_service.journal import Journal
 
 
@@ -27,9 +29,35 @@ def test_append_rotate_read_and_torn_tail(tmp_path: Path) -> None:
     reopened = Journal(tmp_path / "j")  # a restart continues numbering after what is on disk
     reopened.append([{"kind": "order", "doc": {"oid": 3}}])
     reopened.rotate()
-    assert [p.name for p in reopened.sealed()] == [segment.name, "segment-0000000002.bson"]
+    assert [p.name for p in reopened.sealed()] == [segment.name, "segment-0000000002.msgpack"]
     Journal.remove(segment)
     assert len(reopened.sealed()) == 1
+
+
+def test_bson_segments_of_earlier_versions_are_replayed_in_order(tmp_path: Path) -> None:
+    folder = tmp_path / "j"
+    folder.mkdir()
+    at = datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC)
+    old = [{"kind": "order", "doc": {"oid": 2**62, "observedAt": at}}, {"kind": "final", "doc": {"oid": 1}}]
+    (folder / "segment-0000000007.bson").write_bytes(b"".join(bson.encode(op) for op in old) + b"\x40\x00")
+    journal = Journal(folder)
+    journal.append([{"kind": "position", "doc": {"coin": "BTC"}}])
+    journal.rotate()
+    first, second = journal.sealed()
+    assert (first.name, second.name) == ("segment-0000000007.bson", "segment-0000000008.msgpack")
+    assert list(Journal.read(first)) == old
+    assert [op["kind"] for op in Journal.read(second)] == ["position"]
+
+
+def test_a_torn_append_is_dropped_whole(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j")
+    journal.append([{"kind": "order", "doc": {"oid": 1}}])
+    journal.append([{"kind": "order", "doc": {"oid": 2}}, {"kind": "node_checkpoint", "doc": {"_id": "fills"}}])
+    journal.rotate()
+    (segment,) = journal.sealed()
+    data = segment.read_bytes()
+    segment.write_bytes(data[:-3])  # the crash cut the second append short
+    assert [op["doc"] for op in Journal.read(segment)] == [{"oid": 1}]
 
 
 def test_replay_restores_a_missing_open_order_row_without_rolling_back(mongo_uri: str, mongo_db) -> None:
