@@ -159,7 +159,7 @@ _NO_OIDS = array("q")
 class OrderBook:
     """The open orders of one trader on one dex and the diff of each new snapshot against them."""
 
-    __slots__ = ("dex", "item_digests", "item_oids", "last_server_ms", "orders", "user")
+    __slots__ = ("dex", "item_children", "item_digests", "item_oids", "last_server_ms", "orders", "user")
 
     def __init__(self, user: str, dex: str = schema.MAIN_DEX) -> None:
         self.user = user
@@ -167,6 +167,7 @@ class OrderBook:
         self.orders: dict[int, bytes] = {}
         self.item_digests: bytes | None = None  # the last raw snapshot's order digests, 16 bytes each
         self.item_oids = _NO_OIDS  # ... and their oids, in the same positions
+        self.item_children: dict[int, tuple[int, ...]] | None = None  # ... and the children of those with any
         self.last_server_ms: int | None = None
 
     def load(self, docs: Iterable[Mapping[str, Any]]) -> None:
@@ -217,23 +218,41 @@ class OrderBook:
         oids: list[int] = []
         unchanged: set[int] = set()
         to_decode: list[int] = []  # positions of the items to decode
+        parents: list[int] = []  # ... and of TP/SL parents listed as before
         for i, item_digest in enumerate(digests):
             at = i * _DIGEST
             if not previous.startswith(item_digest, at):
                 at = previous.find(item_digest)
                 while at > 0 and at % _DIGEST:  # a match must start on a digest boundary
                     at = previous.find(item_digest, at + 1)
-            # a kept oid is negative for an order with children: it is always decoded, since
-            # only its own copy says which children it still has
-            oid = previous_oids[at // _DIGEST] if at >= 0 else -1
+            # a kept oid is negative for an order with children (a TP/SL parent)
+            oid = previous_oids[at // _DIGEST] if at >= 0 else 0
             if oid > 0:
                 unchanged.add(oid)
+            elif oid < 0:
+                parents.append(i)
             else:
                 to_decode.append(i)
             oids.append(oid)
+        children: dict[int, tuple[int, ...]] = {}
+        if parents:
+            kept_children = self.item_children or {}
+            for i in parents:
+                # a parent listed as before stays so if each of its children is also listed
+                # top-level as before (as the exchange lists them); else only its own copy says
+                # which children it still has, and it is decoded
+                kids = kept_children.get(-oids[i])
+                if kids is not None and unchanged.issuperset(kids):
+                    unchanged.add(-oids[i])
+                    children[-oids[i]] = kids
+                else:
+                    to_decode.append(i)
+            to_decode.sort()
         changed = decode_orders([items[i] for i in to_decode])  # one call: most of the cost is per call
         for i, order in zip(to_decode, changed, strict=True):
             oids[i] = -order.oid if order.children else order.oid
+            if order.children:
+                children[order.oid] = tuple(child.oid for child in order.children)
         duplicated = len(set(map(abs, oids))) < len(oids)
         if duplicated:  # an oid listed twice: the full diff decides which copy counts
             changed, unchanged = decode_orders(items), set()
@@ -241,6 +260,7 @@ class OrderBook:
         # the next snapshot may reuse these orders by their bytes, unless an oid was ambiguous
         self.item_digests = None if duplicated else joined
         self.item_oids = _NO_OIDS if duplicated else array("q", oids)
+        self.item_children = None if duplicated or not children else children
         return events
 
     def apply(
