@@ -418,12 +418,17 @@ _COLLECTOR_ONLY = frozenset({"observedAt", "createdAt", *schema.BOOK_FIELDS})
 """What the collector adds that the naive reference does not build (its clock, the book stamp)."""
 
 
+def _plain(value: Any) -> str:
+    """A value as text, a datetime in UTC whichever tzinfo object a decoder gave it."""
+    return repr(value.astimezone(UTC) if isinstance(value, datetime) else value)
+
+
 def _comparable(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """Order events reduced to what the naive reference builds (positions keep a short form)."""
     keyed = []
     for e in events:
         if "oid" in e:
-            keyed.append(tuple(sorted((k, repr(v)) for k, v in e.items() if k not in _COLLECTOR_ONLY)))
+            keyed.append(tuple(sorted((k, _plain(v)) for k, v in e.items() if k not in _COLLECTOR_ONLY)))
         else:
             keyed.append((("coin", e["coin"]), ("szi", e["szi"])))
     return sorted(keyed)
