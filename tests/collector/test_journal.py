@@ -81,3 +81,33 @@ def test_replay_restores_a_missing_open_order_row_without_rolling_back(mongo_uri
     (row,) = mongo_db.trader_open_orders.find()
     assert row["seq"] == 1 and stats.events_written == {"new": 1, "updated": 1} and stats.events_duplicate == 2
     database.close()
+
+
+async def test_a_large_segment_is_written_in_bounded_batches_in_journal_order(tmp_path: Path, mongo_uri: str,
+                                                                              mongo_db) -> None:
+    from collector_service import store
+    from collector_service.metrics import Stats
+
+    database = store.Database(mongo_uri, mongo_db.name)
+    database.ensure_indexes()
+    journal = Journal(tmp_path / "j")
+    writer = store.Writer(database, journal, Stats(), flush_interval=1.0, flush_threshold=10**9)
+    at = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    orders = [{"kind": "order", "doc": {"ethAddress": "0x" + "ab" * 20, "oid": oid, "eventKey": "new", "action": "new",
+                                        "seq": 0, "coin": "BTC", "timestamp": at, "observedAt": at}}
+              for oid in range(1, store.WRITE_BATCH_OPS * 2 + 501)]
+    writer.submit([*orders, {"kind": "node_checkpoint", "doc": {"_id": "order_statuses", "offset": 7}}])
+    batches: list[list[str]] = []
+    write = database.write
+
+    def recording(ops: list[dict], stats: Stats) -> None:
+        batches.append([op["kind"] for op in ops])
+        write(ops, stats)
+
+    database.write = recording  # type: ignore[method-assign]
+    assert await writer.flush()
+    assert [len(b) for b in batches] == [store.WRITE_BATCH_OPS, store.WRITE_BATCH_OPS, 501]
+    assert batches[-1][-1] == "node_checkpoint"
+    assert mongo_db.trader_orders.count_documents({}) == len(orders)
+    assert mongo_db.node_checkpoints.find_one({"_id": "order_statuses"})["offset"] == 7
+    database.close()
