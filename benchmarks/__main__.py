@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import context, e2e, extraction, frames, memory, node, polling, transforms
+from benchmarks import context, e2e, extraction, frames, journal, leaderboard, memory, node, polling, transforms
 from benchmarks.report import machine, markdown, table
 
 BENCHMARKS = {
@@ -20,6 +20,8 @@ BENCHMARKS = {
     "polling": polling.run,
     "context": context.run,
     "node": node.run,
+    "leaderboard": leaderboard.run,
+    "journal": journal.run,
 }
 RESULTS = Path(__file__).parent / "RESULTS.md"
 

@@ -178,12 +178,16 @@ class HotPath:
         self.journal = Journal(folder)
         writer = Writer(cast(Database, None), self.journal, stats, flush_interval=1.0, flush_threshold=10**9)
         client = InfoClient("http://127.0.0.1:9/info", None, 1200, stats)
-        self.pipeline = Pipeline(writer, stats, {user: client}, {user: OutcomeResolver(client, writer.submit)})
+        def dexes() -> list[str]:
+            return [schema.MAIN_DEX]
+
+        self.pipeline = Pipeline(writer, stats, {user: client}, {user: OutcomeResolver(client, writer.submit)},
+                                 dexes=dexes)
         self.pipeline.l2books = Books()
         self.feed = FeedConnection(
             ConnectionPlan(None, 0, (user,)), url="ws://127.0.0.1:9", feed="webData2", pipeline=self.pipeline,
             stats=stats, ping_interval=50.0, pong_timeout=10.0, reconnect_budget=WeightBudget(100),
-            dexes=lambda: [schema.MAIN_DEX], books=self.pipeline.l2books,
+            dexes=dexes, books=self.pipeline.l2books,
         )
         for raw in books:
             self.feed.handle(raw)

@@ -1,5 +1,5 @@
 """``backfill``: store every order ``historicalOrders`` and every fill ``userFillsByTime`` still
-list for the configured traders.
+list for the configured traders, on the perp dexes ``TRADER_DEXES`` follows.
 
 Closed orders become a ``new`` and a ``closed`` event, open ones a ``new`` event, all with
 ``source: "rest"``; events already stored are skipped by the unique index, so running it again,
@@ -15,6 +15,7 @@ from typing import Any
 
 from collector_service import schema
 from collector_service.config import Settings
+from collector_service.dexes import fills_on, rows_on
 from collector_service.events.fills import FillLedger
 from collector_service.events.tracker import build_event, link, ms_to_datetime
 from collector_service.journal import Journal
@@ -42,11 +43,16 @@ async def run_backfill(settings: Settings) -> int:
                     flush_threshold=settings.trader_ws_message_buffer_size)
     failed = 0
     ledger = FillLedger()
+    fixed = settings.fixed_dexes()
+    everything = fixed is None  # TRADER_DEXES=all: every dex the answers list
+    followed = [schema.MAIN_DEX, *(fixed or [])]
 
     async def one(user: str, client: InfoClient) -> None:
         nonlocal failed
         try:
             rows = await client.historical_orders(user)
+            if not everything:
+                rows = rows_on(rows, followed)
         except RestError as exc:
             failed += 1
             log.error("event=backfill_failed user=%s error=%r", user, str(exc))
@@ -73,6 +79,8 @@ async def run_backfill(settings: Settings) -> int:
             try:
                 async for page in client.user_fills_pages(user, 0):
                     docs, bad = ledger.docs(user, page, source=schema.SOURCE_REST, observed_at=now)
+                    if not everything:
+                        docs = fills_on(docs, followed)
                     writer.submit(fill_ops(docs))
                     if bad:
                         log.warning("event=bad_fill user=%s count=%d detail=%r", user, len(bad), str(bad[0]))

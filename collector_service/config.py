@@ -168,6 +168,10 @@ class Settings(BaseSettings):
     collector_data_dir: Path = Field(
         Path("data/collector"), description="Journal of events not yet in MongoDB (replayed at start)."
     )
+    collector_journal_fsync_interval: float = Field(
+        1.0, ge=0, le=3600, description="Seconds an append to the journal may wait for fsync (on the disk itself, "
+        "surviving a power loss); 0: fsync every append before it counts as made.",
+    )
     node_data_dir: Path | None = Field(
         None, description="A non-validating node's data folder (holding node_order_statuses[_by_block] and "
         "node_fills[_by_block]): order events and fills come from its files instead of the WebSocket feeds.",

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
+from typing import Any
 
 from collector_service import schema
+from collector_service.events.wire import OrderStatusInner
 from collector_service.rest import InfoClient, RestError
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,16 @@ RETRY_AFTER_FAILURE_S = 30.0
 
 NewDexListener = Callable[[list[str], datetime | None], None]
 """Called with the newly followed dexes and when the list last lacked them (None: never fetched)."""
+
+
+def rows_on(rows: tuple[OrderStatusInner, ...], dexes: Collection[str]) -> tuple[OrderStatusInner, ...]:
+    """The ``historicalOrders`` rows of orders on these dexes (the answer lists every dex's)."""
+    return tuple(row for row in rows if schema.dex_of(row.order.coin) in dexes)
+
+
+def fills_on(docs: list[dict[str, Any]], dexes: Collection[str]) -> list[dict[str, Any]]:
+    """The fill documents of these dexes (``userFills`` and ``userFillsByTime`` list every dex's)."""
+    return [doc for doc in docs if doc["dex"] in dexes]
 
 
 class DexDirectory:

@@ -33,6 +33,7 @@ class Stats:
     final_statuses_resolved: int = 0
     flushes: int = 0
     flush_errors: int = 0
+    journal_corrupt_records: int = 0  # cut out of the journal at start (kept in side files)
     last_message_at: float | None = None
     reconnects: Counter[str] = field(default_factory=Counter)
     connections_up: Counter[str] = field(default_factory=Counter)
@@ -41,6 +42,7 @@ class Stats:
     rest_calls: Counter[str] = field(default_factory=Counter)
     rest_errors: Counter[str] = field(default_factory=Counter)
     polls: Counter[str] = field(default_factory=Counter)
+    recoveries_truncated: Counter[str] = field(default_factory=Counter)  # by trader
 
     def message_age(self) -> float | None:
         return None if self.last_message_at is None else max(0.0, time.time() - self.last_message_at)
@@ -82,11 +84,16 @@ class StatsCollector(Collector):
                       s.final_statuses_resolved)
         yield counter("flushes", "Successful batch writes.", None, s.flushes)
         yield counter("flush_errors", "Failed batch writes (retried).", None, s.flush_errors)
+        yield counter("journal_corrupt_records", "Corrupt journal records cut out at start (kept in side files).",
+                      None, s.journal_corrupt_records)
         yield counter("reconnects", "WebSocket reconnects, by egress.", "egress", s.reconnects)
         yield counter("exchange_errors", "Error frames from the exchange, by kind.", "kind", s.exchange_errors)
         yield counter("rest_calls", "Info API calls, by type.", "type", s.rest_calls)
         yield counter("rest_errors", "Failed info API calls, by reason.", "reason", s.rest_errors)
         yield counter("polls", "Polling tier: order polls, position polls, sweeps, failures.", "kind", s.polls)
+        yield counter("recoveries_truncated", "Recoveries whose historicalOrders answer (newest 2000) began after "
+                      "the gap: a stretch not recorded (collector_uncovered), by trader.", "trader",
+                      s.recoveries_truncated)
         yield counter("frames_not_ours", "Frames of traders moved off a connection (dropped).", None,
                       s.frames_not_ours)
         for name, value in self.gauges().items():

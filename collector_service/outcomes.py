@@ -26,8 +26,9 @@ from collector_service.store import Op, final_op
 
 log = logging.getLogger(__name__)
 
-OPEN_STATUSES = frozenset({"open"})
-"""An order the exchange still reports as resting has not reached its outcome yet."""
+OPEN_STATUSES = frozenset({"open", "triggered"})
+"""An order still live has not reached its outcome yet: resting (``open``), or a trigger order that
+fired and keeps its oid through ``triggered`` until it fills or is cancelled (PROTOCOL.md §4.3)."""
 
 MAX_ATTEMPTS = 8
 RETRY_BASE_S = 2.0
@@ -38,11 +39,14 @@ is cheaper than single orderStatus calls (weight 2 each)."""
 
 
 def latest_by_oid(rows: tuple[OrderStatusInner, ...]) -> dict[int, OrderStatusInner]:
-    """historicalOrders may list one oid twice (open, then canceled): keep the newest status."""
+    """historicalOrders may list one oid twice (open, then canceled): keep the newest status; of
+    two at the same time, the final one (a trigger fires and fills in one block)."""
     found: dict[int, OrderStatusInner] = {}
     for row in rows:
         known = found.get(row.order.oid)
-        if known is None or row.statusTimestamp >= known.statusTimestamp:
+        if (known is None or row.statusTimestamp > known.statusTimestamp
+                or (row.statusTimestamp == known.statusTimestamp
+                    and (known.status in OPEN_STATUSES or row.status not in OPEN_STATUSES))):
             found[row.order.oid] = row
     return found
 

@@ -15,13 +15,14 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import msgspec
 
 from collector_service import exchange, schema
+from collector_service.dexes import fills_on, rows_on
 from collector_service.events.fills import FillLedger
 from collector_service.events.positions import PositionBook
 from collector_service.events.tracker import OrderBook, build_event, link, ms_to_datetime, replacement_key, unpack_state
@@ -104,6 +105,7 @@ class Pipeline:
         clients: Mapping[str, InfoClient],
         resolvers: Mapping[str, OutcomeResolver],
         *,
+        dexes: Callable[[], Collection[str]],
         record_orders: bool = True,
         record_fills: bool = True,
     ) -> None:
@@ -113,6 +115,7 @@ class Pipeline:
         self.clients = dict(clients)
         self.resolvers = dict(resolvers)
         self.users = set(clients)
+        self.dexes = dexes  # the perp dexes followed: REST answers list every dex's orders and fills
         self.activity = Activity()
         self.fills = FillLedger()
         self.record_fills = record_fills
@@ -122,6 +125,7 @@ class Pipeline:
         self.last_seen: dict[str, datetime] = {}
         self.gaps: dict[str, datetime | None] = {}  # gaps not recovered yet: when each began
         self._needs_recovery: set[str] = set()
+        self._gaps_opened: Counter[str] = Counter()  # per trader: a recovery closes only gaps opened before it
         self.closed_seen: dict[str, dict[int, None]] = {}  # per trader, oids closed by snapshots (newest 2000)
         self._tasks: set[asyncio.Task[None]] = set()
         self._warn = RateLimitedLog(log)
@@ -154,11 +158,14 @@ class Pipeline:
         self.users.add(user)
 
     def unfollow(self, user: str) -> None:
-        """Stop following a trader removed from the watch list. What is stored stays; its open
-        orders are reconciled against the stored rows should it come back."""
+        """Stop following a trader removed from the watch list. What is stored stays: should it
+        come back, its state is loaded again (:meth:`load`) from the stored open orders, gap and
+        newest event, and what it did meanwhile is recovered from there."""
         self.users.discard(user)
         self._needs_recovery.discard(user)
         self.closed_seen.pop(user, None)
+        self.gaps.pop(user, None)
+        self.last_seen.pop(user, None)
         for key in [key for key in self.books if key[0] == user]:
             book = self.books.pop(key)
             if self.l2books is not None:
@@ -192,7 +199,9 @@ class Pipeline:
     def open_gap(self, user: str, since: datetime | None) -> None:
         """Nobody watched ``user`` (on some dex) since ``since`` (None: ever): recover that
         stretch over REST once the user is subscribed again (or polled). The gap is journaled until recovered,
-        so it survives a crash; an older gap not recovered yet keeps its earlier start."""
+        so it survives a crash; an older gap not recovered yet keeps its earlier start, also when a
+        recovery of it is under way (that one may have asked before this gap began)."""
+        self._gaps_opened[user] += 1
         if user in self.gaps:
             known = self.gaps[user]
             if known is None or (since is not None and known <= since):
@@ -263,7 +272,7 @@ class Pipeline:
         for user in users:
             if user in self._needs_recovery:
                 self._needs_recovery.discard(user)
-                # a gap an overlapping recovery already closed still began at the last snapshot
+                # a gap stays until a recovery that began after it was opened succeeds
                 self.spawn(self.recover(user, self.gaps.get(user, self.last_seen.get(user))))
 
     def on_positions(
@@ -284,6 +293,7 @@ class Pipeline:
         if user not in self.users or not self.record_fills:
             return
         docs, bad = self.fills.docs(user, fills, source=source, observed_at=observed_at, snapshot=snapshot)
+        docs = fills_on(docs, self.dexes())  # userFills and userFillsByTime carry every dex's fills
         if bad:
             self.stats.bad_frames["fill"] += len(bad)
             self._warn.log(logging.WARNING, "bad_fill", "event=bad_fill user=%s count=%d detail=%r", user, len(bad),
@@ -331,12 +341,17 @@ class Pipeline:
         stays journaled, so a restart sweeps from there.
         """
         started = datetime.now(UTC)
-        rows = await self._retrying("orders", user, lambda: self.clients[user].historical_orders(user))
+        opened = self._gaps_opened[user]
+        answer = await self._retrying("orders", user, lambda: self.clients[user].historical_orders(user))
+        self._check_covered(user, answer, since)
+        rows = rows_on(answer, self.dexes())
         self.writer.submit(self.recovered(user, rows, since))
         if self.record_fills:
             await self.recover_fills(user, since)
-        if self.gaps.get(user, since) != since:
-            return rows  # an older gap was opened meanwhile: it stays for the next recovery
+        if self.gaps.get(user, since) != since or self._gaps_opened[user] != opened:
+            # a gap was opened meanwhile (a reconnect, a new dex) and may have begun after this
+            # answer was taken: the gap stays, from its earliest start, for the next recovery
+            return rows
         if keep_watching:
             self.gaps[user] = started
             self.writer.submit([{"kind": "gap", "doc": {"_id": user, "since": started}}])
@@ -344,6 +359,25 @@ class Pipeline:
             self.gaps.pop(user, None)
             self.writer.submit([{"kind": "gap_recovered", "doc": {"_id": user}}])
         return rows
+
+    def _check_covered(self, user: str, rows: tuple[OrderStatusInner, ...], since: datetime | None) -> None:
+        """``historicalOrders`` lists only the newest 2000 statuses and takes no time range: an
+        answer that long whose oldest row is newer than the gap's start cannot show the orders
+        that ended in between, and no call can. Report the stretch (log line, counter, and a
+        ``collector_uncovered`` record); the gap itself is recovered as far as it can be."""
+        if since is None or len(rows) < exchange.HISTORICAL_ORDERS_LIMIT:
+            return
+        oldest = ms_to_datetime(min(row.statusTimestamp for row in rows))
+        if oldest <= since:
+            return
+        self.stats.recoveries_truncated[user] += 1
+        log.warning("event=recovery_truncated user=%s uncovered_from=%s uncovered_to=%s rows=%d "
+                    "note='historicalOrders lists only the newest %d statuses: orders that ended in this "
+                    "stretch are not recorded'", user, since.isoformat(), oldest.isoformat(), len(rows),
+                    exchange.HISTORICAL_ORDERS_LIMIT)
+        self.writer.submit([{"kind": "uncovered", "doc": {
+            "_id": f"{user}:{since.isoformat()}", "ethAddress": user, "since": since, "until": oldest,
+            "rows": len(rows), "reason": "historicalOrders_limit", "detectedAt": datetime.now(UTC)}}])
 
     def recovered(self, user: str, rows: tuple[OrderStatusInner, ...], since: datetime | None) -> list[Op]:
         """Events for closed orders the WebSocket never showed, and the replacement links that
@@ -377,10 +411,11 @@ class Pipeline:
             links.append(link_op(user, old, new, match))
         return order_ops([event for oid in news for event in (news[oid], closes[oid])]) + links
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
+        return task
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -26,7 +26,12 @@ library so that importing it costs nothing.
     timestamp    datetime  order placement time (UTC)
     observedAt   datetime  when the collector saw the change (UTC)
     serverTime   datetime  the exchange's snapshot clock for the frame, when it sent one
-    createdAt    datetime  when the document was built for writing (UTC)
+    createdAt    datetime  when the document was built for writing (UTC): when it was journaled
+    storedAt     datetime  when the collector's writer wrote it to MongoDB (UTC, the writer's clock,
+                           stamped right before the insert; a retried batch is stamped again): what
+                           the Dagster sensors follow, since a document can reach MongoDB long
+                           after createdAt (a restart replaying the journal, an outage, a lagging
+                           shard)
     changes      list[str] updated only: the fields that changed
     partialFill  bool      updated only: size went down with origSz unchanged
     prevSz, prevLimitPx    str   updated only: the values before the change
@@ -78,12 +83,19 @@ POSITIONS: Final = "trader_positions"
 """One document per position change per ``(ethAddress, coin)``; a closed position has
 ``szi == "0.0"``. Fields: ethAddress, dex, coin, szi, entryPx, positionValue, unrealizedPnl,
 returnOnEquity, liquidationPx, marginUsed, leverageType, leverage (int), maxLeverage,
-serverTime, observedAt, createdAt, source."""
+serverTime, observedAt, createdAt, storedAt, source."""
 
 RECOVERIES: Final = "collector_recoveries"
 """Gaps waiting to be recovered over REST, ``_id`` = trader address, ``since`` = when the gap
 began (None: never seen). Kept until the recovery succeeds, so a crash or shutdown in between
 does not forget the gap."""
+
+UNCOVERED: Final = "collector_uncovered"
+"""Stretches of a trader's order history the collector could not recover, ``_id`` =
+``"<ethAddress>:<since>"``: ``ethAddress``, ``since`` /
+``until`` (the stretch), ``reason`` (``historicalOrders_limit``: the answer held the newest 2000
+statuses only, all newer than the gap's start), ``rows``, ``detectedAt``. Orders that opened and
+closed inside it are missing from ``trader_orders``."""
 
 BOOK_FIELDS: Final = ("bookMidPx", "distanceBps", "depthAheadUsd", "levelShare", "bookDepth1pctUsd", "bookAt")
 """Order-book context stamped on ``new`` and ``updated`` events, from the coin's ``l2Book`` (20 levels a
@@ -109,7 +121,8 @@ Every field the exchange sends, decimals as its exact strings: coin, px, sz, sid
 dir, closedPnl, hash, oid, crossed (true: taker), fee, feeToken, tid, twapId, cloid, builderFee,
 liquidation...; ``time`` as a UTC datetime; plus ethAddress, dex, source ("ws" from the userFills
 feed, "rest" from userFillsByTime / userFills over REST, "node" from the node's fill stream, then
-with ``blockNumber`` in the by-block layout), observedAt and createdAt."""
+with ``blockNumber`` in the by-block layout), observedAt, createdAt and storedAt (as in
+``trader_orders``)."""
 
 WATCHLIST: Final = "trader_watchlist"
 """The followed traders as the watch list names them, ``_id`` = address: ``label`` (str or null),
@@ -186,6 +199,7 @@ ORDER_INDEXES: Final[tuple[IndexSpec, ...]] = (
     ((("ethAddress", 1), ("observedAt", -1)), False),
     ((("action", 1), ("finalStatus", 1)), False),
     ((("linkedAt", 1),), False),
+    ((("storedAt", 1),), False),
 )
 
 OPEN_ORDER_INDEXES: Final[tuple[IndexSpec, ...]] = (((("ethAddress", 1),), False),)
@@ -200,7 +214,7 @@ FILL_INDEXES: Final[tuple[IndexSpec, ...]] = (
     ((("ethAddress", 1), ("time", -1)), False),
     ((("time", 1),), False),
     ((("oid", 1),), False),
-    ((("createdAt", 1),), False),
+    ((("storedAt", 1),), False),
 )
 
 ALERT_INDEXES: Final[tuple[IndexSpec, ...]] = (((("alertKey", 1),), True),)

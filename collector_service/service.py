@@ -12,6 +12,8 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from collector_service import exchange
@@ -47,12 +49,26 @@ BOOK_SWEEP_S = 10.0
 T = TypeVar("T")
 
 
+@dataclass
+class StoredState:
+    """What MongoDB holds of some traders: a start's (or a re-follow's) starting state."""
+
+    open_orders: dict[str, list[dict[str, Any]]]
+    positions: dict[str, list[dict[str, Any]]]
+    last_seen: dict[str, datetime]
+    gaps: dict[str, datetime | None]
+    unresolved: list[tuple[str, int]]
+    newest_fills: dict[str, datetime]
+
+
 class Service:
     """Everything one collector instance runs, wired together."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stats = Stats()
+        # watched from before it is read: a change made while the service starts is not missed
+        self.watchlist = Watchlist(settings, self.apply_watchlist) if settings.trader_addresses_file else None
         self.traders = self._owned(settings.watchlist())
         traders = list(self.traders)
         # with a node's files as the source every trader comes from them: no WebSocket, no per-IP cap
@@ -69,8 +85,12 @@ class Service:
             self.stats.connections_planned[conn.egress or "default"] += 1
         self.polling = settings.trader_poll_enabled and settings.trader_ws_enabled and not self.node_mode
         self.over_capacity = list(self.plan.over_capacity)
+        self.stopping = asyncio.Event()  # run()'s stop signal
+        self.joining: dict[str, asyncio.Task[None]] = {}  # traders added, their state loading
         self.database = Database(settings.mongo_uri, settings.mongo_db)
-        self.journal = Journal(journal_folder(settings.collector_data_dir, settings.trader_shard_index))
+        self.journal = Journal(journal_folder(settings.collector_data_dir, settings.trader_shard_index),
+                               fsync_interval=settings.collector_journal_fsync_interval)
+        self.stats.journal_corrupt_records = self.journal.corrupt_records
         self.writer = Writer(
             self.database, self.journal, self.stats,
             flush_interval=settings.trader_orders_ws_flush_interval,
@@ -91,11 +111,11 @@ class Service:
                 user_clients[user] = client
                 user_resolvers[user] = self.resolvers[egress]
                 self.egress_of[user] = egress
-        self.pipeline = Pipeline(self.writer, self.stats, user_clients, user_resolvers,
-                                 record_orders=settings.trader_orders_ws_enabled,
-                                 record_fills=settings.trader_fills_enabled)
         self.dexes = DexDirectory(settings.fixed_dexes(), next(iter(self.clients.values())),
                                   settings.trader_dex_refresh_interval)
+        self.pipeline = Pipeline(self.writer, self.stats, user_clients, user_resolvers,
+                                 dexes=lambda: self.dexes.names, record_orders=settings.trader_orders_ws_enabled,
+                                 record_fills=settings.trader_fills_enabled)
         # initial connections are within the cap (at most TRADER_WS_CLIENTS <= 10 per egress);
         # this budget paces reconnects so a flapping server cannot make us exceed it
         reconnects = {egress: WeightBudget(exchange.MAX_NEW_CONNECTIONS_PER_MINUTE - settings.trader_ws_clients)
@@ -164,20 +184,32 @@ class Service:
         self.writer.submit(watch_ops(changed, watching=True))
 
     def add_trader(self, user: str) -> None:
-        """Follow a trader added while running: a free live slot on the least busy address, else
-        polling there; its recorded history starts with what the exchange still lists (its
-        first recovery has no start: every order historicalOrders lists, every fill)."""
+        """Follow a trader added while running, once its stored state is loaded (:meth:`_join`)."""
         count: dict[str | None, int] = dict.fromkeys(self.clients, 0)
         for egress in self.egress_of.values():
             count[egress] += 1
         egress = min(count, key=lambda e: count[e])
         self.egress_of[user] = egress
+        self.joining[user] = self.pipeline.spawn(self._join(user, egress))
+
+    async def _join(self, user: str, egress: str | None) -> None:
+        """Start following ``user`` from what is recorded of it, as a start does: the journal is
+        written out, then its stored open orders (with the ``seq`` of their last events),
+        positions, gap and newest event are loaded, so that a trader removed and added back
+        goes on where its record stops and its gap since then is recovered. Then a free live
+        slot on the least busy address, else polling there. A trader never followed has no
+        record: its first recovery has no start (every order historicalOrders lists, every fill)."""
+        stored = await self._stored_state([user], self.stopping)
+        self.joining.pop(user, None)
+        if stored is None:
+            return
         self.pipeline.follow(user, self.clients[egress], self.resolvers[egress])
+        self._load(stored)
         feeds = [f for f in self.feeds if f.plan.egress == egress]
         live = sum(len(f.users) for f in feeds)
         capacity = next((t.capacity for t in self.tiers if t.poller is self.pollers.get(egress)),
                         self.settings.trader_ws_max_users_per_ip)
-        self.pipeline.open_gap(user, None)
+        self.pipeline.open_gap(user, self.pipeline.last_seen.get(user))
         if self.node is not None:
             self.node.add(user)
         elif feeds and self.settings.trader_ws_enabled and live < capacity:
@@ -186,10 +218,14 @@ class Service:
             self.pollers[egress].add(user)
         else:
             self.over_capacity.append(user)
-        log.info("event=trader_added user=%s egress=%s", user, egress or "default")
+        log.info("event=trader_added user=%s egress=%s open_orders=%d", user, egress or "default",
+                 len(stored.open_orders.get(user, [])))
 
     def remove_trader(self, user: str) -> None:
         """Stop following a trader (its records stay)."""
+        joining = self.joining.pop(user, None)
+        if joining is not None:
+            joining.cancel()
         for feed in self.feeds:
             feed.remove_user(user)
         for poller in self.pollers.values():
@@ -198,7 +234,7 @@ class Service:
             self.over_capacity.remove(user)
         self.pipeline.unfollow(user)
         if self.node is not None:
-            self.node.follow(self.pipeline.users)
+            self.node.remove(user)
         self.egress_of.pop(user, None)
         self.writer.submit(watch_ops([self.traders[user]], watching=False))
         log.info("event=trader_removed user=%s", user)
@@ -285,6 +321,7 @@ class Service:
             "events_written": dict(self.stats.events_written),
             "events_duplicate": self.stats.events_duplicate,
             "replacements": dict(self.stats.replacements),
+            "recoveries_truncated": dict(self.stats.recoveries_truncated),
             "positions_written": self.stats.positions_written,
             "fills_written": self.stats.fills_written,
             "last_message_age_s": gauges["last_message_age_seconds"],
@@ -320,40 +357,47 @@ class Service:
         """Indexes, journal replay, then the stored state; False if stopped meanwhile."""
         if await self._until_database("indexes", self.database.ensure_indexes, stop) is None:
             return False
-        while not await self.writer.flush():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=2.0)
-                return False
-            except TimeoutError:
-                continue
-        users = self.users
-
-        def load() -> tuple[Any, Any, Any, Any, Any, Any]:
-            return (
-                self.database.open_orders(users),
-                {u: self.database.latest_positions(u) for u in users},
-                self.database.last_seen(users),
-                self.database.pending_recoveries(users),
-                self.database.unresolved_closes(users),
-                self.database.newest_fills(users),
-            )
-
-        loaded = await self._until_database("load_state", load, stop)
-        if loaded is None:
+        stored = await self._stored_state(self.users, stop)
+        if stored is None:
             return False
-        open_orders, positions, last_seen, gaps, unresolved, newest_fills = loaded
-        self.pipeline.load(open_orders, positions, last_seen, gaps)
-        self.pipeline.fills.load(newest_fills)
+        self._load(stored)
         if self.node is not None:
             checkpoints = await self._until_database("node_checkpoints", self.database.node_checkpoints, stop)
             if checkpoints is None:
                 return False
             self.node.resume(checkpoints)
-        for user, oid in unresolved:
-            self.pipeline.resolvers[user].want(user, oid)
         log.info("event=state_loaded open_orders=%d unresolved_outcomes=%d traders_with_history=%d gaps_to_recover=%d",
-                 self.pipeline.open_orders, len(unresolved), len(last_seen), len(gaps))
+                 self.pipeline.open_orders, len(stored.unresolved), len(stored.last_seen), len(stored.gaps))
         return True
+
+    async def _stored_state(self, users: list[str], stop: asyncio.Event) -> StoredState | None:
+        """What MongoDB holds of these traders once the journal is written to it (so it includes
+        every operation made so far); None if stopped meanwhile."""
+        while not await self.writer.flush():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
+                return None
+            except TimeoutError:
+                continue
+
+        def load() -> StoredState:
+            return StoredState(
+                open_orders=self.database.open_orders(users),
+                positions={u: self.database.latest_positions(u) for u in users},
+                last_seen=self.database.last_seen(users),
+                gaps=self.database.pending_recoveries(users),
+                unresolved=self.database.unresolved_closes(users),
+                newest_fills=self.database.newest_fills(users),
+            )
+
+        return await self._until_database("load_state", load, stop)
+
+    def _load(self, stored: StoredState) -> None:
+        """Make stored state the starting state of the traders followed (restart reconciliation)."""
+        self.pipeline.load(stored.open_orders, stored.positions, stored.last_seen, stored.gaps)
+        self.pipeline.fills.load(stored.newest_fills)
+        for user, oid in stored.unresolved:
+            self.pipeline.resolvers[user].want(user, oid)
 
     def log_plan(self) -> None:
         s = self.settings
@@ -381,6 +425,7 @@ class Service:
     async def run(self, stop: asyncio.Event) -> int:
         """Run until ``stop`` is set; flush and return the exit code."""
         s = self.settings
+        self.stopping = stop
         self.log_plan()
         runner = None
         if s.collector_health_port:
@@ -394,6 +439,9 @@ class Service:
             if not await self.prepare(stop):
                 return 0
             tasks.append(asyncio.create_task(self.writer.run(), name="writer"))
+            if s.collector_journal_fsync_interval > 0:  # appends in a quiet stretch reach the disk too
+                tasks.append(asyncio.create_task(_every(s.collector_journal_fsync_interval, self.journal.sync),
+                                                 name="journal fsync"))
             if self.dexes.automatic and s.trader_ws_enabled:
                 await self.dexes.refresh()  # a failure only delays the HIP-3 dexes: run() retries
             self.dexes.listeners.append(self.follow_new_dexes)
@@ -403,9 +451,8 @@ class Service:
             tasks += [asyncio.create_task(p.run(), name=f"poller {e}") for e, p in self.pollers.items()]
             tasks += [asyncio.create_task(t.run(), name="tiers") for t in self.tiers]
             self.writer.submit(watch_ops(list(self.traders.values()), watching=True))
-            if s.trader_addresses_file is not None:
-                watcher = Watchlist(s, self.apply_watchlist)
-                tasks.append(asyncio.create_task(watcher.run(), name="watchlist"))
+            if self.watchlist is not None:
+                tasks.append(asyncio.create_task(self.watchlist.run(), name="watchlist"))
             if self.pipeline.l2books is not None:
                 tasks.append(asyncio.create_task(_every(BOOK_SWEEP_S, self.pipeline.l2books.sweep), name="books"))
             if self.dexes.automatic:  # a fixed list (TRADER_DEXES=none or names) has nothing to refresh

@@ -79,15 +79,18 @@ def ensure_indexes(db: pymongo.database.Database) -> None:
 
 
 def insert_idempotent(collection: pymongo.collection.Collection, docs: list[dict[str, Any]]) -> set[int]:
-    """Insert documents unordered; return the indexes MongoDB already had (duplicate keys).
+    """Insert documents unordered, each stamped ``storedAt`` (now: a retried batch is stamped
+    again; a duplicate keeps the stamp it was first stored with); return the indexes MongoDB
+    already had (duplicate keys).
 
     Any other write error is raised, so the whole batch is retried later.
     """
     if not docs:
         return set()
+    stored_at = datetime.now(UTC)
     try:
         # insert_many adds _id to what it is given; hand it copies so a retry starts clean
-        collection.insert_many([dict(d) for d in docs], ordered=False)
+        collection.insert_many([{**d, "storedAt": stored_at} for d in docs], ordered=False)
     except BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
         if any(err.get("code") != schema.DUPLICATE_KEY_ERROR for err in errors):
@@ -198,6 +201,8 @@ class Database:
             if op["kind"] == "watch":  # delete + insert: nx-27017 stores $set datetimes as text
                 self.db[schema.WATCHLIST].delete_one({"_id": op["doc"]["_id"]})
                 self.db[schema.WATCHLIST].insert_one(dict(op["doc"]))
+            if op["kind"] == "uncovered":  # keyed by trader and start: a replay writes it once
+                self.db[schema.UNCOVERED].replace_one({"_id": op["doc"]["_id"]}, op["doc"], upsert=True)
             if op["kind"] in ("gap", "gap_recovered"):
                 # delete + insert, not an upsert with $set: nx-27017 stores $set datetimes as text
                 self.db[schema.RECOVERIES].delete_one({"_id": op["doc"]["_id"]})
@@ -333,6 +338,7 @@ class Writer:
         self._errors = RateLimitedLog(log, interval=30.0)
         self._backoff = 0.0
         self.last_flush_ok = True
+        self._flushing = asyncio.Lock()  # a trader added back flushes too (Service._join)
 
     def submit(self, ops: list[Op]) -> None:
         """Record operations durably and schedule them for writing."""
@@ -372,6 +378,10 @@ class Writer:
 
     async def flush(self) -> bool:
         """Write every sealed segment plus the current one; True when nothing is left."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         self.journal.rotate()
         for path in self.journal.sealed():
             ops = list(Journal.read(path))

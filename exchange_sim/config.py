@@ -98,6 +98,7 @@ class SimConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0 = pick a free port (see ExchangeSim.port)
     seed: int = 1
+    leaderboard_rows: int = 30_000  # rows of the leaderboard document (simulated traders included)
     traders: int = 20
     orders_per_trader_per_min: float = 0.0  # 0 = no random trading (scripted tests)
     speed: float = 1.0  # simulated seconds per real second

@@ -54,11 +54,12 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from exchange_sim import frames, rules
+from exchange_sim import frames, leaderboard, rules
 from exchange_sim.book import OrderBooks, view_data
 from exchange_sim.clock import LogicalClock
 from exchange_sim.config import SimConfig
 from exchange_sim.exchange import Exchange, Order
+from exchange_sim.leaderboard import Leaderboard
 from exchange_sim.limits import IpState
 from exchange_sim.logs import event
 from exchange_sim.market import MAIN_DEX, Market
@@ -185,6 +186,7 @@ class ExchangeSim:
         self._runner: web.AppRunner | None = None
         self._site_port = 0
         self._loop_time: Callable[[], float] = time.monotonic
+        self._leaderboard: Leaderboard | None = None
 
     # ----- lifecycle -------------------------------------------------------------------------
     async def start(self) -> ExchangeSim:
@@ -196,6 +198,7 @@ class ExchangeSim:
         app = web.Application(client_max_size=1 << 20)
         app.router.add_get("/ws", self._ws_handler)
         app.router.add_post("/info", self._info_handler)
+        app.router.add_get(leaderboard.PATH, self._leaderboard_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.host, cfg.port, backlog=512)
@@ -257,6 +260,30 @@ class ExchangeSim:
     def ws_url(self) -> str:
         """`ws://HOST:PORT/ws`."""
         return f"ws://{self.config.host}:{self.port}/ws"
+
+    @property
+    def leaderboard_url(self) -> str:
+        """`http://HOST:PORT/Mainnet/leaderboard` (HYPERLIQUID_LEADERBOARD_URL)."""
+        return f"http://{self.config.host}:{self.port}{leaderboard.PATH}"
+
+    @property
+    def leaderboard(self) -> Leaderboard:
+        """The leaderboard document's rows and their scripting (built on first use: ~30k rows)."""
+        if self._leaderboard is None:
+            background = max(0, self.config.leaderboard_rows - len(self.addresses))
+            self._leaderboard = Leaderboard(self.config.seed, background, self.addresses, self._booked)
+        return self._leaderboard
+
+    def _booked(self, address: str) -> tuple[Decimal, Decimal, Decimal]:
+        """A simulated trader's realized PnL, volume of its retained fills and account value."""
+        st = self.exchange.user(address)
+        volume = sum((Decimal(f["px"]) * Decimal(f["sz"]) for f in st.fills), Decimal(0))
+        value = Decimal(self.exchange.clearinghouse_state(address)["marginSummary"]["accountValue"])
+        return st.realized, volume, value
+
+    async def _leaderboard_handler(self, request: web.Request) -> web.StreamResponse:
+        self.stats.rest_requests += 1
+        return web.Response(body=self.leaderboard.document(), content_type="application/json")
 
     @property
     def info_url(self) -> str:

@@ -22,7 +22,7 @@ GROUP = "daily"
 PREVIEW_ROWS = 10
 
 
-def _markdown(df: pl.DataFrame, rows: int = PREVIEW_ROWS) -> str:
+def markdown(df: pl.DataFrame, rows: int = PREVIEW_ROWS) -> str:
     """A small markdown table of the first rows (no pandas/tabulate needed)."""
     head = df.head(rows)
     if df.width == 0:
@@ -54,7 +54,7 @@ def _result(table: str, day: str, df: pl.DataFrame, store: ParquetStore, **extra
             "dagster/row_count": df.height,
             "dagster/column_schema": column_schema(table),
             "path": dg.MetadataValue.path(str(path)),
-            "preview": dg.MetadataValue.md(_markdown(df)),
+            "preview": dg.MetadataValue.md(markdown(df)),
             "chart": dg.MetadataValue.md(charts.markdown_image(chart, f"{table} {day}")),
             **extra,
         }

@@ -5,18 +5,29 @@ Every alert stays in ``order_alerts``; this module only adds bookkeeping to its 
 * the decision (:func:`rules.decide`): ``decision`` (send / merged / suppressed / held),
   ``decisionReason``, ``decidedAt``, and ``mergedInto`` (a merged fill), ``digestKey`` (held
   for quiet hours), ``deliverAt`` (when a message may go), ``chainOid`` (a fill's amend chain);
-* per channel, ``deliveries.<channel>``: ``attempts`` and ``lastAttemptAt`` written before each
-  POST (the intent), then ``sentAt``, or ``nextAttemptAt`` and ``lastError`` (secrets redacted);
+* per channel, ``deliveries.<channel>``: ``attempts``, ``lastAttemptAt`` and ``nextAttemptAt``
+  = now + :data:`LEASE` written before each POST (the claim), then ``sentAt``, or
+  ``nextAttemptAt`` and ``lastError`` (secrets redacted);
 * ``notifiedAt`` once every enabled channel has the message (a channel enabled later does not
-  receive what was already delivered).
+  receive what was already delivered);
+* ``rev``, the document's revision: every write is a compare-and-set on it.
 
-Documents are rewritten whole (``replace_one``): nx-27017 stores a ``$set`` datetime as text.
+Documents are rewritten whole (``replace_one``): nx-27017 stores a ``$set`` datetime as text. Each
+rewrite applies its change to the document as stored and matches ``{_id, rev}``: if another sensor
+evaluation wrote the document in between, nothing is written and the change is applied again to
+the new version (or dropped, when it no longer applies). Two evaluations can overlap: Dagster's
+daemon starts the next tick once an evaluation outlives its gRPC timeout while the code server
+still runs the old one, and the UI's "Test sensor" runs the function too. Only the evaluation
+whose claim was written POSTs; the others find the message claimed (not due until the lease ends)
+or sent.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -33,6 +44,10 @@ BACKOFF_BASE_S = 30
 BACKOFF_MAX_S = 3600
 CHAIN_DEPTH = 100
 """Replacement links followed at most to find a fill's amend-chain root."""
+LEASE = timedelta(minutes=5)
+"""How long a claimed delivery belongs to the evaluation that claimed it: no other one POSTs it
+meanwhile. It outlasts one POST (the channels time out after 10 s) and its bookkeeping by far; an
+evaluation killed between its claim and the result leaves the message to be retried once it ends."""
 
 
 def backoff(attempts: int) -> timedelta:
@@ -48,9 +63,53 @@ def _as_dt(value: object) -> datetime | None:
     return None
 
 
-def _save(coll: Collection, doc: dict) -> None:
-    """Rewrite one ``order_alerts`` document whole (the only write this module makes)."""
-    coll.replace_one({"_id": doc["_id"]}, doc)
+def _save(coll: Collection, doc: dict, rev: int | None) -> bool:
+    """Rewrite one ``order_alerts`` document whole if it is still at revision ``rev`` (None: never
+    written by this module; matches a missing field on MongoDB and nx-27017 alike); whether it was
+    (the only write this module makes)."""
+    return coll.replace_one({"_id": doc["_id"], "rev": rev}, doc | {"rev": (rev or 0) + 1}).modified_count == 1
+
+
+def _update(coll: Collection, doc_id: object, change: Callable[[dict], dict | None]) -> dict | None:
+    """Apply ``change`` to the stored document and write the result (compare-and-set, applied
+    again to the new version when another evaluation wrote in between); the document written, or
+    None when ``change`` declines (returns None)."""
+    while True:
+        current = coll.find_one({"_id": doc_id})
+        new = change(current) if current is not None else None
+        if current is None or new is None:
+            return None
+        rev = current.get("rev")
+        if _save(coll, new, rev):
+            return new | {"rev": (rev or 0) + 1}
+
+
+def _decided(fields: dict, doc: dict) -> dict | None:
+    """``doc`` with its decision ``fields``, unless another evaluation decided or delivered it."""
+    return None if doc.get("decision") or doc.get("notifiedAt") else doc | fields
+
+
+def _with_delivery(doc: dict, channel: str, state: dict) -> dict:
+    return doc | {"deliveries": dict(doc.get("deliveries") or {}) | {channel: state}}
+
+
+def _claimed(channel: str, now: datetime, doc: dict) -> dict | None:
+    """``doc`` claimed for a POST on ``channel`` (the intent: ``attempts`` + 1, ``lastAttemptAt``,
+    ``nextAttemptAt`` = the lease's end), or None when it is not due there: sent, waiting for a
+    retry, or claimed by another evaluation."""
+    if not _needs_post(doc, channel, now):
+        return None
+    attempts = int(((doc.get("deliveries") or {}).get(channel) or {}).get("attempts") or 0) + 1
+    return _with_delivery(doc, channel, {"attempts": attempts, "lastAttemptAt": now, "nextAttemptAt": now + LEASE})
+
+
+def _record(coll: Collection, doc: dict, channel: str, state: dict) -> dict:
+    """Write the outcome ``state`` of ``doc``'s POST on ``channel``; the document as written."""
+    return _update(coll, doc["_id"], partial(_with_delivery, channel=channel, state=state)) or doc
+
+
+def _marked_notified(now: datetime, doc: dict) -> dict | None:
+    return None if doc.get("notifiedAt") else doc | {"notifiedAt": now}
 
 
 def chain_root(db: Database, address: str, oid: int) -> int:
@@ -90,8 +149,9 @@ def decide_pending(db: Database, rules: rules_mod.AlertRules, now: datetime) -> 
             near = coll.find({"ethAddress": alert["ethAddress"], "eventAt": {"$gte": alert["eventAt"] - reach}})
             earlier = [d | {"eventAt": _as_dt(d["eventAt"])} for d in near if d.get("decision")]
         decision = rules_mod.decide(alert, rules, earlier, now)
-        _save(coll, alert | decision | {"decidedAt": now})
-        counts[decision["decision"]] += 1
+        fields = {k: alert[k] for k in ("eventAt", "chainOid") if k in alert} | decision | {"decidedAt": now}
+        if _update(coll, alert["_id"], partial(_decided, fields)) is not None:
+            counts[decision["decision"]] += 1
     return dict(counts)
 
 
@@ -113,7 +173,7 @@ def _sent_everywhere(doc: dict, names: list[str]) -> bool:
 def _notified(coll: Collection, covered: list[dict], now: datetime) -> None:
     """Mark the documents a message covered as delivered on every enabled channel."""
     for doc in covered:
-        _save(coll, doc | {"notifiedAt": now})
+        _update(coll, doc["_id"], partial(_marked_notified, now))
 
 
 def _units(
@@ -152,11 +212,13 @@ def deliver_due(
 ) -> dict[str, tuple[int, int]]:
     """Send each due message once on every enabled channel; return ``(sent, failed)`` per channel.
 
-    Per message and channel: the intent (``attempts`` + 1, ``lastAttemptAt``) is stored before
-    the POST and the result after it (``sentAt``; or ``nextAttemptAt`` = now + :func:`backoff`,
-    or the receiver's 429 wait, and the redacted ``lastError``). A channel's first failure ends
-    its deliveries for the tick; the other channels go on. Nothing is dropped: a failed message is
-    retried when due. The one repeat possible is a crash between a POST and its ``sentAt``.
+    Per message and channel: the claim (``attempts`` + 1, ``lastAttemptAt``, ``nextAttemptAt`` =
+    the end of the :data:`LEASE`) is written by compare-and-set before the POST, and only if it
+    was written does this evaluation POST; the result after it (``sentAt``; or ``nextAttemptAt`` =
+    now + :func:`backoff`, or the receiver's 429 wait, and the redacted ``lastError``). A channel's
+    first failure ends its deliveries for the tick; the other channels go on. Nothing is dropped:
+    a failed message is retried when due. The one repeat possible is a crash between a POST and
+    its ``sentAt`` (retried when the lease ends).
     """
     coll = db[schema.ALERTS]
     result = {c.name: (0, 0) for c in channels}
@@ -165,22 +227,20 @@ def deliver_due(
     stopped: set[str] = set()
     names = [c.name for c in channels]
     for lead, msg, covered in _units(coll, now, rules.delivery.trader_url, names)[:DELIVERIES_PER_TICK]:
-        deliveries = dict(lead.get("deliveries") or {})
         for ch in channels:
-            if ch.name in stopped or not _needs_post(lead, ch.name, now):
+            claimed = None if ch.name in stopped else _update(coll, lead["_id"], partial(_claimed, ch.name, now))
+            if claimed is None:
                 continue
-            attempts = int((deliveries.get(ch.name) or {}).get("attempts") or 0) + 1
+            attempts = claimed["deliveries"][ch.name]["attempts"]
             state = {"attempts": attempts, "lastAttemptAt": now}
-            deliveries[ch.name] = state
-            _save(coll, lead | {"deliveries": deliveries})
             try:
                 ch.send(msg)
             except Exception as exc:  # any failure: keep it unsent on this channel, retry later
                 wait = exc.retry_after_s if isinstance(exc, DeliveryError) else None
                 retry = now + (timedelta(seconds=wait) if wait is not None else backoff(attempts))
                 error = ch.error_text(exc)
-                deliveries[ch.name] = state | {"nextAttemptAt": retry, "lastError": error}
-                _save(coll, lead | {"deliveries": deliveries})
+                failed_state = state | {"nextAttemptAt": retry, "lastError": error}
+                lead = _record(coll, claimed, ch.name, failed_state)
                 log.warning(  # type: ignore[attr-defined]
                     f"alert_delivery_failed channel={ch.name} key={msg.key} attempts={attempts} "
                     f"next={retry.isoformat()} error={error}"
@@ -189,11 +249,9 @@ def deliver_due(
                 result[ch.name] = (sent, failed + 1)
                 stopped.add(ch.name)
                 continue
-            deliveries[ch.name] = state | {"sentAt": now}
-            _save(coll, lead | {"deliveries": deliveries})
+            lead = _record(coll, claimed, ch.name, state | {"sentAt": now})
             sent, failed = result[ch.name]
             result[ch.name] = (sent + 1, failed)
-        lead["deliveries"] = deliveries
         if _sent_everywhere(lead, names):
             _notified(coll, covered, now)
     return result

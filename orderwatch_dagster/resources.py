@@ -6,7 +6,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -15,10 +15,11 @@ import pymongo
 from pydantic import Field
 from pymongo.database import Database
 
-from orderwatch_dagster import tables
+from orderwatch_dagster import leaderboard, tables
 from orderwatch_dagster.channels import Channel
 
 TELEGRAM_API_URL = "https://api.telegram.org"
+LEADERBOARD_URL = leaderboard.DEFAULT_URL
 
 
 class MongoResource(dg.ConfigurableResource):
@@ -71,6 +72,21 @@ class ParquetStore(dg.ConfigurableResource):
             self.path(table, day), lambda tmp: df.write_parquet(tmp, compression="zstd", statistics=True)
         )
 
+    def snapshot_path(self, table: str, at: datetime) -> Path:
+        """A snapshot table's file: ``<data>/parquet/<table>/date=YYYY-MM-DD/<table>-<UTC time>.parquet``
+        (several per day, named so that they sort by time)."""
+        return self.table_dir(table) / f"date={at:%Y-%m-%d}" / f"{table}-{at:%Y%m%dT%H%M%S%fZ}.parquet"
+
+    def write_snapshot(self, table: str, at: datetime, df: pl.DataFrame) -> Path:
+        """Write one snapshot's file atomically; earlier snapshots stay (the history)."""
+        return _replace_atomically(
+            self.snapshot_path(table, at), lambda tmp: df.write_parquet(tmp, compression="zstd", statistics=True)
+        )
+
+    def snapshots(self, table: str) -> list[Path]:
+        """A snapshot table's files, oldest first."""
+        return sorted(self.table_dir(table).glob(f"date=*/{table}-*.parquet"), key=lambda p: p.name)
+
     def report_path(self, day: str | date) -> Path:
         """The day's HTML report, beside the Parquet folders: ``<data>/reports/date=YYYY-MM-DD/report.html``."""
         return Path(self.data_dir) / "reports" / f"date={day}" / "report.html"
@@ -105,6 +121,16 @@ class ParquetStore(dg.ConfigurableResource):
         return pl.scan_parquet(
             files, hive_partitioning=False, schema=schema, missing_columns="insert", extra_columns="ignore"
         )
+
+
+class LeaderboardSource(dg.ConfigurableResource):
+    """Where the public leaderboard document is fetched (``HYPERLIQUID_LEADERBOARD_URL``)."""
+
+    url: str = Field(default=LEADERBOARD_URL, description="leaderboard document URL (HYPERLIQUID_LEADERBOARD_URL)")
+    timeout_s: float = Field(default=60.0, description="socket time-out in seconds")
+
+    def fetch(self) -> bytes:
+        return leaderboard.fetch(self.url, self.timeout_s)
 
 
 class AlertChannels(dg.ConfigurableResource):
@@ -160,6 +186,7 @@ def resources_from_env() -> dict[str, dg.ConfigurableResource]:
         "store": ParquetStore(
             data_dir=_env("ORDERWATCH_DATA_DIR", "./data"), report_base_url=_env("ORDERWATCH_REPORT_BASE_URL", "")
         ),
+        "leaderboard_source": LeaderboardSource(url=_env("HYPERLIQUID_LEADERBOARD_URL", LEADERBOARD_URL)),
         "alert_channels": AlertChannels(
             webhook_url=_env("ORDERWATCH_ALERT_WEBHOOK_URL", ""),
             slack_webhook_url=_env("ORDERWATCH_SLACK_WEBHOOK_URL", ""),

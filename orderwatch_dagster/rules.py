@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -32,18 +32,21 @@ SEND, MERGED, SUPPRESSED, HELD = "send", "merged", "suppressed", "held"
 DELIVERED_DECISIONS = (SEND, HELD)
 """Decisions whose alert reaches people on its own or in a quiet-hours digest (cooldown counts them)."""
 
-_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
+ADDRESS_RE = re.compile(r"^0x[0-9a-f]{40}$")
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class RulesError(ValueError):
     """The rules file is missing, not TOML, or holds a bad value; the message names file and key."""
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Thresholds(_Strict):
+class Thresholds(Strict):
     """``[thresholds]``: when an event is an alert (:class:`transforms.AlertThresholds`)."""
 
     threshold_usd: float = Field(default=transforms.AlertThresholds.threshold_usd, gt=0)
@@ -57,7 +60,7 @@ class Thresholds(_Strict):
         )
 
 
-class Override(_Strict):
+class Override(Strict):
     """``[traders."0x..."]`` / ``[coins.BTC]``: any of the delivery defaults, plus ``mute``."""
 
     min_usd: float | None = Field(default=None, ge=0)
@@ -65,7 +68,7 @@ class Override(_Strict):
     mute: bool = False
 
 
-class Delivery(_Strict):
+class Delivery(Strict):
     """``[delivery]``: the defaults every alert is judged by before it is sent."""
 
     min_usd: float = Field(default=0.0, ge=0)
@@ -85,7 +88,7 @@ class Delivery(_Strict):
         return v
 
 
-class QuietHours(_Strict):
+class QuietHours(Strict):
     """``[quiet_hours]``: alerts decided between ``start`` and ``end`` (local ``timezone``) are held
     and delivered as one digest per channel when the period ends."""
 
@@ -133,7 +136,7 @@ class Policy:
     source: dict[str, str]
 
 
-class AlertRules(_Strict):
+class AlertRules(Strict):
     """The whole rules file."""
 
     thresholds: Thresholds = Thresholds()
@@ -145,7 +148,7 @@ class AlertRules(_Strict):
     @field_validator("traders")
     @classmethod
     def _addresses(cls, v: dict[str, Override]) -> dict[str, Override]:
-        bad = [a for a in v if not _ADDRESS.match(a.lower())]
+        bad = [a for a in v if not ADDRESS_RE.match(a.lower())]
         if bad:
             raise ValueError(f"not a 0x address of 40 hex digits: {', '.join(bad)}")
         return {a.lower(): o for a, o in v.items()}
@@ -172,29 +175,35 @@ class AlertRules(_Strict):
         return Policy(values["min_usd"], values["cooldown_s"], bool(muted_by), source)
 
 
-def load_rules(path: str | Path | None = None) -> AlertRules:
-    """The rules from ``path``, else ``$ORDERWATCH_ALERT_RULES``, else the committed default file.
+def load_toml(model: type[M], default_path: Path, env: str, what: str, path: str | Path | None = None) -> M:
+    """``model`` validated from ``path``, else ``$env``, else ``default_path``.
 
-    A missing default file means the built-in defaults; a missing file that was asked for, a file
+    A missing default file means the model's defaults; a missing file that was asked for, a file
     that is not TOML or a bad value raises :class:`RulesError` naming the file, key and problem.
     """
-    explicit = path if path is not None else os.environ.get(RULES_ENV) or None
-    target = Path(explicit) if explicit else DEFAULT_RULES_PATH
+    explicit = path if path is not None else os.environ.get(env) or None
+    target = Path(explicit) if explicit else default_path
     try:
         raw = target.read_bytes()
     except FileNotFoundError:
         if explicit:
-            raise RulesError(f"{target}: alert rules file not found (set by {RULES_ENV} or the caller)") from None
-        return AlertRules()
+            raise RulesError(f"{target}: {what} file not found (set by {env} or the caller)") from None
+        return model()
     try:
         data = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RulesError(f"{target}: not valid TOML: {exc}") from None
     try:
-        return AlertRules.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
         raise RulesError(f"{target}: {problems}") from None
+
+
+def load_rules(path: str | Path | None = None) -> AlertRules:
+    """The alert rules from ``path``, else ``$ORDERWATCH_ALERT_RULES``, else the committed default
+    file (see :func:`load_toml`)."""
+    return load_toml(AlertRules, DEFAULT_RULES_PATH, RULES_ENV, "alert rules", path)
 
 
 # The delivery decision -------------------------------------------------------------------------

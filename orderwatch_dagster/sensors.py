@@ -5,7 +5,7 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
@@ -20,6 +20,18 @@ from orderwatch_dagster.rules import load_rules
 LATE_BATCH = 50_000
 """Documents read per tick; the cursor resumes where a full batch stopped."""
 
+STORE_MARGIN = timedelta(seconds=float(os.environ.get("ORDERWATCH_STORE_MARGIN_S") or 30))
+"""How long after its ``storedAt`` a document may still be unreadable, plus how far apart the
+clocks of the collector hosts and of Dagster may be (``ORDERWATCH_STORE_MARGIN_S``, default 30).
+The sensors follow ``storedAt`` (when the collector wrote the document to MongoDB), never
+``createdAt`` (when it was journaled, possibly long before). A batch insert becomes readable
+while it runs, and every collector shard stamps with its own clock, so a document can turn up
+with a ``storedAt`` a little older than one already read: ``late_events_sensor`` reads only
+documents stored at least this long ago, and ``fast_alert_sensor`` reads the documents of the
+last margin again on its next tick."""
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def utc_now() -> datetime:
     """The current time (a seam for tests)."""
@@ -30,12 +42,25 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat()
 
 
-def _built_at(instance: dg.DagsterInstance, day: str, asset_key: dg.AssetKey = order_events.key) -> datetime | None:
-    """When the day's partition of ``asset_key`` (order_events) was last materialized, if ever."""
+def _built_at(instance: dg.DagsterInstance, day: str, asset_key: dg.AssetKey) -> datetime | None:
+    """When the run that last materialized the day's partition of ``asset_key`` started (the asset
+    read MongoDB after that, not at the materialization's end), if it ever did."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[day]), limit=1
     ).records
-    return datetime.fromtimestamp(records[0].timestamp, UTC) if records else None
+    if not records:
+        return None
+    run = instance.get_run_record_by_id(records[0].run_id)
+    started = run.start_time if run is not None and run.start_time is not None else records[0].timestamp
+    return datetime.fromtimestamp(started, UTC)
+
+
+def _stored_after_build(instance: dg.DagsterInstance, day: str, newest: datetime, asset_key: dg.AssetKey) -> bool:
+    """Whether a document of ``day`` stored at ``newest`` may be missing from the day's build:
+    stored later than :data:`STORE_MARGIN` before the build started (never built: not missing,
+    the schedules build it)."""
+    built = _built_at(instance, day, asset_key)
+    return built is not None and newest > built - STORE_MARGIN
 
 
 def _resolved_unknown_days(store: ParquetStore, db: object) -> dict[str, str]:
@@ -69,21 +94,35 @@ def _resolved_unknown_days(store: ParquetStore, db: object) -> dict[str, str]:
     return {day: hashlib.sha1("\n".join(sorted(keys)).encode()).hexdigest()[:12] for day, keys in days.items()}
 
 
-def _batch(coll: object, field: str, since: datetime, projection: dict[str, int]) -> list[dict]:
-    """Documents with ``field`` after ``since``, oldest first, at most :data:`LATE_BATCH`; a full
-    batch stops before its last ``field`` value so that documents sharing it are not skipped."""
+def _newest(coll: object, field: str) -> datetime | None:
+    """The newest ``field`` value in ``coll`` (documents without it sort last), if any."""
+    doc = coll.find_one({}, {"_id": 0, field: 1}, sort=[(field, -1)])  # type: ignore[attr-defined]
+    return doc.get(field) if doc else None
+
+
+def _cursor_at(cursor: dict[str, str], *keys: str) -> datetime:
+    """The first of ``keys`` the cursor holds: a cursor written before a key existed (``storedAt``
+    replaced ``createdAt``; links and fills came later) starts that key where the older one was."""
+    return datetime.fromisoformat(next(cursor[k] for k in keys if k in cursor))
+
+
+def _batch(
+    coll: object, field: str, since: datetime, until: datetime | None, projection: dict[str, int]
+) -> list[dict]:
+    """Documents with ``field`` after ``since`` and not after ``until`` (None: no bound), oldest
+    first, at most :data:`LATE_BATCH`; a batch cut by the limit stops before its last ``field``
+    value so that documents sharing it are not skipped."""
     # $gte and then > in Python: nx-27017 evaluates $gt on datetimes within the same second as
     # false (a document 200 ms after the cursor would be skipped); real MongoDB gives the same.
-    docs = list(
+    found = list(
         coll.find({field: {"$gte": since}}, {"_id": 0, field: 1, **projection})  # type: ignore[attr-defined]
         .sort(field, 1)
         .limit(LATE_BATCH)
     )
-    docs = [d for d in docs if d[field] > since]
-    if len(docs) == LATE_BATCH:
+    docs = [d for d in found if d[field] > since and (until is None or d[field] <= until)]
+    if len(found) == LATE_BATCH and docs and docs[-1] is found[-1]:
         last = docs[-1][field]
-        trimmed = [d for d in docs if d[field] < last]
-        docs = trimmed or docs
+        docs = [d for d in docs if d[field] < last] or docs
     return docs
 
 
@@ -113,75 +152,60 @@ def _newest_by_day(docs: list[dict], field: str, day_of: Callable[[dict], str]) 
 def late_events_sensor(
     context: dg.SensorEvaluationContext, mongo_db: MongoResource, store: ParquetStore
 ) -> dg.SensorResult | dg.SkipReason:
-    """Rebuild an already-built day when documents for it arrive after its build (late data,
-    REST backfills), when a close it holds as "unknown" has since been resolved, when a
-    replacement link was added later to one of its documents (``linkedAt``: a REST recovery found
-    the other half of a modify; the day's amend chains change), or when fills of that day (by the
-    fill's ``time``) were stored after its ``fills`` partition was built (a REST recovery after a
-    gap, ``backfill``).
+    """Rebuild an already-built day when documents for it reach MongoDB after its build (late
+    data, REST backfills, a journal replayed after a restart or an outage, a lagging shard), when a
+    close it holds as "unknown" has since been resolved, when a replacement link was added later to
+    one of its documents (``linkedAt``: a REST recovery found the other half of a modify; the day's
+    amend chains change), or when fills of that day (by the fill's ``time``) were stored after its
+    ``fills`` partition was built (a REST recovery after a gap, ``backfill``).
 
-    The cursor holds the newest ``createdAt`` and the newest ``linkedAt`` seen in
-    ``trader_orders`` and the newest ``createdAt`` in ``trader_fills`` (``fillsCreatedAt``); on
-    the first tick they start at the newest document (earlier days are the schedules' business).
+    "After its build" compares the collector's ``storedAt`` (``linkedAt``) with the start of the
+    run that built the partition, less :data:`STORE_MARGIN`; only documents stored at least that
+    margin ago are read, so one stamped before a document already read but readable only later is
+    not skipped. The cursor holds the newest ``storedAt`` and ``linkedAt`` read in
+    ``trader_orders`` and the newest ``storedAt`` in ``trader_fills`` (``fillsStoredAt``); on the
+    first tick they start at the newest document (earlier days are the schedules' business).
     Today is left to the 15-minute refresh.
     """
-    today = utc_now().date().isoformat()
-    coll_name = schema.ORDERS
+    now = utc_now()
+    today = now.date().isoformat()
+    until = now - STORE_MARGIN
     with mongo_db.get_db() as db:
-        coll = db[coll_name]
+        coll = db[schema.ORDERS]
         fills_coll = db[schema.FILLS]
         if context.cursor is None:
-            newest = coll.find_one({}, {"_id": 0, "createdAt": 1}, sort=[("createdAt", -1)])
-            start = newest["createdAt"] if newest else datetime(1970, 1, 1, tzinfo=UTC)
-            newest_fill = fills_coll.find_one({}, {"_id": 0, "createdAt": 1}, sort=[("createdAt", -1)])
-            fills_start = newest_fill["createdAt"] if newest_fill else start
+            start = _newest(coll, "storedAt") or EPOCH
+            fills_start = _newest(fills_coll, "storedAt") or start
             context.update_cursor(
-                json.dumps({"createdAt": _iso(start), "linkedAt": _iso(start), "fillsCreatedAt": _iso(fills_start)})
+                json.dumps({"storedAt": _iso(start), "linkedAt": _iso(start), "fillsStoredAt": _iso(fills_start)})
             )
-            return dg.SkipReason(f"cursor initialised at createdAt={_iso(start)}")
+            return dg.SkipReason(f"cursor initialised at storedAt={_iso(start)}")
         cursor_doc = json.loads(context.cursor)
-        since = datetime.fromisoformat(cursor_doc["createdAt"])
-        # A cursor written before links (or fills) existed starts them where the documents are.
-        linked_since = datetime.fromisoformat(cursor_doc.get("linkedAt", cursor_doc["createdAt"]))
-        fills_since = datetime.fromisoformat(cursor_doc.get("fillsCreatedAt", cursor_doc["createdAt"]))
-        docs = _batch(coll, "createdAt", since, {"observedAt": 1})
-        linked = _batch(coll, "linkedAt", linked_since, {"observedAt": 1, "createdAt": 1})
-        fill_docs = _batch(fills_coll, "createdAt", fills_since, {"time": 1})
+        since = _cursor_at(cursor_doc, "storedAt", "createdAt")
+        linked_since = _cursor_at(cursor_doc, "linkedAt", "storedAt", "createdAt")
+        fills_since = _cursor_at(cursor_doc, "fillsStoredAt", "fillsCreatedAt", "storedAt", "createdAt")
+        docs = _batch(coll, "storedAt", since, until, {"observedAt": 1, "createdAt": 1})
+        linked = _batch(coll, "linkedAt", linked_since, until, {"observedAt": 1, "createdAt": 1})
+        fill_docs = _batch(fills_coll, "storedAt", fills_since, until, {"time": 1})
         resolved = _resolved_unknown_days(store, db)
 
-    newest_by_day = _newest_by_day(docs, "createdAt", _day_of)
-    linked_by_day = _newest_by_day(linked, "linkedAt", _day_of)
-    fills_by_day = _newest_by_day(fill_docs, "createdAt", _fill_day)
-
-    requests = []
-    for day, newest in sorted(newest_by_day.items()):
-        built = _built_at(context.instance, day)
-        if day != today and built is not None and newest > built:
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"late:{day}:{_iso(newest)}", partition_key=day, tags={"orderwatch/trigger": "late-events"}
+    changes = [
+        ("late", "late-events", _newest_by_day(docs, "storedAt", _day_of), order_events.key),
+        ("linked", "linked-later", _newest_by_day(linked, "linkedAt", _day_of), order_events.key),
+        ("fills", "late-fills", _newest_by_day(fill_docs, "storedAt", _fill_day), fills.key),
+    ]
+    requests: list[dg.RunRequest] = []
+    for prefix, trigger, newest_by_day, asset_key in changes:
+        requested = {r.partition_key for r in requests}
+        for day, newest in sorted(newest_by_day.items()):
+            if day != today and day not in requested and _stored_after_build(context.instance, day, newest, asset_key):
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"{prefix}:{day}:{_iso(newest)}",
+                        partition_key=day,
+                        tags={"orderwatch/trigger": trigger},
+                    )
                 )
-            )
-    requested = {r.partition_key for r in requests}
-    for day, newest in sorted(linked_by_day.items()):
-        built = _built_at(context.instance, day)
-        if day != today and day not in requested and built is not None and newest > built:
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"linked:{day}:{_iso(newest)}",
-                    partition_key=day,
-                    tags={"orderwatch/trigger": "linked-later"},
-                )
-            )
-    requested = {r.partition_key for r in requests}
-    for day, newest in sorted(fills_by_day.items()):
-        built = _built_at(context.instance, day, fills.key)
-        if day != today and day not in requested and built is not None and newest > built:
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"fills:{day}:{_iso(newest)}", partition_key=day, tags={"orderwatch/trigger": "late-fills"}
-                )
-            )
     requested = {r.partition_key for r in requests}
     for day, key in sorted(resolved.items()):
         if day != today and day not in requested:
@@ -192,9 +216,9 @@ def late_events_sensor(
             )
 
     cursor = {
-        "createdAt": _iso(docs[-1]["createdAt"]) if docs else _iso(since),
+        "storedAt": _iso(docs[-1]["storedAt"]) if docs else _iso(since),
         "linkedAt": _iso(linked[-1]["linkedAt"]) if linked else _iso(linked_since),
-        "fillsCreatedAt": _iso(fill_docs[-1]["createdAt"]) if fill_docs else _iso(fills_since),
+        "fillsStoredAt": _iso(fill_docs[-1]["storedAt"]) if fill_docs else _iso(fills_since),
     }
     new_cursor = json.dumps(cursor) if docs or linked or fill_docs else context.cursor
     return dg.SensorResult(run_requests=requests, cursor=new_cursor)
@@ -258,11 +282,15 @@ def fast_alert_sensor(
 ) -> dg.SkipReason:
     """Alerts within a tick of the event, each message delivered once per channel.
 
-    1. Read the ``trader_orders`` documents with ``createdAt`` after the cursor (oldest first, at
+    1. Read the ``trader_orders`` documents with ``storedAt`` after the cursor (oldest first, at
        most :data:`LATE_BATCH`), compute their alerts with the daily rule and the thresholds of
        the rules file (:func:`new_event_alerts`) and insert them into ``order_alerts``
        (``$setOnInsert`` on the unique ``alertKey``: recomputing is harmless).
-    2. Only then advance the cursor (a crash before it recomputes the same alerts: no-ops).
+    2. Only then advance the cursor, to the newest ``storedAt`` read but no further than
+       :data:`STORE_MARGIN` ago: the documents of the last margin are read again next tick, so
+       one that became readable after a newer one was read (a long batch insert, a shard whose
+       clock is behind) is not skipped; their alerts already exist (no-ops). A crash before the
+       cursor is written recomputes the same alerts: no-ops too.
     3. Decide each new alert's delivery by the noise rules (:func:`outbox.decide_pending`), whoever
        wrote it (this sensor or the daily asset), and send the due messages on every enabled
        channel (:func:`outbox.deliver_due`): decisions and delivery state live in MongoDB, not in
@@ -276,17 +304,16 @@ def fast_alert_sensor(
     with mongo_db.get_db() as db:
         coll = db[schema.ORDERS]
         if context.cursor is None:
-            newest = coll.find_one({}, {"_id": 0, "createdAt": 1}, sort=[("createdAt", -1)])
-            since = newest["createdAt"] if newest else datetime(1970, 1, 1, tzinfo=UTC)
+            since = _newest(coll, "storedAt") or EPOCH
             docs: list[dict] = []
         else:
-            since = datetime.fromisoformat(json.loads(context.cursor)["createdAt"])
-            docs = _batch(coll, "createdAt", since, {"ethAddress": 1, "oid": 1, "eventKey": 1})
+            since = _cursor_at(json.loads(context.cursor), "storedAt", "createdAt")
+            docs = _batch(coll, "storedAt", since, None, {"ethAddress": 1, "oid": 1, "eventKey": 1})
         alerts = new_event_alerts(db, docs, rules.thresholds.params())
         inserted = mongo.write_alerts(db, alerts, utc_now()) if not alerts.is_empty() else 0
-        cursor = json.dumps({"createdAt": _iso(docs[-1]["createdAt"] if docs else since)})
-        context.update_cursor(cursor)
         now = utc_now()
+        upto = max(since, min(docs[-1]["storedAt"], now - STORE_MARGIN)) if docs else since
+        context.update_cursor(json.dumps({"storedAt": _iso(upto)}))
         decided = outbox.decide_pending(db, rules, now)
         delivered = outbox.deliver_due(db, channels, rules, context.log, now)
     sent = sum(s for s, _ in delivered.values())

@@ -303,6 +303,49 @@ FILLS = _cols(
     ("createdAt", UTC_TS, "when the collector built the document"),
 )
 
+LEADERBOARD_DECIMAL = pl.Decimal(38, 10)
+"""Leaderboard numbers: the document's decimal strings, exact (it gives up to 10 decimals)."""
+_WINDOW_COLUMNS = tuple(
+    (f"{w}{f.capitalize()}", LEADERBOARD_DECIMAL, f"{w} window: {what}")
+    for w in ("day", "week", "month", "allTime")
+    for f, what in (("pnl", "PnL in USD"), ("roi", "return as a fraction (0.0133 = 1.33 %)"), ("vlm", "volume in USD"))
+)
+
+LEADERBOARD = _cols(
+    ("snapshotAt", UTC_TS, "when the snapshot was fetched; (snapshotAt, ethAddress) is unique"),
+    ("ethAddress", pl.String(), "the account, lower-case 0x address"),
+    ("displayName", pl.String(), "the account's display name, null when it has none"),
+    ("accountValue", LEADERBOARD_DECIMAL, "account value in USD at the snapshot"),
+    ("prize", pl.Float64(), "competition prizes, as given (usually 0)"),
+    *_WINDOW_COLUMNS,
+    *(
+        (f"{w}Rank", pl.UInt32(), f"rank by {w} PnL in the snapshot, 1 = highest (ties: document order)")
+        for w in ("day", "week", "month", "allTime")
+    ),
+    ("sizeCohort", pl.String(), "cohort by accountValue ([cohorts].size of trader_selection.toml)"),
+    ("pnlCohort", pl.String(), "cohort by allTimePnl ([cohorts].pnl of trader_selection.toml)"),
+)
+
+TRADER_SELECTION = _cols(
+    ("snapshotAt", UTC_TS, "the leaderboard snapshot the decisions were made on"),
+    ("ethAddress", pl.String(), "trader"),
+    (
+        "decision",
+        pl.String(),
+        "selected | kept by hysteresis | pinned (on the list); dropped | excluded (off it); challenger (not yet)",
+    ),
+    ("reason", pl.String(), "why, with the numbers"),
+    ("score", pl.Float64(), "ranking score (0..1) among the eligible; null when not eligible"),
+    ("rank", pl.UInt32(), "rank by score among the eligible, 1 = best"),
+    ("streak", pl.UInt32(), "challengers: consecutive snapshots beating comparedWith by the margin"),
+    ("comparedWith", pl.String(), "the trader it was compared with (incumbent or challenger)"),
+    ("comparedScore", pl.Float64(), "that trader's score"),
+    ("selectedSince", UTC_TS, "on the list: the snapshot it joined (the minimum stay counts from it)"),
+    ("label", pl.String(), "the leaderboard's displayName"),
+    ("tags", pl.List(pl.String()), "its cohorts (size, all-time PnL)"),
+    ("accountValue", LEADERBOARD_DECIMAL, "account value in USD at the snapshot"),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "order_events": ORDER_EVENTS,
     "fills": FILLS,
@@ -311,6 +354,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "open_orders_snapshot": OPEN_ORDERS_SNAPSHOT,
     "positions_snapshot": POSITIONS_SNAPSHOT,
     "trader_daily_stats": TRADER_DAILY_STATS,
+    "leaderboard": LEADERBOARD,
+    "trader_selection": TRADER_SELECTION,
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
 
@@ -30,11 +31,13 @@ class Request(NamedTuple):
 
 class FakeReceivers:
     """One loopback HTTP server answering as Slack, Discord, Telegram and a generic webhook (by
-    path), recording every request; ``answers[channel]`` = (status, body) makes one misbehave."""
+    path), recording every request; ``answers[channel]`` = (status, body) makes one misbehave;
+    ``on_post(channel)``, when set, runs after a request is recorded and before it is answered."""
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.answers: dict[str, tuple[int, dict]] = {}
+        self.on_post: Callable[[str], None] | None = None
         rec = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,6 +47,8 @@ class FakeReceivers:
                 status, answer = rec.answers.get(name, (200, {}))
                 if status < 300:
                     rec.requests.append(Request(name, dict(self.headers), body, time.time()))
+                if rec.on_post is not None:
+                    rec.on_post(name)
                 if name == "telegram" and status < 300:
                     answer = {"ok": True, "result": {"message_id": len(rec.requests)}}
                 data = json.dumps(answer).encode()
@@ -71,8 +76,9 @@ class FakeReceivers:
                 return name
         return "webhook"
 
-    def resource(self) -> AlertChannels:
+    def resource(self, timeout_s: float = 10.0) -> AlertChannels:
         return AlertChannels(
+            timeout_s=timeout_s,
             webhook_url=self.base + WEBHOOK_PATH,
             slack_webhook_url=self.base + SLACK_PATH,
             discord_webhook_url=self.base + DISCORD_PATH,

@@ -17,7 +17,7 @@ from itertools import accumulate
 
 import msgspec
 
-from collector_service.events.wire import EpochMs, FrameError, FrontendOrder, excerpt
+from collector_service.events.wire import EpochMs, FrameError, FrontendOrder, Id, excerpt, wide_int
 
 STATUS_USER = b'"user":"'
 FILL_USER = b'["0x'
@@ -51,8 +51,8 @@ class NodeFill(msgspec.Struct, frozen=True, gc=False):
 
     coin: str
     sz: str
-    oid: int
-    tid: int
+    oid: Id
+    tid: Id
     time: EpochMs
     side: str
     startPosition: str | None = None
@@ -228,6 +228,9 @@ def decode_fill_event(raw: bytes) -> tuple[str, NodeFill, msgspec.Raw]:
     fill (for the stored document); :class:`FrameError` when it is not one."""
     try:
         user, fill = _fill_pair_decoder.decode(raw)
-        return user, _fill_decoder.decode(fill), fill
+        decoded, wide = _fill_decoder.decode(fill), wide_int(msgspec.json.decode(fill))
     except msgspec.MsgspecError as exc:
         raise FrameError("invalid", f"fill: {exc} in {excerpt(raw)!r}") from None
+    if wide is not None:  # the stored document keeps every key: each must fit in BSON
+        raise FrameError("invalid", f"fill: {wide} does not fit in 64 bits in {excerpt(raw)!r}")
+    return user, decoded, fill

@@ -22,6 +22,14 @@ EpochMs = Annotated[int, msgspec.Meta(ge=0, lt=253_402_300_800_000)]
 """Exchange milliseconds since the epoch that a datetime can hold (before year 10000): a value
 outside that range rejects the frame instead of raising later when the diff builds its dates."""
 
+Id = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+"""An oid or tid: real ones are ~1e11 and ~1e15. A negative one, or one BSON cannot hold (it has
+no unsigned 64-bit int), rejects the frame at the parser, before it reaches a book or the journal,
+whose encoding would otherwise raise and stop the collector."""
+
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+"""Any other integer that is stored: what BSON can hold."""
+
 
 class FrontendOrder(msgspec.Struct, frozen=True, gc=False):
     """One open order as ``frontendOpenOrders`` / ``openOrders`` / ``webData2`` serve it."""
@@ -30,7 +38,7 @@ class FrontendOrder(msgspec.Struct, frozen=True, gc=False):
     side: str
     limitPx: str
     sz: str
-    oid: int
+    oid: Id
     timestamp: EpochMs
     origSz: str | None = None
     triggerPx: str | None = None
@@ -46,7 +54,7 @@ class FrontendOrder(msgspec.Struct, frozen=True, gc=False):
 
 class Leverage(msgspec.Struct, frozen=True, gc=False):
     type: str = "cross"
-    value: int = 0
+    value: Int64 = 0
 
 
 class Position(msgspec.Struct, frozen=True, gc=False):
@@ -59,7 +67,7 @@ class Position(msgspec.Struct, frozen=True, gc=False):
     liquidationPx: str | None = None
     marginUsed: str | None = None
     leverage: Leverage | None = None
-    maxLeverage: int | None = None
+    maxLeverage: Int64 | None = None
 
 
 class AssetPosition(msgspec.Struct, frozen=True, gc=False):
@@ -254,8 +262,8 @@ class Fill(msgspec.Struct, frozen=True, gc=False):
     sz: str
     side: str
     time: EpochMs
-    oid: int
-    tid: int
+    oid: Id
+    tid: Id
     fee: str | None = None
     closedPnl: str | None = None
     crossed: bool | None = None
@@ -271,6 +279,23 @@ def decode_fill(raw: msgspec.Raw) -> tuple[Fill, dict[str, Any]]:
     """A fill checked for the fields the collector needs, and as a dict of every key it has;
     :class:`FrameError` (``invalid``) when it is not a fill."""
     try:
-        return _fill_decoder.decode(raw), _fill_dict_decoder.decode(raw)
+        fill, doc = _fill_decoder.decode(raw), _fill_dict_decoder.decode(raw)
     except msgspec.MsgspecError as exc:
         raise FrameError("invalid", f"userFills: {exc} in {excerpt(bytes(raw))!r}") from None
+    wide = wide_int(doc)
+    if wide is not None:
+        raise FrameError("invalid", f"userFills: {wide} does not fit in 64 bits in {excerpt(bytes(raw))!r}")
+    return fill, doc
+
+
+def wide_int(value: Any, where: str = "$") -> str | None:
+    """Where in a decoded JSON value an integer lies that BSON cannot hold, if anywhere (kept
+    documents, such as a fill with every key the exchange sent, are stored as they came)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return where if not -(2**63) <= value < 2**63 else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = wide_int(item, f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]")
+        if found is not None:
+            return found
+    return None

@@ -220,6 +220,7 @@ class NodeSource:
             )
         self.transitions = Transitions(pipeline.book)
         self.resyncing: dict[str, list[tuple[Kind, Any, Placed]]] = {}
+        self._resyncs: dict[str, asyncio.Task[Any]] = {}  # the resync task of each trader resyncing
         self.positions_wanted: dict[tuple[str, str], None] = {}  # (trader, dex) with a fill since the last refresh
         self._warn = RateLimitedLog(log)
 
@@ -301,14 +302,27 @@ class NodeSource:
         """Follow a trader added while running: its lines count from now on, its open orders
         come from a snapshot and its history from recovery (the caller opened its gap)."""
         self.follow(self.pipeline.users)
+        self._resync(user, self.pipeline.gaps.get(user))
+
+    def remove(self, user: str) -> None:
+        """Let go of a trader removed from the watch list: its lines no longer count, and a resync
+        of it under way is dropped with the lines waiting for it (its gap stays journaled: a
+        comeback recovers from its stored record, Service._join)."""
+        self.follow(self.pipeline.users)
+        task = self._resyncs.pop(user, None)
+        if task is not None:
+            task.cancel()
+        self.resyncing.pop(user, None)
+
+    def _resync(self, user: str, since: datetime | None) -> None:
+        """Resync a trader (see :meth:`resync`); its transitions wait from now."""
         self.resyncing[user] = []
-        self.pipeline.spawn(self.resync(user, self.pipeline.gaps.get(user)))
+        self._resyncs[user] = self.pipeline.spawn(self.resync(user, since))
 
     async def run(self) -> None:
         """Read until cancelled. Gaps a previous run did not repair are resynced first."""
         for user, since in list(self.pipeline.gaps.items()):
-            self.resyncing[user] = []
-            self.pipeline.spawn(self.resync(user, since))
+            self._resync(user, since)
         while True:
             busy = False
             for state in self.streams.values():
@@ -449,8 +463,7 @@ class NodeSource:
         """Resync every tracked trader not resyncing already (their transitions wait from now)."""
         for user in sorted(self.pipeline.users):
             if user not in self.resyncing:
-                self.resyncing[user] = []
-                self.pipeline.spawn(self.resync(user, since))
+                self._resync(user, since)
 
     def _block(self, state: StreamState, line: Line) -> Literal["done", "next", "gap"]:
         """Account for a block line: ``done`` already (the node wrote it twice, or it precedes
@@ -567,6 +580,7 @@ class NodeSource:
             self.pipeline.subscribed((user,))  # recover the gap, if no snapshot above has started it
         finally:
             waiting = self.resyncing.pop(user, [])
+            self._resyncs.pop(user, None)
         observed_at = datetime.now(UTC)
         ops: list[Op] = []
         statuses = [(item, where) for kind, item, where in waiting if kind == "order_statuses"]

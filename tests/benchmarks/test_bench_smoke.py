@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import context, e2e, extraction, frames, memory, node, polling, transforms
+from benchmarks import context, e2e, extraction, frames, journal, leaderboard, memory, node, polling, transforms
 from benchmarks.events import write_events
 from benchmarks.measure import run_child
 from benchmarks.report import Section, markdown, table
@@ -67,3 +67,13 @@ def test_node_firehose_scanned_and_every_paced_block_reaches_mongodb() -> None:
     section = node.run(quick=True)
     assert_complete(section)
     assert any("vs the 150 MB/s target" in r.label for r in section.rows)
+
+
+def test_leaderboard_fast_build_agrees_with_the_naive_one() -> None:
+    section = leaderboard.run(quick=True)
+    assert_complete(section)
+    assert any(r.label.startswith("asset step") for r in section.rows)
+
+
+def test_journal_fsync_policies_measured() -> None:
+    assert_complete(journal.run(quick=True))

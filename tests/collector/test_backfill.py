@@ -50,3 +50,23 @@ async def test_backfill_stores_history_once(tmp_path: Path, mongo_uri: str, mong
         code, out = await _backfill(env, tmp_path)  # again: nothing new
         assert code == 0, out
         assert mongo_db.trader_orders.count_documents({}) == len(first)
+
+
+async def test_backfill_keeps_to_the_followed_dexes(tmp_path: Path, mongo_uri: str, mongo_db) -> None:
+    """Issue 20 item 11: with TRADER_DEXES=none, the orders and fills of a HIP-3 dex that
+    historicalOrders and userFillsByTime list are not stored."""
+    async with ExchangeSim(SimConfig(traders=1)) as sim:
+        (alice,) = sim.addresses
+        main = sim.place(alice, "BTC", "B", "0.1", "50000")
+        sim.fill(main)
+        other = sim.place(alice, "xyz:TSLA", "B", "1", "300")
+        sim.fill(other)
+        env = {
+            **os.environ, "MONGO_URI": mongo_uri, "MONGO_DB": mongo_db.name, "TRADER_DEXES": "none",
+            "HYPERLIQUID_INFO_URL": sim.info_url, "TRADER_ADDRESSES": alice, "COLLECTOR_DATA_DIR": str(tmp_path / "c"),
+        }
+        code, out = await _backfill(env, tmp_path)
+        assert code == 0, out
+        assert sorted(d["eventKey"] for d in mongo_db.trader_orders.find({"oid": main})) == ["closed", "new"]
+        assert mongo_db.trader_orders.count_documents({"oid": other}) == 0
+        assert [d["oid"] for d in mongo_db.trader_fills.find()] == [main]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import struct
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import bson
+import pytest
 
-from collector_service.journal import Journal
+from collector_service.journal import Journal, record
 
 
 def test_append_rotate_read_and_torn_tail(tmp_path: Path) -> None:
@@ -111,3 +116,85 @@ async def test_a_large_segment_is_written_in_bounded_batches_in_journal_order(tm
     assert mongo_db.trader_orders.count_documents({}) == len(orders)
     assert mongo_db.node_checkpoints.find_one({"_id": "order_statuses"})["offset"] == 7
     database.close()
+
+
+def _msgpack_record(op: dict[str, Any]) -> bytes:
+    return record([op])
+
+
+FORMATS = pytest.mark.parametrize("encode", [_msgpack_record, bson.encode], ids=["msgpack", "bson of earlier versions"])
+
+
+def _segment(folder: Path, ops: list[dict[str, Any]], encode: Any = _msgpack_record) -> Path:
+    """A sealed segment holding each operation as one record (one append, or one BSON document)."""
+    if encode is bson.encode:
+        folder.mkdir()
+        segment = folder / "segment-0000000001.bson"
+        segment.write_bytes(b"".join(bson.encode(op) for op in ops))
+        return segment
+    journal = Journal(folder)
+    for op in ops:
+        journal.append([op])
+    journal.rotate()
+    (segment,) = journal.sealed()
+    return segment
+
+
+@FORMATS
+def test_a_corrupt_document_in_the_middle_is_cut_out_and_kept_aside_and_the_rest_is_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, encode: Any
+) -> None:
+    # one bad document used to stop the collector from starting (bson.decode raised)
+    ops = [{"kind": "order", "doc": {"oid": oid}} for oid in range(1, 6)]
+    segment = _segment(tmp_path / "j", ops, encode)
+    data = bytearray(segment.read_bytes())
+    third = sum(len(encode(op)) for op in ops[:2])
+    data[third + 20 : third + 24] = b"\xff\xff\xff\xff"  # a stray write inside the third document
+    broken = bytes(data[third : third + len(encode(ops[2]))])
+    segment.write_bytes(bytes(data))
+    with caplog.at_level(logging.ERROR):
+        reopened = Journal(tmp_path / "j")
+    assert [op["doc"]["oid"] for op in Journal.read(segment)] == [1, 2, 4, 5]
+    assert reopened.corrupt_records == 1 and "event=journal_corrupt" in caplog.text
+    (side,) = (tmp_path / "j").glob("*.corrupt-*")
+    assert side.read_bytes() == broken and side.name == f"{segment.name}.corrupt-{third}"
+    assert reopened.sealed() == [segment]  # the side file is no segment
+
+
+@FORMATS
+def test_a_length_that_lies_in_the_middle_does_not_drop_what_follows(tmp_path: Path, encode: Any) -> None:
+    ops = [{"kind": "order", "doc": {"oid": oid}} for oid in range(1, 5)]
+    segment = _segment(tmp_path / "j", ops, encode)
+    data = bytearray(segment.read_bytes())
+    second = len(encode(ops[0]))
+    data[second : second + 4] = struct.pack("<i", 10_000)  # reads past the end: was taken as a torn tail
+    segment.write_bytes(bytes(data))
+    assert Journal(tmp_path / "j").corrupt_records == 1
+    assert [op["doc"]["oid"] for op in Journal.read(segment)] == [1, 3, 4]
+
+
+def test_a_torn_tail_is_cut_off_at_start(tmp_path: Path) -> None:
+    segment = _segment(tmp_path / "j", [{"kind": "order", "doc": {"oid": 1}}])
+    whole = segment.read_bytes()
+    segment.write_bytes(whole + record([{"kind": "order", "doc": {"oid": 2}}])[:-3])  # a crash mid-append
+    assert Journal(tmp_path / "j").corrupt_records == 0
+    assert segment.read_bytes() == whole and not list((tmp_path / "j").glob("*.corrupt-*"))
+
+
+@pytest.mark.parametrize("interval,appends,fsyncs", [(0.0, 5, 5), (3600.0, 5, 1)])
+def test_appends_are_fsynced_as_the_setting_says_and_always_when_sealed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interval: float, appends: int, fsyncs: int
+) -> None:
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    journal = Journal(tmp_path / "j", fsync_interval=interval)
+    synced.clear()  # creating the folder
+    for oid in range(appends):
+        journal.append([{"kind": "order", "doc": {"oid": oid}}])
+    files = len(synced) - 1  # the folder's, when the segment was created
+    assert files == fsyncs  # every append, or the first only (the interval had passed)
+    journal.sync()  # the timer's tick
+    assert len(synced) - 1 == (fsyncs if interval == 0 else 2)
+    journal.rotate()  # sealed: nothing left unsynced, no second fsync
+    assert len(synced) - 1 == (fsyncs if interval == 0 else 2)

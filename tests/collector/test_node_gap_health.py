@@ -249,3 +249,35 @@ async def test_a_gap_is_journaled_before_the_checkpoint_that_passes_it(
                 lambda: _events(mongo_db, 300) == [("new", "rest", None), ("closed", "rest", "canceled")],
                 what="300, which lived inside the gap",
             )
+
+
+async def test_a_trader_removed_and_added_back_goes_on_from_its_stored_open_orders(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
+) -> None:
+    # Removed from the watch list, the trader's books were dropped; added back, the resync's
+    # snapshot and the next fill started again at seq 0: keys already stored, the row stuck.
+    data_dir = tmp_path / "hl" / "data"
+    other = "0x00000000000000000000000000000000000000e5"
+    listing = tmp_path / "traders.txt"
+    listing.write_text(f"{USER}\n{other}\n")
+    order = {**_order(100, AT), "sz": "1.0", "origSz": "1.0"}
+    write_block(data_dir, 1, [_status("open", order, AT)])
+    write_block(data_dir, 2, [], [_fill(order, "0.2", 1, AT + timedelta(seconds=2))])
+    async with InfoStub() as stub:
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest",
+                                 trader_addresses="", trader_addresses_file=listing, trader_watch_interval=0.2)
+        async with RunningCollector(settings) as run:
+            row = lambda: (mongo_db[schema.OPEN_ORDERS].find_one({"oid": 100}) or {}).get("sz")  # noqa: E731
+            await eventually(lambda: row() == "0.8", what="1.0 -> 0.8 stored")
+            listing.write_text(f"{other}\n")
+            await eventually(lambda: USER not in run.service.pipeline.users, what="the trader let go")
+            write_block(data_dir, 3, [], [_fill(order, "0.3", 2, AT + timedelta(seconds=3))])  # unseen: 0.5 left
+            stub.open_orders = [{**order, "sz": "0.5"}]
+            listing.write_text(f"{USER}\n{other}\n")
+            await eventually(lambda: row() == "0.5", what="the row at the exchange's 0.5 after the resync")
+            await eventually(lambda: not run.service.node.resyncing, what="the resync done")
+            write_block(data_dir, 4, [], [_fill(order, "0.1", 3, AT + timedelta(seconds=4))])
+            await eventually(lambda: row() == "0.4", what="the row at 0.4 after the next fill")
+            sizes = [(d["eventKey"], d["sz"]) for d in mongo_db[schema.ORDERS].find({"oid": 100}).sort("seq", 1)]
+            assert sizes == [("new", "1.0"), ("updated:1", "0.8"), ("updated:2", "0.5"), ("updated:3", "0.4")]
+            assert run.service.stats.events_duplicate == 0

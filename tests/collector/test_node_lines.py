@@ -104,3 +104,20 @@ def test_a_tracked_event_that_is_not_a_status_is_reported() -> None:
 def test_node_times_are_utc_to_the_microsecond() -> None:
     at = node_time("2026-04-30T20:46:43.304461819")
     assert (at.isoformat(), node_time("2026-04-30T20:46:43").microsecond) == ("2026-04-30T20:46:43.304461+00:00", 0)
+
+
+@pytest.mark.parametrize("field,value", [("oid", 2**63), ("oid", -1), ("tid", 2**64), ("tid", -7)])
+def test_an_id_bson_cannot_hold_or_a_negative_one_rejects_the_node_event(field: str, value: int) -> None:
+    # an oid or tid >= 2**63 reached the book, then crashed the journal (BSON has no uint64)
+    user, fill = json.loads(FILL_LINES.read_bytes().splitlines()[0])
+    raw = json.dumps([user, {**fill, field: value}]).encode()
+    with pytest.raises(FrameError, match=field):
+        decode_fill_event(raw)
+    if field == "oid":
+        status = json.loads(STATUS_LINES.read_bytes().splitlines()[0])
+        status["order"]["oid"] = value
+        with pytest.raises(FrameError, match="oid"):
+            decode_status(json.dumps(status).encode())
+    user, fill = json.loads(FILL_LINES.read_bytes().splitlines()[0])
+    with pytest.raises(FrameError, match=r"\$\.twap\.id does not fit"):  # any key: the document keeps them all
+        decode_fill_event(json.dumps([user, {**fill, "twap": {"id": -(2**63) - 1}}]).encode())

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from collector_service.config import parse_watch_line
 from exchange_sim import ExchangeSim, SimConfig
 from tests.collector.harness import RunningCollector, collector_settings, eventually
+
+
+def watching(sim: ExchangeSim, mongo_uri: str, db_name: str, tmp_path: Path, listing: Path) -> Any:
+    """Collector settings following the traders of the watch-list file ``listing`` (checked every 0.2 s)."""
+    return collector_settings(sim, mongo_uri, db_name, tmp_path / "c", [], trader_addresses="",
+                              trader_addresses_file=listing, trader_watch_interval=0.2)
 
 
 def test_watch_lines() -> None:
@@ -35,8 +42,7 @@ async def test_traders_added_and_removed_while_running(tmp_path: Path, mongo_uri
     async with ExchangeSim(SimConfig(traders=3, push_interval=0.2)) as sim:
         alice, bob, carol = sim.addresses
         listing.write_text(f"{alice}  Alice desk  [mm]\n")
-        settings = collector_settings(sim, mongo_uri, db.name, tmp_path / "c", [], trader_addresses="",
-                                      trader_addresses_file=listing, trader_watch_interval=0.2)
+        settings = watching(sim, mongo_uri, db.name, tmp_path, listing)
         before = sim.place(bob, "BTC", "B", "0.1", "50000")
         sim.cancel(before)  # bob's history before he is added
         filled = sim.place(bob, "ETH", "A", "1", "2500")
@@ -69,3 +75,63 @@ async def test_traders_added_and_removed_while_running(tmp_path: Path, mongo_uri
                 await eventually(lambda: any("event=watchlist_invalid" in r.getMessage() for r in caplog.records),
                                  what="the bad file reported")
             assert run.service.users == [bob] and sim.subscribers(bob) == 1
+
+
+async def test_a_trader_removed_and_added_back_keeps_its_open_orders(tmp_path: Path, mongo_uri: str,
+                                                                     mongo_db) -> None:
+    # Removed, its books were dropped; added back, its open orders restarted at seq 0, so their
+    # next changes got keys already stored (duplicates) and never moved trader_open_orders.
+    db = mongo_db
+    listing = tmp_path / "traders.txt"
+    async with ExchangeSim(SimConfig(traders=2, push_interval=0.2)) as sim:
+        alice, bob = sim.addresses
+        listing.write_text(f"{alice}\n{bob}\n")
+        settings = watching(sim, mongo_uri, db.name, tmp_path, listing)
+        async with RunningCollector(settings) as run:
+            resting = sim.place(alice, "BTC", "B", "1.0", "50000")
+            closing = sim.place(alice, "ETH", "B", "1.0", "2000")
+            await eventually(lambda: db.trader_open_orders.count_documents({"ethAddress": alice}) == 2,
+                             what="alice's orders open")
+            sim.fill(resting, "0.2")
+            await eventually(lambda: db.trader_orders.find_one({"oid": resting, "eventKey": "updated:1"}),
+                             what="1.0 -> 0.8 stored")
+
+            listing.write_text(f"{bob}\n")
+            await eventually(lambda: sim.subscribers(alice) == 0, what="alice let go")
+            sim.fill(resting, "0.3")  # unseen: 0.8 -> 0.5
+            sim.cancel(closing)  # closes while nobody watches
+            hidden = sim.place(alice, "SOL", "B", "1", "150")
+            sim.cancel(hidden)  # placed and cancelled while nobody watches
+
+            listing.write_text(f"{alice}\n{bob}\n")
+            await eventually(lambda: sim.subscribers(alice) == 1, what="alice followed again")
+            await eventually(lambda: (db.trader_open_orders.find_one({"oid": resting}) or {}).get("sz") == "0.5",
+                             what="the row at the exchange's 0.5")
+            sim.fill(resting, "0.1")
+            await eventually(lambda: (db.trader_open_orders.find_one({"oid": resting}) or {}).get("sz") == "0.4",
+                             what="the row at 0.4")
+            await eventually(lambda: db.trader_orders.find_one({"oid": closing, "eventKey": "closed",
+                                                                "finalStatus": "canceled"}),
+                             what="the order closed while unwatched")
+            await eventually(lambda: db.trader_orders.find_one({"oid": hidden, "eventKey": "closed",
+                                                                "finalStatus": "canceled"}),
+                             what="the order placed and cancelled while unwatched")
+            assert [d["sz"] for d in db.trader_orders.find({"oid": resting}).sort("seq", 1)] == \
+                ["1.0", "0.8", "0.5", "0.4"]
+            assert run.service.stats.events_duplicate == 0
+
+
+async def test_a_change_made_while_the_service_starts_is_not_missed(tmp_path: Path, mongo_uri: str,
+                                                                    mongo_db) -> None:
+    # the watcher took the file's stamp only once the stored state was loaded: a trader listed
+    # in between was never followed (until some later change of the file)
+    listing = tmp_path / "traders.txt"
+    async with ExchangeSim(SimConfig(traders=2, push_interval=0.2)) as sim:
+        alice, bob = sim.addresses
+        listing.write_text(f"{alice}\n")
+        settings = watching(sim, mongo_uri, mongo_db.name, tmp_path, listing)
+        starting = RunningCollector(settings)  # the list is read
+        listing.write_text(f"{alice}\n{bob}\n")
+        async with starting as run:
+            await eventually(lambda: sim.subscribers(bob) == 1, what="bob followed")
+            assert sorted(run.service.users) == sorted([alice, bob])

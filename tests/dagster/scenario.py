@@ -27,6 +27,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from collector_service import store
+from collector_service.metrics import Stats
 from collector_service.schema import dex_of
 
 D1, D2, D3 = "2026-11-23", "2026-11-24", "2026-11-25"
@@ -103,11 +105,21 @@ def order(
     }
     if observed is None:
         del doc["observedAt"], doc["serverTime"]
+    doc["storedAt"] = doc["createdAt"]  # the collector's writer stamps it when it inserts
     doc["dex"] = dex_of(coin)
     doc.update(extra)
     if doc["dex"] is None:  # a document written before the collector stored dex
         del doc["dex"]
     return doc
+
+
+def write_as_collector(mongo_uri: str, db_name: str, docs: list[dict[str, Any]]) -> None:
+    """Write ``trader_orders`` documents as a collector's writer does (it stamps ``storedAt``)."""
+    database = store.Database(mongo_uri, db_name)
+    try:
+        database.write(store.order_ops([{k: v for k, v in d.items() if k != "storedAt"} for d in docs]), Stats())
+    finally:
+        database.close()
 
 
 def replace(
@@ -689,6 +701,7 @@ def fill(
         "source": "ws",
         "observedAt": when + timedelta(seconds=1),
         "createdAt": when + timedelta(seconds=2),
+        "storedAt": when + timedelta(seconds=2),
     }
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -189,15 +191,15 @@ def test_words_for_what_happened() -> None:
 
 
 def test_once_per_channel_across_a_crash_and_lost_cursors(
-    sensor: Sensor, seeded_db: Database, receivers: FakeReceivers, monkeypatch: pytest.MonkeyPatch
+    sensor: Sensor, seeded_db: Database, receivers: FakeReceivers, monkeypatch: pytest.MonkeyPatch, clock: Clock
 ) -> None:
     key = place(seeded_db, sc.B, 910, 300_000.0, T0)
     real_save = outbox._save
 
-    def crash_after_webhook_post(coll: object, doc: dict) -> None:
+    def crash_after_webhook_post(coll: object, doc: dict, rev: int | None) -> bool:
         if (doc.get("deliveries") or {}).get("webhook", {}).get("sentAt"):
             raise RuntimeError("killed between the POST and its bookkeeping")
-        real_save(coll, doc)  # type: ignore[arg-type]
+        return real_save(coll, doc, rev)  # type: ignore[arg-type]
 
     monkeypatch.setattr(outbox, "_save", crash_after_webhook_post)
     with pytest.raises(Exception, match="killed between"):
@@ -208,7 +210,11 @@ def test_once_per_channel_across_a_crash_and_lost_cursors(
     assert len(receivers.got("webhook")) == 1 and not receivers.got("slack")
 
     # The restarted sensor (cursor lost, then replayed): each channel has the message once; the
-    # generic webhook twice with the same Idempotency-Key (the documented crash window).
+    # generic webhook twice with the same Idempotency-Key (the documented crash window), once the
+    # crashed evaluation's lease has ended (before that, no evaluation may post it).
+    sensor.tick(cursor=None)
+    assert len(receivers.got("webhook")) == 1 and [len(receivers.got(n)) for n in ("slack", "telegram")] == [1, 1]
+    clock.now += outbox.LEASE
     sensor.tick(cursor=None)
     sensor.tick(cursor=None)
     sensor.tick()
@@ -221,6 +227,54 @@ def test_once_per_channel_across_a_crash_and_lost_cursors(
     seeded_db[schema.ALERTS].update_one({"alertKey": key}, {"$setOnInsert": {"x": 1}}, upsert=True)
     sensor.tick(cursor=None)
     assert len(receivers.requests) == 5
+
+
+def test_overlapping_evaluations_deliver_each_alert_once_per_channel(
+    sensor: Sensor, seeded_db: Database, resources: dict, instance: dg.DagsterInstance, receivers: FakeReceivers
+) -> None:
+    """An evaluation that outlives Dagster's gRPC timeout keeps running in the code server while
+    the daemon starts the next tick: here a second evaluation runs in full while the first one's
+    first POST is in flight, against the same MongoDB. Each alert reaches each channel once."""
+    sensor.channels = other_channels = receivers.resource(timeout_s=300)  # the nested evaluation may be slow
+    other = Sensor(instance, resources, other_channels)
+    keys = sorted(place(seeded_db, addr, 930 + i, 300_000.0, T0) for i, addr in enumerate((sc.A, sc.B, sc.C)))
+    nested: list[str] = []
+
+    def second_evaluation(channel: str) -> None:
+        receivers.on_post = None  # once: the second evaluation's own POSTs are answered at once
+        nested.append(other.tick())
+
+    receivers.on_post = second_evaluation
+    first = sensor.tick()
+    assert nested and "sent=" in nested[0] and "sent=" in first
+    assert sorted(k for message in receivers.messages() for k in message) == keys
+    assert [len(receivers.got(n)) for n in ("slack", "discord", "telegram")] == [3, 3, 3]
+    for key in keys:
+        doc = alert(seeded_db, key)
+        assert doc["notifiedAt"] is not None and all(d["attempts"] == 1 for d in doc["deliveries"].values())
+
+
+def test_one_claim_wins_among_concurrent_writers(seeded_db: Database) -> None:
+    """The compare-and-set claim on the server itself (nx-27017 here, or MONGO_URI): eight threads
+    claim the same message on the same channel at once, in twenty rounds; exactly one wins each."""
+    coll = seeded_db[schema.ALERTS]
+
+    def claim(doc_id: object, barrier: threading.Barrier, claims: list[dict | None]) -> None:
+        barrier.wait()
+        claims.append(outbox._update(coll, doc_id, partial(outbox._claimed, "webhook", T0)))
+
+    for round_ in range(20):
+        doc_id = coll.insert_one({"alertKey": f"race:{round_}", "decision": "send", "eventAt": T0}).inserted_id
+        barrier = threading.Barrier(8)
+        claims: list[dict | None] = []
+        threads = [threading.Thread(target=claim, args=(doc_id, barrier, claims)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(c is not None for c in claims) == 1
+        stored = coll.find_one({"_id": doc_id})
+        assert stored["rev"] == 1 and stored["deliveries"]["webhook"]["attempts"] == 1
 
 
 def test_a_crash_between_the_last_post_and_notified_at_is_repaired(

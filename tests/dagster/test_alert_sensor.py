@@ -95,7 +95,7 @@ def test_fast_alerts_are_the_daily_rule_delivered_once(
 ) -> None:
     assert sensors.fast_alert_sensor.minimum_interval_seconds == 30
     first = tick(instance, resources, receiver.url, None)
-    start = json.loads(first.cursor)["createdAt"]
+    start = json.loads(first.cursor)["storedAt"]
     assert start.startswith(sc.D3)  # the newest stored document: history is the daily asset's
     assert not receiver.posts and seeded_db[schema.ALERTS].count_documents({}) == 0
 
@@ -117,7 +117,7 @@ def test_fast_alerts_are_the_daily_rule_delivered_once(
     stored = seeded_db[schema.ALERTS].find_one({"alertKey": f"{sc.A}:900:new"})
     assert stored["notifiedAt"] is not None and stored["deliveries"]["webhook"]["attempts"] == 1
     assert (stored["label"], stored["decision"]) == ("Whale A", "send")
-    assert json.loads(second.cursor)["createdAt"] > start
+    assert json.loads(second.cursor)["storedAt"] > start
 
     # Same rule as the daily asset: the daily transform on every event of the day gives the same row.
     every = transforms.normalize_order_events(
@@ -174,6 +174,43 @@ def test_fast_alerts_are_the_daily_rule_delivered_once(
     assert doc["notifiedAt"] is not None and state["attempts"] == 2 and "lastError" not in state
     assert f"{sc.B} (Bee) B BTC oid 903" in receiver.posts[2][2]["text"]
     assert seeded_db[schema.ALERTS].count_documents({"notifiedAt": None}) == 0
+
+
+def test_an_event_journaled_earlier_but_stored_after_the_cursor_moved_is_alerted(
+    seeded_db: Database, resources: dict, instance: dg.DagsterInstance, receiver: Receiver, mongo_uri: str
+) -> None:
+    first = tick(instance, resources, receiver.url, None)
+    # Shard 1 journals a large order of A, but its writes lag (MongoDB unreachable from it, or a
+    # restart replaying its journal); shard 2 journals and writes one of B later; a tick runs.
+    lagging = new_order(sc.A, 920, "2.0", "100000.0")
+    lagging["createdAt"] -= timedelta(seconds=1)
+    sc.write_as_collector(mongo_uri, seeded_db.name, [new_order(sc.B, 921, "2.0", "100000.0")])
+    second = tick(instance, resources, receiver.url, first.cursor)
+    assert receiver.keys() == [f"{sc.B}:921:new"]
+    # Shard 1 catches up: its order was journaled before the one already alerted.
+    sc.write_as_collector(mongo_uri, seeded_db.name, [lagging])
+    stored = seeded_db[schema.ORDERS].find_one({"oid": 920})
+    assert stored["createdAt"] < seeded_db[schema.ORDERS].find_one({"oid": 921})["createdAt"]
+    tick(instance, resources, receiver.url, second.cursor)
+    assert receiver.keys() == [f"{sc.B}:921:new", f"{sc.A}:920:new"]
+
+
+def test_a_document_stamped_before_one_already_read_is_alerted_within_the_margin(
+    seeded_db: Database, resources: dict, instance: dg.DagsterInstance, receiver: Receiver
+) -> None:
+    """Y is read first; X, stamped 5 s before Y (a long batch insert, or a shard whose clock is
+    behind), becomes readable after that tick: the next tick still reads it."""
+    first = tick(instance, resources, receiver.url, None)
+    now = datetime.now(UTC)
+    orders = seeded_db[schema.ORDERS]
+    orders.insert_one(new_order(sc.B, 922, "2.0", "100000.0") | {"storedAt": now - timedelta(seconds=5)})
+    second = tick(instance, resources, receiver.url, first.cursor)
+    assert receiver.keys() == [f"{sc.B}:922:new"]  # at once: the margin delays no alert
+    orders.insert_one(new_order(sc.A, 923, "2.0", "100000.0") | {"storedAt": now - timedelta(seconds=10)})
+    third = tick(instance, resources, receiver.url, second.cursor)
+    assert receiver.keys() == [f"{sc.B}:922:new", f"{sc.A}:923:new"]
+    assert "new=0" in tick(instance, resources, receiver.url, third.cursor).skip_message  # read again, sent once
+    assert receiver.keys() == [f"{sc.B}:922:new", f"{sc.A}:923:new"]
 
 
 def test_backoff_doubles_up_to_an_hour() -> None:

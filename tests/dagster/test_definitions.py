@@ -28,10 +28,13 @@ def test_wiring() -> None:
     graph = repo.asset_graph
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {*tables.TABLES, "daily_report"}  # a Parquet table each, and the HTML report
+    snapshots = {"leaderboard", "trader_selection"}  # not partitioned: a snapshot per run, history kept
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.group_name == "daily"
-        assert node.partitions_def == daily_partitions
+        daily = key.to_user_string() not in snapshots
+        assert node.group_name == ("daily" if daily else "leaderboard")
+        assert node.partitions_def == (daily_partitions if daily else None)
+    assert graph.get(dg.AssetKey("trader_selection")).parent_keys == {dg.AssetKey("leaderboard")}
     assert graph.get(dg.AssetKey("order_lifecycles")).parent_keys == {
         dg.AssetKey("order_events"),
         dg.AssetKey("fills"),
@@ -60,15 +63,22 @@ def test_wiring() -> None:
         ("fills", "fills_orders_seen_in_events"),
         ("order_lifecycles", "order_lifecycles_filled_sz_matches_fills"),
         ("order_lifecycles", "order_lifecycles_fills_agree_with_events"),
+        ("leaderboard", "leaderboard_one_row_per_address"),
+        ("leaderboard", "leaderboard_not_much_smaller"),
     }
     blocking = {k.name for k in graph.asset_check_keys if graph.get_check_spec(k).blocking}
-    assert blocking == {"order_events_unique_keys", "fills_unique_keys"}
+    assert blocking == {"order_events_unique_keys", "fills_unique_keys", "leaderboard_one_row_per_address"}
 
     job = defs.resolve_job_def("daily_tables_job")
     assert job.partitions_def == daily_partitions
-    assert {s.name for s in repo.schedule_defs} == {"nightly_previous_day_schedule", "intraday_refresh_schedule"}
+    assert {s.name for s in repo.schedule_defs} == {
+        "nightly_previous_day_schedule",
+        "intraday_refresh_schedule",
+        "leaderboard_schedule",
+    }
+    assert defs.resolve_job_def("leaderboard_job").partitions_def is None
     assert {s.name for s in repo.sensor_defs} == {"late_events_sensor", "fast_alert_sensor"}
-    assert set(repo.get_top_level_resources()) == {"mongo_db", "store", "alert_channels"}
+    assert set(repo.get_top_level_resources()) == {"mongo_db", "store", "leaderboard_source", "alert_channels"}
     # Today is a partition (the intraday refresh builds it); tomorrow is not.
     with dg.partition_loading_context(effective_dt=sc.at(sc.D2, "08:00:00")):
         assert daily_partitions.get_last_partition_key() == sc.D2
@@ -85,16 +95,19 @@ CHANNEL_VARS = (
 
 
 def test_resources_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MONGO_URI", "MONGO_DB", "ORDERWATCH_DATA_DIR", *CHANNEL_VARS):
+    for name in ("MONGO_URI", "MONGO_DB", "ORDERWATCH_DATA_DIR", "HYPERLIQUID_LEADERBOARD_URL", *CHANNEL_VARS):
         monkeypatch.delenv(name, raising=False)
     defaults = resources_from_env()
     assert defaults["mongo_db"] == MongoResource(uri="mongodb://127.0.0.1:27017", database="orderwatch")
     assert defaults["store"] == ParquetStore(data_dir="./data")
     assert defaults["alert_channels"] == AlertChannels()
+    assert defaults["leaderboard_source"].url == "https://stats-data.hyperliquid.xyz/Mainnet/leaderboard"
     assert defaults["alert_channels"].channels() == []
     monkeypatch.setenv("MONGO_URI", "mongodb://db.example:27017")
     monkeypatch.setenv("ORDERWATCH_DATA_DIR", "/srv/ow")
+    monkeypatch.setenv("HYPERLIQUID_LEADERBOARD_URL", "http://127.0.0.1:8765/Mainnet/leaderboard")
     configured = resources_from_env()
+    assert configured["leaderboard_source"].url == dg.EnvVar("HYPERLIQUID_LEADERBOARD_URL")
     assert configured["mongo_db"].uri == dg.EnvVar("MONGO_URI")
     assert configured["store"].data_dir == dg.EnvVar("ORDERWATCH_DATA_DIR")
     assert configured["mongo_db"].database == "orderwatch"

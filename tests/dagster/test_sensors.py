@@ -19,13 +19,26 @@ from orderwatch_dagster.checks import daily_checks
 from orderwatch_dagster.definitions import defs
 from tests.dagster import scenario as sc
 
-NOW = sc.at(sc.D3, "12:00:00")
-"""The sensors' clock: D3, so D1 and D2 are past days (today is left to the intraday schedule)."""
+
+class Clock:
+    """The sensors' clock (``sensors.utc_now``): the real time plus ``ahead``, after the scenario's
+    days (D1 and D2 are past days; today is left to the intraday schedule)."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
 
 
 @pytest.fixture(autouse=True)
-def frozen_today(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sensors, "utc_now", lambda: NOW)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """No store margin unless a test sets one: these tests store documents and build days within
+    milliseconds of each other (the margin's own tests: ``*_margin*``)."""
+    monkeypatch.setattr(sensors, "STORE_MARGIN", timedelta(0))
+    c = Clock()
+    monkeypatch.setattr(sensors, "utc_now", c)
+    return c
 
 
 @pytest.fixture
@@ -48,7 +61,7 @@ def test_late_events_request_built_days_again(
     assert not first.run_requests
     assert "cursor initialised" in (first.skip_message or "")
     cursor = first.cursor
-    assert json.loads(cursor)["createdAt"].startswith(sc.D3)  # the newest document
+    assert json.loads(cursor)["storedAt"].startswith(sc.D3)  # the newest document
 
     for day in (sc.D1, sc.D2):
         assert dg.materialize(
@@ -60,7 +73,7 @@ def test_late_events_request_built_days_again(
     assert not quiet.run_requests
 
     # A REST backfill lands now for D1 (already built), and an event for a never-built day.
-    now = max(NOW, datetime.now(UTC))  # after the scenario's newest document and after the builds
+    now = datetime.now(UTC)  # after the scenario's newest document and after the builds
     late = sc.order(
         sc.A,
         105,
@@ -121,7 +134,7 @@ def test_a_link_added_later_rebuilds_its_day(
     seeded_db: Database, resources: dict, instance: dg.DagsterInstance
 ) -> None:
     first = late_tick(instance, resources, None)
-    assert set(json.loads(first.cursor)) == {"createdAt", "linkedAt", "fillsCreatedAt"}
+    assert set(json.loads(first.cursor)) == {"storedAt", "linkedAt", "fillsStoredAt"}
     for day in (sc.D1, sc.D2):
         assert dg.materialize(
             [*daily_assets, *daily_checks], partition_key=day, resources=resources, instance=instance
@@ -131,20 +144,20 @@ def test_a_link_added_later_rebuilds_its_day(
 
     # A REST recovery links C-340's close (D2) to 350 after D2 was built: the collector adds the
     # link to the stored document with linkedAt (read and replace: nx-27017 would store a
-    # datetime given to $set as text). createdAt does not move, so only linkedAt tells.
+    # datetime given to $set as text). storedAt does not move, so only linkedAt tells.
     coll = seeded_db[schema.ORDERS]
     doc = coll.find_one({"ethAddress": sc.C, "oid": 340, "eventKey": "closed"})
-    linked_at = max(NOW, datetime.now(UTC))
+    linked_at = datetime.now(UTC)
     doc.update(replacedByOid=350, replaceMatch="inferred", linkedAt=linked_at)
     coll.replace_one({"_id": doc["_id"]}, doc)
 
     tick = late_tick(instance, resources, quiet.cursor)
     assert [(r.partition_key, r.tags["orderwatch/trigger"]) for r in tick.run_requests] == [(sc.D2, "linked-later")]
     assert tick.run_requests[0].run_key.startswith(f"linked:{sc.D2}:")
-    assert json.loads(tick.cursor)["createdAt"] == json.loads(quiet.cursor)["createdAt"]
+    assert json.loads(tick.cursor)["storedAt"] == json.loads(quiet.cursor)["storedAt"]
     assert not late_tick(instance, resources, tick.cursor).run_requests  # reported once
-    # A cursor written before links existed starts the links at its createdAt: same request.
-    old_cursor = json.dumps({"createdAt": json.loads(quiet.cursor)["createdAt"]})
+    # A cursor written before links and storedAt existed starts the links at its createdAt.
+    old_cursor = json.dumps({"createdAt": json.loads(quiet.cursor)["storedAt"]})
     assert [r.run_key for r in late_tick(instance, resources, old_cursor).run_requests] == [
         tick.run_requests[0].run_key
     ]
@@ -164,7 +177,7 @@ def test_late_fills_rebuild_the_day_they_traded(
 ) -> None:
     first = late_tick(instance, resources, None)
     # B-202's D3 fill is the newest stored fill.
-    assert json.loads(first.cursor)["fillsCreatedAt"] == sc.at(sc.D3, "01:00:01").isoformat()
+    assert json.loads(first.cursor)["fillsStoredAt"] == sc.at(sc.D3, "01:00:01").isoformat()
     for day in (sc.D1, sc.D2):
         assert dg.materialize(
             [*daily_assets, *daily_checks], partition_key=day, resources=resources, instance=instance
@@ -174,17 +187,18 @@ def test_late_fills_rebuild_the_day_they_traded(
 
     # A REST recovery stores, now, a fill that traded on D1: D1 is rebuilt (by the fill's time,
     # not by when it was stored); nothing else.
-    now = max(NOW, datetime.now(UTC))
+    now = datetime.now(UTC)
     late = sc.fill(sc.C, 300, 3001, sc.at(sc.D1, "21:00:00"), coin="BTC", side="B", px="50000.0", sz="0.25",
-                   crossed=False, fee="1.875") | {"source": "rest", "observedAt": now, "createdAt": now}  # fmt: skip
+                   crossed=False, fee="1.875") | {"source": "rest", "observedAt": now, "createdAt": now,
+                                                  "storedAt": now}  # fmt: skip
     seeded_db[schema.FILLS].insert_one(late)
     tick = late_tick(instance, resources, quiet.cursor)
     assert [(r.partition_key, r.tags["orderwatch/trigger"]) for r in tick.run_requests] == [(sc.D1, "late-fills")]
     assert tick.run_requests[0].run_key.startswith(f"fills:{sc.D1}:{now.isoformat()[:19]}")
-    assert json.loads(tick.cursor)["createdAt"] == json.loads(quiet.cursor)["createdAt"]
+    assert json.loads(tick.cursor)["storedAt"] == json.loads(quiet.cursor)["storedAt"]
     assert not late_tick(instance, resources, tick.cursor).run_requests  # reported once
-    # A cursor written before fills existed starts the fills at its createdAt: same request.
-    old_cursor = json.dumps({k: v for k, v in json.loads(quiet.cursor).items() if k != "fillsCreatedAt"})
+    # A cursor written before fills existed starts the fills at its storedAt: same request.
+    old_cursor = json.dumps({k: v for k, v in json.loads(quiet.cursor).items() if k != "fillsStoredAt"})
     assert [r.run_key for r in late_tick(instance, resources, old_cursor).run_requests] == [
         tick.run_requests[0].run_key
     ]
@@ -197,6 +211,59 @@ def test_late_fills_rebuild_the_day_they_traded(
     assert lc.select("filledSz", "filledSzEvents", "nFills", "makerShare").row(0) == (Decimal("0.25"), 0, 1, 1.0)
     assert resources["store"].read("fills", sc.D1).height == 2
     assert not late_tick(instance, resources, quiet.cursor).run_requests  # built after the fill
+
+
+def late_order(oid: int, observed: datetime, journaled: datetime) -> dict:
+    return sc.order(sc.A, oid, "new", 0, observed, coin="BTC", side="B", sz="1.0", px="1.0", placed=observed,
+                    created=journaled)  # fmt: skip
+
+
+def test_an_event_journaled_before_the_build_but_stored_after_it_rebuilds_its_day(
+    seeded_db: Database, resources: dict, instance: dg.DagsterInstance, mongo_uri: str, clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(sensors, "STORE_MARGIN", timedelta(seconds=30))
+    first = late_tick(instance, resources, None)
+    # The collector journals D1's 23:58 event, then is killed (or MongoDB is down, or its shard
+    # lags); D1 is built meanwhile; the restarted collector writes the journal to MongoDB.
+    journaled = datetime.now(UTC)
+    event = late_order(107, sc.at(sc.D1, "23:58:00"), journaled)
+    assert dg.materialize(
+        [*daily_assets, *daily_checks], partition_key=sc.D1, resources=resources, instance=instance
+    ).success
+    sc.write_as_collector(mongo_uri, seeded_db.name, [event])
+    stored = seeded_db[schema.ORDERS].find_one({"ethAddress": sc.A, "oid": 107})
+    built = instance.get_run_records(limit=1)[0].start_time
+    assert stored["createdAt"].timestamp() < built < stored["storedAt"].timestamp()
+
+    clock.ahead = timedelta(seconds=31)  # read once the store margin has passed
+    tick = late_tick(instance, resources, first.cursor)
+    assert [(r.partition_key, r.tags["orderwatch/trigger"]) for r in tick.run_requests] == [(sc.D1, "late-events")]
+    assert not late_tick(instance, resources, tick.cursor).run_requests  # reported once
+
+
+def test_a_document_stamped_before_one_already_stored_is_not_skipped_within_the_margin(
+    seeded_db: Database, resources: dict, instance: dg.DagsterInstance, clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Two shards: Y (D1) is readable first; X (D2), stamped 5 s before Y (a long batch insert, or
+    a shard whose clock is behind), becomes readable after it. X's day is rebuilt too."""
+    monkeypatch.setattr(sensors, "STORE_MARGIN", timedelta(seconds=30))
+    first = late_tick(instance, resources, None)
+    for day in (sc.D1, sc.D2):
+        assert dg.materialize(
+            [*daily_assets, *daily_checks], partition_key=day, resources=resources, instance=instance
+        ).success
+    base = datetime.now(UTC)
+    orders = seeded_db[schema.ORDERS]
+    orders.insert_one(late_order(108, sc.at(sc.D1, "23:00:00"), base) | {"storedAt": base + timedelta(seconds=20)})
+    clock.ahead = timedelta(seconds=40)
+    quiet = late_tick(instance, resources, first.cursor)
+    assert not quiet.run_requests  # Y is stored less than the margin ago: not read yet
+    orders.insert_one(late_order(109, sc.at(sc.D2, "23:00:00"), base) | {"storedAt": base + timedelta(seconds=15)})
+    clock.ahead = timedelta(seconds=60)
+    tick = late_tick(instance, resources, quiet.cursor)
+    assert sorted(r.partition_key for r in tick.run_requests) == [sc.D1, sc.D2]
 
 
 def test_resolved_statuses_read_partitions_of_any_schema(seeded_db: Database, resources: dict) -> None:

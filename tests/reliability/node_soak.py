@@ -8,7 +8,8 @@ moments (and while the node is down after each of its restarts) and restarted ea
 the node writes partial lines, appends the old hour's last line late at the rotation, and
 restarts in turn writing recent blocks again and skipping blocks (by-block layout only: one event
 per line carries no block number, so a skip is invisible there, README "Running a node for
-orderwatch"). Then trading stops, the collector drains, is stopped with SIGTERM, and the ground
+orderwatch"), and, with ``relist_every``, traders are removed from the watch-list file and added back
+(tests.reliability.relist). Then trading stops, the collector drains, is stopped with SIGTERM, and the ground
 truth decides: every tracked order captured with its true final status and modify links, no
 order with two ``new`` or two ``closed`` events or one change recorded twice, every fill exactly
 once, and nothing at all of the untracked traders in MongoDB.
@@ -35,6 +36,7 @@ from exchange_sim import ExchangeSim, FillReport, Report, SimConfig, compare, co
 from exchange_sim.clock import HOUR_MS, before_next_hour
 from exchange_sim.node_files import STREAM_DIRS
 from tests.reliability.collector_process import CollectorProcess, collector_for
+from tests.reliability.relist import WATCH_INTERVAL_S, ListChanges
 
 LAYOUTS = ("by_block", "hourly")  # what the collector reads (NODE_LAYOUT); the node writes both
 UNLIMITED_REST_WEIGHT = 1_000_000
@@ -65,6 +67,7 @@ class NodeSoakConfig:
     rest_weight_per_min: int = UNLIMITED_REST_WEIGHT
     settle_timeout: float = 60.0
     seed: int = 7
+    relist_every: float | None = None  # mean seconds between traders removed from the watch list (None: never)
 
 
 @dataclass
@@ -88,6 +91,7 @@ class NodeSoakResult:
     rotations: int = 0
     late_appends: int = 0  # late lines the collector read (event=node_late_append)
     exit_code: int | None = None
+    relist: str = "list_removals=0 list_readds=0"
 
     @property
     def ok(self) -> bool:
@@ -115,7 +119,7 @@ class NodeSoakResult:
             f"kills_survived={self.kills} gaps={self.gaps} traders_resynced={self.resynced} "
             f"rotations={self.rotations} late_appends_read={self.late_appends} faults={faults} "
             f"blocks_written={node.get('nodeBlocksWritten', 0)} lines_written={node.get('nodeLinesWritten', 0)} "
-            f"exit_code={self.exit_code}"
+            f"{self.relist} exit_code={self.exit_code}"
         )
 
 
@@ -238,6 +242,10 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
         async with ExchangeSim(sim_cfg) as sim:
             assert sim.node is not None
             users = sim.tracked
+            changes = ListChanges(workdir / "traders.txt", users, rng, cfg.relist_every or 0.0)
+            changes.write()
+            listing = {"trader_addresses": "", "trader_addresses_file": changes.path,
+                       "trader_watch_interval": WATCH_INTERVAL_S} if cfg.relist_every else {}
             collector = collector_for(
                 sim,
                 mongo_uri,
@@ -250,6 +258,7 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                 node_info_url=sim.info_url,
                 trader_books_enabled="false",
                 collector_rest_weight_per_minute=cfg.rest_weight_per_min,
+                **listing,
             )
 
             def drained() -> bool:
@@ -261,6 +270,7 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
 
             kills = RandomKills(collector, sim, rng, cfg.kill_every or 0.0)
             killing: asyncio.Task[None] | None = None
+            relisting: asyncio.Task[None] | None = None
             try:
                 # as an operator would, start the collector once the node has written its folders
                 # (it refuses a NODE_DATA_DIR without them; a busy machine delays the first block)
@@ -271,6 +281,8 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                 sim.node.late_append(delay_ms=1000)  # at the rotation, the old hour's last line comes late
                 if cfg.kill_every:
                     killing = asyncio.create_task(kills.run())
+                if cfg.relist_every:
+                    relisting = asyncio.create_task(changes.run())
                 faults = fault_plan(cfg)
                 started = time.monotonic()
                 while (now := time.monotonic()) - started < cfg.duration or (
@@ -289,16 +301,21 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                     killing.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await killing
+                if relisting is not None:
+                    relisting.cancel()
+                    changes.restore()
                 await collector.wait_for_log("event=state_loaded", after=kills.log_at)  # signal handlers set
                 result.duration_s = time.monotonic() - started
                 sim.set_order_rate(0)
                 result.settle_s = await _settle(drained, cfg.settle_timeout)
                 result.exit_code = await asyncio.to_thread(collector.terminate)
             finally:
-                if killing is not None:
-                    killing.cancel()
+                for task in (killing, relisting):
+                    if task is not None:
+                        task.cancel()
                 collector.stop_if_running()
             result.kills = kills.kills
+            result.relist = changes.figures()
             result.node = sim.node.stats()
             result.faults = dict(result.node["nodeFaults"])
         log = collector.log_text()

@@ -4,12 +4,15 @@ One run: the exchange simulator (in this process) trades at random for 40+ trade
 on (aborted and ``Expired`` connections, refused reconnects, duplicated and malformed frames,
 429 bursts on the info API); the collector runs as a child process over several loopback
 egress addresses (the simulator enforces 10 users per address), optionally ``kill -9``-ed at
-random moments and mid-flush and restarted each time. Then trading stops, the collector is
-given time to settle, is stopped with SIGTERM, and ``exchange_sim.compare`` decides.
+random moments and mid-flush and restarted each time, optionally with traders removed from its
+watch-list file and added back while it runs. Then trading stops, the collector is given time to
+settle, is stopped with SIGTERM, and ``exchange_sim.compare`` decides, with every open order's
+stored size checked against the exchange's.
 
 The in-suite tests call :func:`run_soak` with short durations; the long run is the CLI::
 
     python -m tests.reliability.soak --duration 600 [--traders 40] [--feed webData2] [--kill-every 45]
+                                     [--relist-every 10]
     python -m tests.reliability.soak --source node [--layout by_block|hourly|both] [--traders 2000 --tracked 200]
 
 (``make soak SOAK_ARGS="..."``); ``--source node`` runs the node-file soak of
@@ -39,6 +42,7 @@ from exchange_sim import ChaosConfig, ExchangeSim, Report, SimConfig, compare
 from tests.mongo_server import NxServer
 from tests.reliability.collector_process import CollectorProcess, collector_for
 from tests.reliability.node_soak import LAYOUTS, NodeSoakConfig, run_node_soak
+from tests.reliability.relist import WATCH_INTERVAL_S, ListChanges, wrong_sizes
 
 EGRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
 USERS_PER_EGRESS = 10
@@ -58,6 +62,7 @@ class SoakConfig:
     speed: float = 2.0
     push_interval: float = 1.0
     kill_every: float | None = None  # mean seconds between kill -9s of the collector (None: never)
+    relist_every: float | None = None  # mean seconds between traders removed from the watch list (None: never)
     flush_interval: float = 0.5
     buffer_size: int = 1000
     settle_timeout: float = 120.0
@@ -80,10 +85,12 @@ class SoakResult:
     mid_flush_kills: int = 0
     settle_s: float = 0.0
     exit_code: int | None = None
+    wrong_sizes: list[tuple[str, int, str | None, str]] = field(default_factory=list)
+    relist: str = "list_removals=0 list_readds=0"
 
     @property
     def ok(self) -> bool:
-        return self.report.ok and self.report.capture_rate == 1.0 and self.exit_code == 0
+        return self.report.ok and self.report.capture_rate == 1.0 and not self.wrong_sizes and self.exit_code == 0
 
     def figures(self) -> str:
         c, r = self.chaos, self.report
@@ -95,8 +102,8 @@ class SoakResult:
             f"refusal_windows={c.get('refuse_connections', 0)} refused_connections={self.refused_connections} "
             f"burst429={c.get('info_429_burst', 0)} malformed_frames={c.get('malformed_frame', 0)} "
             f"duplicated_frames={c.get('duplicate_frame', 0)} kills_survived={self.kills} "
-            f"mid_flush_kills={self.mid_flush_kills} settle_s={self.settle_s:.1f} exit_code={self.exit_code} "
-            f"{r.summary()}"
+            f"mid_flush_kills={self.mid_flush_kills} {self.relist} wrong_sizes={len(self.wrong_sizes)} "
+            f"settle_s={self.settle_s:.1f} exit_code={self.exit_code} {r.summary()}"
         )
 
 
@@ -114,14 +121,15 @@ async def _kill(collector: CollectorProcess, sim: ExchangeSim, egresses: tuple[s
     return during_flush
 
 
-async def _settle(sim: ExchangeSim, orders: pymongo.collection.Collection, truth: Path, users: list[str],
+async def _settle(sim: ExchangeSim, db: pymongo.database.Database, truth: Path, users: list[str],
                   timeout: float) -> float:
-    """Wait (trading stopped) until MongoDB matches the truth: outcomes resolved, gaps recovered."""
+    """Wait (trading stopped) until MongoDB matches the truth: outcomes resolved, gaps recovered,
+    open orders at the exchange's sizes."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         sim.recorder.flush()
-        report = await asyncio.to_thread(compare, orders, truth, None, users)
-        if report.ok:
+        report = await asyncio.to_thread(compare, db.trader_orders, truth, None, users)
+        if report.ok and not wrong_sizes(db.trader_open_orders, sim, users):
             break
         await asyncio.sleep(1.0)
     return time.monotonic() - started
@@ -141,16 +149,23 @@ async def run_soak(cfg: SoakConfig, mongo_uri: str, db_name: str, workdir: Path)
         speed=cfg.speed, push_interval=cfg.push_interval, truth_file=truth, chaos=ChaosConfig.parse(cfg.chaos),
     )
     client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000)
-    orders = client[db_name].trader_orders
+    db = client[db_name]
+    orders = db.trader_orders
     try:
         async with ExchangeSim(sim_cfg) as sim:
             users = sim.addresses
+            changes = ListChanges(workdir / "traders.txt", users, rng, cfg.relist_every or 0.0)
+            changes.write()
+            listing = {"trader_addresses": "", "trader_addresses_file": changes.path,
+                       "trader_watch_interval": WATCH_INTERVAL_S} if cfg.relist_every else {}
             collector = collector_for(
                 sim, mongo_uri, db_name, workdir, users, trader_ws_feed=cfg.feed,
                 trader_ws_source_addresses=",".join(cfg.egresses), trader_ws_max_users_per_ip=USERS_PER_EGRESS,
                 trader_orders_ws_flush_interval=cfg.flush_interval, trader_ws_message_buffer_size=cfg.buffer_size,
+                **listing,
             )
             result = SoakResult(cfg, Report())
+            relisting = asyncio.create_task(changes.run()) if cfg.relist_every else None
             try:
                 collector.start()
                 await collector.wait_for_log("event=state_loaded")
@@ -164,13 +179,21 @@ async def run_soak(cfg: SoakConfig, mongo_uri: str, db_name: str, workdir: Path)
                         collector.start()
                         next_kill = time.monotonic() + rng.expovariate(1 / cfg.kill_every)
                     assert collector.running, f"collector died:\n{collector.log_text()[-3000:]}"
+                    assert relisting is None or not relisting.done(), relisting.exception()
                     await asyncio.sleep(min(0.2, max(0.0, next_kill - time.monotonic())))
                 result.duration_s = time.monotonic() - started
                 sim.set_order_rate(0)
-                result.settle_s = await _settle(sim, orders, truth, users, cfg.settle_timeout)
+                if relisting is not None:
+                    relisting.cancel()
+                    changes.restore()
+                result.settle_s = await _settle(sim, db, truth, users, cfg.settle_timeout)
+                result.wrong_sizes = wrong_sizes(db.trader_open_orders, sim, users)
                 result.exit_code = await asyncio.to_thread(collector.terminate)
             finally:
+                if relisting is not None:
+                    relisting.cancel()
                 collector.stop_if_running()
+            result.relist = changes.figures()
             result.frames = sim.stats.frames_sent
             result.chaos = dict(sim.stats.chaos_events)
             result.refused_connections = sim.stats.connections_refused
@@ -203,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kill-every", type=float, default=None,
                    help="ws: mean seconds between kill -9s of the collector (default 45); node: mean seconds it "
                         "reads between loading its state and the next kill -9 (default 5); 0: never")
+    p.add_argument("--relist-every", type=float, default=None,
+                   help="mean seconds between traders removed from the watch-list file and added back 1-6 s "
+                        "later (default: never)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--mongo-uri", default=None, help="use this server instead of a fresh nx-27017")
     a = p.parse_args(argv)
@@ -212,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             NodeSoakConfig(layout=layout, duration=a.duration, traders=a.traders or n.traders, tracked=a.tracked,
                            orders_per_trader_per_min=a.orders_per_trader_per_min or n.orders_per_trader_per_min,
                            speed=a.speed, kill_every=5.0 if a.kill_every is None else a.kill_every or None,
-                           seed=a.seed, min_kills=0, settle_timeout=120.0)
+                           seed=a.seed, min_kills=0, settle_timeout=120.0, relist_every=a.relist_every)
             for layout in layouts
         ]
         runs = [_on_mongo(a.mongo_uri, functools.partial(run_node_soak, c)) for c in configs]
@@ -226,14 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     cfg = SoakConfig(duration=a.duration, traders=a.traders or d.traders, feed=a.feed, chaos=a.chaos,
                      orders_per_trader_per_min=a.orders_per_trader_per_min or d.orders_per_trader_per_min,
                      speed=a.speed, kill_every=45.0 if a.kill_every is None else a.kill_every or None, seed=a.seed,
-                     settle_timeout=120.0)
+                     settle_timeout=120.0, relist_every=a.relist_every)
     result = _on_mongo(a.mongo_uri, functools.partial(run_soak, cfg))
     print(result.figures(), flush=True)
     if not result.ok:
         r = result.report
         print(f"FAILED missed_visible={r.missed_visible[:10]} missed_gap_only={r.missed_gap_only[:10]} "
               f"duplicates={r.duplicates[:10]} wrong_final_status={r.wrong_final_status[:10]} "
-              f"wrong_links={r.wrong_links[:10]} wrong_dex={r.wrong_dex[:10]}", file=sys.stderr)
+              f"wrong_links={r.wrong_links[:10]} wrong_dex={r.wrong_dex[:10]} "
+              f"wrong_sizes={result.wrong_sizes[:10]}", file=sys.stderr)
     return 0 if result.ok else 1
 
 

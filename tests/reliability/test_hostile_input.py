@@ -3,10 +3,12 @@ input (hypothesis), an exchange that sends an oversized frame and garbage, and b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -166,6 +168,21 @@ def test_diff_of_any_snapshot_sequence_is_consistent(sequence: list[tuple[Fronte
         assert open_now == set(book.orders) == set(flatten(snapshot))
 
 
+@contextlib.asynccontextmanager
+async def against(hostile: Callable[[Any], Awaitable[None]], mongo_uri: str, db_name: str, data_dir: Path,
+                  **overrides: Any) -> AsyncIterator[RunningCollector]:
+    """The collector following USER, run against a WebSocket server that serves ``hostile``."""
+    async with websockets.serve(hostile, "127.0.0.1", 0, max_size=None, compression=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        settings_ = load_settings(
+            mongo_uri=mongo_uri, mongo_db=db_name, hyperliquid_ws_url=f"ws://127.0.0.1:{port}/ws",
+            hyperliquid_info_url="http://127.0.0.1:9/info", trader_addresses=USER, collector_health_port=0,
+            collector_data_dir=data_dir, **overrides,
+        )
+        async with RunningCollector(settings_) as run:
+            yield run
+
+
 async def test_oversized_frame_and_garbage_reconnect_without_crashing(
     tmp_path: Path, mongo_uri: str, mongo_db: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -182,18 +199,11 @@ async def test_oversized_frame_and_garbage_reconnect_without_crashing(
         await ws.wait_closed()
 
     caplog.set_level(logging.INFO, logger="collector_service")
-    async with websockets.serve(hostile, "127.0.0.1", 0, max_size=None, compression=None) as server:
-        port = server.sockets[0].getsockname()[1]
-        settings_ = load_settings(
-            mongo_uri=mongo_uri, mongo_db=mongo_db.name, hyperliquid_ws_url=f"ws://127.0.0.1:{port}/ws",
-            hyperliquid_info_url="http://127.0.0.1:9/info", trader_addresses=USER, collector_health_port=0,
-            collector_data_dir=tmp_path,
-        )
-        async with RunningCollector(settings_) as run:
-            await eventually(lambda: connections >= 2, timeout=20, what="reconnect after the oversized frame")
-            bad = run.service.stats.bad_frames
-            assert bad["too_big"] >= 1 and bad["non_json"] >= 1 and bad["malformed"] >= 1 and bad["invalid"] >= 1
-            assert bad["unknown_channel"] >= 1
+    async with against(hostile, mongo_uri, mongo_db.name, tmp_path) as run:
+        await eventually(lambda: connections >= 2, timeout=20, what="reconnect after the oversized frame")
+        bad = run.service.stats.bad_frames
+        assert bad["too_big"] >= 1 and bad["non_json"] >= 1 and bad["malformed"] >= 1 and bad["invalid"] >= 1
+        assert bad["unknown_channel"] >= 1
     text = caplog.text
     assert "event=frame_too_big conn=" in text and f"limit_bytes={exchange.MAX_FRAME_BYTES}" in text
     assert "event=bad_frame" in text and "kind=invalid" in text
@@ -236,3 +246,31 @@ def test_bad_settings_each_exit_2_naming_the_variable(tmp_path: Path) -> None:
         assert name in err and "Traceback" not in err, (name, err)
     assert check_config(collector_env(**good), tmp_path).returncode == 0
 
+
+async def test_ids_bson_cannot_hold_are_bad_frames_and_the_collector_goes_on(
+    tmp_path: Path, mongo_uri: str, mongo_db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # an oid >= 2**63 went into the book, then the journal's BSON encoding raised OverflowError:
+    # the collector stopped, and every restart stopped again while the order was open
+    good = frontend_orders()[0] | {"children": []}
+    fills = [{"coin": "BTC", "px": "50000", "sz": "0.1", "side": "B", "time": 1_750_000_000_000, "oid": oid,
+              "tid": tid, "fee": "0.1"} for oid, tid in ((7, 2**64), (2**63, 8), (-1, 9), (good["oid"], 10))]
+
+    async def hostile(ws: Any) -> None:
+        await ws.recv()  # the first subscribe
+        for order in (good | {"oid": 2**63}, good | {"oid": -5}, good | {"oid": 2**63 + 1, "children": [good]}):
+            await ws.send(encode(open_orders_frame([order])))
+        await ws.send(encode({"channel": "userFills", "data": {"user": USER, "fills": fills}}))
+        await ws.send(encode(open_orders_frame([good])))
+        await ws.wait_closed()
+
+    caplog.set_level(logging.INFO, logger="collector_service")
+    async with against(hostile, mongo_uri, mongo_db.name, tmp_path, trader_ws_clients=1) as run:
+        await eventually(lambda: mongo_db[schema.ORDERS].find_one({"oid": good["oid"]}), what="the good order")
+        await eventually(lambda: mongo_db[schema.FILLS].find_one({"tid": 10}), what="the good fill")
+        assert not run.task.done()  # type: ignore[union-attr]
+        bad = run.service.stats.bad_frames
+        assert bad["invalid"] == 3 and bad["fill"] == 3
+        assert run.service.pipeline.open_orders == 1
+    assert mongo_db[schema.ORDERS].count_documents({}) == 1 and mongo_db[schema.FILLS].count_documents({}) == 1
+    assert "oid" in caplog.text and "event=bad_frame" in caplog.text and "event=bad_fill" in caplog.text

@@ -31,7 +31,8 @@ AT = datetime(2026, 4, 30, 20, 0, tzinfo=UTC)
 async def test_node_soak_matches_ground_truth(
     layout: str, tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
 ) -> None:
-    result = await run_node_soak(NodeSoakConfig(layout=layout), mongo_uri, mongo_db.name, tmp_path)
+    # traders are also removed from the watch-list file and added back while it runs
+    result = await run_node_soak(NodeSoakConfig(layout=layout, relist_every=3.0), mongo_uri, mongo_db.name, tmp_path)
     print(result.figures())
     r, f = result.report, result.fills
     assert result.exit_code == 0, "SIGTERM must flush and exit 0"
@@ -42,6 +43,7 @@ async def test_node_soak_matches_ground_truth(
     assert f.ok and f.total > 50, f.summary()
     assert result.repeated == [], result.repeated[:5]
     assert result.untracked_documents == 0, result.figures()
+    assert "list_removals=0" not in result.relist, result.figures()
     assert result.kills >= 10 and result.rotations >= 2 and result.late_appends >= 1, result.figures()
     faults = result.faults
     assert faults.get("partial_line", 0) >= 1 and faults.get("late_append", 0) >= 1, faults

@@ -1,0 +1,161 @@
+"""The leaderboard group: hourly snapshots of the public leaderboard and the selection of whom to
+follow made on each, with their checks, job and schedule.
+
+Not partitioned: every run takes a new snapshot and keeps the earlier ones (one file each under
+``<data>/parquet/<table>/date=YYYY-MM-DD/``), so rank changes and cohort migration can be queried.
+"""
+
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from orderwatch_dagster import tables
+from orderwatch_dagster.assets import column_schema, markdown
+from orderwatch_dagster.leaderboard import LeaderboardError, parse
+from orderwatch_dagster.resources import LeaderboardSource, ParquetStore
+from orderwatch_dagster.selection import LISTED, SelectionRefused, load_selection_rules, select
+
+GROUP = "leaderboard"
+LEADERBOARD_CRON_ENV = "ORDERWATCH_LEADERBOARD_CRON"
+DEFAULT_CRON = "0 * * * *"
+SHRINK_WARN = 0.8
+"""A snapshot with fewer rows than this share of the previous one is flagged (a cut download)."""
+
+
+def _snapshot_meta(table: str, path: object, df: pl.DataFrame) -> dict[str, Any]:
+    return {
+        "dagster/row_count": df.height,
+        "dagster/column_schema": column_schema(table),
+        "path": dg.MetadataValue.path(str(path)),
+    }
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"polars", "parquet"},
+    metadata={"dagster/column_schema": column_schema("leaderboard")},
+    description=(
+        "A snapshot of the public leaderboard (HYPERLIQUID_LEADERBOARD_URL): one row per account, every value as "
+        "the document gives it, rank per window and cohorts by size and all-time PnL (trader_selection.toml)."
+    ),
+)
+def leaderboard(
+    context: dg.AssetExecutionContext, store: ParquetStore, leaderboard_source: LeaderboardSource
+) -> dg.MaterializeResult:
+    rules = load_selection_rules()
+    started = time.perf_counter()
+    at = datetime.now(UTC)
+    try:
+        df = parse(leaderboard_source.fetch(), at, rules.cohorts.size_cohorts(), rules.cohorts.pnl_cohorts())
+    except LeaderboardError as exc:
+        raise dg.Failure(description=f"leaderboard snapshot rejected, the previous one stays: {exc}") from None
+    path = store.write_snapshot("leaderboard", at, df)
+    seconds = time.perf_counter() - started
+    context.log.info(f"leaderboard rows={df.height} in {seconds:.3f} s")
+    cohorts = df.group_by("sizeCohort").len().sort("sizeCohort")
+    return dg.MaterializeResult(
+        metadata={
+            **_snapshot_meta("leaderboard", path, df),
+            "snapshot_at": at.isoformat(),
+            "seconds": round(seconds, 3),
+            "size_cohorts": dg.MetadataValue.md(markdown(cohorts, 20)),
+            "preview": dg.MetadataValue.md(markdown(df.sort("allTimeRank"))),
+        }
+    )
+
+
+def _latest(store: ParquetStore, table: str, n: int = 1) -> list[pl.DataFrame]:
+    return [pl.read_parquet(p) for p in store.snapshots(table)[-n:]]
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"polars", "parquet"},
+    deps=[leaderboard],
+    metadata={"dagster/column_schema": column_schema("trader_selection")},
+    description=(
+        "Whom to follow, decided on the newest leaderboard snapshot by trader_selection.toml (filters, ranking, "
+        "target size, hysteresis, pins, excludes): every decision with its reason and numbers."
+    ),
+)
+def trader_selection(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
+    rules = load_selection_rules()
+    (board,) = _latest(store, "leaderboard")
+    previous = _latest(store, "trader_selection")
+    at = board["snapshotAt"][0]
+    empty = pl.DataFrame(schema=tables.schema(tables.TRADER_SELECTION))
+    try:
+        df = select(board, previous[0] if previous else empty, rules, at)
+    except SelectionRefused as exc:
+        raise dg.Failure(description=f"selection refused: {exc}") from None
+    path = store.write_snapshot("trader_selection", at, df)
+    counts = dict(df.group_by("decision").len().iter_rows())
+    listed = df.filter(pl.col("decision").is_in(LISTED))
+    context.log.info(f"selection at={at.isoformat()} listed={listed.height} {counts}")
+    return dg.MaterializeResult(
+        metadata={
+            **_snapshot_meta("trader_selection", path, df),
+            "listed": listed.height,
+            **{k.replace(" ", "_"): int(v) for k, v in sorted(counts.items())},
+            "changes": dg.MetadataValue.md(
+                markdown(df.filter(pl.col("decision") != "selected").select("ethAddress", "decision", "reason"), 50)
+            ),
+            "list": dg.MetadataValue.md(
+                markdown(listed.select("ethAddress", "label", "decision", "rank", "score", "tags"), 50)
+            ),
+        }
+    )
+
+
+@dg.asset_check(asset=leaderboard, blocking=True)
+def leaderboard_one_row_per_address(store: ParquetStore) -> dg.AssetCheckResult:
+    """The newest snapshot has one row per address (the selection is not made on a doubled one)."""
+    (df,) = _latest(store, "leaderboard")
+    dups = df.group_by("ethAddress").len().filter(pl.col("len") > 1).sort("ethAddress")
+    return dg.AssetCheckResult(
+        passed=dups.is_empty(),
+        description=None if dups.is_empty() else f"{dups.height} addresses appear more than once",
+        metadata={"duplicated_addresses": dups.height, "examples": dg.MetadataValue.md(markdown(dups))},
+    )
+
+
+@dg.asset_check(asset=leaderboard)
+def leaderboard_not_much_smaller(store: ParquetStore) -> dg.AssetCheckResult:
+    """The newest snapshot has at least SHRINK_WARN of the previous one's rows: a cut download must
+    not pass as "most traders left"."""
+    frames = _latest(store, "leaderboard", 2)
+    rows, before = frames[-1].height, frames[0].height if len(frames) == 2 else None
+    passed = before is None or rows >= SHRINK_WARN * before
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None if passed else f"{rows} rows, the previous snapshot had {before} (< {SHRINK_WARN:.0%})",
+        metadata={"rows": rows, "previous_rows": before if before is not None else -1},
+    )
+
+
+leaderboard_job = dg.define_asset_job(
+    "leaderboard_job",
+    selection=dg.AssetSelection.groups(GROUP),
+    description="Take a leaderboard snapshot and make the selection on it.",
+)
+
+
+@dg.schedule(
+    job=leaderboard_job,
+    cron_schedule=os.environ.get(LEADERBOARD_CRON_ENV) or DEFAULT_CRON,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def leaderboard_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """A leaderboard snapshot and selection (hourly by default, ORDERWATCH_LEADERBOARD_CRON)."""
+    at = context.scheduled_execution_time
+    return dg.RunRequest(run_key=f"leaderboard:{at:%Y-%m-%dT%H:%M}", tags={"orderwatch/trigger": "leaderboard"})
+
+
+leaderboard_assets = [leaderboard, trader_selection]
+leaderboard_checks = [leaderboard_one_row_per_address, leaderboard_not_much_smaller]

@@ -1,0 +1,98 @@
+"""The leaderboard group materialized for real against the simulator's 30k-row document."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from exchange_sim import ExchangeSim, SimConfig
+from orderwatch_dagster.leaderboard import LeaderboardError
+from orderwatch_dagster.leaderboard_assets import leaderboard_assets, leaderboard_checks
+from orderwatch_dagster.resources import LeaderboardSource, ParquetStore
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[ExchangeSim]:
+    """A simulator with 500 traders and a 30k-row leaderboard, served from its own thread."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> ExchangeSim:  # built in the loop's thread: its recorder's sqlite lives there
+        return await ExchangeSim(SimConfig(traders=500, leaderboard_rows=30_000, orders_per_trader_per_min=0)).start()
+
+    s = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
+    yield s
+    asyncio.run_coroutine_threadsafe(s.stop(), loop).result(60)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def run(resources: dict) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*leaderboard_assets, *leaderboard_checks],
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def failure(result: dg.ExecuteInProcessResult) -> str:
+    (event,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    return event.step_failure_data.error.message if event.step_failure_data.error else ""
+
+
+def test_snapshots_selection_history_and_bad_documents(sim: ExchangeSim, tmp_path: Path) -> None:
+    store = ParquetStore(data_dir=str(tmp_path / "data"))
+    resources = {"store": store, "leaderboard_source": LeaderboardSource(url=sim.leaderboard_url)}
+    first = run(resources)
+    assert first.success
+    (snap,) = store.snapshots("leaderboard")
+    assert snap.parent.name.startswith("date=") and snap.name.startswith("leaderboard-")
+    board = pl.read_parquet(snap)
+    assert board.height == 30_000 and board["ethAddress"].n_unique() == 30_000
+    (decided,) = store.snapshots("trader_selection")
+    sel = pl.read_parquet(decided)
+    # The default rules list exactly the 500 traders the simulator trades for.
+    assert set(sel.filter(pl.col("decision") == "selected")["ethAddress"]) == set(sim.addresses)
+    meta = first.asset_materializations_for_node("trader_selection")[0].metadata
+    assert meta["listed"].value == 500 and meta["selected"].value == 500
+
+    sim.leaderboard.step()
+    assert run(resources).success
+    assert len(store.snapshots("leaderboard")) == 2 and len(store.snapshots("trader_selection")) == 2
+
+    # A truncated download: a clear failure, nothing written, the previous snapshot stays newest.
+    sim.leaderboard.truncate_next()
+    cut = run(resources)
+    assert not cut.success
+    assert "leaderboard snapshot rejected, the previous one stays: not valid JSON" in failure(cut)
+    assert len(store.snapshots("leaderboard")) == 2
+
+    # A valid but much smaller document: stored and flagged; the selection refuses to halve the list.
+    sim.leaderboard.limit_next(200)
+    small = run(resources)
+    assert not small.success
+    (check,) = [c for c in small.get_asset_check_evaluations() if c.check_name == "leaderboard_not_much_smaller"]
+    assert not check.passed and "200 rows, the previous snapshot had 30000" in (check.description or "")
+    assert len(store.snapshots("leaderboard")) == 3 and len(store.snapshots("trader_selection")) == 2
+    assert re.search(r"selection refused: the new list would have \d+ traders, the current one has 500", failure(small))
+
+
+def test_http_errors_and_time_outs_are_clear(sim: ExchangeSim) -> None:
+    with pytest.raises(LeaderboardError, match=r"GET http://.*/nope: HTTP 404 Not Found"):
+        LeaderboardSource(url=sim.leaderboard_url + "/nope").fetch()
+    with socket.socket() as silent:  # accepts the connection, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/Mainnet/leaderboard"
+        with pytest.raises(LeaderboardError, match=f"GET {url}: .*timed out"):
+            LeaderboardSource(url=url, timeout_s=0.5).fetch()
