@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 
@@ -46,7 +48,8 @@ def run(quick: bool = False) -> Section:
     section = Section("context", "Fills and order-book context: extra CPU per frame, subscriptions per address")
     user, before, after = busy_trader()
     a, b = open_orders_bytes(user, before), open_orders_bytes(user, after)
-    hot = HotPath(user)
+    journal = tempfile.TemporaryDirectory()
+    hot = HotPath(user, Path(journal.name))  # the whole per-frame path, journal append included
     book_msg = decode_frame(json.dumps({"channel": "l2Book", "data": {
         "coin": "BTC", "time": 1_795_600_000_000,
         "levels": [[{"px": str(100_000 - i * 10), "sz": "0.5", "n": 3} for i in range(20)],
@@ -74,6 +77,7 @@ def run(quick: bool = False) -> Section:
         "stamp": lambda: books.stamp([dict(event)]),
         "fill": lambda: fill_doc(user, fill, source="ws", observed_at=OBSERVED),
     }, number=number, repeat=repeat)
+    journal.cleanup()
     section.add("changed openOrders frame, hot path (benchmark 1's trader)", us(t["frame"]))
     section.add("l2Book frame (20 + 20 levels): decode and keep", us(t["book"]))
     section.add("stamping one new/updated event with its book", us(t["stamp"]))

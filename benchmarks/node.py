@@ -27,9 +27,11 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pymongo
+from pymongo.errors import BulkWriteError
 
 from benchmarks.measure import mongo_server
 from benchmarks.report import Section
@@ -38,8 +40,10 @@ from collector_service.config import load_settings
 from collector_service.events.node_lines import Scanner, decode_status
 from collector_service.events.node_transitions import Placed, Transitions
 from collector_service.events.tracker import OrderBook
+from collector_service.metrics import Stats
 from collector_service.service import Service
 from collector_service.sources.node_files import Position, Stream, Tailer
+from collector_service.store import Op, ensure_indexes
 
 FIXTURE = Path(__file__).parent.parent / "tests/fixtures/hyperliquid"
 SAMPLE = FIXTURE / "node_order_statuses_by_block_20260430_20_btc_blocks978995377-416.jsonl.gz"
@@ -148,8 +152,37 @@ def _watch(uri: str, db: str, seen: dict[int, float], last: int, stop: threading
         client.close()
 
 
-async def _latency(data: bytes, tracked: set[str], folder: Path, uri: str) -> tuple[list[float], int]:
-    """Seconds from each line's write to its first document readable in MongoDB."""
+Batch = tuple[list[dict[str, Any]], float]
+"""The order events of one flush and the seconds its ``Database.write`` took."""
+
+
+def _floor(uri: str, batches: list[Batch]) -> float:
+    """Seconds for raw ``insert_many(ordered=False)`` of the same order events in the same batch
+    sizes, on the same server, into a fresh collection with the same indexes as trader_orders."""
+    client: pymongo.MongoClient = pymongo.MongoClient(uri, tz_aware=True)
+    db = client[f"ow_bench_floor{os.getpid()}"]
+    try:
+        ensure_indexes(db)
+        took = 0.0
+        for docs, _ in batches:
+            copies = [dict(doc) for doc in docs]
+            started = time.perf_counter()
+            try:
+                db[schema.ORDERS].insert_many(copies, ordered=False)
+            except BulkWriteError:  # a batch written again (the shutdown drain after a cancelled flush)
+                pass
+            took += time.perf_counter() - started
+        return took
+    finally:
+        client.drop_database(db.name)
+        client.close()
+
+
+async def _latency(
+    data: bytes, tracked: set[str], folder: Path, uri: str
+) -> tuple[list[float], int, list[Batch]]:
+    """Seconds from each line's write to its first document readable in MongoDB, and the
+    writer's flushes."""
     lines = data.splitlines(keepends=True)
     hour = folder / "node_order_statuses_by_block" / "hourly" / "20260430"
     hour.mkdir(parents=True)
@@ -170,6 +203,15 @@ async def _latency(data: bytes, tracked: set[str], folder: Path, uri: str) -> tu
         hyperliquid_info_url="http://127.0.0.1:9/info",  # no REST: the file has statuses only
     )
     service, stop = Service(settings), asyncio.Event()
+    batches: list[Batch] = []
+    write = service.database.write
+
+    def timed_write(ops: list[Op], stats: Stats) -> None:
+        started = time.perf_counter()
+        write(ops, stats)
+        batches.append(([op["doc"] for op in ops if op["kind"] == "order"], time.perf_counter() - started))
+
+    service.database.write = timed_write  # type: ignore[method-assign]
     written: dict[int, float] = {}
     seen: dict[int, float] = {}
     halt = threading.Event()
@@ -195,7 +237,7 @@ async def _latency(data: bytes, tracked: set[str], folder: Path, uri: str) -> tu
     client: pymongo.MongoClient = pymongo.MongoClient(uri)
     client.drop_database(db)
     client.close()
-    return sorted(seen[b] - written[b] for b in seen if b in written), len(lines)
+    return sorted(seen[b] - written[b] for b in seen if b in written), len(lines), batches
 
 
 def run(quick: bool = False) -> Section:
@@ -229,7 +271,13 @@ def run(quick: bool = False) -> Section:
     with tempfile.TemporaryDirectory() as tmp, mongo_server(Path(tmp)) as (uri, nx):
         for count in (100,) if quick else (100, TRACKED):
             users = set(sorted(paced_tracked)[:count])
-            delays, lines = asyncio.run(_latency(paced, users, Path(tmp) / f"node{count}", uri))
+            delays, lines, batches = asyncio.run(_latency(paced, users, Path(tmp) / f"node{count}", uri))
+            docs = sum(len(d) for d, _ in batches)
+            writer_s, floor_s = sum(t for _, t in batches), _floor(uri, batches)
+            section.add(f"{count} tracked: order events written, flushes", f"{docs:,}, {len(batches)}")
+            section.add(f"{count} tracked: writer rate / raw insert_many floor (events/s)",
+                        f"{docs / writer_s:,.0f} / {docs / floor_s:,.0f}")
+            section.ratio(f"{count} tracked: writer rate / floor", floor_s / writer_s, at_least=0.8)
             section.checks[f"{count} tracked: every paced block reached MongoDB"] = len(delays) == lines
             if delays:
                 p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]

@@ -84,7 +84,7 @@ class StatsCollector(Collector):
                       s.final_statuses_resolved)
         yield counter("flushes", "Successful batch writes.", None, s.flushes)
         yield counter("flush_errors", "Failed batch writes (retried).", None, s.flush_errors)
-        yield counter("journal_corrupt_records", "Corrupt journal documents cut out at start (kept in side files).",
+        yield counter("journal_corrupt_records", "Corrupt journal records cut out at start (kept in side files).",
                       None, s.journal_corrupt_records)
         yield counter("reconnects", "WebSocket reconnects, by egress.", "egress", s.reconnects)
         yield counter("exchange_errors", "Error frames from the exchange, by kind.", "kind", s.exchange_errors)

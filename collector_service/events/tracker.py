@@ -35,7 +35,7 @@ from msgspec.structs import astuple
 from xxhash import xxh3_128_digest
 
 from collector_service import schema
-from collector_service.events.wire import FrontendOrder, OrderItems, decode_order, decode_orders
+from collector_service.events.wire import FrontendOrder, OrderItems, decode_orders
 
 TRACKED_FIELDS = ("sz", "limitPx", "triggerPx", "reduceOnly", "orderType", "tif", "isTrigger")
 """A change in any of these is an ``updated`` event (PROTOCOL.md §7.4)."""
@@ -159,7 +159,7 @@ _NO_OIDS = array("q")
 class OrderBook:
     """The open orders of one trader on one dex and the diff of each new snapshot against them."""
 
-    __slots__ = ("dex", "item_digests", "item_oids", "last_server_ms", "orders", "user")
+    __slots__ = ("dex", "item_children", "item_digests", "item_oids", "last_server_ms", "orders", "user")
 
     def __init__(self, user: str, dex: str = schema.MAIN_DEX) -> None:
         self.user = user
@@ -167,6 +167,7 @@ class OrderBook:
         self.orders: dict[int, bytes] = {}
         self.item_digests: bytes | None = None  # the last raw snapshot's order digests, 16 bytes each
         self.item_oids = _NO_OIDS  # ... and their oids, in the same positions
+        self.item_children: dict[int, tuple[int, ...]] | None = None  # ... and the children of those with any
         self.last_server_ms: int | None = None
 
     def load(self, docs: Iterable[Mapping[str, Any]]) -> None:
@@ -208,7 +209,7 @@ class OrderBook:
         """
         if server_ms is not None:
             self.last_server_ms = server_ms
-        digests = [xxh3_128_digest(item) for item in items]
+        digests = list(map(xxh3_128_digest, items))
         joined = b"".join(digests)
         previous, previous_oids = self.item_digests, self.item_oids
         if joined == previous:
@@ -216,30 +217,50 @@ class OrderBook:
         previous = previous or b""
         oids: list[int] = []
         unchanged: set[int] = set()
-        changed: list[FrontendOrder] = []
+        to_decode: list[int] = []  # positions of the items to decode
+        parents: list[int] = []  # ... and of TP/SL parents listed as before
         for i, item_digest in enumerate(digests):
             at = i * _DIGEST
             if not previous.startswith(item_digest, at):
                 at = previous.find(item_digest)
                 while at > 0 and at % _DIGEST:  # a match must start on a digest boundary
                     at = previous.find(item_digest, at + 1)
-            # a kept oid is negative for an order with children: it is always decoded, since
-            # only its own copy says which children it still has
-            oid = previous_oids[at // _DIGEST] if at >= 0 else -1
+            # a kept oid is negative for an order with children (a TP/SL parent)
+            oid = previous_oids[at // _DIGEST] if at >= 0 else 0
             if oid > 0:
                 unchanged.add(oid)
-                oids.append(oid)
+            elif oid < 0:
+                parents.append(i)
             else:
-                order = decode_order(items[i])
-                changed.append(order)
-                oids.append(-order.oid if order.children else order.oid)
+                to_decode.append(i)
+            oids.append(oid)
+        children: dict[int, tuple[int, ...]] = {}
+        if parents:
+            kept_children = self.item_children or {}
+            for i in parents:
+                # a parent listed as before stays so if each of its children is also listed
+                # top-level as before (as the exchange lists them); else only its own copy says
+                # which children it still has, and it is decoded
+                kids = kept_children.get(-oids[i])
+                if kids is not None and unchanged.issuperset(kids):
+                    unchanged.add(-oids[i])
+                    children[-oids[i]] = kids
+                else:
+                    to_decode.append(i)
+            to_decode.sort()
+        changed = decode_orders([items[i] for i in to_decode])  # one call: most of the cost is per call
+        for i, order in zip(to_decode, changed, strict=True):
+            oids[i] = -order.oid if order.children else order.oid
+            if order.children:
+                children[order.oid] = tuple(child.oid for child in order.children)
         duplicated = len(set(map(abs, oids))) < len(oids)
         if duplicated:  # an oid listed twice: the full diff decides which copy counts
-            changed, unchanged = list(decode_orders(items)), set()
-        events = self._diff(tuple(changed), unchanged, observed_at=observed_at, server_ms=server_ms, source=source)
+            changed, unchanged = decode_orders(items), set()
+        events = self._diff(changed, unchanged, observed_at=observed_at, server_ms=server_ms, source=source)
         # the next snapshot may reuse these orders by their bytes, unless an oid was ambiguous
         self.item_digests = None if duplicated else joined
         self.item_oids = _NO_OIDS if duplicated else array("q", oids)
+        self.item_children = None if duplicated or not children else children
         return events
 
     def apply(
@@ -269,8 +290,8 @@ class OrderBook:
         in the snapshot exactly as kept; every other kept order is closed."""
         server_time = ms_to_datetime(server_ms) if server_ms is not None else None
         current = flatten(snapshot)
-        for oid in unchanged:  # listed top-level byte for byte as before: that copy wins
-            current.pop(oid, None)
+        for oid in unchanged.intersection(current):  # listed top-level byte for byte as before: that copy wins
+            del current[oid]
         events: list[dict[str, Any]] = []
         appeared: list[tuple[FrontendOrder, dict[str, Any]]] = []
         tracked = self.orders
@@ -300,7 +321,8 @@ class OrderBook:
                 events.append(event)
             tracked[oid] = pack_state(fields, seq, kept_parent)
         vanished: list[tuple[FrontendOrder, dict[str, Any]]] = []
-        for oid in [oid for oid in tracked if oid not in current and oid not in unchanged]:
+        closing = tracked.keys() - unchanged - current.keys()
+        for oid in [oid for oid in tracked if oid in closing] if len(closing) > 1 else closing:  # in the order kept
             gone, seq, parent = unpack_state(tracked.pop(oid))
             event = build_event(user, gone, schema.ACTION_CLOSED, seq + 1, dex=dex, source=source,
                                 observed_at=observed_at, server_time=server_time, parent_oid=parent)

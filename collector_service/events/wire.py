@@ -174,6 +174,7 @@ class FrameError(ValueError):
 _message_decoder = msgspec.json.Decoder(Message)
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 _order_decoder = msgspec.json.Decoder(FrontendOrder)
+_orders_decoder = msgspec.json.Decoder(tuple[FrontendOrder, ...])
 _clearinghouse_decoder = msgspec.json.Decoder(ClearinghouseState)
 
 
@@ -211,9 +212,13 @@ def decode_order(raw: msgspec.Raw) -> FrontendOrder:
         raise FrameError("invalid", f"openOrders: {exc} in {excerpt(bytes(raw))!r}") from None
 
 
-def decode_orders(items: OrderItems) -> tuple[FrontendOrder, ...]:
-    """Decode every open order of a frame (see :func:`decode_order`)."""
-    return tuple(decode_order(item) for item in items)
+def decode_orders(items: OrderItems | list[msgspec.Raw]) -> tuple[FrontendOrder, ...]:
+    """Decode these open orders of a frame (see :func:`decode_order`), in one decoder call: the
+    per-call cost is most of decoding one order."""
+    try:
+        return _orders_decoder.decode(b"[" + b",".join(items) + b"]")
+    except msgspec.MsgspecError:
+        return tuple(decode_order(item) for item in items)  # raises, naming the order at fault
 
 
 def decode_clearinghouse(raw: msgspec.Raw | bytes) -> ClearinghouseState:

@@ -17,6 +17,7 @@ carries out the watch list.
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -52,10 +53,30 @@ class L2BookData(msgspec.Struct, frozen=True, gc=False):
 _book_decoder = msgspec.json.Decoder(L2BookData)
 
 
+class _Side:
+    """One side of a book as stamping reads it: price keys best first (bids negated), the notional of
+    the levels up to each position (``ahead[i]``: the first ``i`` levels), and each price's size."""
+
+    __slots__ = ("ahead", "keys", "sizes")
+
+    def __init__(self, levels: list[tuple[float, float]], buy: bool) -> None:
+        ordered = sorted(levels, key=lambda level: -level[0] if buy else level[0])  # as sent: best first
+        self.keys = [-p if buy else p for p, _ in ordered]
+        self.ahead: list[float] = [0]  # an int 0 when nothing is ahead, as sum() of nothing
+        self.sizes: dict[float, float] = {}
+        for p, s in ordered:
+            self.ahead.append(self.ahead[-1] + p * s)
+            self.sizes.setdefault(p, s)
+
+    def notional_through(self, px: float, buy: bool) -> float:
+        """The notional of the levels at ``px`` or better."""
+        return self.ahead[bisect_right(self.keys, -px if buy else px)]
+
+
 class Book:
     """One coin's book as floats, best first on each side."""
 
-    __slots__ = ("asks", "at", "bids", "coin", "received")
+    __slots__ = ("_sides", "asks", "at", "bids", "coin", "mid", "received")
 
     def __init__(self, data: L2BookData, received: float) -> None:
         self.coin = data.coin
@@ -63,12 +84,8 @@ class Book:
         self.bids = [(float(level.px), float(level.sz)) for level in data.levels[0]]
         self.asks = [(float(level.px), float(level.sz)) for level in data.levels[1]]
         self.received = received
-
-    @property
-    def mid(self) -> float | None:
-        if not self.bids or not self.asks:
-            return None
-        return (self.bids[0][0] + self.asks[0][0]) / 2
+        self.mid = (self.bids[0][0] + self.asks[0][0]) / 2 if self.bids and self.asks else None
+        self._sides: dict[bool, _Side] = {}  # built at the first stamp: most books are never read
 
     def context(self, side: str, px: float, sz: float, *, trigger: bool) -> dict[str, Any]:
         """The book fields for an order (``side`` "B"/"A") at ``px`` with ``sz`` remaining."""
@@ -76,14 +93,15 @@ class Book:
         if mid is None or mid <= 0:
             return dict.fromkeys(schema.BOOK_FIELDS)
         buy = side == "B"
-        levels = self.bids if buy else self.asks
+        levels = self._sides.get(buy)
+        if levels is None:
+            levels = self._sides[buy] = _Side(self.bids if buy else self.asks, buy)
         distance = ((mid - px) if buy else (px - mid)) / mid * 10_000
-        band = mid * (1 - DEPTH_BAND) if buy else mid * (1 + DEPTH_BAND)
-        within = sum(p * s for p, s in levels if (p >= band if buy else p <= band))
+        within = levels.notional_through(mid * (1 - DEPTH_BAND) if buy else mid * (1 + DEPTH_BAND), buy)
         ahead = share = None
         if not trigger:
-            ahead = sum(p * s for p, s in levels if (p >= px if buy else p <= px))
-            level = next((s for p, s in levels if p == px), None)
+            ahead = levels.notional_through(px, buy)
+            level = levels.sizes.get(px)
             share = sz / level if level else None
         return {"bookMidPx": mid, "distanceBps": distance, "depthAheadUsd": ahead, "levelShare": share,
                 "bookDepth1pctUsd": within, "bookAt": self.at}

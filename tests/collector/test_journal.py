@@ -12,7 +12,7 @@ from typing import Any
 import bson
 import pytest
 
-from collector_service.journal import Journal
+from collector_service.journal import Journal, record
 
 
 def test_append_rotate_read_and_torn_tail(tmp_path: Path) -> None:
@@ -34,9 +34,35 @@ def test_append_rotate_read_and_torn_tail(tmp_path: Path) -> None:
     reopened = Journal(tmp_path / "j")  # a restart continues numbering after what is on disk
     reopened.append([{"kind": "order", "doc": {"oid": 3}}])
     reopened.rotate()
-    assert [p.name for p in reopened.sealed()] == [segment.name, "segment-0000000002.bson"]
+    assert [p.name for p in reopened.sealed()] == [segment.name, "segment-0000000002.msgpack"]
     Journal.remove(segment)
     assert len(reopened.sealed()) == 1
+
+
+def test_bson_segments_of_earlier_versions_are_replayed_in_order(tmp_path: Path) -> None:
+    folder = tmp_path / "j"
+    folder.mkdir()
+    at = datetime(2026, 11, 24, 12, 0, 0, 123000, tzinfo=UTC)
+    old = [{"kind": "order", "doc": {"oid": 2**62, "observedAt": at}}, {"kind": "final", "doc": {"oid": 1}}]
+    (folder / "segment-0000000007.bson").write_bytes(b"".join(bson.encode(op) for op in old) + b"\x40\x00")
+    journal = Journal(folder)
+    journal.append([{"kind": "position", "doc": {"coin": "BTC"}}])
+    journal.rotate()
+    first, second = journal.sealed()
+    assert (first.name, second.name) == ("segment-0000000007.bson", "segment-0000000008.msgpack")
+    assert list(Journal.read(first)) == old
+    assert [op["kind"] for op in Journal.read(second)] == ["position"]
+
+
+def test_a_torn_append_is_dropped_whole(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j")
+    journal.append([{"kind": "order", "doc": {"oid": 1}}])
+    journal.append([{"kind": "order", "doc": {"oid": 2}}, {"kind": "node_checkpoint", "doc": {"_id": "fills"}}])
+    journal.rotate()
+    (segment,) = journal.sealed()
+    data = segment.read_bytes()
+    segment.write_bytes(data[:-3])  # the crash cut the second append short
+    assert [op["doc"] for op in Journal.read(segment)] == [{"oid": 1}]
 
 
 def test_replay_restores_a_missing_open_order_row_without_rolling_back(mongo_uri: str, mongo_db) -> None:
@@ -62,24 +88,69 @@ def test_replay_restores_a_missing_open_order_row_without_rolling_back(mongo_uri
     database.close()
 
 
-def _segment(folder: Path, ops: list[dict[str, Any]]) -> Path:
+async def test_a_large_segment_is_written_in_bounded_batches_in_journal_order(tmp_path: Path, mongo_uri: str,
+                                                                              mongo_db) -> None:
+    from collector_service import store
+    from collector_service.metrics import Stats
+
+    database = store.Database(mongo_uri, mongo_db.name)
+    database.ensure_indexes()
+    journal = Journal(tmp_path / "j")
+    writer = store.Writer(database, journal, Stats(), flush_interval=1.0, flush_threshold=10**9)
+    at = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    orders = [{"kind": "order", "doc": {"ethAddress": "0x" + "ab" * 20, "oid": oid, "eventKey": "new", "action": "new",
+                                        "seq": 0, "coin": "BTC", "timestamp": at, "observedAt": at}}
+              for oid in range(1, store.WRITE_BATCH_OPS * 2 + 501)]
+    writer.submit([*orders, {"kind": "node_checkpoint", "doc": {"_id": "order_statuses", "offset": 7}}])
+    batches: list[list[str]] = []
+    write = database.write
+
+    def recording(ops: list[dict], stats: Stats) -> None:
+        batches.append([op["kind"] for op in ops])
+        write(ops, stats)
+
+    database.write = recording  # type: ignore[method-assign]
+    assert await writer.flush()
+    assert [len(b) for b in batches] == [store.WRITE_BATCH_OPS, store.WRITE_BATCH_OPS, 501]
+    assert batches[-1][-1] == "node_checkpoint"
+    assert mongo_db.trader_orders.count_documents({}) == len(orders)
+    assert mongo_db.node_checkpoints.find_one({"_id": "order_statuses"})["offset"] == 7
+    database.close()
+
+
+def _msgpack_record(op: dict[str, Any]) -> bytes:
+    return record([op])
+
+
+FORMATS = pytest.mark.parametrize("encode", [_msgpack_record, bson.encode], ids=["msgpack", "bson of earlier versions"])
+
+
+def _segment(folder: Path, ops: list[dict[str, Any]], encode: Any = _msgpack_record) -> Path:
+    """A sealed segment holding each operation as one record (one append, or one BSON document)."""
+    if encode is bson.encode:
+        folder.mkdir()
+        segment = folder / "segment-0000000001.bson"
+        segment.write_bytes(b"".join(bson.encode(op) for op in ops))
+        return segment
     journal = Journal(folder)
-    journal.append(ops)
+    for op in ops:
+        journal.append([op])
     journal.rotate()
     (segment,) = journal.sealed()
     return segment
 
 
+@FORMATS
 def test_a_corrupt_document_in_the_middle_is_cut_out_and_kept_aside_and_the_rest_is_written(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, encode: Any
 ) -> None:
     # one bad document used to stop the collector from starting (bson.decode raised)
     ops = [{"kind": "order", "doc": {"oid": oid}} for oid in range(1, 6)]
-    segment = _segment(tmp_path / "j", ops)
+    segment = _segment(tmp_path / "j", ops, encode)
     data = bytearray(segment.read_bytes())
-    third = sum(len(bson.encode(op)) for op in ops[:2])
+    third = sum(len(encode(op)) for op in ops[:2])
     data[third + 20 : third + 24] = b"\xff\xff\xff\xff"  # a stray write inside the third document
-    broken = bytes(data[third : third + len(bson.encode(ops[2]))])
+    broken = bytes(data[third : third + len(encode(ops[2]))])
     segment.write_bytes(bytes(data))
     with caplog.at_level(logging.ERROR):
         reopened = Journal(tmp_path / "j")
@@ -90,11 +161,12 @@ def test_a_corrupt_document_in_the_middle_is_cut_out_and_kept_aside_and_the_rest
     assert reopened.sealed() == [segment]  # the side file is no segment
 
 
-def test_a_length_that_lies_in_the_middle_does_not_drop_what_follows(tmp_path: Path) -> None:
+@FORMATS
+def test_a_length_that_lies_in_the_middle_does_not_drop_what_follows(tmp_path: Path, encode: Any) -> None:
     ops = [{"kind": "order", "doc": {"oid": oid}} for oid in range(1, 5)]
-    segment = _segment(tmp_path / "j", ops)
+    segment = _segment(tmp_path / "j", ops, encode)
     data = bytearray(segment.read_bytes())
-    second = len(bson.encode(ops[0]))
+    second = len(encode(ops[0]))
     data[second : second + 4] = struct.pack("<i", 10_000)  # reads past the end: was taken as a torn tail
     segment.write_bytes(bytes(data))
     assert Journal(tmp_path / "j").corrupt_records == 1
@@ -104,7 +176,7 @@ def test_a_length_that_lies_in_the_middle_does_not_drop_what_follows(tmp_path: P
 def test_a_torn_tail_is_cut_off_at_start(tmp_path: Path) -> None:
     segment = _segment(tmp_path / "j", [{"kind": "order", "doc": {"oid": 1}}])
     whole = segment.read_bytes()
-    segment.write_bytes(whole + bson.encode({"kind": "order", "doc": {"oid": 2}})[:-3])  # a crash mid-append
+    segment.write_bytes(whole + record([{"kind": "order", "doc": {"oid": 2}}])[:-3])  # a crash mid-append
     assert Journal(tmp_path / "j").corrupt_records == 0
     assert segment.read_bytes() == whole and not list((tmp_path / "j").glob("*.corrupt-*"))
 

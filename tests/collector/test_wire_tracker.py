@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector_service import schema
+from collector_service.events import tracker
 from collector_service.events.positions import PositionBook
 from collector_service.events.tracker import OrderBook, flatten
 from collector_service.events.wire import (
@@ -104,6 +105,36 @@ def test_old_capture_shape_without_optional_fields() -> None:
 
 def _book_events(book: OrderBook, orders: list[dict], at: datetime) -> list[dict]:
     return book.apply_raw(decode_frame(encode(open_orders_frame(orders))).data.orders, observed_at=at)
+
+
+def test_a_changed_snapshot_decodes_only_its_changed_orders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real TP/SL capture plus a plain order: when only the plain order changes, neither its
+    parent (listed as before, with its children also listed top-level as before) nor those children
+    are decoded again, and when a child changes, its parent is read again for its children."""
+    book = OrderBook(USER)
+    plain = {**frontend_orders()[0], "oid": 42, "children": [], "sz": "1.0"}
+    orders = [*frontend_orders(), plain]
+    _book_events(book, orders, T0)
+    decoded: list[int] = []
+    real = tracker.decode_orders
+
+    def counting(items: list[msgspec.Raw]) -> tuple[FrontendOrder, ...]:
+        found = real(items)
+        decoded.extend(order.oid for order in found)
+        return found
+
+    monkeypatch.setattr(tracker, "decode_orders", counting)
+    changed = copy.deepcopy(orders)
+    changed[-1]["sz"] = "0.5"
+    (event,) = _book_events(book, changed, T1)
+    assert (event["oid"], event["action"], decoded) == (42, "updated", [42])
+    decoded.clear()
+    child = next(i for i, o in enumerate(changed) if o["oid"] == 3184595906)
+    moved = copy.deepcopy(changed)
+    moved[child]["triggerPx"] = "9.0"
+    (event,) = _book_events(book, moved, T1)
+    assert (event["oid"], event["changes"]) == (3184595906, ["triggerPx"])
+    assert sorted(decoded) == [3184595905, 3184595906]
 
 
 def test_diff_new_updated_partial_fill_amend_and_closed() -> None:

@@ -55,7 +55,7 @@ class CollectorProcess:
 
     def segments(self) -> list[Path]:
         """Journal segments on disk right now."""
-        return sorted(self.journal.glob("segment-*.bson")) if self.journal.exists() else []
+        return sorted(self.journal.glob("segment-*.msgpack")) if self.journal.exists() else []
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "collector already running"

@@ -58,7 +58,7 @@ def test_journal_file_names_are_ours(tmp_path: Path) -> None:
     j.append([{"kind": "order", "doc": {"ethAddress": "../../etc/passwd", "oid": 1}}])
     j.close()
     assert folder == tmp_path / "journal-shard3"
-    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["segment-0000000001.bson"]
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["segment-0000000001.msgpack"]
 
 
 def test_no_network_input_is_evaluated() -> None:
