@@ -22,9 +22,9 @@ from benchmarks.frames import HotPath, busy_trader, open_orders_bytes
 from benchmarks.measure import per_call
 from benchmarks.report import Section
 from collector_service import exchange
+from collector_service.events.books import Books
 from collector_service.events.fills import fill_doc
 from collector_service.events.wire import L2BookMsg, decode_frame
-from collector_service.sources.books import Books
 from exchange_sim import ExchangeSim, SimConfig
 
 OBSERVED = datetime(2026, 11, 25, tzinfo=UTC)

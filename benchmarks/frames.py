@@ -30,6 +30,7 @@ from websockets.sync.server import ServerConnection, serve
 from benchmarks.measure import fmt_us, per_call
 from benchmarks.report import Section
 from collector_service import exchange, schema
+from collector_service.events.books import Books
 from collector_service.events.tracker import TRACKED_FIELDS
 from collector_service.journal import Journal
 from collector_service.metrics import Stats
@@ -37,7 +38,6 @@ from collector_service.outcomes import OutcomeResolver
 from collector_service.pipeline import Pipeline
 from collector_service.plan import ConnectionPlan
 from collector_service.rest import InfoClient, WeightBudget
-from collector_service.sources.books import Books
 from collector_service.sources.websocket import FeedConnection
 from collector_service.store import Database, Writer
 from exchange_sim.clock import LogicalClock

@@ -27,12 +27,14 @@ from benchmarks import reference
 from benchmarks.events import DAY, write_events
 from benchmarks.measure import peak_rss, run_child
 from benchmarks.report import Section
-from orderwatch_dagster import transforms
+from orderwatch_dagster.transforms.alerts import large_change_alerts
+from orderwatch_dagster.transforms.daily_stats import trader_daily_stats
+from orderwatch_dagster.transforms.lifecycles import order_lifecycles
 
 FAST: dict[str, Callable[[pl.LazyFrame, str], pl.DataFrame]] = {
-    "order_lifecycles": transforms.order_lifecycles,
-    "large_change_alerts": transforms.large_change_alerts,
-    "trader_daily_stats": transforms.trader_daily_stats,
+    "order_lifecycles": order_lifecycles,
+    "large_change_alerts": large_change_alerts,
+    "trader_daily_stats": trader_daily_stats,
 }
 SLOW: dict[str, Callable[[list[dict[str, Any]], str], list[dict[str, Any]]]] = {
     "order_lifecycles": reference.order_lifecycles,

@@ -23,6 +23,8 @@ import msgspec
 
 from collector_service import exchange, schema
 from collector_service.dexes import fills_on, rows_on
+from collector_service.events.activity import Activity
+from collector_service.events.books import Books
 from collector_service.events.fills import FillLedger
 from collector_service.events.positions import PositionBook
 from collector_service.events.tracker import OrderBook, build_event, link, ms_to_datetime, replacement_key, unpack_state
@@ -31,8 +33,6 @@ from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
 from collector_service.outcomes import OPEN_STATUSES, OutcomeResolver, latest_by_oid
 from collector_service.rest import InfoClient, RestError
-from collector_service.sources.books import Books
-from collector_service.sources.tiers import Activity
 from collector_service.store import Op, Writer, fill_ops, link_op, order_ops, position_ops
 
 log = logging.getLogger(__name__)

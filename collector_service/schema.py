@@ -112,7 +112,7 @@ side) at the time the event was seen:
 * ``bookDepth1pctUsd``: notional on the order's side within 1 % of mid;
 * ``bookAt``: the book's exchange time.
 
-All null when the coin had no book fresh enough (see ``collector_service.sources.books``)."""
+All null when the coin had no book fresh enough (see ``collector_service.events.books``)."""
 
 FILLS: Final = "trader_fills"
 """One document per fill of a followed trader, unique on ``(ethAddress, oid, tid)`` (a trade id

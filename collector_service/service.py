@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from collector_service import exchange
 from collector_service.config import Settings, Trader, mask_uri
 from collector_service.dexes import DexDirectory
+from collector_service.events.books import Books
 from collector_service.health import start_health_server
 from collector_service.journal import Journal
 from collector_service.metrics import Stats, registry_for
@@ -26,7 +27,6 @@ from collector_service.outcomes import OutcomeResolver
 from collector_service.pipeline import Pipeline
 from collector_service.plan import Plan, owned, plan_connections
 from collector_service.rest import InfoClient, WeightBudget
-from collector_service.sources.books import Books
 from collector_service.sources.node import NodeSource
 from collector_service.sources.polling import Poller
 from collector_service.sources.tiers import Tiers

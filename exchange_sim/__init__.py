@@ -8,7 +8,8 @@ protocol misunderstandings the collector would share with its own test doubles.
 """
 
 from exchange_sim.config import ChaosConfig, SimConfig
-from exchange_sim.server import ExchangeSim, SimStats
+from exchange_sim.feeds import SimStats
+from exchange_sim.server import ExchangeSim
 from exchange_sim.truth import FillReport, Report, compare, compare_events, compare_fills
 
 __all__ = [

@@ -13,10 +13,12 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from orderwatch_dagster import charts, mongo, report, tables, transforms
+from orderwatch_dagster import charts, mongo, report, tables
 from orderwatch_dagster.partitions import daily_partitions
 from orderwatch_dagster.resources import MongoResource, ParquetStore
 from orderwatch_dagster.rules import load_rules
+from orderwatch_dagster.transforms import alerts, daily_stats, lifecycles, open_orders, positions
+from orderwatch_dagster.transforms.common import ORDER_KEY
 
 GROUP = "daily"
 PREVIEW_ROWS = 10
@@ -85,7 +87,7 @@ def order_events(
     day = context.partition_key
     with mongo_db.get_db() as db:
         df = mongo.read_order_events(db, day)
-    return _result("order_events", day, df, store, orders=df.select(transforms.ORDER_KEY).n_unique())
+    return _result("order_events", day, df, store, orders=df.select(ORDER_KEY).n_unique())
 
 
 @_asset(
@@ -104,7 +106,7 @@ def fills(context: dg.AssetExecutionContext, mongo_db: MongoResource, store: Par
         day,
         df,
         store,
-        orders=df.select(transforms.ORDER_KEY).n_unique(),
+        orders=df.select(ORDER_KEY).n_unique(),
         volume_usd=float(df["notionalUsd"].sum()),
     )
 
@@ -125,7 +127,7 @@ def order_lifecycles(
     history = store.scan_until("order_events", day)
     with mongo_db.get_db() as db:
         watchlist = mongo.read_watchlist(db)
-    df = transforms.order_lifecycles(history, day, store.scan_until("fills", day), watchlist)
+    df = lifecycles.order_lifecycles(history, day, store.scan_until("fills", day), watchlist)
     outcomes = dict(df.group_by("outcome").len().iter_rows())
     return _result(
         "order_lifecycles",
@@ -154,7 +156,7 @@ def large_change_alerts(
     params = load_rules().thresholds.params()
     with mongo_db.get_db() as db:
         watchlist = mongo.read_watchlist(db)
-        df = transforms.large_change_alerts(store.scan_until("order_events", day), day, params, watchlist)
+        df = alerts.large_change_alerts(store.scan_until("order_events", day), day, params, watchlist)
         inserted = mongo.write_alerts(db, df)
     context.log.info(f"alerts day={day} rows={df.height} new_in_mongo={inserted}")
     return _result("large_change_alerts", day, df, store, new_alerts=inserted)
@@ -167,7 +169,7 @@ def large_change_alerts(
 )
 def open_orders_snapshot(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
     day = context.partition_key
-    df = transforms.open_orders_snapshot(store.scan_until("order_events", day), day)
+    df = open_orders.open_orders_snapshot(store.scan_until("order_events", day), day)
     return _result("open_orders_snapshot", day, df, store)
 
 
@@ -181,7 +183,7 @@ def positions_snapshot(
     day = context.partition_key
     with mongo_db.get_db() as db:
         raw = mongo.read_positions(db, day)
-    df = transforms.positions_snapshot(raw, day)
+    df = positions.positions_snapshot(raw, day)
     return _result("positions_snapshot", day, df, store)
 
 
@@ -199,7 +201,7 @@ def trader_daily_stats(
     day = context.partition_key
     with mongo_db.get_db() as db:
         watchlist = mongo.read_watchlist(db)
-    df = transforms.trader_daily_stats(
+    df = daily_stats.trader_daily_stats(
         store.scan_until("order_events", day),
         day,
         lifecycles=store.read("order_lifecycles", day),

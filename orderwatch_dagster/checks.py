@@ -4,9 +4,13 @@ duplicated events or fills stops the run before any downstream table is built on
 import dagster as dg
 import polars as pl
 
-from orderwatch_dagster import mongo, transforms
+from orderwatch_dagster import mongo
 from orderwatch_dagster.assets import fills, order_events, order_lifecycles
 from orderwatch_dagster.resources import MongoResource, ParquetStore
+from orderwatch_dagster.transforms.common import ORDER_KEY
+from orderwatch_dagster.transforms.events import closes_without_new, duplicate_event_keys
+from orderwatch_dagster.transforms.fills import duplicate_fill_keys, unseen_fill_orders
+from orderwatch_dagster.transforms.lifecycles import fills_disagree_with_events, lifecycle_fill_mismatches
 
 MAX_LISTED = 20
 """How many offending keys a failing check lists in its metadata."""
@@ -66,9 +70,9 @@ def order_events_unique_keys(
     """At most one new and one closed per (ethAddress, oid) and one updated per (ethAddress, oid, seq),
     in the Parquet partition and in the MongoDB source for the day."""
     day = context.partition_key
-    parquet_dups = transforms.duplicate_event_keys(store.read("order_events", day))
+    parquet_dups = duplicate_event_keys(store.read("order_events", day))
     with mongo_db.get_db() as db:
-        mongo_dups = transforms.duplicate_event_keys(mongo.read_order_event_keys(db, day))
+        mongo_dups = duplicate_event_keys(mongo.read_order_event_keys(db, day))
     return _duplicates_result(parquet_dups, mongo_dups)
 
 
@@ -97,13 +101,13 @@ def closed_orders_have_new_event(context: dg.AssetCheckExecutionContext, store: 
     or is marked as recovered over REST. Per oid, also on amend chains: a modify's replacement
     has its own new event and the replaced order its own close."""
     day = context.partition_key
-    orphans = transforms.closes_without_new(store.scan_until("order_events", day), day)
+    orphans = closes_without_new(store.scan_until("order_events", day), day)
     return dg.AssetCheckResult(
         passed=orphans.is_empty(),
         description=None
         if orphans.is_empty()
         else f"{orphans.height} closed orders without a new event or REST recovery",
-        metadata={"orphan_closes": orphans.height, "orders": _keys_md(orphans.select(transforms.ORDER_KEY))},
+        metadata={"orphan_closes": orphans.height, "orders": _keys_md(orphans.select(ORDER_KEY))},
     )
 
 
@@ -118,10 +122,10 @@ def order_lifecycles_one_row_per_order(
     dups = pl.concat(
         [
             df.group_by("ethAddress", "rootOid").len().rename({"rootOid": "oid"}).with_columns(key=pl.lit("rootOid")),
-            df.group_by(transforms.ORDER_KEY).len().with_columns(key=pl.lit("oid")),
+            df.group_by(ORDER_KEY).len().with_columns(key=pl.lit("oid")),
         ]
     )
-    dups = dups.filter(pl.col("len") > 1).sort("key", *transforms.ORDER_KEY).select("key", *transforms.ORDER_KEY, "len")
+    dups = dups.filter(pl.col("len") > 1).sort("key", *ORDER_KEY).select("key", *ORDER_KEY, "len")
     return _orders_result(dups, "duplicated_orders", "appear more than once")
 
 
@@ -145,9 +149,9 @@ def fills_unique_keys(
     """One fill per (ethAddress, oid, tid), in the Parquet partition and in the MongoDB source for
     the day (the collector's unique index guarantees it; a missing index would not)."""
     day = context.partition_key
-    parquet_dups = transforms.duplicate_fill_keys(store.read("fills", day))
+    parquet_dups = duplicate_fill_keys(store.read("fills", day))
     with mongo_db.get_db() as db:
-        mongo_dups = transforms.duplicate_fill_keys(mongo.read_fill_keys(db, day))
+        mongo_dups = duplicate_fill_keys(mongo.read_fill_keys(db, day))
     return _duplicates_result(parquet_dups, mongo_dups, "fill")
 
 
@@ -177,7 +181,7 @@ def fills_orders_seen_in_events(context: dg.AssetCheckExecutionContext, store: P
     never blocks). Such orders still get an ``order_lifecycles`` row (``seenInEvents`` false).
     """
     day = context.partition_key
-    unseen = transforms.unseen_fill_orders(store.scan_until("order_events", day), store.read("fills", day), day)
+    unseen = unseen_fill_orders(store.scan_until("order_events", day), store.read("fills", day), day)
     missed = unseen.filter(~pl.col("takerOnly"))
     n_fills = int(unseen["fills"].sum()) if not unseen.is_empty() else 0
     return dg.AssetCheckResult(
@@ -207,7 +211,7 @@ def order_lifecycles_filled_sz_matches_fills(
     table up to the day, per order, joined to the row's ``oids`` (independent of the transform's
     own mapping of fills to chains)."""
     day = context.partition_key
-    bad = transforms.lifecycle_fill_mismatches(store.read("order_lifecycles", day), store.scan_until("fills", day))
+    bad = lifecycle_fill_mismatches(store.read("order_lifecycles", day), store.scan_until("fills", day))
     return _orders_result(bad, "mismatched_orders", "whose filledSz differs from their fills")
 
 
@@ -220,7 +224,7 @@ def order_lifecycles_fills_agree_with_events(
     (an order crossed in part on arrival, filled and canceled between two snapshots), and days
     before fills were collected have none."""
     df = store.read("order_lifecycles", context.partition_key)
-    bad = transforms.fills_disagree_with_events(df)
+    bad = fills_disagree_with_events(df)
     return _orders_result(
         bad, "disagreeing_orders", "whose fills and events disagree on filledSz", dg.AssetCheckSeverity.WARN
     )

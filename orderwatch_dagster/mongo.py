@@ -17,8 +17,11 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
 from collector_service import schema
-from orderwatch_dagster import transforms
 from orderwatch_dagster.partitions import day_bounds
+from orderwatch_dagster.transforms.common import watchlist_frame
+from orderwatch_dagster.transforms.events import RAW_ORDER_SCHEMA, normalize_order_events
+from orderwatch_dagster.transforms.fills import RAW_FILL_SCHEMA, normalize_fills
+from orderwatch_dagster.transforms.positions import RAW_POSITION_SCHEMA
 
 BATCH_SIZE = 10_000
 
@@ -51,24 +54,24 @@ def read_order_events(db: Database, day: str | date) -> pl.DataFrame:
     raw = pl.concat(
         [
             _frame(
-                db[schema.ORDERS].find(f, _projection(transforms.RAW_ORDER_SCHEMA), batch_size=BATCH_SIZE),
-                transforms.RAW_ORDER_SCHEMA,
+                db[schema.ORDERS].find(f, _projection(RAW_ORDER_SCHEMA), batch_size=BATCH_SIZE),
+                RAW_ORDER_SCHEMA,
             )
             for f in day_filters(day)
         ]
     )
-    return transforms.normalize_order_events(raw)
+    return normalize_order_events(raw)
 
 
 def read_order_events_where(db: Database, filters: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     """The ``trader_orders`` documents matching any of ``filters`` (plain ``find``s), typed into the
     ``order_events`` schema, each event once."""
-    proj = _projection(transforms.RAW_ORDER_SCHEMA)
+    proj = _projection(RAW_ORDER_SCHEMA)
     frames = [
-        _frame(db[schema.ORDERS].find(f, proj, batch_size=BATCH_SIZE), transforms.RAW_ORDER_SCHEMA) for f in filters
+        _frame(db[schema.ORDERS].find(f, proj, batch_size=BATCH_SIZE), RAW_ORDER_SCHEMA) for f in filters
     ]
-    raw = pl.concat(frames) if frames else pl.DataFrame(schema=transforms.RAW_ORDER_SCHEMA)
-    return transforms.normalize_order_events(raw.unique(["ethAddress", "oid", "eventKey"], keep="first"))
+    raw = pl.concat(frames) if frames else pl.DataFrame(schema=RAW_ORDER_SCHEMA)
+    return normalize_order_events(raw.unique(["ethAddress", "oid", "eventKey"], keep="first"))
 
 
 def read_order_event_keys(db: Database, day: str | date) -> pl.DataFrame:
@@ -96,8 +99,8 @@ def fill_filter(day: str | date) -> dict[str, Any]:
 
 def read_fills(db: Database, day: str | date) -> pl.DataFrame:
     """A day's ``trader_fills`` documents, typed into the ``fills`` schema (plain ``find``)."""
-    cursor = db[schema.FILLS].find(fill_filter(day), _projection(transforms.RAW_FILL_SCHEMA), batch_size=BATCH_SIZE)
-    return transforms.normalize_fills(_frame(cursor, transforms.RAW_FILL_SCHEMA))
+    cursor = db[schema.FILLS].find(fill_filter(day), _projection(RAW_FILL_SCHEMA), batch_size=BATCH_SIZE)
+    return normalize_fills(_frame(cursor, RAW_FILL_SCHEMA))
 
 
 def read_fill_keys(db: Database, day: str | date) -> pl.DataFrame:
@@ -114,20 +117,20 @@ def count_fills(db: Database, day: str | date) -> int:
 def read_positions(db: Database, day: str | date) -> pl.DataFrame:
     """Every ``trader_positions`` document seen before the day's end (raw, decimals as strings)."""
     _, end = day_bounds(day)
-    proj = _projection(transforms.RAW_POSITION_SCHEMA)
+    proj = _projection(RAW_POSITION_SCHEMA)
     filters = [{"observedAt": {"$lt": end}}, {"observedAt": None, "createdAt": {"$lt": end}}]
     return pl.concat(
         [
-            _frame(db[schema.POSITIONS].find(f, proj, batch_size=BATCH_SIZE), transforms.RAW_POSITION_SCHEMA)
+            _frame(db[schema.POSITIONS].find(f, proj, batch_size=BATCH_SIZE), RAW_POSITION_SCHEMA)
             for f in filters
         ]
     )
 
 
 def read_watchlist(db: Database) -> pl.DataFrame:
-    """``trader_watchlist`` as :func:`transforms.watchlist_frame` (``ethAddress, label, tags``)."""
+    """``trader_watchlist`` as :func:`watchlist_frame` (``ethAddress, label, tags``)."""
     docs = db[schema.WATCHLIST].find({}, {"_id": 1, "label": 1, "tags": 1})
-    return transforms.watchlist_frame(list(docs))
+    return watchlist_frame(list(docs))
 
 
 def write_alerts(db: Database, alerts: pl.DataFrame, now: datetime | None = None) -> int:

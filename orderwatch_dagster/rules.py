@@ -1,7 +1,7 @@
 """Alert rules: what is an alert and which alerts reach people, read from one TOML file.
 
 ``alert_rules.toml`` at the repository root (``ORDERWATCH_ALERT_RULES`` overrides the path) holds
-the thresholds of :func:`transforms.large_change_alerts` (the daily asset and the fast sensor read
+the thresholds of :func:`transforms.alerts.large_change_alerts` (the daily asset and the fast sensor read
 the same file) and the noise-control rules applied before delivery. :func:`decide` is the pure
 delivery decision for one alert; the outbox (:mod:`orderwatch_dagster.outbox`) feeds it the alerts
 of the same trader decided before.
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from orderwatch_dagster import transforms
+from orderwatch_dagster.transforms.alerts import AlertThresholds
 
 RULES_ENV = "ORDERWATCH_ALERT_RULES"
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "alert_rules.toml"
@@ -47,15 +47,15 @@ class Strict(BaseModel):
 
 
 class Thresholds(Strict):
-    """``[thresholds]``: when an event is an alert (:class:`transforms.AlertThresholds`)."""
+    """``[thresholds]``: when an event is an alert (:class:`AlertThresholds`)."""
 
-    threshold_usd: float = Field(default=transforms.AlertThresholds.threshold_usd, gt=0)
-    min_change_share: float = Field(default=transforms.AlertThresholds.min_change_share, ge=0)
-    min_change_usd: float = Field(default=transforms.AlertThresholds.min_change_usd, ge=0)
+    threshold_usd: float = Field(default=AlertThresholds.threshold_usd, gt=0)
+    min_change_share: float = Field(default=AlertThresholds.min_change_share, ge=0)
+    min_change_usd: float = Field(default=AlertThresholds.min_change_usd, ge=0)
     min_change_vs_book_1pct: float | None = Field(default=None, gt=0)
 
-    def params(self) -> transforms.AlertThresholds:
-        return transforms.AlertThresholds(
+    def params(self) -> AlertThresholds:
+        return AlertThresholds(
             self.threshold_usd, self.min_change_share, self.min_change_usd, self.min_change_vs_book_1pct
         )
 

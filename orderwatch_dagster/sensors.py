@@ -11,11 +11,12 @@ import dagster as dg
 import polars as pl
 
 from collector_service import schema
-from orderwatch_dagster import mongo, outbox, tables, transforms
+from orderwatch_dagster import mongo, outbox, tables
 from orderwatch_dagster.assets import fills, order_events
 from orderwatch_dagster.jobs import daily_tables_job
 from orderwatch_dagster.resources import AlertChannels, MongoResource, ParquetStore
 from orderwatch_dagster.rules import load_rules
+from orderwatch_dagster.transforms.alerts import AlertThresholds, large_change_alerts
 
 LATE_BATCH = 50_000
 """Documents read per tick; the cursor resumes where a full batch stopped."""
@@ -231,9 +232,9 @@ FAST_ALERT_INTERVAL_S = int(os.environ.get("ORDERWATCH_FAST_ALERT_INTERVAL_S") o
 default 30): with the collector's flush, the bound on a large change's delay to its message."""
 
 
-def new_event_alerts(db: object, docs: list[dict], params: transforms.AlertThresholds | None = None) -> pl.DataFrame:
+def new_event_alerts(db: object, docs: list[dict], params: AlertThresholds | None = None) -> pl.DataFrame:
     """The alerts that the new ``trader_orders`` documents ``docs`` raise, by the daily rule
-    (:func:`transforms.large_change_alerts`), in the ``large_change_alerts`` schema.
+    (:func:`large_change_alerts`), in the ``large_change_alerts`` schema.
 
     The rule sees the new events plus the history it needs: every stored event of the orders they
     touch, of the orders linked to those (``replacesOid`` / ``replacedByOid``, both directions),
@@ -260,9 +261,9 @@ def new_event_alerts(db: object, docs: list[dict], params: transforms.AlertThres
     key = pl.concat_str([pl.col("ethAddress"), pl.col("oid").cast(pl.String), pl.col("eventKey")], separator=":")
     days = events.filter(key.is_in(keys))["eventAt"].dt.date().unique().sort().to_list()
     watchlist = mongo.read_watchlist(db)  # type: ignore[arg-type]
-    params = params or transforms.AlertThresholds()
+    params = params or AlertThresholds()
     out = [
-        transforms.large_change_alerts(events, day, params, watchlist).filter(pl.col("alertKey").is_in(keys))
+        large_change_alerts(events, day, params, watchlist).filter(pl.col("alertKey").is_in(keys))
         for day in days
     ]
     return pl.concat(out) if out else pl.DataFrame(schema=tables.schema(tables.LARGE_CHANGE_ALERTS))

@@ -131,7 +131,7 @@ class UserFillsMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="userFi
 
 
 class L2BookMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="l2Book"):
-    data: msgspec.Raw  # decoded by collector_service.sources.books
+    data: msgspec.Raw  # decoded by collector_service.events.books
 
 
 class SubscriptionResponseMsg(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HALF_LIFE_S = 1800.0
 REBALANCE_S = 30.0
 MIN_STAY_S = 120.0
 """A trader stays at least this long in a tier before it may move."""
@@ -40,27 +38,6 @@ PROMOTE_MARGIN = 2.0
 """A polled trader is promoted only if its events/hour exceed 1.5 x the live one's + 2."""
 MAX_MOVES = 2
 """Swaps per address per round (each is an unsubscribe and a subscribe)."""
-
-_DECAY = math.log(2) / HALF_LIFE_S
-
-
-class Activity:
-    """Decayed order events per trader."""
-
-    def __init__(self) -> None:
-        self._value: dict[str, tuple[float, float]] = {}  # user -> (decayed count, at)
-
-    def record(self, user: str, events: int, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        value, at = self._value.get(user, (0.0, now))
-        self._value[user] = (value * math.exp(-_DECAY * (now - at)) + events, now)
-
-    def per_hour(self, user: str, now: float | None = None) -> float:
-        """Recent events per hour (the decayed count over the decay's mean lifetime)."""
-        now = time.monotonic() if now is None else now
-        value, at = self._value.get(user, (0.0, now))
-        return value * math.exp(-_DECAY * (now - at)) * _DECAY * 3600.0
-
 
 class Tiers:
     """Moves traders between one address's live connections and its poller."""

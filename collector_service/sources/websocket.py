@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed, PayloadTooBig
 from websockets.frames import CloseCode
 
 from collector_service import exchange, schema
+from collector_service.events.books import Books
 from collector_service.events.wire import (
     NULL,
     ClearinghouseMsg,
@@ -42,7 +43,6 @@ from collector_service.metrics import Stats
 from collector_service.pipeline import Pipeline
 from collector_service.plan import REFUSED_RETRY_S, ConnectionPlan
 from collector_service.rest import WeightBudget
-from collector_service.sources.books import Books
 
 log = logging.getLogger(__name__)
 

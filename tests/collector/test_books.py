@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from collector_service import schema
+from collector_service.events.books import MAX_BOOK_AGE_S, UNWATCH_AFTER_S, Books
 from collector_service.events.wire import FrameError, L2BookMsg, decode_frame
-from collector_service.sources.books import MAX_BOOK_AGE_S, UNWATCH_AFTER_S, Books
 
 T_MS = 1_795_600_000_000
 # mid = (100 + 101) / 2 = 100.5

@@ -11,9 +11,10 @@ from datetime import datetime
 
 import pytest
 
+from collector_service.events.activity import HALF_LIFE_S, Activity
 from collector_service.plan import REFUSED_RETRY_S, plan_connections
 from collector_service.rest import WINDOW_S, WeightBudget
-from collector_service.sources.tiers import HALF_LIFE_S, MIN_STAY_S, REBALANCE_S, Activity, Tiers
+from collector_service.sources.tiers import MIN_STAY_S, REBALANCE_S, Tiers
 
 TRADERS = [f"0x{i:040x}" for i in range(25)]
 

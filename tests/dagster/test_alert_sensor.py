@@ -16,8 +16,10 @@ import pytest
 from pymongo.database import Database
 
 from collector_service import schema
-from orderwatch_dagster import mongo, outbox, sensors, transforms
+from orderwatch_dagster import mongo, outbox, sensors
 from orderwatch_dagster.resources import AlertChannels
+from orderwatch_dagster.transforms.alerts import large_change_alerts
+from orderwatch_dagster.transforms.events import RAW_ORDER_SCHEMA, normalize_order_events
 from tests.dagster import scenario as sc
 
 
@@ -121,11 +123,11 @@ def test_fast_alerts_are_the_daily_rule_delivered_once(
     assert json.loads(second.cursor)["storedAt"] > start
 
     # Same rule as the daily asset: the daily transform on every event of the day gives the same row.
-    every = transforms.normalize_order_events(
-        pl.from_dicts(list(orders.find({}, {"_id": 0})), schema=transforms.RAW_ORDER_SCHEMA, strict=False)
+    every = normalize_order_events(
+        pl.from_dicts(list(orders.find({}, {"_id": 0})), schema=RAW_ORDER_SCHEMA, strict=False)
     )
     day = big["createdAt"].date().isoformat()
-    daily = transforms.large_change_alerts(every, day, watchlist=mongo.read_watchlist(seeded_db))
+    daily = large_change_alerts(every, day, watchlist=mongo.read_watchlist(seeded_db))
     fast = sensors.new_event_alerts(seeded_db, [big])
     assert fast.equals(daily.filter(pl.col("alertKey") == f"{sc.A}:900:new"))
 

@@ -13,10 +13,11 @@ import pytest
 from pymongo.database import Database
 
 from collector_service import schema
-from orderwatch_dagster import sensors, transforms
+from orderwatch_dagster import sensors
 from orderwatch_dagster.assets import daily_assets
 from orderwatch_dagster.checks import daily_checks
 from orderwatch_dagster.definitions import defs
+from orderwatch_dagster.transforms.events import RAW_ORDER_SCHEMA, normalize_order_events
 from tests.dagster import scenario as sc
 
 
@@ -268,8 +269,8 @@ def test_a_document_stamped_before_one_already_stored_is_not_skipped_within_the_
 
 def test_resolved_statuses_read_partitions_of_any_schema(seeded_db: Database, resources: dict) -> None:
     store = resources["store"]
-    events = transforms.normalize_order_events(
-        pl.from_dicts(sc.orders(), schema=transforms.RAW_ORDER_SCHEMA, strict=False)
+    events = normalize_order_events(
+        pl.from_dicts(sc.orders(), schema=RAW_ORDER_SCHEMA, strict=False)
     )
     # D1 written before dex and the links existed, D2 after.
     new_columns = ["dex", "replacesOid", "replacedByOid", "replaceMatch"]

@@ -8,20 +8,43 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from orderwatch_dagster import tables, transforms
+from orderwatch_dagster import tables
 from orderwatch_dagster.partitions import day_bounds
+from orderwatch_dagster.transforms.alerts import AlertThresholds, large_change_alerts
+from orderwatch_dagster.transforms.chains import chain_members, replacement_links
+from orderwatch_dagster.transforms.common import outcome_expr, watchlist_frame
+from orderwatch_dagster.transforms.daily_stats import trader_daily_stats
+from orderwatch_dagster.transforms.events import (
+    RAW_ORDER_SCHEMA,
+    closes_without_new,
+    duplicate_event_keys,
+    normalize_order_events,
+)
+from orderwatch_dagster.transforms.fills import (
+    RAW_FILL_SCHEMA,
+    duplicate_fill_keys,
+    normalize_fills,
+    unseen_fill_orders,
+)
+from orderwatch_dagster.transforms.lifecycles import (
+    fills_disagree_with_events,
+    lifecycle_fill_mismatches,
+    order_lifecycles,
+)
+from orderwatch_dagster.transforms.open_orders import open_orders_snapshot
+from orderwatch_dagster.transforms.positions import RAW_POSITION_SCHEMA, positions_snapshot
 from tests.dagster import scenario as sc
 
 
 @pytest.fixture(scope="module")
 def events() -> pl.DataFrame:
-    raw = pl.from_dicts(sc.orders(), schema=transforms.RAW_ORDER_SCHEMA, strict=False)
-    return transforms.normalize_order_events(raw)
+    raw = pl.from_dicts(sc.orders(), schema=RAW_ORDER_SCHEMA, strict=False)
+    return normalize_order_events(raw)
 
 
 @pytest.fixture(scope="module")
 def fills() -> pl.DataFrame:
-    return transforms.normalize_fills(pl.from_dicts(sc.fills(), schema=transforms.RAW_FILL_SCHEMA, strict=False))
+    return normalize_fills(pl.from_dicts(sc.fills(), schema=RAW_FILL_SCHEMA, strict=False))
 
 
 def rows(df: pl.DataFrame, cols: list[str]) -> list[tuple]:
@@ -37,55 +60,55 @@ def test_normalize_types_and_falls_back_to_created_at(events: pl.DataFrame) -> N
 
 @pytest.mark.parametrize(("day", "expected"), [(sc.D1, sc.LIFECYCLES_D1), (sc.D2, sc.LIFECYCLES_D2)])
 def test_order_lifecycles(events: pl.DataFrame, fills: pl.DataFrame, day: str, expected: list[dict]) -> None:
-    df = transforms.order_lifecycles(events.lazy(), day, fills.lazy())
+    df = order_lifecycles(events.lazy(), day, fills.lazy())
     assert df.schema == tables.schema(tables.ORDER_LIFECYCLES)
     assert df.select(sc.LIFECYCLE_COLS).to_dicts() == expected
 
 
 @pytest.mark.parametrize(("day", "expected"), [(sc.D1, sc.ALERTS_D1), (sc.D2, sc.ALERTS_D2)])
 def test_large_change_alerts(events: pl.DataFrame, day: str, expected: list[tuple]) -> None:
-    df = transforms.large_change_alerts(events, day)
+    df = large_change_alerts(events, day)
     assert rows(df, sc.ALERT_COLS) == expected
     assert df["alertKey"].is_unique().all()
     assert df.schema == tables.schema(tables.LARGE_CHANGE_ALERTS)
 
 
 def test_alert_thresholds_are_parameters(events: pl.DataFrame) -> None:
-    strict = transforms.large_change_alerts(events, sc.D2, transforms.AlertThresholds(threshold_usd=125_000))
+    strict = large_change_alerts(events, sc.D2, AlertThresholds(threshold_usd=125_000))
     assert rows(strict, ["alertKey", "reason"]) == [
         (f"{sc.A}:103:new", "large_order"),
         (f"{sc.A}:103:closed", "large_close"),
         (f"{sc.A}:102:updated:2", "large_change"),
         (f"{sc.C}:331:new", "large_change"),  # 20k -> 120k changes by 100k, whatever the threshold
     ]
-    loose = transforms.large_change_alerts(
-        events, sc.D2, transforms.AlertThresholds(min_change_share=0.2, min_change_usd=20_000)
+    loose = large_change_alerts(
+        events, sc.D2, AlertThresholds(min_change_share=0.2, min_change_usd=20_000)
     )
     assert f"{sc.A}:101:updated:1" in loose["alertKey"].to_list()  # 120k -> 90k: 25% and 30k
 
 
 @pytest.mark.parametrize(("day", "expected"), [(sc.D1, sc.OPEN_ORDERS_D1), (sc.D2, sc.OPEN_ORDERS_D2)])
 def test_open_orders_snapshot(events: pl.DataFrame, day: str, expected: list[tuple]) -> None:
-    df = transforms.open_orders_snapshot(events, day)
+    df = open_orders_snapshot(events, day)
     assert rows(df, sc.OPEN_ORDER_COLS) == expected
 
 
 @pytest.mark.parametrize(("day", "expected"), [(sc.D1, sc.POSITIONS_D1), (sc.D2, sc.POSITIONS_D2)])
 def test_positions_snapshot(day: str, expected: list[tuple]) -> None:
-    raw = pl.from_dicts(sc.positions(), schema=transforms.RAW_POSITION_SCHEMA, strict=False)
-    df = transforms.positions_snapshot(raw, day)
+    raw = pl.from_dicts(sc.positions(), schema=RAW_POSITION_SCHEMA, strict=False)
+    df = positions_snapshot(raw, day)
     assert rows(df, sc.POSITION_COLS) == expected
     assert df.schema == tables.schema(tables.POSITIONS_SNAPSHOT)
 
 
 @pytest.mark.parametrize(("day", "expected"), [(sc.D1, sc.STATS_D1), (sc.D2, sc.STATS_D2)])
 def test_trader_daily_stats(events: pl.DataFrame, fills: pl.DataFrame, day: str, expected: list[tuple]) -> None:
-    df = transforms.trader_daily_stats(events, day, fills=fills)
+    df = trader_daily_stats(events, day, fills=fills)
     assert rows(df, sc.STATS_COLS) == expected
     assert df.schema == tables.schema(tables.TRADER_DAILY_STATS)
     # Same result when handed the day's lifecycles.
-    lifecycles = transforms.order_lifecycles(events, day, fills)
-    assert df.equals(transforms.trader_daily_stats(events, day, lifecycles=lifecycles, fills=fills))
+    lifecycles = order_lifecycles(events, day, fills)
+    assert df.equals(trader_daily_stats(events, day, lifecycles=lifecycles, fills=fills))
 
 
 @pytest.mark.parametrize(
@@ -107,20 +130,20 @@ def test_trader_daily_stats(events: pl.DataFrame, fills: pl.DataFrame, day: str,
 )
 def test_outcome_by_suffix(status: str | None, outcome: str) -> None:
     df = pl.DataFrame({"s": [status]}, schema={"s": pl.String})
-    assert df.select(transforms.outcome_expr(pl.col("s"))).to_series().item() == outcome
+    assert df.select(outcome_expr(pl.col("s"))).to_series().item() == outcome
 
 
 def test_duplicate_keys_and_orphan_closes(events: pl.DataFrame) -> None:
-    assert transforms.duplicate_event_keys(events).is_empty()
+    assert duplicate_event_keys(events).is_empty()
     dup = pl.concat([events, events.filter((pl.col("oid") == 102) & (pl.col("seq") <= 1))])
-    found = transforms.duplicate_event_keys(dup)
+    found = duplicate_event_keys(dup)
     assert rows(found, ["oid", "action", "seq", "count"]) == [(102, "new", None, 2), (102, "updated", 1, 2)]
-    assert transforms.closes_without_new(events, sc.D2).is_empty()  # 201 was recovered over REST
+    assert closes_without_new(events, sc.D2).is_empty()  # 201 was recovered over REST
     orphan = events.with_columns(source=pl.lit("ws"))
-    assert rows(transforms.closes_without_new(orphan, sc.D2), ["ethAddress", "oid"]) == [(sc.B, 201)]
+    assert rows(closes_without_new(orphan, sc.D2), ["ethAddress", "oid"]) == [(sc.B, 201)]
     # Without D1's events, 101's close and C-300's (replaced on D2) have no new event.
     assert rows(
-        transforms.closes_without_new(events.filter(pl.col("eventAt") >= sc.at(sc.D2, "00:00:00")), sc.D2), ["oid"]
+        closes_without_new(events.filter(pl.col("eventAt") >= sc.at(sc.D2, "00:00:00")), sc.D2), ["oid"]
     ) == [(101,), (300,)]
 
 
@@ -142,9 +165,9 @@ def test_dex_comes_from_the_coin_for_old_documents(events: pl.DataFrame) -> None
 
 def test_each_amend_chain_is_one_lifecycle_row(events: pl.DataFrame, fills: pl.DataFrame) -> None:
     cols = ["oid", "amendCount", "placedAt", "outcome", "filledSz"]
-    d1 = by_root(transforms.order_lifecycles(events, sc.D1, fills), sc.C, cols)
+    d1 = by_root(order_lifecycles(events, sc.D1, fills), sc.C, cols)
     assert d1 == {300: (300, 0, sc.at(sc.D1, "20:00:00"), "open", 0)}
-    d2 = by_root(transforms.order_lifecycles(events, sc.D2, fills).filter(pl.col("seenInEvents")), sc.C, cols)
+    d2 = by_root(order_lifecycles(events, sc.D2, fills).filter(pl.col("seenInEvents")), sc.C, cols)
     assert d2 == {
         300: (310, 1, sc.at(sc.D1, "20:00:00"), "canceled", 0),  # spans D1 -> D2
         320: (322, 2, sc.at(sc.D2, "10:00:00"), "filled", 40),  # cloid chain of 3
@@ -157,14 +180,14 @@ def test_each_amend_chain_is_one_lifecycle_row(events: pl.DataFrame, fills: pl.D
 
 
 def test_stats_count_amends_apart_from_cancels(events: pl.DataFrame) -> None:
-    c = transforms.trader_daily_stats(events, sc.D2).filter(pl.col("ethAddress") == sc.C).to_dicts()[0]
+    c = trader_daily_stats(events, sc.D2).filter(pl.col("ethAddress") == sc.C).to_dicts()[0]
     assert (c["ordersPlaced"], c["amends"], c["ordersAmended"]) == (6, 4, 3)
     # 300, 320, 321 and 330 were replaced, not canceled: the canceled logical orders are 300->310, 340, 361.
     assert (c["ordersCanceled"], c["ordersFilled"], c["openOrdersAtEnd"], c["cancelRatio"]) == (3, 3, 1, 0.5)
 
 
 def test_an_alert_on_a_replacement_compares_with_the_replaced_order(events: pl.DataFrame) -> None:
-    alerts = transforms.large_change_alerts(events, sc.D2).filter(pl.col("ethAddress") == sc.C)
+    alerts = large_change_alerts(events, sc.D2).filter(pl.col("ethAddress") == sc.C)
     assert rows(alerts, ["oid", "action", "replacesOid", "notionalBeforeUsd", "notionalAfterUsd", "reason"]) == [
         (320, "new", None, 0.0, 120000.0, "large_order"),
         (331, "new", 330, 20000.0, 120000.0, "crossed_threshold,large_change"),
@@ -189,8 +212,8 @@ def drop_link(events: pl.DataFrame, oid: int, action: str) -> pl.DataFrame:
 def test_a_link_on_either_half_makes_the_chain(events: pl.DataFrame, dropped: list, chained: bool) -> None:
     for oid, action in dropped:
         events = drop_link(events, oid, action)
-    lc = by_root(transforms.order_lifecycles(events, sc.D2), sc.C, ["oid", "outcome"])
-    stats = transforms.trader_daily_stats(events, sc.D2).filter(pl.col("ethAddress") == sc.C)
+    lc = by_root(order_lifecycles(events, sc.D2), sc.C, ["oid", "outcome"])
+    stats = trader_daily_stats(events, sc.D2).filter(pl.col("ethAddress") == sc.C)
     if chained:
         assert lc[330] == (331, "open") and 331 not in lc
         assert stats.select("ordersPlaced", "ordersCanceled").row(0) == (6, 3)
@@ -202,14 +225,14 @@ def test_a_link_on_either_half_makes_the_chain(events: pl.DataFrame, dropped: li
 def test_a_spurious_link_known_only_from_the_replacement_is_ignored(events: pl.DataFrame) -> None:
     # 360 filled; only 361's new event names it: its close must be looked up to rule the link out.
     events = drop_link(events, 360, "closed")
-    lc = by_root(transforms.order_lifecycles(events, sc.D2), sc.C, ["oid", "outcome"])
+    lc = by_root(order_lifecycles(events, sc.D2), sc.C, ["oid", "outcome"])
     assert (lc[360], lc[361]) == ((360, "filled"), (361, "canceled"))
 
 
 def test_a_replacement_not_seen_yet_keeps_its_chain_open(events: pl.DataFrame) -> None:
     # 330's close names 331, whose own events are missing: the logical order goes on as 331.
     events = events.filter(pl.col("oid") != 331)
-    lc = transforms.order_lifecycles(events, sc.D2).filter(pl.col("rootOid") == 330)
+    lc = order_lifecycles(events, sc.D2).filter(pl.col("rootOid") == 330)
     assert rows(lc, ["oid", "outcome", "closedAt", "amendCount", "coin", "origSz"]) == [
         (331, "open", None, 1, "SOL", 100)
     ]
@@ -242,18 +265,18 @@ def chain_events(n: int, *, addr: str = sc.C, first_oid: int = 1000, status: str
                 **close,
             )
         )
-    return transforms.normalize_order_events(pl.from_dicts(docs, schema=transforms.RAW_ORDER_SCHEMA, strict=False))
+    return normalize_order_events(pl.from_dicts(docs, schema=RAW_ORDER_SCHEMA, strict=False))
 
 
 def test_a_long_chain_resolves_to_its_first_order() -> None:
     events = chain_events(700)  # a market maker re-quoting: 700 orders, 699 replacements
-    lc = transforms.order_lifecycles(events, sc.D2)
+    lc = order_lifecycles(events, sc.D2)
     assert rows(lc, ["rootOid", "oid", "amendCount", "nPriceChanges", "placedAt", "outcome", "filledSzEvents"]) == [
         (1000, 1699, 699, 699, sc.at(sc.D2, "10:00:00"), "filled", 1)
     ]
-    members = transforms.chain_members(transforms.replacement_links(events))
+    members = chain_members(replacement_links(events))
     assert members.height == 700 and members["rootOid"].unique().to_list() == [1000]
-    stats = transforms.trader_daily_stats(events, sc.D2)
+    stats = trader_daily_stats(events, sc.D2)
     assert stats.select("ordersPlaced", "amends", "ordersAmended", "ordersFilled", "ordersCanceled").row(0) == (
         1,
         699,
@@ -272,10 +295,10 @@ def test_conflicting_and_backward_links_still_make_paths() -> None:
         sc.order(sc.C, 1005, "new", 0, t, coin="ETH", side="B", sz="1.0", px="1", placed=t, replacesOid=1000),
         sc.order(sc.C, 1006, "new", 0, t, coin="ETH", side="B", sz="1.0", px="1", placed=t, replacesOid=2000),
     ]
-    more = transforms.normalize_order_events(pl.from_dicts(extra, schema=transforms.RAW_ORDER_SCHEMA, strict=False))
-    links = transforms.replacement_links(pl.concat([events, more]))
+    more = normalize_order_events(pl.from_dicts(extra, schema=RAW_ORDER_SCHEMA, strict=False))
+    links = replacement_links(pl.concat([events, more]))
     assert sorted(links.select("old", "new").iter_rows()) == [(1000, 1001), (1001, 1002)]
-    lc = transforms.order_lifecycles(pl.concat([events, more]), sc.D2)
+    lc = order_lifecycles(pl.concat([events, more]), sc.D2)
     assert rows(lc, ["rootOid", "oid"]) == [(1000, 1002), (1005, 1005), (1006, 1006)]
 
 
@@ -288,7 +311,7 @@ def test_the_reference_implementation_agrees_on_the_scenario(events: pl.DataFram
     dicts = events.to_dicts()
     for day in (sc.D1, sc.D2):
         for name in bench.COMPARED:
-            fast = getattr(transforms, name)(events, day).to_dicts()
+            fast = bench.FAST[name](events, day).to_dicts()
             assert bench.same_rows(fast, getattr(reference, name)(dicts, day), name), (name, day)
 
 
@@ -311,7 +334,7 @@ def test_normalize_fills_types_every_field(fills: pl.DataFrame) -> None:
     bare = {k: v for k, v in sc.fill(sc.A, 501, 5011, sc.at(sc.D2, "16:00:01"), coin="ETH", side="A", px="1",
                                      sz="1", crossed=False, fee="0").items()
             if k not in ("twapId", "dex", "hash", "feeToken")}  # fmt: skip
-    df = transforms.normalize_fills(pl.from_dicts([liq, bare], schema=transforms.RAW_FILL_SCHEMA, strict=False))
+    df = normalize_fills(pl.from_dicts([liq, bare], schema=RAW_FILL_SCHEMA, strict=False))
     cols = ["twapId", "liquidatedUser", "liquidationMarkPx", "liquidationMethod", "fee", "feeUsd", "isMaker", "dex"]
     assert rows(df, cols) == [
         (77, sc.A, Decimal("2901"), "market", Decimal("-0.01"), Decimal("-0.01"), False, ""),
@@ -320,7 +343,7 @@ def test_normalize_fills_types_every_field(fills: pl.DataFrame) -> None:
 
 
 def test_lifecycles_without_fills_trade_nothing(events: pl.DataFrame) -> None:
-    lc = transforms.order_lifecycles(events, sc.D2)
+    lc = order_lifecycles(events, sc.D2)
     assert lc["seenInEvents"].all() and 370 not in lc["oid"].to_list()
     assert (lc["filledSz"] == 0).all() and (lc["nFills"] == 0).all() and lc["avgFillPx"].is_null().all()
     # what the events tell stays
@@ -330,18 +353,18 @@ def test_lifecycles_without_fills_trade_nothing(events: pl.DataFrame) -> None:
 
 def test_a_chain_adds_up_its_fills_across_days(events: pl.DataFrame, fills: pl.DataFrame) -> None:
     # B-202 closes on D3: 20 filled on D2 and the remaining 30 on D3.
-    lc = transforms.order_lifecycles(events, sc.D3, fills).filter(pl.col("rootOid") == 202)
+    lc = order_lifecycles(events, sc.D3, fills).filter(pl.col("rootOid") == 202)
     cols = ["outcome", "filledSz", "filledSzEvents", "nFills", "avgFillPx", "feesUsd", "firstFillAt", "lastFillAt"]
     assert rows(lc, cols) == [
         ("filled", 50, 50, 2, 200.0, Decimal("1.5"), sc.at(sc.D2, "13:05:00"), sc.at(sc.D3, "00:59:59"))
     ]
     # The D3 fill is B's only fill that day; C-370's IOC row does not come back on D3.
-    stats = transforms.trader_daily_stats(events, sc.D3, fills=fills)
+    stats = trader_daily_stats(events, sc.D3, fills=fills)
     assert rows(stats, ["ethAddress", "fills", "volumeUsd", "fees", "medianTimeToFirstFillS"]) == [
         (sc.B, 1, 6000.0, Decimal("0.9"), None),  # 202's first fill was on D2
         (sc.C, 0, 0.0, 0, None),  # C's chain 330 is still open
     ]
-    assert transforms.order_lifecycles(events, sc.D3, fills).filter(~pl.col("seenInEvents")).is_empty()
+    assert order_lifecycles(events, sc.D3, fills).filter(~pl.col("seenInEvents")).is_empty()
 
 
 def test_fees_in_another_token_leave_no_usd_total(events: pl.DataFrame, fills: pl.DataFrame) -> None:
@@ -349,10 +372,10 @@ def test_fees_in_another_token_leave_no_usd_total(events: pl.DataFrame, fills: p
     # the day's fees count only the USDC ones.
     other = sc.fill(sc.C, 322, 3223, sc.at(sc.D2, "10:29:59"), coin="ETH", side="A", px="3020.0", sz="1.0",
                     crossed=False, fee="0.5", fee_token="USDH")  # fmt: skip
-    more = pl.concat([fills, transforms.normalize_fills(pl.from_dicts([other], schema=transforms.RAW_FILL_SCHEMA))])
-    lc = transforms.order_lifecycles(events, sc.D2, more).filter(pl.col("rootOid") == 320)
+    more = pl.concat([fills, normalize_fills(pl.from_dicts([other], schema=RAW_FILL_SCHEMA))])
+    lc = order_lifecycles(events, sc.D2, more).filter(pl.col("rootOid") == 320)
     assert rows(lc, ["filledSz", "nFills", "feesUsd"]) == [(41, 4, None)]
-    stats = transforms.trader_daily_stats(events, sc.D2, fills=more).filter(pl.col("ethAddress") == sc.C)
+    stats = trader_daily_stats(events, sc.D2, fills=more).filter(pl.col("ethAddress") == sc.C)
     assert stats.select("fills", "fees").row(0) == (8, Decimal("23.73"))
 
 
@@ -363,19 +386,19 @@ def test_a_fill_of_an_order_known_only_from_a_link_belongs_to_its_chain(
     events = events.filter(pl.col("oid") != 331)
     f331 = sc.fill(sc.C, 331, 3311, sc.at(sc.D2, "11:40:00"), coin="SOL", side="B", px="200.0", sz="100.0",
                    crossed=False, fee="3.0")  # fmt: skip
-    more = pl.concat([fills, transforms.normalize_fills(pl.from_dicts([f331], schema=transforms.RAW_FILL_SCHEMA))])
-    lc = transforms.order_lifecycles(events, sc.D2, more)
+    more = pl.concat([fills, normalize_fills(pl.from_dicts([f331], schema=RAW_FILL_SCHEMA))])
+    lc = order_lifecycles(events, sc.D2, more)
     assert rows(lc.filter(pl.col("rootOid") == 330), ["oid", "outcome", "filledSz", "oids"]) == [
         (331, "open", 100, [330, 331])
     ]
     assert 331 not in lc.filter(~pl.col("seenInEvents"))["oid"].to_list()
-    assert rows(transforms.unseen_fill_orders(events, more, sc.D2), ["oid"]) == [(370,)]
+    assert rows(unseen_fill_orders(events, more, sc.D2), ["oid"]) == [(370,)]
 
 
 def test_change_vs_book_and_the_large_vs_book_option(events: pl.DataFrame) -> None:
-    default = transforms.large_change_alerts(events, sc.D2)
+    default = large_change_alerts(events, sc.D2)
     assert "large_vs_book" not in ",".join(default["reason"])  # off by default
-    opted = transforms.large_change_alerts(events, sc.D2, transforms.AlertThresholds(min_change_vs_book_1pct=0.5))
+    opted = large_change_alerts(events, sc.D2, AlertThresholds(min_change_vs_book_1pct=0.5))
     assert rows(opted.filter(pl.col("reason").str.contains("large_vs_book")), ["alertKey", "reason"]) == [
         # A-102's size update: +93k against 155k of asks within 1 % of mid (0.6)
         (f"{sc.A}:102:updated:2", "crossed_threshold,large_change,large_vs_book"),
@@ -387,34 +410,34 @@ def test_change_vs_book_and_the_large_vs_book_option(events: pl.DataFrame) -> No
     # Everything the default raised is still there, with the same reasons apart from large_vs_book.
     assert rows(default, ["alertKey"]) == rows(opted.filter(pl.col("alertKey") != f"{sc.B}:203:new"), ["alertKey"])
     # A tighter option: 331 (0.4) joins, 320 (0.3) does not.
-    tight = transforms.large_change_alerts(events, sc.D2, transforms.AlertThresholds(min_change_vs_book_1pct=0.35))
+    tight = large_change_alerts(events, sc.D2, AlertThresholds(min_change_vs_book_1pct=0.35))
     flagged = tight.filter(pl.col("reason").str.contains("large_vs_book"))["alertKey"].to_list()
     assert sorted(flagged) == sorted([f"{sc.B}:203:new", f"{sc.A}:102:updated:2", f"{sc.C}:331:new"])
 
 
 def test_fill_checks(events: pl.DataFrame, fills: pl.DataFrame) -> None:
-    assert transforms.duplicate_fill_keys(fills).is_empty()
+    assert duplicate_fill_keys(fills).is_empty()
     dup = pl.concat([fills, fills.filter(pl.col("tid") == 3221)])
-    assert rows(transforms.duplicate_fill_keys(dup), ["ethAddress", "oid", "tid", "count"]) == [(sc.C, 322, 3221, 2)]
+    assert rows(duplicate_fill_keys(dup), ["ethAddress", "oid", "tid", "count"]) == [(sc.C, 322, 3221, 2)]
 
     # Never seen: the taker IOCs, one a day.
     cols = ["ethAddress", "oid", "coin", "fills", "sz", "notionalUsd", "takerOnly"]
-    assert rows(transforms.unseen_fill_orders(events, fills, sc.D1), cols) == [(sc.A, 190, "ETH", 1, 2, 5980.0, True)]
-    assert rows(transforms.unseen_fill_orders(events, fills, sc.D2), cols) == [(sc.C, 370, "@107", 1, 160, 100.0, True)]
+    assert rows(unseen_fill_orders(events, fills, sc.D1), cols) == [(sc.A, 190, "ETH", 1, 2, 5980.0, True)]
+    assert rows(unseen_fill_orders(events, fills, sc.D2), cols) == [(sc.C, 370, "@107", 1, 160, 100.0, True)]
     # Without D1's events, A-101's fills on D2 still have its D2 events; without any of 101's
     # events they are unseen maker fills.
     no_101 = events.filter(pl.col("oid") != 101)
-    assert rows(transforms.unseen_fill_orders(no_101, fills, sc.D2), ["oid", "fills", "takerOnly"]) == [
+    assert rows(unseen_fill_orders(no_101, fills, sc.D2), ["oid", "fills", "takerOnly"]) == [
         (101, 2, False),
         (370, 1, True),
     ]
 
     for day in (sc.D1, sc.D2):
-        lc = transforms.order_lifecycles(events, day, fills)
+        lc = order_lifecycles(events, day, fills)
         upto = fills.filter(pl.col("time") < day_bounds(day)[1])  # the fills partitions up to the day
-        assert transforms.lifecycle_fill_mismatches(lc, upto).is_empty()
-        assert transforms.fills_disagree_with_events(lc).is_empty()
-    lc = transforms.order_lifecycles(events, sc.D2, fills)
+        assert lifecycle_fill_mismatches(lc, upto).is_empty()
+        assert fills_disagree_with_events(lc).is_empty()
+    lc = order_lifecycles(events, sc.D2, fills)
     upto_d2 = fills.filter(pl.col("time") < sc.at(sc.D3, "00:00:00"))
     # A row that lost a fill, and a fill the rows do not count (a second fill of A-101 on D2):
     tampered = lc.with_columns(
@@ -422,23 +445,23 @@ def test_fill_checks(events: pl.DataFrame, fills: pl.DataFrame) -> None:
     )
     extra = sc.fill(sc.A, 101, 1013, sc.at(sc.D2, "01:59:59"), coin="BTC", side="B", px="60000.0", sz="0.1",
                     crossed=False, fee="0.6")  # fmt: skip
-    more = pl.concat([upto_d2, transforms.normalize_fills(pl.from_dicts([extra], schema=transforms.RAW_FILL_SCHEMA))])
-    bad = transforms.lifecycle_fill_mismatches(tampered, more)
+    more = pl.concat([upto_d2, normalize_fills(pl.from_dicts([extra], schema=RAW_FILL_SCHEMA))])
+    bad = lifecycle_fill_mismatches(tampered, more)
     assert rows(bad, ["ethAddress", "rootOid", "filledSz", "fillsSz", "nFills", "fills"]) == [
         (sc.A, 101, 2, Decimal("2.1"), 2, 3),
         (sc.C, 320, 30, 40, 3, 3),
     ]
     # Fills and events disagree: the ETH chain without its fill on 321.
     fewer = fills.filter(pl.col("tid") != 3211)
-    disagree = transforms.fills_disagree_with_events(transforms.order_lifecycles(events, sc.D2, fewer))
+    disagree = fills_disagree_with_events(order_lifecycles(events, sc.D2, fewer))
     assert rows(disagree, ["ethAddress", "rootOid", "oid", "filledSz", "filledSzEvents"]) == [(sc.C, 320, 322, 30, 40)]
 
 
 def test_labels_and_tags_are_joined_from_the_watch_list(events: pl.DataFrame, fills: pl.DataFrame) -> None:
-    wl = transforms.watchlist_frame(sc.watchlist())
-    lc = transforms.order_lifecycles(events, sc.D2, fills, wl)
-    stats = transforms.trader_daily_stats(events, sc.D2, fills=fills, watchlist=wl)
-    alerts = transforms.large_change_alerts(events, sc.D2, watchlist=wl)
+    wl = watchlist_frame(sc.watchlist())
+    lc = order_lifecycles(events, sc.D2, fills, wl)
+    stats = trader_daily_stats(events, sc.D2, fills=fills, watchlist=wl)
+    alerts = large_change_alerts(events, sc.D2, watchlist=wl)
     for df, table in (
         (lc, tables.ORDER_LIFECYCLES),
         (stats, tables.TRADER_DAILY_STATS),
@@ -456,6 +479,6 @@ def test_labels_and_tags_are_joined_from_the_watch_list(events: pl.DataFrame, fi
     assert msg.startswith(f"{sc.A} (Whale A) A ETH oid 102 updated: crossed_threshold,large_change"), msg
     c_msg = alerts.filter(pl.col("alertKey") == f"{sc.C}:331:new")["message"].item()
     assert c_msg.startswith(f"{sc.C} B SOL oid 331 new (replaces oid 330)"), c_msg
-    plain = transforms.large_change_alerts(events, sc.D2)
+    plain = large_change_alerts(events, sc.D2)
     assert rows(plain, sc.ALERT_COLS) == rows(alerts, sc.ALERT_COLS)
     assert plain["label"].is_null().all() and plain["tags"].list.len().eq(0).all()

@@ -20,7 +20,8 @@ import pytest
 
 from exchange_sim import ExchangeSim, SimConfig, compare, compare_fills
 from exchange_sim.truth import load_fills
-from orderwatch_dagster import mongo, transforms
+from orderwatch_dagster import mongo
+from orderwatch_dagster.transforms.lifecycles import order_lifecycles
 from tests.collector.harness import RunningCollector, collector_settings, eventually
 
 
@@ -45,7 +46,7 @@ async def test_lifecycle_fill_figures_equal_the_exchange_fills(tmp_path: Path, m
     days = sorted({started.date().isoformat(), datetime.now(UTC).date().isoformat()})
     events = pl.concat([mongo.read_order_events(db, day) for day in days])
     fills = pl.concat([mongo.read_fills(db, day) for day in days])
-    lifecycles = pl.concat([transforms.order_lifecycles(events, day, fills) for day in days]).unique(
+    lifecycles = pl.concat([order_lifecycles(events, day, fills) for day in days]).unique(
         ["ethAddress", "rootOid"], keep="last", maintain_order=True)
 
     by_oid: dict[int, list[dict]] = defaultdict(list)
