@@ -83,8 +83,8 @@ def test_a_store_gone_mid_write_leaves_the_old_partition(
     store = ParquetStore(parquet_url=ROOT)
     old = pl.DataFrame({"day": ["old"] * 3, "blob": [b"x"] * 3})
     store.write("order_events", sc.D1, old)
-    # Incompressible rows: the new partition is about rows x 512 bytes (the second case is several
-    # upload parts: pyarrow uploads in 5 MiB parts and S3 shows the object only once completed).
+    # Incompressible rows: the new partition is about rows x 512 bytes. The second case is a multipart
+    # upload (pyarrow sends 10 MB parts): the cut falls in its second part, after the first is stored.
     new = pl.DataFrame({"day": ["new"] * rows, "blob": [os.urandom(512) for _ in range(rows)]})
     size = rows * 512
     relay = DyingRelay(int(s3.rsplit(":", 1)[1]), cut_after=int(size * uploaded_share))
