@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -53,10 +53,10 @@ def dagster_env(tmp_path: Path, pg_url: str, **extra: str) -> dict[str, str]:
             "ORDERWATCH_DATA_DIR": str(tmp_path / "data"), **extra}
 
 
-def wait_for(check: object, what: str, timeout: float = 180.0) -> object:
+def wait_for(check: Callable[[], object], what: str, timeout: float = 180.0) -> object:
     deadline = time.monotonic() + timeout
     while True:
-        value = check()  # type: ignore[operator]
+        value = check()
         if value:
             return value
         if time.monotonic() > deadline:
