@@ -55,7 +55,7 @@ def _result(table: str, day: str, df: pl.DataFrame, store: ParquetStore, **extra
         metadata={
             "dagster/row_count": df.height,
             "dagster/column_schema": column_schema(table),
-            "path": dg.MetadataValue.path(str(path)),
+            "path": dg.MetadataValue.path(path),
             "preview": dg.MetadataValue.md(markdown(df)),
             "chart": dg.MetadataValue.md(charts.markdown_image(chart, f"{table} {day}")),
             **extra,
@@ -223,7 +223,7 @@ def trader_daily_stats(
 )
 def daily_report(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
     day = context.partition_key
-    missing = [t for t in report.TABLES if not store.path(t, day).exists()]
+    missing = [t for t in report.TABLES if not store.exists(t, day)]
     frames = {t: report.empty(t) if t in missing else store.read(t, day) for t in report.TABLES}
     page = report.build(
         day,
@@ -236,7 +236,7 @@ def daily_report(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.M
     url = store.report_url(day)
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(path)),
+            "path": dg.MetadataValue.path(path),
             **({"report": dg.MetadataValue.url(url)} if url else {}),
             "size_kb": round(len(page.encode()) / 1024, 1),
             "missing_tables": dg.MetadataValue.text(", ".join(missing) or "none"),

@@ -26,11 +26,11 @@ SHRINK_WARN = 0.8
 """A snapshot with fewer rows than this share of the previous one is flagged (a cut download)."""
 
 
-def _snapshot_meta(table: str, path: object, df: pl.DataFrame) -> dict[str, Any]:
+def _snapshot_meta(table: str, path: str, df: pl.DataFrame) -> dict[str, Any]:
     return {
         "dagster/row_count": df.height,
         "dagster/column_schema": column_schema(table),
-        "path": dg.MetadataValue.path(str(path)),
+        "path": dg.MetadataValue.path(path),
     }
 
 

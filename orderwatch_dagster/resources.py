@@ -1,13 +1,12 @@
-"""Resources: the MongoDB the collector writes to, the Parquet data folder, the alert channels."""
+"""Resources: the MongoDB the collector writes to, the Parquet tables (a folder or a bucket), the alert channels."""
 
 from __future__ import annotations
 
+import io
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -15,7 +14,7 @@ import pymongo
 from pydantic import Field
 from pymongo.database import Database
 
-from orderwatch_dagster import leaderboard, tables
+from orderwatch_dagster import leaderboard, storage, tables
 from orderwatch_dagster.channels import Channel
 
 TELEGRAM_API_URL = "https://api.telegram.org"
@@ -38,73 +37,82 @@ class MongoResource(dg.ConfigurableResource):
             client.close()
 
 
-def _replace_atomically(target: Path, fill: Callable[[Path], object]) -> Path:
-    """Create ``target`` through ``fill(tmp)`` on a temporary file in the same folder, then a rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        fill(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
-
 class ParquetStore(dg.ConfigurableResource):
-    """The data folder (``ORDERWATCH_DATA_DIR``, default ``./data``) holding hive-partitioned
-    Parquet: ``<data>/parquet/<table>/date=YYYY-MM-DD/<table>.parquet``."""
+    """The hive-partitioned Parquet tables, ``<root>/<table>/date=YYYY-MM-DD/<table>.parquet``, and the
+    daily reports beside them (``<root>/../reports``), on local disk or an S3-compatible store.
+
+    ``<root>`` is ``parquet_url`` (``ORDERWATCH_PARQUET_URL``: a local folder or ``s3://bucket/prefix``),
+    by default ``<data_dir>/parquet`` (``ORDERWATCH_DATA_DIR``, default ``./data``). Every table goes
+    through :meth:`publish`, which writes one whole Parquet object atomically (:mod:`.storage`)."""
 
     data_dir: str = Field(default="./data", description="data folder (ORDERWATCH_DATA_DIR)")
+    parquet_url: str = Field(
+        default="",
+        description="where the tables go (ORDERWATCH_PARQUET_URL): a folder or s3://bucket/prefix; "
+        "empty: <data_dir>/parquet",
+    )
     report_base_url: str = Field(
         default="",
-        description="URL at which <data>/reports is served (ORDERWATCH_REPORT_BASE_URL); empty: no report link",
+        description="URL at which the reports folder is served (ORDERWATCH_REPORT_BASE_URL); empty: no report link",
     )
 
-    def table_dir(self, table: str) -> Path:
-        return Path(self.data_dir) / "parquet" / table
+    def tables(self) -> storage.Storage:
+        """The tables' root."""
+        return storage.at(self.parquet_url or f"{self.data_dir.rstrip('/')}/parquet")
 
-    def path(self, table: str, day: str | date) -> Path:
-        return self.table_dir(table) / f"date={day}" / f"{table}.parquet"
+    def reports(self) -> storage.Storage:
+        """The reports' root: ``reports`` beside the tables' root."""
+        return storage.at(storage.sibling(self.tables().root_url, "reports"))
 
-    def write(self, table: str, day: str | date, df: pl.DataFrame) -> Path:
-        """Write a partition atomically (readers see the old file or the new one, never half of one)."""
-        return _replace_atomically(
-            self.path(table, day), lambda tmp: df.write_parquet(tmp, compression="zstd", statistics=True)
-        )
+    @staticmethod
+    def key(table: str, day: str | date) -> str:
+        return f"{table}/date={day}/{table}.parquet"
 
-    def snapshot_path(self, table: str, at: datetime) -> Path:
-        """A snapshot table's file: ``<data>/parquet/<table>/date=YYYY-MM-DD/<table>-<UTC time>.parquet``
-        (several per day, named so that they sort by time)."""
-        return self.table_dir(table) / f"date={at:%Y-%m-%d}" / f"{table}-{at:%Y%m%dT%H%M%S%fZ}.parquet"
+    def path(self, table: str, day: str | date) -> str:
+        """A partition's path or ``s3://`` URL."""
+        return self.tables().url(self.key(table, day))
 
-    def write_snapshot(self, table: str, at: datetime, df: pl.DataFrame) -> Path:
-        """Write one snapshot's file atomically; earlier snapshots stay (the history)."""
-        return _replace_atomically(
-            self.snapshot_path(table, at), lambda tmp: df.write_parquet(tmp, compression="zstd", statistics=True)
-        )
+    def exists(self, table: str, day: str | date) -> bool:
+        return self.tables().exists(self.key(table, day))
 
-    def snapshots(self, table: str) -> list[Path]:
-        """A snapshot table's files, oldest first."""
-        return sorted(self.table_dir(table).glob(f"date=*/{table}-*.parquet"), key=lambda p: p.name)
+    def publish(self, key: str, df: pl.DataFrame) -> str:
+        """Write ``df`` as one Parquet object at ``key`` (under the tables' root) atomically: readers
+        see the old object or the new one, never half of one. Returns its path or URL."""
+        buf = io.BytesIO()
+        df.write_parquet(buf, compression="zstd", statistics=True)
+        return self.tables().put(key, buf.getvalue())
 
-    def report_path(self, day: str | date) -> Path:
-        """The day's HTML report, beside the Parquet folders: ``<data>/reports/date=YYYY-MM-DD/report.html``."""
-        return Path(self.data_dir) / "reports" / f"date={day}" / "report.html"
+    def write(self, table: str, day: str | date, df: pl.DataFrame) -> str:
+        """Publish a daily partition."""
+        return self.publish(self.key(table, day), df)
+
+    def report_path(self, day: str | date) -> str:
+        """The day's HTML report, beside the tables: ``<root>/../reports/date=YYYY-MM-DD/report.html``."""
+        return self.reports().url(f"date={day}/report.html")
+
+    def write_snapshot(self, table: str, at: datetime, df: pl.DataFrame) -> str:
+        """Publish one snapshot of a snapshot table, ``<table>/date=YYYY-MM-DD/<table>-<UTC time>.parquet``
+        (several per day, named so that they sort by time); earlier snapshots stay (the history)."""
+        return self.publish(f"{table}/date={at:%Y-%m-%d}/{table}-{at:%Y%m%dT%H%M%S%fZ}.parquet", df)
+
+    def snapshots(self, table: str) -> list[str]:
+        """A snapshot table's files (paths or URLs), oldest first."""
+        keys = [k for k in self.tables().keys(table) if k.rsplit("/", 1)[-1].startswith(f"{table}-")]
+        return [self.tables().url(k) for k in sorted(keys, key=lambda k: k.rsplit("/", 1)[-1])]
 
     def report_url(self, day: str | date) -> str | None:
         """Where the day's report is served, when ``report_base_url`` is set."""
         return f"{self.report_base_url.rstrip('/')}/date={day}/report.html" if self.report_base_url else None
 
-    def write_report(self, day: str | date, page: str) -> Path:
-        """Write the day's report atomically, like a partition."""
-        return _replace_atomically(self.report_path(day), lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    def write_report(self, day: str | date, page: str) -> str:
+        """Publish the day's report atomically, like a partition."""
+        return self.reports().put(f"date={day}/report.html", page.encode())
 
     def days(self, table: str) -> list[str]:
         """The partitions written so far, oldest first."""
-        root = self.table_dir(table)
-        if not root.is_dir():
-            return []
-        return sorted(p.parent.name.removeprefix("date=") for p in root.glob(f"date=*/{table}.parquet"))
+        suffix = f"/{table}.parquet"
+        keys = self.tables().keys(table)
+        return sorted(k.split("/")[1].removeprefix("date=") for k in keys if k.endswith(suffix) and k.count("/") == 2)
 
     def read(self, table: str, day: str | date) -> pl.DataFrame:
         """One partition."""
@@ -114,7 +122,7 @@ class ParquetStore(dg.ConfigurableResource):
         """Every partition up to and including ``day`` as one lazy frame (no ``date`` column), in
         the table's current schema: columns added since an old partition was written (``dex``,
         the replacement links) read as nulls there, and columns since dropped are ignored."""
-        files = [str(self.path(table, d)) for d in self.days(table) if d <= str(day)]
+        files = [self.path(table, d) for d in self.days(table) if d <= str(day)]
         schema = tables.schema(tables.TABLES[table])
         if not files:
             return pl.LazyFrame(schema=schema)
@@ -184,7 +192,9 @@ def resources_from_env() -> dict[str, dg.ConfigurableResource]:
             uri=_env("MONGO_URI", "mongodb://127.0.0.1:27017"), database=_env("MONGO_DB", "orderwatch")
         ),
         "store": ParquetStore(
-            data_dir=_env("ORDERWATCH_DATA_DIR", "./data"), report_base_url=_env("ORDERWATCH_REPORT_BASE_URL", "")
+            data_dir=_env("ORDERWATCH_DATA_DIR", "./data"),
+            parquet_url=_env("ORDERWATCH_PARQUET_URL", ""),
+            report_base_url=_env("ORDERWATCH_REPORT_BASE_URL", ""),
         ),
         "leaderboard_source": LeaderboardSource(url=_env("HYPERLIQUID_LEADERBOARD_URL", LEADERBOARD_URL)),
         "alert_channels": AlertChannels(

@@ -71,7 +71,7 @@ def _resolved_unknown_days(store: ParquetStore, db: object) -> dict[str, str]:
         return {}
     unknown = (
         pl.scan_parquet(
-            str(store.table_dir("order_events") / "*" / "*.parquet"),
+            store.tables().url("order_events/*/*.parquet"),
             hive_partitioning=True,
             missing_columns="insert",  # partitions written before a column was added
             extra_columns="ignore",

@@ -20,6 +20,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def stop_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grace_s: float = 10.0) -> None:
+    """Send ``sig`` to a server started with ``start_new_session``; SIGKILL it after ``grace_s``."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
 class NxServer:
     """One nx-27017 process with its own data folder, pid file and port.
 
@@ -64,15 +75,8 @@ class NxServer:
         raise TimeoutError(f"nx-27017 did not listen on port {self.port} within {timeout}s")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        if self.proc is not None:
+            stop_group(self.proc, sig)
         self.proc = None
 
     def client(self, **kwargs: object) -> pymongo.MongoClient:

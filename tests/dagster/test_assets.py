@@ -47,7 +47,7 @@ def test_two_days_match_the_hand_worked_tables(built: dict, store: ParquetStore,
         for day in (sc.D1, sc.D2):
             df = store.read(table, day)
             assert df.schema == tables.schema(cols), table
-            assert store.path(table, day).name == f"{table}.parquet"
+            assert Path(store.path(table, day)).name == f"{table}.parquet"
 
     assert store.read("order_events", sc.D1).height == 4
     ev2 = store.read("order_events", sc.D2)
@@ -135,7 +135,7 @@ def test_materialization_metadata_and_idempotent_rebuild(
     assert seeded_db[schema.ALERTS].count_documents({}) == len(sc.ALERTS_D1) + len(sc.ALERTS_D2)
     for t, df in before.items():
         assert store.read(t, sc.D2).equals(df), t
-    assert not list(store.path("order_events", sc.D2).parent.glob(".*tmp"))
+    assert not list(Path(store.path("order_events", sc.D2)).parent.glob(".*tmp"))
 
 
 def test_duplicates_block_downstream_assets(mongo_db: Database, resources: dict, store: ParquetStore) -> None:
@@ -162,7 +162,7 @@ def test_duplicates_block_downstream_assets(mongo_db: Database, resources: dict,
     assert built <= {"order_events", "positions_snapshot", "fills"}
     assert "order_events" in built
     for table in ("order_lifecycles", "large_change_alerts", "open_orders_snapshot", "trader_daily_stats"):
-        assert not store.path(table, sc.D2).exists(), table
+        assert not store.exists(table, sc.D2), table
     assert mongo_db[schema.ALERTS].count_documents({}) == 0
 
 
@@ -191,7 +191,7 @@ def test_a_duplicated_fill_blocks_the_tables_built_on_fills(
     # Tables that do not read fills are built; those that do are not.
     assert built == {"order_events", "fills", "large_change_alerts", "open_orders_snapshot", "positions_snapshot"}
     for table in ("order_lifecycles", "trader_daily_stats"):
-        assert not store.path(table, sc.D2).exists(), table
+        assert not store.exists(table, sc.D2), table
 
 
 def test_fills_the_events_do_not_explain_warn_without_blocking(
@@ -234,7 +234,7 @@ def test_partitions_written_before_dex_and_links_still_read(
     assert materialize_day(sc.D1, resources).success
     old = store.read("order_events", sc.D1).drop("dex", "replacesOid", "replacedByOid", "replaceMatch", *sc.NO_BOOK)
     store.write("order_events", sc.D1, old)
-    store.path("fills", sc.D1).unlink()
+    Path(store.path("fills", sc.D1)).unlink()
     assert materialize_day(sc.D2, resources).success
     # A-101 was placed on D1: its book context reads as null now; nothing else changes.
     expected = [r | sc.NO_BOOK if r["oid"] == 101 else r for r in sc.LIFECYCLES_D2]

@@ -95,7 +95,8 @@ CHANNEL_VARS = (
 
 
 def test_resources_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MONGO_URI", "MONGO_DB", "ORDERWATCH_DATA_DIR", "HYPERLIQUID_LEADERBOARD_URL", *CHANNEL_VARS):
+    env = ("MONGO_URI", "MONGO_DB", "ORDERWATCH_DATA_DIR", "ORDERWATCH_PARQUET_URL", "HYPERLIQUID_LEADERBOARD_URL")
+    for name in (*env, *CHANNEL_VARS):
         monkeypatch.delenv(name, raising=False)
     defaults = resources_from_env()
     assert defaults["mongo_db"] == MongoResource(uri="mongodb://127.0.0.1:27017", database="orderwatch")
@@ -110,6 +111,15 @@ def test_resources_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert configured["leaderboard_source"].url == dg.EnvVar("HYPERLIQUID_LEADERBOARD_URL")
     assert configured["mongo_db"].uri == dg.EnvVar("MONGO_URI")
     assert configured["store"].data_dir == dg.EnvVar("ORDERWATCH_DATA_DIR")
+    assert configured["store"].parquet_url == ""
+    assert ParquetStore(data_dir="/srv/ow").path("fills", sc.D1) == f"/srv/ow/parquet/fills/date={sc.D1}/fills.parquet"
+    assert ParquetStore(data_dir="/srv/ow").report_path(sc.D1) == f"/srv/ow/reports/date={sc.D1}/report.html"
+    monkeypatch.setenv("ORDERWATCH_PARQUET_URL", "s3://lake/orderwatch/parquet")
+    assert resources_from_env()["store"].parquet_url == dg.EnvVar("ORDERWATCH_PARQUET_URL")
+    on_s3 = ParquetStore(parquet_url="s3://lake/orderwatch/parquet")
+    assert on_s3.path("fills", sc.D1) == f"s3://lake/orderwatch/parquet/fills/date={sc.D1}/fills.parquet"
+    with pytest.raises(ValueError, match="name a folder inside the bucket"):
+        ParquetStore(parquet_url="s3://lake").report_path(sc.D1)
     assert configured["mongo_db"].database == "orderwatch"
     # Secrets reach the resources only as EnvVar (the UI shows the variable's name, not its value).
     for name in CHANNEL_VARS:
@@ -181,7 +191,7 @@ def test_cli_materializes_a_day(
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     store = ParquetStore(data_dir=str(data))
     for table in tables.TABLES:
-        assert store.path(table, sc.D1).exists(), table
+        assert store.exists(table, sc.D1), table
     assert store.read("order_lifecycles", sc.D1).select(sc.LIFECYCLE_COLS).to_dicts() == sc.LIFECYCLES_D1
     whole = pl.scan_parquet(
         str(data / "parquet" / "order_events" / "**" / "*.parquet"), hive_partitioning=True

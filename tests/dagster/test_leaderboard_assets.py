@@ -56,7 +56,7 @@ def test_snapshots_selection_history_and_bad_documents(sim: ExchangeSim, tmp_pat
     first = run(resources)
     assert first.success
     (snap,) = store.snapshots("leaderboard")
-    assert snap.parent.name.startswith("date=") and snap.name.startswith("leaderboard-")
+    assert Path(snap).parent.name.startswith("date=") and Path(snap).name.startswith("leaderboard-")
     board = pl.read_parquet(snap)
     assert board.height == 30_000 and board["ethAddress"].n_unique() == 30_000
     (decided,) = store.snapshots("trader_selection")

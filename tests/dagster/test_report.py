@@ -68,7 +68,7 @@ def test_every_table_carries_its_chart_and_the_report_is_written_and_linked(
         assert image.width >= 600 and image.height >= 100, table
 
     meta = latest_metadata(built, "daily_report", sc.D2)
-    path = store.report_path(sc.D2)
+    path = Path(store.report_path(sc.D2))
     assert path == data_dir / "reports" / f"date={sc.D2}" / "report.html"
     assert meta["path"] == dg.MetadataValue.path(str(path))
     assert meta["report"] == dg.MetadataValue.url(f"{BASE_URL}/date={sc.D2}/report.html")
