@@ -346,7 +346,7 @@ TRADER_SELECTION = _cols(
     ("accountValue", LEADERBOARD_DECIMAL, "account value in USD at the snapshot"),
 )
 
-TABLES: dict[str, tuple[Column, ...]] = {
+DAILY_TABLES: dict[str, tuple[Column, ...]] = {
     "order_events": ORDER_EVENTS,
     "fills": FILLS,
     "order_lifecycles": ORDER_LIFECYCLES,
@@ -354,9 +354,16 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "open_orders_snapshot": OPEN_ORDERS_SNAPSHOT,
     "positions_snapshot": POSITIONS_SNAPSHOT,
     "trader_daily_stats": TRADER_DAILY_STATS,
+}
+"""The tables partitioned by UTC day: one ``<table>.parquet`` per ``date=`` folder, rebuilt whole."""
+
+SNAPSHOT_TABLES: dict[str, tuple[Column, ...]] = {
     "leaderboard": LEADERBOARD,
     "trader_selection": TRADER_SELECTION,
 }
+"""The tables written once per run: ``<table>-<UTC time>.parquet`` files in ``date=`` folders, history kept."""
+
+TABLES: dict[str, tuple[Column, ...]] = {**DAILY_TABLES, **SNAPSHOT_TABLES}
 
 
 def schema(columns: tuple[Column, ...]) -> pl.Schema:

@@ -43,7 +43,7 @@ def test_two_days_match_the_hand_worked_tables(built: dict, store: ParquetStore,
         assert len(checks) == len(daily_checks)
         assert all(c.passed for c in checks), [(c.check_name, c.description) for c in checks if not c.passed]
 
-    for table, cols in tables.TABLES.items():
+    for table, cols in tables.DAILY_TABLES.items():
         for day in (sc.D1, sc.D2):
             df = store.read(table, day)
             assert df.schema == tables.schema(cols), table
@@ -121,14 +121,14 @@ def test_materialization_metadata_and_idempotent_rebuild(
     built: dict, resources: dict, seeded_db: Database, store: ParquetStore
 ) -> None:
     mats = {m.asset_key.to_user_string(): m for m in built[sc.D2].get_asset_materialization_events()}
-    assert set(mats) == {*tables.TABLES, "daily_report"}
+    assert set(mats) == {*tables.DAILY_TABLES, "daily_report"}
     meta = mats["order_lifecycles"].materialization.metadata
     assert meta["dagster/row_count"].value == len(sc.LIFECYCLES_D2)
     assert "| ethAddress |" in meta["preview"].value
     assert [c.name for c in meta["dagster/column_schema"].schema.columns] == [c.name for c in tables.ORDER_LIFECYCLES]
     assert mats["large_change_alerts"].materialization.metadata["new_alerts"].value == len(sc.ALERTS_D2)
 
-    before = {t: store.read(t, sc.D2) for t in tables.TABLES}
+    before = {t: store.read(t, sc.D2) for t in tables.DAILY_TABLES}
     again = materialize_day(sc.D2, resources)
     after_mats = {m.asset_key.to_user_string(): m for m in again.get_asset_materialization_events()}
     assert after_mats["large_change_alerts"].materialization.metadata["new_alerts"].value == 0

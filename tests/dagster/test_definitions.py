@@ -190,7 +190,7 @@ def test_cli_materializes_a_day(
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     store = ParquetStore(data_dir=str(data))
-    for table in tables.TABLES:
+    for table in tables.DAILY_TABLES:
         assert store.exists(table, sc.D1), table
     assert store.read("order_lifecycles", sc.D1).select(sc.LIFECYCLE_COLS).to_dicts() == sc.LIFECYCLES_D1
     whole = pl.scan_parquet(

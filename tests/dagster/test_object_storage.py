@@ -49,7 +49,7 @@ def test_the_day_is_published_to_s3_and_read_back_by_polars_and_duckdb(
     assert store.days("order_lifecycles") == [sc.D1]
     assert store.path("fills", sc.D1) == f"{ROOT}/fills/date={sc.D1}/fills.parquet"
     assert object_keys("orderwatch") == sorted(
-        [f"{BUCKET}/orderwatch/parquet/{t}/date={sc.D1}/{t}.parquet" for t in tables.TABLES]
+        [f"{BUCKET}/orderwatch/parquet/{t}/date={sc.D1}/{t}.parquet" for t in tables.DAILY_TABLES]
         + [f"{BUCKET}/orderwatch/reports/date={sc.D1}/report.html"]
     )
     report = s3fs.S3FileSystem(skip_instance_cache=True).cat(f"{BUCKET}/orderwatch/reports/date={sc.D1}/report.html")

@@ -59,7 +59,7 @@ def test_every_table_carries_its_chart_and_the_report_is_written_and_linked(
     built: dg.DagsterInstance, data_dir: Path
 ) -> None:
     store = ParquetStore(data_dir=str(data_dir))
-    for table in tables.TABLES:
+    for table in tables.DAILY_TABLES:
         chart = latest_metadata(built, table, sc.D2)["chart"]
         assert isinstance(chart, dg.MarkdownMetadataValue)
         assert chart.md_str.startswith(f"![{table} {sc.D2}](data:image/png;base64,")
@@ -106,7 +106,7 @@ def test_an_empty_day_says_no_data_and_names_what_is_missing() -> None:
     assert len(pictures) == 6 and all(p.width > 0 for p in pictures)
     assert "No partition for this day in: fills." in page
     assert "2 earlier day(s) have no order_events partition: 2026-01-02, 2026-01-04." in page
-    for table in tables.TABLES:  # every metadata chart copes with an empty table
+    for table in tables.DAILY_TABLES:  # every metadata chart copes with an empty table
         (image,) = images(charts.markdown_image(charts.table_chart(table, report.empty(table), "2026-01-05"), table))
         assert image.height < 200  # the short "no data" card, not an empty plot
 
