@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         shown["traders"] = len(traders)
         print(json.dumps(shown, indent=2, default=str))
         return 0
-    if not traders:
-        print("orderwatch-collector: no traders configured: set TRADER_ADDRESSES or TRADER_ADDRESSES_FILE",
+    if not traders and not (settings.trader_watchlist_selection and args.command != "backfill"):
+        print("orderwatch-collector: no traders configured: set TRADER_ADDRESSES, TRADER_ADDRESSES_FILE or "
+              "TRADER_WATCHLIST_SELECTION=true",
               file=sys.stderr)
         return 2
     if args.command == "backfill":

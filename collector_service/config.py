@@ -42,6 +42,8 @@ class Trader:
     address: str
     label: str | None = None
     tags: tuple[str, ...] = ()
+    origin: str = "manual"
+    """``manual`` (the file, TRADER_ADDRESSES), ``pin`` or ``selection`` (Dagster's, in trader_watchlist)."""
 
 
 def parse_watch_line(line: str, where: str) -> Trader | None:
@@ -137,7 +139,13 @@ class Settings(BaseSettings):
         "", description="Comma-separated traders that always keep a live WebSocket slot (never polled)."
     )
     trader_watch_interval: float = Field(
-        2.0, gt=0, le=3600, description="Seconds between checks of TRADER_ADDRESSES_FILE for changes."
+        2.0, gt=0, le=3600,
+        description="Seconds between checks of TRADER_ADDRESSES_FILE (and of the selection in MongoDB) for changes.",
+    )
+    trader_watchlist_selection: bool = Field(
+        False, description="Also follow the pins and the selection Dagster's trader_selection writes into MongoDB "
+        "trader_watchlist (origin pin or selection), read every TRADER_WATCH_INTERVAL seconds, beside the manual "
+        "list (TRADER_ADDRESSES, TRADER_ADDRESSES_FILE).",
     )
     trader_poll_enabled: bool = Field(
         True, description="Poll traders beyond the WebSocket capacity over the info API (false: report them)."

@@ -125,10 +125,27 @@ with ``blockNumber`` in the by-block layout), observedAt, createdAt and storedAt
 ``trader_orders``)."""
 
 WATCHLIST: Final = "trader_watchlist"
-"""The followed traders as the watch list names them, ``_id`` = address: ``label`` (str or null),
-``tags`` (list of str, for cohorts), ``watching`` (false once removed from the list), ``updatedAt``.
-Written by the collector at start and whenever the list changes; the Dagster side joins labels
-and tags into its tables."""
+"""The followed traders, one document per address, ``_id`` = ``ethAddress`` = address: ``label``
+(str or null), ``tags`` (list of str, for cohorts), ``origin`` (who owns the document, below),
+``watching`` (false once a manual entry left the file), ``updatedAt``. The Dagster side joins
+labels and tags into its tables.
+
+Two writers, each touching only its own documents: the collector writes ``manual`` ones (the
+watch-list file; a manual entry takes over an address Dagster listed, and a document without
+``origin`` is manual); Dagster's ``trader_selection`` writes ``pin`` and ``selection`` ones (where
+no manual entry with ``watching`` true holds the address) and deletes those it no longer lists.
+With ``TRADER_WATCHLIST_SELECTION`` the collector follows the file plus every pin and selection
+document."""
+
+ORIGIN_MANUAL: Final = "manual"
+ORIGIN_PIN: Final = "pin"
+ORIGIN_SELECTION: Final = "selection"
+LISTED_ORIGINS: Final = (ORIGIN_PIN, ORIGIN_SELECTION)
+"""The origins Dagster's selection writes (and the collector reads)."""
+MANUAL_OWNED: Final = {"origin": {"$nin": list(LISTED_ORIGINS)}}
+"""Filter: the documents the collector may (re)write."""
+LISTED_MAY_TAKE: Final = {"$or": [{"origin": {"$in": list(LISTED_ORIGINS)}}, {"watching": False}]}
+"""Filter: the documents Dagster may (re)write: its own, and a manual entry no longer on the file."""
 
 NODE_CHECKPOINTS: Final = "node_checkpoints"
 """How far the collector read each stream of a node's files (``NODE_DATA_DIR``), ``_id`` = the

@@ -68,8 +68,11 @@ class Service:
         self.settings = settings
         self.stats = Stats()
         # watched from before it is read: a change made while the service starts is not missed
-        self.watchlist = Watchlist(settings, self.apply_watchlist) if settings.trader_addresses_file else None
-        self.traders = self._owned(settings.watchlist())
+        self.database = Database(settings.mongo_uri, settings.mongo_db)
+        self.watchlist = Watchlist(
+            settings, self.apply_watchlist, self.database.listed if settings.trader_watchlist_selection else None
+        ) if settings.trader_addresses_file or settings.trader_watchlist_selection else None
+        self.traders = self._owned(self.watchlist.traders if self.watchlist is not None else settings.watchlist())
         traders = list(self.traders)
         # with a node's files as the source every trader comes from them: no WebSocket, no per-IP cap
         self.node_mode = settings.node_data_dir is not None
@@ -87,7 +90,6 @@ class Service:
         self.over_capacity = list(self.plan.over_capacity)
         self.stopping = asyncio.Event()  # run()'s stop signal
         self.joining: dict[str, asyncio.Task[None]] = {}  # traders added, their state loading
-        self.database = Database(settings.mongo_uri, settings.mongo_db)
         self.journal = Journal(journal_folder(settings.collector_data_dir, settings.trader_shard_index),
                                fsync_interval=settings.collector_journal_fsync_interval)
         self.stats.journal_corrupt_records = self.journal.corrupt_records
@@ -317,6 +319,8 @@ class Service:
             "tiers": self.tier_figures(),
             "rest_429": self.stats.rest_errors.get("429", 0),
             "refused_by_exchange": self.refused_users(),
+            "watchlist_selection": None if self.watchlist is None or self.watchlist.read_listed is None else {
+                "read_ok": self.watchlist.selection_ok, "listed": len(self.watchlist.listed)},
             "open_orders_tracked": gauges["open_orders_tracked"],
             "events_written": dict(self.stats.events_written),
             "events_duplicate": self.stats.events_duplicate,

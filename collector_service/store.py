@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pymongo
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from collector_service import exchange, schema
 from collector_service.config import Trader, mask_uri
@@ -202,9 +202,8 @@ class Database:
                 self.db[schema.ORDERS].replace_one({"_id": closed["_id"]}, closed)
             stats.final_statuses_resolved += 1
         for op in ops:
-            if op["kind"] == "watch":  # delete + insert: nx-27017 stores $set datetimes as text
-                self.db[schema.WATCHLIST].delete_one({"_id": op["doc"]["_id"]})
-                self.db[schema.WATCHLIST].insert_one(dict(op["doc"]))
+            if op["kind"] == "watch":
+                self._watch(op["doc"])
             if op["kind"] == "uncovered":  # keyed by trader and start: a replay writes it once
                 self.db[schema.UNCOVERED].replace_one({"_id": op["doc"]["_id"]}, op["doc"], upsert=True)
             if op["kind"] == "node_waiting":  # in order: a trader's lines, then their removal
@@ -219,6 +218,20 @@ class Database:
         checkpoints = {op["doc"]["_id"]: op["doc"] for op in ops if op["kind"] == "node_checkpoint"}
         for doc in checkpoints.values():  # the newest of the batch per stream, after everything else
             self.db[schema.NODE_CHECKPOINTS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    def listed(self) -> list[dict[str, Any]]:
+        """The pins and the selection Dagster wrote into ``trader_watchlist``."""
+        return list(self.db[schema.WATCHLIST].find({"origin": {"$in": list(schema.LISTED_ORIGINS)}}))
+
+    def _watch(self, doc: dict[str, Any]) -> None:
+        """Record a manual entry (a whole-document replace: nx-27017 stores $set datetimes as
+        text). One still on the file takes its address over from a pin or selection document;
+        one taken off it leaves an address Dagster lists alone (schema.WATCHLIST)."""
+        owned = {"_id": doc["_id"]} if doc["watching"] else {"_id": doc["_id"], **schema.MANUAL_OWNED}
+        try:
+            self.db[schema.WATCHLIST].replace_one(owned, doc, upsert=True)
+        except DuplicateKeyError:
+            pass  # the upsert met Dagster's document of that address: it stays
 
     def _event(self, user: str, oid: int, event_key: str) -> dict[str, Any] | None:
         return self.db[schema.ORDERS].find_one({"ethAddress": user, "oid": oid, "eventKey": event_key})
@@ -460,10 +473,13 @@ def order_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:
 
 
 def watch_ops(traders: Iterable[Trader], *, watching: bool) -> list[Op]:
-    """The operations recording traders of the watch list (and whether they are still on it)."""
+    """The operations recording the manual entries of the watch list (and whether they are still
+    on it); pins and selections are Dagster's to write."""
     now = datetime.now(UTC)
-    return [{"kind": "watch", "doc": {"_id": t.address, "label": t.label, "tags": list(t.tags),
-                                      "watching": watching, "updatedAt": now}} for t in traders]
+    return [{"kind": "watch", "doc": {"_id": t.address, "ethAddress": t.address, "label": t.label,
+                                      "tags": list(t.tags), "origin": schema.ORIGIN_MANUAL,
+                                      "watching": watching, "updatedAt": now}}
+            for t in traders if t.origin == schema.ORIGIN_MANUAL]
 
 
 def fill_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:

@@ -16,7 +16,8 @@ import polars as pl
 from orderwatch_dagster import tables
 from orderwatch_dagster.assets import column_schema, markdown
 from orderwatch_dagster.leaderboard import LeaderboardError, parse
-from orderwatch_dagster.resources import LeaderboardSource, ParquetStore
+from orderwatch_dagster.mongo import write_listed
+from orderwatch_dagster.resources import LeaderboardSource, MongoResource, ParquetStore
 from orderwatch_dagster.selection import LISTED, SelectionRefused, load_selection_rules, select
 
 GROUP = "leaderboard"
@@ -111,6 +112,27 @@ def trader_selection(context: dg.AssetExecutionContext, store: ParquetStore) -> 
     )
 
 
+@dg.asset(
+    group_name=GROUP,
+    kinds={"mongodb"},
+    deps=[trader_selection],
+    description=(
+        "The newest selection written into MongoDB trader_watchlist (origin pin or selection), where the collectors "
+        "(TRADER_WATCHLIST_SELECTION=true) read whom to follow beside their manual list; addresses no longer "
+        "listed lose their document. A refused selection never gets here: the current list stays."
+    ),
+)
+def trader_watchlist(
+    context: dg.AssetExecutionContext, store: ParquetStore, mongo_db: MongoResource
+) -> dg.MaterializeResult:
+    (decisions,) = _latest(store, "trader_selection")
+    listed = decisions.filter(pl.col("decision").is_in(LISTED))
+    with mongo_db.get_db() as db:
+        counts = write_listed(db, listed)
+    context.log.info(f"trader_watchlist listed={listed.height} {counts}")
+    return dg.MaterializeResult(metadata={"listed": listed.height, **counts})
+
+
 @dg.asset_check(asset=leaderboard, blocking=True)
 def leaderboard_one_row_per_address(store: ParquetStore) -> dg.AssetCheckResult:
     """The newest snapshot has one row per address (the selection is not made on a doubled one)."""
@@ -157,5 +179,5 @@ def leaderboard_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
     return dg.RunRequest(run_key=f"leaderboard:{at:%Y-%m-%dT%H:%M}", tags={"orderwatch/trigger": "leaderboard"})
 
 
-leaderboard_assets = [leaderboard, trader_selection]
+leaderboard_assets = [leaderboard, trader_selection, trader_watchlist]
 leaderboard_checks = [leaderboard_one_row_per_address, leaderboard_not_much_smaller]

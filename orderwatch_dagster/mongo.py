@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 import pymongo
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from collector_service import schema
 from orderwatch_dagster.partitions import day_bounds
@@ -158,3 +158,28 @@ def write_alerts(db: Database, alerts: pl.DataFrame, now: datetime | None = None
             raise
         return int(exc.details.get("nUpserted", 0))
     return result.upserted_count
+
+
+def write_listed(db: Database, listed: pl.DataFrame, now: datetime | None = None) -> dict[str, int]:
+    """Make the pin and selection documents of ``trader_watchlist`` the listed traders
+    (``ethAddress``, ``decision``, ``label``, ``tags``): one document per address, origin ``pin``
+    for a pinned trader, ``selection`` otherwise; those no longer listed are deleted. A manual
+    entry still on the collector's file keeps its address (schema.WATCHLIST: each writer touches
+    only its own documents). Returns how many were written, left manual and deleted."""
+    coll = db[schema.WATCHLIST]
+    now = now or datetime.now(UTC)
+    written = manual = 0
+    for row in listed.select("ethAddress", "decision", "label", "tags").iter_rows(named=True):
+        address = row["ethAddress"]
+        origin = schema.ORIGIN_PIN if row["decision"] == "pinned" else schema.ORIGIN_SELECTION
+        doc = {"_id": address, "ethAddress": address, "label": row["label"], "tags": list(row["tags"] or []),
+               "origin": origin, "watching": True, "updatedAt": now}
+        try:  # a whole-document replace: nx-27017 stores $set datetimes as text
+            coll.replace_one({"_id": address, **schema.LISTED_MAY_TAKE}, doc, upsert=True)
+            written += 1
+        except DuplicateKeyError:
+            manual += 1  # the upsert met a manual entry on the file: it stays manual
+    gone = coll.delete_many(
+        {"origin": {"$in": list(schema.LISTED_ORIGINS)}, "_id": {"$nin": listed["ethAddress"].to_list()}}
+    )
+    return {"written": written, "manual": manual, "deleted": gone.deleted_count}

@@ -12,10 +12,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
-from collector_service.config import parse_watch_line
+from collector_service.config import Trader, parse_watch_line
+from collector_service.store import Database, watch_ops
+from collector_service.watchlist import listed_trader, union
 from exchange_sim import ExchangeSim, SimConfig
+from orderwatch_dagster.mongo import write_listed
 from tests.collector.harness import RunningCollector, collector_settings, eventually
 
 
@@ -135,3 +139,87 @@ async def test_a_change_made_while_the_service_starts_is_not_missed(tmp_path: Pa
         async with starting as run:
             await eventually(lambda: sim.subscribers(bob) == 1, what="bob followed")
             assert sorted(run.service.users) == sorted([alice, bob])
+
+
+def test_the_selection_joins_the_manual_list() -> None:
+    a, b, c, d = ("0x" + x * 40 for x in "abcd")
+    manual = [Trader(a, "mine", ("desk",))]
+    listed = [listed_trader({"_id": c, "ethAddress": c, "label": "C", "tags": ["Whale"], "origin": "selection"}),
+              listed_trader({"_id": a, "ethAddress": a, "label": "leader", "tags": [], "origin": "selection"}),
+              listed_trader({"_id": b, "ethAddress": b.upper().replace("0X", "0x"), "origin": "pin"})]
+    assert union(manual, listed) == [Trader(a, "mine", ("desk",)), Trader(b, None, (), "pin"),
+                                     Trader(c, "C", ("Whale",), "selection")]
+    for doc, problem in [({"_id": d, "ethAddress": d[:-1], "origin": "selection"}, "not a trader address"),
+                         ({"_id": d, "ethAddress": d, "origin": "manual"}, "origin 'manual' is not one of"),
+                         ({"_id": d, "ethAddress": d, "origin": "pin", "tags": "Whale"}, "not a list of strings"),
+                         ({"_id": d, "ethAddress": d, "origin": "pin", "label": 7}, "label 7 is not a string")]:
+        with pytest.raises(ValueError, match=f"trader_watchlist document '{d}'.*{problem}"):
+            listed_trader(doc)
+
+
+def test_the_collector_and_dagster_never_clobber_each_others_documents(mongo_uri: str, mongo_db) -> None:
+    a, b, c = ("0x" + x * 40 for x in "abc")
+    database = Database(mongo_uri, mongo_db.name)
+    try:
+        write_listed(mongo_db, pl.DataFrame({"ethAddress": [b, c], "decision": ["selected", "pinned"],
+                                             "label": ["B", None], "tags": [["Whale"], []]}))
+        for op in watch_ops([Trader(a, "mine"), Trader(b, "manual B")], watching=True):
+            database._watch(op["doc"])
+        for op in watch_ops([Trader(c, "was manual")], watching=False):  # not on the file: c stays pinned
+            database._watch(op["doc"])
+        assert {d["_id"]: (d["origin"], d["label"]) for d in mongo_db.trader_watchlist.find()} == {
+            a: ("manual", "mine"), b: ("manual", "manual B"), c: ("pin", None)}
+        assert [d["_id"] for d in database.listed()] == [c]
+        # Dagster leaves manual entries alone and drops what it no longer lists
+        assert write_listed(mongo_db, pl.DataFrame({"ethAddress": [a], "decision": ["selected"], "label": ["A"],
+                                                    "tags": [[]]})) == {"written": 0, "manual": 1, "deleted": 1}
+        for op in watch_ops([Trader(b, "manual B")], watching=False):  # b left the file: Dagster may take it
+            database._watch(op["doc"])
+        write_listed(mongo_db, pl.DataFrame({"ethAddress": [a, b], "decision": ["selected", "selected"],
+                                             "label": ["A", "B"], "tags": [[], []]}))
+        assert {d["_id"]: (d["origin"], d["label"]) for d in mongo_db.trader_watchlist.find()} == {
+            a: ("manual", "mine"), b: ("selection", "B")}
+    finally:
+        database.close()
+
+
+async def test_the_collector_follows_the_selection_in_mongodb(tmp_path: Path, mongo_uri: str, mongo_db,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    db = mongo_db
+    listing = tmp_path / "traders.txt"
+    async with ExchangeSim(SimConfig(traders=2, push_interval=0.2)) as sim:
+        alice, bob = sim.addresses
+        listing.write_text(f"{alice}  Alice\n")
+        settings = watching(sim, mongo_uri, db.name, tmp_path, listing).model_copy(
+            update={"trader_watchlist_selection": True})
+        before = sim.place(bob, "BTC", "B", "0.1", "50000")
+        sim.cancel(before)  # bob's history before he is selected
+        async with RunningCollector(settings) as run:
+            await eventually(lambda: sim.subscribers(alice) == 1, what="alice followed")
+            # as the trader_watchlist asset writes it
+            write_listed(db, pl.DataFrame({"ethAddress": [bob], "decision": ["selected"], "label": ["Bob"],
+                                           "tags": [["Whale"]]}))
+            await eventually(lambda: sim.subscribers(bob) == 1, what="bob followed")
+            later = sim.place(bob, "ETH", "A", "1", "2500")
+            await eventually(lambda: db.trader_orders.find_one({"oid": later, "eventKey": "new"}), what="bob live")
+            await eventually(lambda: db.trader_orders.find_one({"oid": before, "eventKey": "closed",
+                                                                "finalStatus": "canceled"}),
+                             what="bob's history before he was selected")
+            assert (db.trader_watchlist.find_one({"_id": bob}) or {}).get("origin") == "selection"
+            assert run.service.health()["watchlist_selection"] == {"read_ok": True, "listed": 1}
+
+            write_listed(db, pl.DataFrame(schema={"ethAddress": pl.String, "decision": pl.String,
+                                                  "label": pl.String, "tags": pl.List(pl.String)}))
+            await eventually(lambda: sim.subscribers(bob) == 0, what="bob let go")
+            assert run.service.users == [alice]
+            assert db.trader_watchlist.find_one({"_id": bob}) is None  # the collector wrote nothing of bob's
+
+            write_listed(db, pl.DataFrame({"ethAddress": [bob], "decision": ["pinned"], "label": [None],
+                                           "tags": [[]]}))
+            await eventually(lambda: sim.subscribers(bob) == 1, what="bob followed again")
+            with caplog.at_level(logging.ERROR):
+                run.service.database.client.close()  # every read fails from now on
+                await eventually(lambda: any("event=watchlist_selection_unavailable" in r.getMessage()
+                                             for r in caplog.records), what="the failed read reported")
+            assert sorted(run.service.users) == sorted([alice, bob]) and sim.subscribers(bob) == 1
+            assert run.service.health()["watchlist_selection"]["read_ok"] is False

@@ -27,14 +27,15 @@ def test_wiring() -> None:
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {*tables.TABLES, "daily_report"}  # a Parquet table each, and the HTML report
-    snapshots = {"leaderboard", "trader_selection"}  # not partitioned: a snapshot per run, history kept
+    assert keys == {*tables.TABLES, "daily_report", "trader_watchlist"}  # a Parquet table each, the report, the list
+    snapshots = {"leaderboard", "trader_selection", "trader_watchlist"}  # not partitioned: one per run
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         daily = key.to_user_string() not in snapshots
         assert node.group_name == ("daily" if daily else "leaderboard")
         assert node.partitions_def == (daily_partitions if daily else None)
     assert graph.get(dg.AssetKey("trader_selection")).parent_keys == {dg.AssetKey("leaderboard")}
+    assert graph.get(dg.AssetKey("trader_watchlist")).parent_keys == {dg.AssetKey("trader_selection")}
     assert graph.get(dg.AssetKey("order_lifecycles")).parent_keys == {
         dg.AssetKey("order_events"),
         dg.AssetKey("fills"),

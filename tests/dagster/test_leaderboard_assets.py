@@ -12,11 +12,12 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from pymongo.database import Database
 
 from exchange_sim import ExchangeSim, SimConfig
 from orderwatch_dagster.leaderboard import LeaderboardError
 from orderwatch_dagster.leaderboard_assets import leaderboard_assets, leaderboard_checks
-from orderwatch_dagster.resources import LeaderboardSource, ParquetStore
+from orderwatch_dagster.resources import LeaderboardSource, MongoResource, ParquetStore
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +51,17 @@ def failure(result: dg.ExecuteInProcessResult) -> str:
     return event.step_failure_data.error.message if event.step_failure_data.error else ""
 
 
-def test_snapshots_selection_history_and_bad_documents(sim: ExchangeSim, tmp_path: Path) -> None:
+def test_snapshots_selection_history_and_bad_documents(sim: ExchangeSim, tmp_path: Path, mongo_uri: str,
+                                                       mongo_db: Database) -> None:
     store = ParquetStore(data_dir=str(tmp_path / "data"))
-    resources = {"store": store, "leaderboard_source": LeaderboardSource(url=sim.leaderboard_url)}
+    resources = {"store": store, "leaderboard_source": LeaderboardSource(url=sim.leaderboard_url),
+                 "mongo_db": MongoResource(uri=mongo_uri, database=mongo_db.name)}
+    manual = sim.addresses[0]  # on a collector's watch-list file: its manual entry stays manual
+    mongo_db.trader_watchlist.insert_one({"_id": manual, "ethAddress": manual, "label": "mine", "tags": [],
+                                          "origin": "manual", "watching": True})
+    stale = "0x" + "ee" * 20  # selected by an earlier run, no longer listed
+    mongo_db.trader_watchlist.insert_one({"_id": stale, "ethAddress": stale, "label": None, "tags": [],
+                                          "origin": "selection", "watching": True})
     first = run(resources)
     assert first.success
     (snap,) = store.snapshots("leaderboard")
@@ -65,6 +74,17 @@ def test_snapshots_selection_history_and_bad_documents(sim: ExchangeSim, tmp_pat
     assert set(sel.filter(pl.col("decision") == "selected")["ethAddress"]) == set(sim.addresses)
     meta = first.asset_materializations_for_node("trader_selection")[0].metadata
     assert meta["listed"].value == 500 and meta["selected"].value == 500
+
+    # The list is written where the collectors read it: one document per address, Dagster's own
+    # origins only; the manual entry untouched, the stale selection gone.
+    docs = {d["_id"]: d for d in mongo_db.trader_watchlist.find()}
+    assert set(docs) == set(sim.addresses)
+    assert (docs[manual]["origin"], docs[manual]["label"]) == ("manual", "mine")
+    chosen = sel.filter(pl.col("ethAddress") == sim.addresses[1]).row(0, named=True)
+    doc = docs[sim.addresses[1]]
+    assert (doc["ethAddress"], doc["origin"], doc["watching"]) == (sim.addresses[1], "selection", True)
+    assert (doc["label"], doc["tags"]) == (chosen["label"], chosen["tags"]) and len(doc["tags"]) == 2
+    assert first.asset_materializations_for_node("trader_watchlist")[0].metadata["manual"].value == 1
 
     sim.leaderboard.step()
     assert run(resources).success
@@ -85,6 +105,7 @@ def test_snapshots_selection_history_and_bad_documents(sim: ExchangeSim, tmp_pat
     assert not check.passed and "200 rows, the previous snapshot had 30000" in (check.description or "")
     assert len(store.snapshots("leaderboard")) == 3 and len(store.snapshots("trader_selection")) == 2
     assert re.search(r"selection refused: the new list would have \d+ traders, the current one has 500", failure(small))
+    assert mongo_db.trader_watchlist.count_documents({"origin": "selection"}) == 499  # the list in force stays
 
 
 def test_http_errors_and_time_outs_are_clear(sim: ExchangeSim) -> None:
