@@ -161,32 +161,72 @@ def _health(port: int) -> dict[str, Any]:
         return json.loads(exc.read())
 
 
-def _settle(port: int, recoveries: Any, timeout: float) -> float:
+@dataclass
+class Settle:
+    """What the collector still had to do when trading stopped, and when each part was done
+    (seconds after the stop; None: not done within the timeout)."""
+
+    seconds: float = 0.0
+    outcomes_at_stop: int = 0
+    gaps_at_stop: int = 0
+    journal_at_stop: int = 0
+    outcomes_done: float | None = None
+    gaps_done: float | None = None
+    journal_done: float | None = None
+    calls: dict[str, int] = field(default_factory=dict)  # info calls made while settling, by type
+    samples: list[tuple[float, int, int, int]] = field(default_factory=list)  # (t, outcomes, gaps, journal)
+
+
+def _settle(port: int, recoveries: Any, timeout: float) -> Settle:
     """Seconds until the collector has no outcome to resolve, no gap to recover over REST (the
-    start-up gap of every trader) and nothing left to write.
+    start-up gap of every trader) and nothing left to write; with what was pending at the stop,
+    when each part reached zero, and the info calls made meanwhile.
 
     Outcomes and gap recoveries come from the info API under its weight budget, so after a burst
     of closes, or a start with many traders, they trail the events by as long as the budget takes
     to serve them.
     """
+    out = Settle()
     started = time.monotonic()
+    calls0 = _metric(port, "orderwatch_rest_calls_total")
     time.sleep(FLUSH_INTERVAL * 3)  # the last pushes reach the collector
     while time.monotonic() - started < timeout:
         health = _health(port)
-        if (health["outcomes_pending"] == 0 and health["buffer_depth"] == 0
-                and recoveries.find_one({}, {"_id": 1}) is None):
+        now = time.monotonic() - started
+        sample = (now, health["outcomes_pending"], recoveries.count_documents({}), health["buffer_depth"])
+        if not out.samples:
+            out.outcomes_at_stop, out.gaps_at_stop, out.journal_at_stop = sample[1:]
+        out.samples.append(sample)
+        for name, value in zip(("outcomes_done", "gaps_done", "journal_done"), sample[1:], strict=True):
+            if value == 0 and getattr(out, name) is None:
+                setattr(out, name, now)
+            elif value:
+                setattr(out, name, None)
+        if not any(sample[1:]):
             break
         time.sleep(0.5)
     time.sleep(FLUSH_INTERVAL * 2)  # the last outcomes are flushed
-    return time.monotonic() - started
+    out.seconds = time.monotonic() - started
+    calls = _metric(port, "orderwatch_rest_calls_total")
+    out.calls = {k: int(v - calls0.get(k, 0)) for k, v in calls.items() if v > calls0.get(k, 0)}
+    return out
+
+
+def _metric(port: int, name: str) -> dict[str, float]:
+    """One Prometheus counter of the collector, by its label's value."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            label, value = line.rsplit(" ", 1)
+            out[label.split('"')[1]] = float(value)
+    return out
 
 
 def _frames(port: int) -> int:
     """Frames decoded so far, from the collector's Prometheus ``orderwatch_frames_total``."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("orderwatch_frames_total{")))
+    return int(sum(_metric(port, "orderwatch_frames_total").values()))
 
 
 def _live_feeds(visibility: Path) -> set[tuple[str, str]]:
@@ -455,7 +495,13 @@ def run(
                 section.add(f"documents from the info API ({sources}, not live): p50 / p95 / p99 / max",
                             f"{spread([t.latency for t in lat.rest])} ms")
             section.add("settle after trading stopped (outcomes resolved, gaps recovered, journal empty)",
-                        f"{settle:.1f} s")
+                        f"{settle.seconds:.1f} s")
+            section.add("at the stop: outcomes pending / gaps to recover / journal ops",
+                        f"{settle.outcomes_at_stop} / {settle.gaps_at_stop} / {settle.journal_at_stop}")
+            section.add("after the stop, done at: outcomes / gaps / journal",
+                        " / ".join("-" if t is None else f"{t:.1f} s"
+                                   for t in (settle.outcomes_done, settle.gaps_done, settle.journal_done)))
+            section.add("info calls while settling", ", ".join(f"{k} {v}" for k, v in sorted(settle.calls.items())))
             section.add("ground truth", report.summary())
             section.checks["zero_loss"] = not report.missed_visible and not report.missed_gap_only
             section.checks["zero_duplicates"] = not report.duplicates
@@ -481,7 +527,7 @@ def run(
                 (trace / "transitions.json").write_text(json.dumps(
                     {"window": [w0, w1], "live": [t.__dict__ for t in lat.live],
                      "rest": [t.__dict__ for t in lat.rest], "flushes": flushes,
-                     "poll_query_s": poller.query_s}))
+                     "poll_query_s": poller.query_s, "settle": settle.__dict__}))
                 for name in ("collector.log",):
                     (trace / name).write_bytes((tmp / name).read_bytes())
         finally:
