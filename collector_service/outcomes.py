@@ -8,10 +8,6 @@ instead (weight 20 plus 1 per 20 rows, for up to 2000 outcomes): a busy market m
 more orders a minute than single lookups could keep up with under 1200 weight a minute.
 Failures and an exhausted budget only delay the answer: the order stays in
 the queue and is retried with backoff, and unresolved orders are re-queued at the next start.
-
-While a gap recovery of a trader asks ``historicalOrders`` (:meth:`OutcomeResolver.holding`),
-that trader's lookups wait: the recovery's answer lists the outcome of every close made before
-it, so asking for them one by one meanwhile would only spend the weight the recovery waits for.
 """
 
 from __future__ import annotations
@@ -21,8 +17,7 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from collector_service.events.wire import OrderStatusInner
 from collector_service.logs import RateLimitedLog
@@ -65,8 +60,6 @@ class OutcomeResolver:
         self._queue: list[tuple[float, int, str, int]] = []
         self._queued: set[tuple[str, int]] = set()
         self._waiting: Counter[str] = Counter()  # queued closes per trader
-        self._held: Counter[str] = Counter()  # traders whose recovery is asking historicalOrders
-        self._parked: dict[str, list[tuple[int, int]]] = {}  # their lookups due meanwhile: (attempt, oid)
         self._wake = asyncio.Event()
         self._errors = RateLimitedLog(log)
 
@@ -90,22 +83,6 @@ class OutcomeResolver:
         self._done(user, oid)
         self.submit([final_op(user, oid, status, status_ms)])
         return True
-
-    @contextmanager
-    def holding(self, user: str) -> Iterator[None]:
-        """Hold ``user``'s lookups while a recovery asks ``historicalOrders`` (its answer resolves
-        them, :meth:`known`); those still wanted afterwards are looked up at once."""
-        self._held[user] += 1
-        try:
-            yield
-        finally:
-            self._held[user] -= 1
-            if self._held[user] <= 0:
-                del self._held[user]
-                for attempt, oid in self._parked.pop(user, ()):
-                    if (user, oid) in self._queued:
-                        heapq.heappush(self._queue, (time.monotonic(), attempt, user, oid))
-                self._wake.set()
 
     def _done(self, user: str, oid: int) -> None:
         self._queued.discard((user, oid))
@@ -131,9 +108,6 @@ class OutcomeResolver:
             heapq.heappop(self._queue)
             if (user, oid) not in self._queued:
                 continue  # resolved meanwhile
-            if user in self._held:
-                self._parked.setdefault(user, []).append((attempt, oid))
-                continue
             if self._waiting[user] >= BATCH_MIN:
                 await self._resolve_batch(user)
                 if (user, oid) not in self._queued:

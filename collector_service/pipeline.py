@@ -342,11 +342,10 @@ class Pipeline:
         """
         started = datetime.now(UTC)
         opened = self._gaps_opened[user]
-        with self.resolvers[user].holding(user):  # the answer resolves the closes waiting for a lookup
-            answer = await self._retrying("orders", user, lambda: self.clients[user].historical_orders(user))
-            self._check_covered(user, answer, since)
-            rows = rows_on(answer, self.dexes())
-            self.writer.submit(self.recovered(user, rows, since))
+        answer = await self._retrying("orders", user, lambda: self.clients[user].historical_orders(user))
+        self._check_covered(user, answer, since)
+        rows = rows_on(answer, self.dexes())
+        self.writer.submit(self.recovered(user, rows, since))
         if self.record_fills:
             await self.recover_fills(user, since)
         if self.gaps.get(user, since) != since or self._gaps_opened[user] != opened:

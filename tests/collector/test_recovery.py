@@ -16,16 +16,11 @@ from prometheus_client import generate_latest
 
 from collector_service import exchange
 from collector_service.events.tracker import ms_to_datetime
-from collector_service.events.wire import (
-    OrderStatusInner,
-    OrderStatusResponse,
-    historical_orders_decoder,
-    order_items_decoder,
-)
+from collector_service.events.wire import OrderStatusInner, historical_orders_decoder, order_items_decoder
 from collector_service.metrics import Stats, registry_for
 from collector_service.outcomes import OutcomeResolver, latest_by_oid
 from collector_service.pipeline import Pipeline
-from collector_service.rest import InfoClient, RestError
+from collector_service.rest import InfoClient
 from collector_service.sources.polling import Polled, Poller
 from exchange_sim import ExchangeSim, SimConfig
 from tests.collector.frames import USER, encode, frontend_orders
@@ -81,17 +76,12 @@ class ScriptedInfo:
     def __init__(self, *answers: list[dict[str, Any]], hold_first: bool = False) -> None:
         self.answers = [historical_orders_decoder.decode(encode(answer)) for answer in answers]
         self.asked = 0
-        self.status_asked: list[int] = []  # oids asked with orderStatus
         self.gate = asyncio.Event()
         if not hold_first:
             self.gate.set()
 
     def release(self) -> None:
         self.gate.set()
-
-    async def order_status(self, user: str, oid: int) -> OrderStatusResponse:
-        self.status_asked.append(oid)
-        raise RestError("orderStatus: not scripted")
 
     async def historical_orders(self, user: str) -> tuple[OrderStatusInner, ...]:
         self.asked += 1
@@ -120,54 +110,6 @@ async def test_a_reconnect_during_a_recovery_keeps_the_gap_for_the_next_one() ->
     await eventually(lambda: client.asked == 2 and not pipe._tasks, what="second recovery done")
     assert journal.events()[(501, "closed")]["finalStatus"] == "canceled"
     assert pipe.gaps == {}
-
-
-async def test_closes_wait_for_the_recovery_asking_the_history_instead_of_spending_its_weight() -> None:
-    """Issue 18 item 4: a trader's start-up recovery waits for budget while its closes queue for
-    outcome lookups. The lookups wait for the recovery: its historicalOrders answer resolves them,
-    so no orderStatus weight is spent on them (in the end-to-end benchmark single lookups took the
-    budget the 100 recoveries waited for, and settling took 180 s)."""
-    placed, ended = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
-    order = row(801, "canceled", placed, ended)
-    client = ScriptedInfo([order, row(801, "open", placed, placed)], hold_first=True)
-    pipe, journal = pipeline(client, USER)
-    resolver = pipe.resolvers[USER]
-    pipe.on_connected((USER,))  # never seen: a start-up gap
-    pipe.on_orders(USER, "", order_items_decoder.decode(encode([order["order"]])), None, placed)
-    pipe.subscribed((USER,))  # the recovery asks, and waits for its answer
-    await eventually(lambda: client.asked == 1, what="recovery asking")
-    assert [e["oid"] for e in pipe.on_orders(USER, "", (), None, ended)] == [801]  # it closes meanwhile
-    lookups = asyncio.create_task(resolver.run())
-    try:
-        await eventually(lambda: USER in resolver._parked, what="lookup held")  # not asked: held
-        assert (client.status_asked, len(resolver)) == ([], 1)
-        client.release()
-        await eventually(lambda: not pipe._tasks and not len(resolver), what="recovery done")
-    finally:
-        lookups.cancel()
-    assert client.status_asked == []
-    assert journal.of("final") == [{"ethAddress": USER, "oid": 801, "finalStatus": "canceled",
-                                    "statusTimestamp": ended}]
-
-
-async def test_lookups_parked_for_a_recovery_are_asked_when_its_answer_lacks_them() -> None:
-    """A close the recovery's answer does not list (it closed after the answer was taken) is
-    looked up once the recovery is done."""
-    client = ScriptedInfo([], hold_first=True)
-    pipe, _ = pipeline(client, USER)
-    resolver = pipe.resolvers[USER]
-    recovery = asyncio.create_task(pipe.recover(USER, T0))
-    await eventually(lambda: client.asked == 1, what="recovery asking")
-    resolver.want(USER, 802)
-    lookups = asyncio.create_task(resolver.run())
-    try:
-        await eventually(lambda: USER in resolver._parked, what="lookup held")
-        assert client.status_asked == []
-        client.release()
-        await recovery
-        await eventually(lambda: client.status_asked == [802], what="lookup after the recovery")
-    finally:
-        lookups.cancel()
 
 
 async def test_a_triggered_order_is_still_live() -> None:
