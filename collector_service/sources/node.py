@@ -14,8 +14,9 @@ A jump in block numbers is a gap (the node lost its peer, or skipped blocks): th
 traders' open orders are resynced from the node's own info server (``NODE_INFO_URL``) or the
 public info API within the REST budget, and what the gap hid is recovered from
 ``historicalOrders`` as after a WebSocket reconnect. While a trader resyncs, its transitions
-wait: those read before a dex's snapshot answered are in it (see :meth:`NodeSource.resync`), the
-later ones are applied on top of it.
+wait: those read before a dex's snapshot was asked for are in it, those read once the files have
+caught up with its answer are applied on top of it, and a snapshot that a line raced is taken
+again (see :meth:`NodeSource._snapshot`).
 """
 
 from __future__ import annotations
