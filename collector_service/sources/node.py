@@ -16,7 +16,7 @@ public info API within the REST budget, and what the gap hid is recovered from
 ``historicalOrders`` as after a WebSocket reconnect. While a trader resyncs, its transitions
 wait: those read before a dex's snapshot was asked for are in it, those read once the files have
 caught up with its answer are applied on top of it, and a snapshot that a line raced is taken
-again (see :meth:`NodeSource._snapshot`).
+again (see :meth:`NodeSource._snapshots`).
 """
 
 from __future__ import annotations
@@ -648,7 +648,7 @@ class NodeSource:
         recover what a gap hid, then apply the transitions that waited meanwhile.
 
         A snapshot answers at a block at least as new as the node's files, so the trader's lines
-        of a dex read before it was asked for are in it; the snapshot of :meth:`_snapshot` tells
+        of a dex read before it was asked for are in it; :meth:`_snapshots` tells
         which later ones are. The lines in it: their statuses are applied before the snapshot is
         diffed (exact final statuses; the diff then agrees), their fills are stored without
         touching the book (the snapshot's sizes include them: applied on top, a partial fill
@@ -657,11 +657,9 @@ class NodeSource:
         self.pipeline.open_gap(user, since)
         client = self.resync_client or self.pipeline.clients[user]
         try:
-            for dex in self.dexes():
-                orders, upto = await self._snapshot(user, dex, client)
-                waiting = self.resyncing[user]
-                included = [item for item in waiting[:upto] if _dex_of(item) == dex]
-                waiting[:] = [item for i, item in enumerate(waiting) if i >= upto or _dex_of(item) != dex]
+            for dex, (orders, included) in (await self._snapshots(user, client)).items():
+                taken = {id(item) for item in included}
+                self.resyncing[user][:] = [item for item in self.resyncing[user] if id(item) not in taken]
                 observed_at = datetime.now(UTC)
                 self.pipeline.writer.submit(self._waited(included, observed_at, statuses_only=True))
                 try:  # source REST: the pipeline then recovers the gap from historicalOrders and fills
@@ -681,42 +679,46 @@ class NodeSource:
         self.pipeline.writer.submit([*self._waited(waiting, datetime.now(UTC)), done])
         log.info("event=node_resynced user=%s waited=%d", user, len(waiting))
 
-    async def _snapshot(self, user: str, dex: str, client: InfoClient) -> tuple[Any, int]:
-        """A trader's open orders on a dex, and how many of its waiting lines (the first ones)
-        the snapshot includes.
+    async def _snapshots(self, user: str, client: InfoClient) -> dict[str, tuple[Any, list[Any]]]:
+        """Per dex, a trader's open orders and the waiting lines the snapshot includes.
 
         No answer says at which block it was taken, and its server may be ahead of the files, so
         the lines the trader's resync holds back are split by when they were read: those before
         the request are in the snapshot; those read from the request until the reader has applied
         every line the files held :data:`RESYNC_SETTLE_S` after the answer may or may not be (an
-        event just before the snapshot, written late); later ones happened after it. A snapshot
-        with a line of the dex in between is ambiguous and taken again; after
+        event just before the snapshot, written late); later ones happened after it. A dex's
+        snapshot with a line of that dex in between is ambiguous and taken again; after
         :data:`RESYNC_TRIES` ambiguous ones the last is used with the lines read before its
         answer taken as in it (``node_resync_ambiguous``: a fill read between the answer and the
-        catch-up may then count twice until the order's next status line)."""
+        catch-up may then count twice until the order's next status line). The dexes are asked
+        together: one settle for all."""
         waiting = self.resyncing[user]
-        raced: list[Any] = []
-        caught_up = False
+        todo, done = list(self.dexes()), {}
         for _ in range(RESYNC_TRIES):
             asked = len(waiting)
-            orders = await self._open_orders(user, dex, client)
-            answered = len(waiting)
+            answers = await asyncio.gather(*(self._open_orders(user, dex, client) for dex in todo))
+            answered = waiting[: len(waiting)]
             await asyncio.sleep(RESYNC_SETTLE_S)
             caught_up = await self._read_through(await asyncio.to_thread(self._files_end))
-            raced = [item for item in waiting[asked:] if _dex_of(item) == dex]
-            if caught_up and not raced:
-                return orders, len(waiting)
-        self.resync_ambiguous += 1
-        log.warning(
-            "event=node_resync_ambiguous user=%s dex=%s tries=%d raced_lines=%d caught_up=%s "
-            "note='lines read before the last answer taken as in the snapshot'",
-            user,
-            dex,
-            RESYNC_TRIES,
-            len(raced),
-            caught_up,
-        )
-        return orders, answered
+            raced = {_dex_of(item) for item in waiting[asked:]} if caught_up else set(todo)
+            for dex, orders in zip(todo, answers, strict=True):
+                if dex not in raced:
+                    done[dex] = (orders, [item for item in waiting if _dex_of(item) == dex])
+            todo = [dex for dex in todo if dex in raced]
+            if not todo:
+                return done
+        for dex, orders in zip(todo, answers, strict=True):
+            self.resync_ambiguous += 1
+            log.warning(
+                "event=node_resync_ambiguous user=%s dex=%s tries=%d caught_up=%s "
+                "note='lines read before the last answer taken as in the snapshot'",
+                user,
+                dex,
+                RESYNC_TRIES,
+                caught_up,
+            )
+            done[dex] = (orders, [item for item in answered if _dex_of(item) == dex])
+        return done
 
     async def _open_orders(self, user: str, dex: str, client: InfoClient) -> Any:
         """``frontendOpenOrders`` of a trader on a dex, asked again until it answers."""
