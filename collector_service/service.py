@@ -282,6 +282,7 @@ class Service:
         gauges: dict[str, Any] = {f"node_{name}": {kind: f[key] for kind, f in figures.items() if f[key] is not None}
                                   for name, key in NODE_GAUGES.items()}
         gauges["node_traders_resyncing"] = len(self.node.resyncing)  # their lines wait for a snapshot
+        gauges["node_resync_ambiguous"] = self.node.resync_ambiguous  # snapshots used though they raced lines
         return gauges
 
     def _poll_figure(self, name: str) -> dict[str, Any]:
@@ -312,6 +313,7 @@ class Service:
             "ok": all_up and self.writer.last_flush_ok and not stalled,
             "node": node,
             "node_traders_resyncing": len(self.node.resyncing) if self.node is not None else None,
+            "node_resync_ambiguous": self.node.resync_ambiguous if self.node is not None else None,
             "connections": connections,
             "tracked_traders": gauges["tracked_traders"],
             "traders_over_capacity": gauges["traders_over_capacity"],

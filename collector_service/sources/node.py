@@ -14,8 +14,9 @@ A jump in block numbers is a gap (the node lost its peer, or skipped blocks): th
 traders' open orders are resynced from the node's own info server (``NODE_INFO_URL``) or the
 public info API within the REST budget, and what the gap hid is recovered from
 ``historicalOrders`` as after a WebSocket reconnect. While a trader resyncs, its transitions
-wait: those read before a dex's snapshot answered are in it (see :meth:`NodeSource.resync`), the
-later ones are applied on top of it.
+wait: those read before a dex's snapshot was asked for are in it, those read once the files have
+caught up with its answer are applied on top of it, and a snapshot that a line raced is taken
+again (see :meth:`NodeSource._snapshots`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ from collector_service.sources.node_files import (
     Tailer,
     file_order,
     find_streams,
+    hour_files,
+    last_line_end,
 )
 from collector_service.store import Op, fill_ops, order_ops
 
@@ -83,6 +86,18 @@ RECENT_BLOCKS = 100_000
 RECENT_LINES = 200_000
 """Tracked lines remembered (as hashes) in the hourly layout, to drop a line the node writes twice:
 one event per line carries no block number, and a partial fill applied twice is two updates."""
+
+RESYNC_SETTLE_S = 1.0
+"""How far a snapshot's server (the public API at the chain's head, or the node's info server) is
+taken to be ahead of the node's files: after an answer, the files are read to where they end this
+long later before the snapshot is checked for lines that raced it (:meth:`NodeSource.resync`)."""
+
+RESYNC_CATCH_UP_S = 10.0
+"""How long a resync waits for the reader to reach that end (a reader this far behind cannot tell
+whether the snapshot raced the trader's lines: the try counts as ambiguous)."""
+
+RESYNC_TRIES = 3
+"""Snapshots taken of a trader's dex before one that raced its lines is used all the same."""
 
 REMEMBER_BYTES = 64 << 20
 """At a resume in the hourly layout, how far before the checkpoint the files are scanned for the
@@ -116,6 +131,7 @@ class StreamState:
     read_block: int = -1  # the highest block read
     read_time: bytes | None = None  # hourly statuses: the ``time`` of the last line read (its block)
     done: dict[Path, int] = field(default_factory=dict)  # per file, the offset after the last line applied
+    read_to: Position | None = None  # the end of the last chunk read and queued (not a late append)
 
     def position(self) -> tuple[Position | None, Position | None]:
         return (None, None) if self.tailer is None else (self.tailer.current, self.tailer.previous)
@@ -124,6 +140,7 @@ class StreamState:
         """Read with ``tailer``; what it has not read yet counts as not applied."""
         self.tailer = tailer
         if tailer is not None:
+            self.read_to = tailer.current
             for position in (tailer.previous, tailer.current):
                 if position is not None:
                     self.done[position.path] = position.offset
@@ -139,6 +156,15 @@ class StreamState:
         if len(self.seen) > RECENT_LINES:
             del self.seen[next(iter(self.seen))]
         return True
+
+    def applied_through(self, end: Position) -> bool:
+        """Whether every line of the stream up to ``end`` was read and applied."""
+        limit = (file_order(end.path), end.offset)
+        return (
+            self.read_to is not None
+            and (file_order(self.read_to.path), self.read_to.offset) >= limit
+            and not any((file_order(path), line.end) <= limit for path, line in self.pending)
+        )
 
     def applied(self, path: Path, line: Line) -> None:
         """A line was applied: it is behind the checkpoint from now on."""
@@ -230,6 +256,7 @@ class NodeSource:
         self.resyncing: dict[str, list[tuple[Kind, Any, Placed]]] = {}
         self._resyncs: dict[str, asyncio.Task[Any]] = {}  # the resync task of each trader resyncing
         self.positions_wanted: dict[tuple[str, str], None] = {}  # (trader, dex) with a fill since the last refresh
+        self.resync_ambiguous = 0  # snapshots used although they raced the trader's lines
         self._read_ns = 0  # when the newest held-back line was read (strictly increasing)
         self._warn = RateLimitedLog(log)
 
@@ -374,6 +401,8 @@ class NodeSource:
     def queue(self, state: StreamState, chunk: Chunk, lines: list[Line]) -> None:
         """Lines read, to be applied in block order by :meth:`drain`."""
         state.bytes_read += len(chunk.data)
+        if not chunk.late:
+            state.read_to = Position(chunk.path, chunk.end)
         state.last_read_at = time.monotonic()
         if state.stream.kind == "order_statuses" and not state.stream.by_block:
             state.read_time = _event_time(chunk.data[chunk.data.rfind(b"\n", 0, len(chunk.data) - 1) + 1 :])
@@ -618,33 +647,19 @@ class NodeSource:
         """Rebuild a trader's open orders from a snapshot (node info server or public API) and
         recover what a gap hid, then apply the transitions that waited meanwhile.
 
-        A snapshot answers at a block at least as new as the node's files (the node writes a
-        block after applying it; the public API is at the chain's head), so the trader's lines of
-        a dex read before its snapshot answered are in it: their statuses are applied before the
-        snapshot is diffed (exact final statuses; the diff then agrees), their fills are stored
-        without touching the book (the snapshot's sizes include them: applied on top, a partial
-        fill would count twice). Lines read after it are applied on top of it."""
+        A snapshot answers at a block at least as new as the node's files, so the trader's lines
+        of a dex read before it was asked for are in it; :meth:`_snapshots` tells
+        which later ones are. The lines in it: their statuses are applied before the snapshot is
+        diffed (exact final statuses; the diff then agrees), their fills are stored without
+        touching the book (the snapshot's sizes include them: applied on top, a partial fill
+        would count twice). The lines after it are applied on top of it."""
         self.resyncing.setdefault(user, [])  # set already when a gap was found mid-chunk
         self.pipeline.open_gap(user, since)
         client = self.resync_client or self.pipeline.clients[user]
         try:
-            for dex in self.dexes():
-                while True:
-                    try:
-                        orders = await client.frontend_open_orders(user, dex)
-                        break
-                    except RestError as exc:
-                        self._warn.log(
-                            logging.WARNING,
-                            f"resync:{user}",
-                            "event=node_resync_retry user=%s error=%r",
-                            user,
-                            str(exc),
-                        )
-                        await asyncio.sleep(2.0)
-                waiting = self.resyncing[user]
-                included = [item for item in waiting if _dex_of(item) == dex]
-                waiting[:] = [item for item in waiting if _dex_of(item) != dex]
+            for dex, (orders, included) in (await self._snapshots(user, client)).items():
+                taken = {id(item) for item in included}
+                self.resyncing[user][:] = [item for item in self.resyncing[user] if id(item) not in taken]
                 observed_at = datetime.now(UTC)
                 self.pipeline.writer.submit(self._waited(included, observed_at, statuses_only=True))
                 try:  # source REST: the pipeline then recovers the gap from historicalOrders and fills
@@ -663,6 +678,82 @@ class NodeSource:
         done: Op = {"kind": "node_waiting_done", "doc": {"user": user}}
         self.pipeline.writer.submit([*self._waited(waiting, datetime.now(UTC)), done])
         log.info("event=node_resynced user=%s waited=%d", user, len(waiting))
+
+    async def _snapshots(self, user: str, client: InfoClient) -> dict[str, tuple[Any, list[Any]]]:
+        """Per dex, a trader's open orders and the waiting lines the snapshot includes.
+
+        No answer says at which block it was taken, and its server may be ahead of the files, so
+        the lines the trader's resync holds back are split by when they were read: those before
+        the request are in the snapshot; those read from the request until the reader has applied
+        every line the files held :data:`RESYNC_SETTLE_S` after the answer may or may not be (an
+        event just before the snapshot, written late); later ones happened after it. A dex's
+        snapshot with a line of that dex in between is ambiguous and taken again; after
+        :data:`RESYNC_TRIES` ambiguous ones the last is used with the lines read before its
+        answer taken as in it (``node_resync_ambiguous``: a fill read between the answer and the
+        catch-up may then count twice until the order's next status line). The dexes are asked
+        together: one settle for all."""
+        waiting = self.resyncing[user]
+        todo, done = list(self.dexes()), {}
+        for _ in range(RESYNC_TRIES):
+            asked = len(waiting)
+            answers = await asyncio.gather(*(self._open_orders(user, dex, client) for dex in todo))
+            answered = waiting[: len(waiting)]
+            await asyncio.sleep(RESYNC_SETTLE_S)
+            caught_up = await self._read_through(await asyncio.to_thread(self._files_end))
+            raced = {_dex_of(item) for item in waiting[asked:]} if caught_up else set(todo)
+            for dex, orders in zip(todo, answers, strict=True):
+                if dex not in raced:
+                    done[dex] = (orders, [item for item in waiting if _dex_of(item) == dex])
+            todo = [dex for dex in todo if dex in raced]
+            if not todo:
+                return done
+        for dex, orders in zip(todo, answers, strict=True):
+            self.resync_ambiguous += 1
+            log.warning(
+                "event=node_resync_ambiguous user=%s dex=%s tries=%d caught_up=%s "
+                "note='lines read before the last answer taken as in the snapshot'",
+                user,
+                dex,
+                RESYNC_TRIES,
+                caught_up,
+            )
+            done[dex] = (orders, [item for item in answered if _dex_of(item) == dex])
+        return done
+
+    async def _open_orders(self, user: str, dex: str, client: InfoClient) -> Any:
+        """``frontendOpenOrders`` of a trader on a dex, asked again until it answers."""
+        while True:
+            try:
+                return await client.frontend_open_orders(user, dex)
+            except RestError as exc:
+                self._warn.log(
+                    logging.WARNING, f"resync:{user}", "event=node_resync_retry user=%s error=%r", user, str(exc)
+                )
+                await asyncio.sleep(2.0)
+
+    def _files_end(self) -> list[tuple[StreamState, Position]]:
+        """Where each stream's files end now: the last complete line of its newest written file."""
+        ends: list[tuple[StreamState, Position]] = []
+        for state in self.streams.values():
+            for path in reversed(hour_files(state.stream.folder)):
+                try:
+                    offset = last_line_end(path)
+                except FileNotFoundError:  # pruned meanwhile
+                    continue
+                if offset:
+                    ends.append((state, Position(path, offset)))
+                    break
+        return ends
+
+    async def _read_through(self, ends: list[tuple[StreamState, Position]]) -> bool:
+        """Wait until every line up to ``ends`` was applied (its trader's lines waiting, if it
+        resyncs); False when that takes over :data:`RESYNC_CATCH_UP_S`."""
+        deadline = time.monotonic() + RESYNC_CATCH_UP_S
+        while not all(state.applied_through(end) for state, end in ends):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(self.poll_s)
+        return True
 
     def _waited(
         self,

@@ -188,7 +188,7 @@ class Tailer:
         if where == "earliest":
             return cls(stream, Position(files[0], 0))
         newest = files[-1]
-        return cls(stream, Position(newest, _last_line_end(newest)))
+        return cls(stream, Position(newest, last_line_end(newest)))
 
     @property
     def current(self) -> Position:
@@ -263,7 +263,7 @@ class Tailer:
             self._previous.close()
 
 
-def _last_line_end(path: Path) -> int:
+def last_line_end(path: Path) -> int:
     """The offset after the last newline of a file (0 if none): where ``now`` starts."""
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size

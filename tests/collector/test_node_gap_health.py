@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -481,3 +481,49 @@ async def test_lines_that_waited_for_a_resync_are_linked_only_within_their_block
         await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
         await eventually(lambda: len(_events(mongo_db, 300)) == 2, what="300 closed")
     assert not list(mongo_db[schema.ORDERS].find({"replaceMatch": {"$exists": True}})), "linked across blocks"
+
+
+class AheadStub(InfoStub):
+    """An info server ahead of the node's files (as the public API can be): once its first
+    ``frontendOpenOrders`` answer is sent, :attr:`after_answer` writes the lines of what that
+    answer already included."""
+
+    def __init__(self, after_answer: Callable[[], None]) -> None:
+        super().__init__()
+        self.after_answer: Callable[[], None] | None = after_answer
+
+    async def handle(self, request: web.Request) -> web.Response:
+        response = await super().handle(request)
+        if self.calls[-1] == "frontendOpenOrders" and self.after_answer is not None:
+            await response.prepare(request)
+            await response.write_eof()
+            self.after_answer()
+            self.after_answer = None
+        return response
+
+
+async def test_a_snapshot_ahead_of_the_files_does_not_count_their_later_fill_twice(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
+) -> None:
+    # The snapshot already has 100's partial fill (0.3 of 1.0); the node writes that fill only
+    # after the answer. Applied on top of the snapshot, 100 would be left at 0.4.
+    data_dir = tmp_path / "hl" / "data"
+    order = _order_100(data_dir)
+    at = AT + timedelta(seconds=6)
+    port = free_port()
+    async with AheadStub(lambda: write_block(data_dir, 6, [], [_fill(order, "0.3", 61, at)])) as stub:
+        stub.open_orders = [{**order, "sz": "0.7"}]
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url,
+                                 node_start="earliest", collector_health_port=port)
+        async with RunningCollector(settings) as run:
+            await eventually(lambda: _open_sz(mongo_db, 100) == "1.0", what="order 100 open")
+            write_block(data_dir, 5, [])  # blocks 2-4 skipped: a gap, the trader resyncs
+            await eventually(lambda: mongo_db[schema.FILLS].find_one({"tid": 61}), what="the fill written late")
+            await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
+            assert _open_sz(mongo_db, 100) == "0.7", "the fill in the snapshot counted again"
+            assert stub.calls.count("frontendOpenOrders") == 2  # the first raced the fill's line
+            health = json.loads((await _get(port, "/healthz"))[1])
+            assert health["node_resync_ambiguous"] == 0
+            assert "orderwatch_node_resync_ambiguous 0.0" in (await _get(port, "/metrics"))[1]
+    sizes = [d["sz"] for d in mongo_db[schema.ORDERS].find({"oid": 100}).sort("seq", 1)]
+    assert sizes == ["1.0", "0.7"], sizes
