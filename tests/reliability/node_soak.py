@@ -61,7 +61,7 @@ class NodeSoakConfig:
     # and a loaded machine can take 10 s to start the collector
     start_before_hour: float = 40.0
     kill_every: float | None = 0.8  # mean seconds the collector reads before each kill -9 (None: never)
-    min_kills: int = 10  # trading goes on past `duration` (up to twice as long) until this many kills
+    min_kills: int = 10  # trading goes on past `duration` (up to three times as long) until this many kills
     prune_outage: bool = True  # the outage across the rotation while the checkpoint's hour is pruned
     fault_every: float = 8.0  # seconds between node faults: a partial line, a re-write, a skip, ...
     restart_pause_ms: int = 1500  # simulated ms a node restart writes nothing
@@ -100,7 +100,8 @@ class NodeSoakResult:
     files_missing: int = 0  # pruned files the collector reported (event=node_file_missing)
     wrong_sizes: list[tuple[str, int, str | None, str]] = field(default_factory=list)  # see wrong_sizes
     exit_code: int | None = None
-    relist: str = "list_removals=0 list_readds=0"
+    relist: str = "list_removals=0 list_readds=0 list_most_away=0"
+    most_away: int = 0  # the most traders off the watch list at one time (ListChanges.most_away)
 
     @property
     def ok(self) -> bool:
@@ -356,7 +357,7 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                 faults = fault_plan(cfg)
                 started = time.monotonic()
                 while (now := time.monotonic()) - started < cfg.duration or (
-                    killing is not None and kills.kills < cfg.min_kills and now - started < 2 * cfg.duration
+                    killing is not None and kills.kills < cfg.min_kills and now - started < 3 * cfg.duration
                 ):
                     while faults and now - started >= faults[0][0]:
                         fault = faults.pop(0)[1]
@@ -386,7 +387,7 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                         task.cancel()
                 collector.stop_if_running()
             result.kills, result.pruned = kills.kills, kills.pruned
-            result.relist = changes.figures()
+            result.relist, result.most_away = changes.figures(), changes.most_away
             result.node = sim.node.stats()
             result.faults = dict(result.node["nodeFaults"])
         log = collector.log_text()

@@ -35,6 +35,7 @@ class ListChanges:
     away: tuple[float, float] = (1.0, 6.0)
     removed: int = 0
     readded: int = 0
+    most_away: int = 0  # the most traders off the list at one time
     back_at: dict[str, float] = field(default_factory=dict)  # removed trader -> when it is listed again
 
     def write(self) -> None:
@@ -57,6 +58,7 @@ class ListChanges:
                 user = self.rng.choice([u for u in self.users if u not in self.back_at])
                 self.back_at[user] = now + self.rng.uniform(*self.away)
                 self.removed += 1
+                self.most_away = max(self.most_away, len(self.back_at))
                 changed = True
                 next_removal = now + self.rng.expovariate(1 / self.every)
             if changed:
@@ -70,7 +72,7 @@ class ListChanges:
         self.write()
 
     def figures(self) -> str:
-        return f"list_removals={self.removed} list_readds={self.readded}"
+        return f"list_removals={self.removed} list_readds={self.readded} list_most_away={self.most_away}"
 
 
 def wrong_sizes(

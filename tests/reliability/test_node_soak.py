@@ -28,7 +28,7 @@ AT = datetime(2026, 4, 30, 20, 0, tzinfo=UTC)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(240)  # a loaded machine kills less often: trading goes on for up to 3 x 32 s
 @pytest.mark.parametrize("layout", ["by_block", "hourly"])
 async def test_node_soak_matches_ground_truth(
     layout: str, tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
@@ -56,7 +56,8 @@ async def test_node_soak_matches_ground_truth(
     # the statuses' hour holding the checkpoint pruned during an outage: a reported gap and a
     # resync of every tracked trader (by block from the block numbers, hourly from the missing file)
     assert result.pruned and result.files_missing >= 1, result.figures()
-    assert result.gaps >= 1 and result.resynced >= 200, result.figures()
+    # (a trader off the list when the gap is found is not resynced for it: at most most_away are)
+    assert result.gaps >= 1 and result.resynced >= 200 - result.most_away, result.figures()
 
 
 def _status_line(status: str, oid: int, at: datetime, limit_px: str) -> bytes:
