@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from collector_service import exchange
+from collector_service import exchange, schema
 from collector_service.sources.node_files import find_streams
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -151,10 +151,16 @@ class Settings(BaseSettings):
         True, description="Poll traders beyond the WebSocket capacity over the info API (false: report them)."
     )
     trader_poll_budget_share: float = Field(
-        0.6, gt=0, lt=1, description="Share of each egress address's REST weight per minute that polling may use."
+        schema.POLL_BUDGET_SHARE, gt=0, lt=1,
+        description="Share of each egress address's REST weight per minute that polling may use."
     )
     trader_poll_min_interval: float = Field(
-        2.0, gt=0, le=3600, description="Never poll one trader more often than every this many seconds."
+        schema.POLL_MIN_INTERVAL_S, gt=0, le=3600,
+        description="Never poll one trader more often than every this many seconds."
+    )
+    trader_max_poll_period: float | None = Field(
+        None, gt=0, description="Freshness wanted: /healthz coverage.fresh is false (and the "
+        "orderwatch_coverage_fresh gauge 0) while the expected poll period exceeds this many seconds.",
     )
     trader_poll_sweep_interval: float = Field(
         600.0, ge=5, le=86400,

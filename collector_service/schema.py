@@ -1,8 +1,9 @@
 """The MongoDB schema the collector writes: collection names, document fields and indexes.
 
 This module is the only part of ``collector_service`` that ``orderwatch_dagster`` may import:
-it is the stored contract between the two halves. It has no dependencies beyond the standard
-library so that importing it costs nothing.
+it is the stored contract between the two halves, and the coverage plan both of them report
+(:func:`coverage`). It imports only the standard library and :mod:`collector_service.exchange`
+(the exchange's limits, constants only) so that importing it costs nothing.
 
 ``trader_orders`` holds one document per order event::
 
@@ -67,7 +68,11 @@ three without a partial index (which nx-27017 silently ignores).
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Final
+
+from collector_service import exchange
 
 ORDERS: Final = "trader_orders"
 """One document per order event (new / updated / closed)."""
@@ -248,3 +253,74 @@ INDEXES: Final[dict[str, tuple[IndexSpec, ...]]] = {
     FILLS: FILL_INDEXES,
     ALERTS: ALERT_INDEXES,
 }
+
+
+# The coverage plan ------------------------------------------------------------------------------
+# What following N traders means, computed the same way by Dagster (before a list is applied, from
+# the deployment described in trader_selection.toml [coverage]) and by the collector (/healthz,
+# /metrics, from the list in force and its settings).
+
+POSITIONS_EVERY: Final = 4
+"""A polled trader's clearinghouseState (weight 2) is fetched at least every 4th poll."""
+POLL_WEIGHT: Final = exchange.WEIGHT_DEFAULT + exchange.WEIGHT_LIGHT / POSITIONS_EVERY
+"""Weight of one poll of a trader on the main dex only: frontendOpenOrders (20) and, on average, a
+quarter of a clearinghouseState (2): 20.5. A trader active on HIP-3 dexes costs more per poll."""
+POLL_BUDGET_SHARE: Final = 0.6
+"""Default share of an egress address's REST weight per minute kept for polls (TRADER_POLL_BUDGET_SHARE)."""
+POLL_MIN_INTERVAL_S: Final = 2.0
+"""Default floor of a polled trader's refresh period (TRADER_POLL_MIN_INTERVAL)."""
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What following ``traders`` means (all instances together; the per-address figures are the
+    busiest address's)."""
+
+    traders: int
+    live: int
+    """Traders streamed: on WebSocket slots, or every trader with a node's files as the source."""
+    polled: int
+    polled_per_address: int
+    expected_period_s: float | None
+    """Seconds between two polls of a polled trader; None when nobody is polled."""
+    not_followed: int
+    """Beyond the live slots with polling off."""
+    max_poll_period_s: float | None
+
+    @property
+    def fresh(self) -> bool:
+        """Everyone followed, and polled no slower than ``max_poll_period_s`` (when set)."""
+        slow = (self.max_poll_period_s is not None and self.expected_period_s is not None
+                and self.expected_period_s > self.max_poll_period_s)
+        return not slow and not self.not_followed
+
+    def figures(self) -> dict[str, float | None]:
+        """For /healthz and Dagster metadata."""
+        return {"traders": self.traders, "live": self.live, "polled": self.polled,
+                "polled_per_address": self.polled_per_address,
+                "expected_period_s": None if self.expected_period_s is None else round(self.expected_period_s, 1),
+                "not_followed": self.not_followed, "max_poll_period_s": self.max_poll_period_s, "fresh": self.fresh}
+
+
+def coverage(traders: int, *, addresses: int = 1, instances: int = 1, node: bool = False, poll: bool = True,
+             users_per_address: int = exchange.MAX_USERS_PER_IP,
+             weight_per_minute: float = exchange.REST_WEIGHT_PER_MINUTE, poll_share: float = POLL_BUDGET_SHARE,
+             min_interval_s: float = POLL_MIN_INTERVAL_S, max_poll_period_s: float | None = None) -> Coverage:
+    """The coverage plan of ``traders`` split evenly over ``instances`` collectors (shards), each
+    with ``addresses`` egress addresses of its own. A node's files have no per-IP cap: every trader
+    is live. Otherwise each address streams up to ``users_per_address`` traders and polls its share
+    of the rest within ``poll_share`` of its weight per minute::
+
+        expected period (s) = max(min_interval_s,
+                                  polled per address x POLL_WEIGHT / (poll_share x weight_per_minute) x 60)
+
+    (the polling tier's own estimate before it has measured its polls, ``Poller.expected_period_s``)."""
+    if node:
+        return Coverage(traders, traders, 0, 0, None, 0, max_poll_period_s)
+    capacity = addresses * users_per_address  # live slots of one instance
+    live = min(traders, instances * capacity)
+    beyond = math.ceil(traders / instances) - capacity  # the busiest shard's traders beyond its slots
+    per_address = math.ceil(beyond / addresses) if poll and beyond > 0 else 0
+    period = max(min_interval_s, per_address * POLL_WEIGHT / (poll_share * weight_per_minute) * 60.0)
+    return Coverage(traders, live, traders - live if poll else 0, per_address, period if per_address else None,
+                    0 if poll else traders - live, max_poll_period_s)

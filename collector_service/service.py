@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from collector_service import exchange
+from collector_service import exchange, schema
 from collector_service.config import Settings, Trader, mask_uri
 from collector_service.dexes import DexDirectory
 from collector_service.events.books import Books
@@ -183,6 +183,7 @@ class Service:
         self.traders = wanted
         if changed:
             log.info("event=watchlist_changed traders=%d changed=%d", len(wanted), len(changed))
+            self.log_coverage()
         self.writer.submit(watch_ops(changed, watching=True))
 
     def add_trader(self, user: str) -> None:
@@ -252,9 +253,26 @@ class Service:
             "polled": {(e or "default"): p.freshness() for e, p in self.pollers.items()},
         }
 
+    def coverage(self) -> schema.Coverage:
+        """What following the list in force means with this instance's addresses (or node), from
+        the shared formula Dagster also reports before a list is applied (:func:`schema.coverage`)."""
+        s = self.settings
+        return schema.coverage(
+            len(self.users), addresses=len(self.clients), node=self.node_mode, poll=self.polling,
+            users_per_address=s.trader_ws_max_users_per_ip if s.trader_ws_enabled else 0,
+            weight_per_minute=s.collector_rest_weight_per_minute, poll_share=s.trader_poll_budget_share,
+            min_interval_s=s.trader_poll_min_interval, max_poll_period_s=s.trader_max_poll_period,
+        )
+
     def gauges(self) -> dict[str, Any]:
         """Live values for /metrics."""
+        plan = self.coverage()
         return {
+            "coverage_live": plan.live,
+            "coverage_polled_per_address": plan.polled_per_address,
+            "coverage_expected_poll_period_seconds": plan.expected_period_s,
+            "coverage_max_poll_period_seconds": plan.max_poll_period_s,
+            "coverage_fresh": int(plan.fresh),
             "connections_up": {k: v for k, v in self.stats.connections_up.items()},
             "connections_planned": dict(self.stats.connections_planned),
             "tracked_traders": len(self.users) - len(self.not_followed()),
@@ -319,6 +337,7 @@ class Service:
             "traders_over_capacity": gauges["traders_over_capacity"],
             "over_capacity": self.not_followed(),
             "tiers": self.tier_figures(),
+            "coverage": self.coverage().figures(),
             "rest_429": self.stats.rest_errors.get("429", 0),
             "refused_by_exchange": self.refused_users(),
             "watchlist_selection": None if self.watchlist is None or self.watchlist.read_listed is None else {
@@ -417,11 +436,9 @@ class Service:
             s.trader_ws_max_users_per_ip, s.trader_shard_index, s.trader_shard_count,
         )
         for egress, users in self.plan.polled.items():
-            poller = self.pollers[egress]
-            n, budget = len(users), poller.budget.limit
-            log.info("event=poll_plan egress=%s polled=%d budget_weight_per_min=%.0f expected_refresh_s=%.1f "
-                     "sweep_every_s=%.0f", egress or "default", n, budget,
-                     max(s.trader_poll_min_interval, n * 20.5 / budget * 60), s.trader_poll_sweep_interval)
+            log.info("event=poll_plan egress=%s polled=%d budget_weight_per_min=%.0f sweep_every_s=%.0f",
+                     egress or "default", len(users), self.pollers[egress].budget.limit, s.trader_poll_sweep_interval)
+        self.log_coverage()
         if self.over_capacity:
             log.error(
                 "event=over_capacity count=%d traders=%s hint=%r", len(self.over_capacity),
@@ -429,6 +446,15 @@ class Service:
                 f"one egress address carries at most {s.trader_ws_max_users_per_ip} traders; add "
                 "TRADER_WS_SOURCE_ADDRESSES or run more instances with TRADER_SHARD_INDEX/TRADER_SHARD_COUNT",
             )
+
+    def log_coverage(self) -> None:
+        """The coverage plan of the list in force; a warning when it is not fresh enough."""
+        plan = self.coverage()
+        log.log(logging.INFO if plan.fresh else logging.WARNING,
+                "event=coverage traders=%d live=%d polled=%d polled_per_address=%d expected_poll_period_s=%s "
+                "max_poll_period_s=%s not_followed=%d fresh=%s", plan.traders, plan.live, plan.polled,
+                plan.polled_per_address, plan.figures()["expected_period_s"], plan.max_poll_period_s,
+                plan.not_followed, plan.fresh)
 
     async def run(self, stop: asyncio.Event) -> int:
         """Run until ``stop`` is set; flush and return the exit code."""

@@ -18,7 +18,7 @@ from orderwatch_dagster.assets import column_schema, markdown
 from orderwatch_dagster.leaderboard import LeaderboardError, parse
 from orderwatch_dagster.mongo import write_listed
 from orderwatch_dagster.resources import LeaderboardSource, MongoResource, ParquetStore
-from orderwatch_dagster.selection import LISTED, SelectionRefused, load_selection_rules, select
+from orderwatch_dagster.selection import LISTED, SelectionRefused, describe_coverage, load_selection_rules, select
 
 GROUP = "leaderboard"
 LEADERBOARD_CRON_ENV = "ORDERWATCH_LEADERBOARD_CRON"
@@ -97,10 +97,15 @@ def trader_selection(context: dg.AssetExecutionContext, store: ParquetStore) -> 
     counts = dict(df.group_by("decision").len().iter_rows())
     listed = df.filter(pl.col("decision").is_in(LISTED))
     context.log.info(f"selection at={at.isoformat()} listed={listed.height} {counts}")
+    plan = rules.coverage.plan(listed.height)
+    if not plan.fresh:
+        context.log.warning(f"coverage: {describe_coverage(plan)}")
     return dg.MaterializeResult(
         metadata={
             **_snapshot_meta("trader_selection", path, df),
             "listed": listed.height,
+            "coverage": describe_coverage(plan),
+            **{f"coverage_{k}": v for k, v in plan.figures().items() if k != "traders" and v is not None},
             **{k.replace(" ", "_"): int(v) for k, v in sorted(counts.items())},
             "changes": dg.MetadataValue.md(
                 markdown(df.filter(pl.col("decision") != "selected").select("ethAddress", "decision", "reason"), 50)
@@ -160,6 +165,20 @@ def leaderboard_not_much_smaller(store: ParquetStore) -> dg.AssetCheckResult:
     )
 
 
+@dg.asset_check(asset=trader_selection)
+def trader_selection_fresh_enough(store: ParquetStore) -> dg.AssetCheckResult:
+    """Following the newest list with the collectors of ``[coverage]`` refreshes each polled trader
+    within ``max_poll_period_s`` (a warning: the list is applied anyway)."""
+    (decisions,) = _latest(store, "trader_selection")
+    plan = load_selection_rules().coverage.plan(decisions.filter(pl.col("decision").is_in(LISTED)).height)
+    return dg.AssetCheckResult(
+        passed=plan.fresh,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=describe_coverage(plan),
+        metadata={k: v for k, v in plan.figures().items() if v is not None},
+    )
+
+
 leaderboard_job = dg.define_asset_job(
     "leaderboard_job",
     selection=dg.AssetSelection.groups(GROUP),
@@ -180,4 +199,4 @@ def leaderboard_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
 
 
 leaderboard_assets = [leaderboard, trader_selection, trader_watchlist]
-leaderboard_checks = [leaderboard_one_row_per_address, leaderboard_not_much_smaller]
+leaderboard_checks = [leaderboard_one_row_per_address, leaderboard_not_much_smaller, trader_selection_fresh_enough]

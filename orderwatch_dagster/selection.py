@@ -2,8 +2,10 @@
 
 ``trader_selection.toml`` at the repository root (``ORDERWATCH_SELECTION_RULES`` overrides the
 path) holds the cohorts the ``leaderboard`` table stamps on each account, the filters, the
-ranking, the target size, the hysteresis, pins and excludes. :func:`select` turns a snapshot and
-the previous decisions into the new decisions, one row per trader with its reason and numbers.
+ranking, the target size, the hysteresis, pins and excludes, and the collectors that will follow
+the list (``[coverage]``: what following it will mean, by the collector's own formula).
+:func:`select` turns a snapshot and the previous decisions into the new decisions, one row per
+trader with its reason and numbers.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
+from collector_service import schema
 from orderwatch_dagster import tables
 from orderwatch_dagster.leaderboard import FIELDS, WINDOWS, Cohorts, column
 from orderwatch_dagster.rules import ADDRESS_RE, Strict, load_toml
@@ -156,6 +159,33 @@ class Hysteresis(Strict):
     min_stay_h: float = Field(default=24, ge=0)
 
 
+class Deployment(Strict):
+    """``[coverage]``: the collectors that will follow the list (each with the collector's default
+    budget: 10 live traders per address, polls within 60 % of its 1,200 weight a minute) and the
+    freshness wanted of a polled trader."""
+
+    addresses: int = Field(default=1, ge=1)
+    instances: int = Field(default=1, ge=1)
+    node: bool = False
+    max_poll_period_s: float = Field(default=300.0, gt=0)
+
+    def plan(self, traders: int) -> schema.Coverage:
+        """What following ``traders`` will mean (:func:`collector_service.schema.coverage`)."""
+        return schema.coverage(traders, addresses=self.addresses, instances=self.instances, node=self.node,
+                               max_poll_period_s=self.max_poll_period_s)
+
+
+def describe_coverage(plan: schema.Coverage) -> str:
+    """One sentence with the numbers, ending in a warning when the plan is not fresh enough."""
+    text = f"{plan.traders} traders: {plan.live} live, {plan.polled} polled"
+    if plan.expected_period_s is not None:
+        text += f" ({plan.polled_per_address} per address, each refreshed every ~{plan.expected_period_s:.0f} s)"
+    if not plan.fresh:
+        text += (f"; slower than max_poll_period_s = {plan.max_poll_period_s:g} s: add addresses or instances, "
+                 "a node, or list fewer traders")
+    return text
+
+
 class SelectionRules(Strict):
     """The whole selection rules file."""
 
@@ -167,6 +197,7 @@ class SelectionRules(Strict):
     filters: Filters = Filters()
     ranking: Ranking = Ranking()
     hysteresis: Hysteresis = Hysteresis()
+    coverage: Deployment = Deployment()
 
     @field_validator("pins", "excludes")
     @classmethod

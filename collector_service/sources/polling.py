@@ -3,7 +3,8 @@
 Hyperliquid streams at most about ten users per IP address (PROTOCOL.md §0.2); every other
 listed trader is polled. A poll fetches ``frontendOpenOrders`` (weight 20) for the main dex and
 for each HIP-3 dex the trader is active on, and ``clearinghouseState`` (weight 2) when an order
-vanished or shrank, or every few polls; the snapshots go through the same trackers and diff as pushed ones
+vanished or shrank (a fill may have moved a position), or every ``schema.POSITIONS_EVERY`` polls (an
+order that filled at once never rested); the snapshots go through the same trackers and diff as pushed ones
 (``source: "poll"``). Polls take turns oldest-first within the share of the address's REST weight
 per minute kept for them (``InfoClient.poll_budget``), so a polled trader is refreshed about
 every ``traders x weight / budget`` minutes, never faster than ``min_interval``. Polls go out
@@ -38,10 +39,6 @@ from collector_service.pipeline import Pipeline
 from collector_service.rest import InfoClient, RestError
 
 log = logging.getLogger(__name__)
-
-POSITIONS_EVERY = 4
-"""clearinghouseState (weight 2) is polled when an order vanished or shrank (a fill may have moved
-a position), and at least every 4th poll (an order that filled at once never rested)."""
 
 POLLS_IN_FLIGHT = 8
 """Polls of different traders in flight at once on one address."""
@@ -121,7 +118,7 @@ class Poller:
     def weight_per_poll(self) -> float:
         """Weight a poll has cost on average (more for traders active on several dexes)."""
         if not self._polls:
-            return exchange.WEIGHT_DEFAULT + exchange.WEIGHT_LIGHT / POSITIONS_EVERY
+            return schema.POLL_WEIGHT
         return self._weight / self._polls
 
     def expected_period_s(self) -> float:
@@ -232,7 +229,7 @@ class Poller:
                 events = self.pipeline.on_orders(user, dex, items, None, observed_at, schema.SOURCE_POLL)
                 filled_maybe |= any(e["action"] != schema.ACTION_NEW for e in events)
             self.stats.polls["orders"] += 1
-            if filled_maybe or polled.polls % POSITIONS_EVERY == 1:
+            if filled_maybe or polled.polls % schema.POSITIONS_EVERY == 1:
                 self._weight += exchange.WEIGHT_LIGHT * len(dexes)
                 states = await asyncio.gather(*(self.client.clearinghouse_state(user, dex, self.budget)
                                                 for dex in dexes))

@@ -78,3 +78,43 @@ async def test_exchange_capacity_error_reported_once_without_retry_loop(
     refusals = [r for r in caplog.records if "event=capacity_refused" in r.getMessage()]
     assert len(refusals) == 1 and "Cannot track more than 4 total users." in refusals[0].getMessage()
     assert json.dumps(sim.addresses[5])[1:-1] in refusals[0].getMessage()
+
+
+async def test_healthz_and_metrics_show_the_coverage_of_the_list_in_force(tmp_path: Path, mongo_uri: str,
+                                                                         mongo_db) -> None:
+    """12 traders on one address: 10 live, 2 polled, refreshed every 2 x 20.5 / 720 x 60 = 3.4 s, slower
+    than the 3 s wanted; the list shrinks to 10 while running and the coverage is fresh again."""
+    health_port = free_port()
+    listing = tmp_path / "traders.txt"
+    async with ExchangeSim(SimConfig(traders=12, push_interval=0.3)) as sim:
+        listing.write_text("\n".join(sim.addresses) + "\n")
+        settings = collector_settings(sim, mongo_uri, mongo_db.name, tmp_path / "c", [], trader_addresses="",
+                                      trader_addresses_file=listing, trader_watch_interval=0.2,
+                                      collector_health_port=health_port, trader_max_poll_period=3.0)
+
+        async def read() -> tuple[dict, str]:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{health_port}/healthz") as response:
+                    health = await response.json()
+                async with http.get(f"http://127.0.0.1:{health_port}/metrics") as response:
+                    return health, await response.text()
+
+        async with RunningCollector(settings) as run:
+            await eventually(lambda: sim.ip_stats("127.0.0.1")["users"] == 10, what="10 users subscribed")
+            health, metrics = await read()
+            assert health["coverage"] == {"traders": 12, "live": 10, "polled": 2, "polled_per_address": 2,
+                                          "expected_period_s": 3.4, "not_followed": 0, "max_poll_period_s": 3.0,
+                                          "fresh": False}
+            for line in ("orderwatch_coverage_live 10.0", "orderwatch_coverage_polled_per_address 2.0",
+                         "orderwatch_coverage_expected_poll_period_seconds 3.41", "orderwatch_coverage_fresh 0.0",
+                         "orderwatch_coverage_max_poll_period_seconds 3.0"):
+                assert line in metrics, line
+
+            listing.write_text("\n".join(sim.addresses[:10]) + "\n")
+            await eventually(lambda: len(run.service.users) == 10, what="the shorter list in force")
+            health, metrics = await read()
+            assert health["coverage"] == {"traders": 10, "live": 10, "polled": 0, "polled_per_address": 0,
+                                          "expected_period_s": None, "not_followed": 0, "max_poll_period_s": 3.0,
+                                          "fresh": True}
+            assert "orderwatch_coverage_fresh 1.0" in metrics
+            assert "\norderwatch_coverage_expected_poll_period_seconds " not in metrics  # nobody polled: no period

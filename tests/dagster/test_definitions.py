@@ -66,6 +66,7 @@ def test_wiring() -> None:
         ("order_lifecycles", "order_lifecycles_fills_agree_with_events"),
         ("leaderboard", "leaderboard_one_row_per_address"),
         ("leaderboard", "leaderboard_not_much_smaller"),
+        ("trader_selection", "trader_selection_fresh_enough"),
     }
     blocking = {k.name for k in graph.asset_check_keys if graph.get_check_spec(k).blocking}
     assert blocking == {"order_events_unique_keys", "fills_unique_keys", "leaderboard_one_row_per_address"}

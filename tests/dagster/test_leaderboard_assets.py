@@ -74,6 +74,16 @@ def test_snapshots_selection_history_and_bad_documents(sim: ExchangeSim, tmp_pat
     assert set(sel.filter(pl.col("decision") == "selected")["ethAddress"]) == set(sim.addresses)
     meta = first.asset_materializations_for_node("trader_selection")[0].metadata
     assert meta["listed"].value == 500 and meta["selected"].value == 500
+    # What following the list will mean with the default [coverage] (one address, 300 s wanted):
+    # 10 live, 490 polled, each every 490 x 20.5 / 720 min = 837 s: shown, and a warning check.
+    assert (meta["coverage_live"].value, meta["coverage_polled_per_address"].value) == (10, 490)
+    assert (meta["coverage_expected_period_s"].value, meta["coverage_fresh"].value) == (837.1, False)
+    assert meta["coverage"].value == ("500 traders: 10 live, 490 polled (490 per address, each refreshed every "
+                                      "~837 s); slower than max_poll_period_s = 300 s: add addresses or instances, "
+                                      "a node, or list fewer traders")
+    (fresh,) = [c for c in first.get_asset_check_evaluations() if c.check_name == "trader_selection_fresh_enough"]
+    assert not fresh.passed and fresh.severity == dg.AssetCheckSeverity.WARN
+    assert fresh.description == meta["coverage"].value and fresh.metadata["expected_period_s"].value == 837.1
 
     # The list is written where the collectors read it: one document per address, Dagster's own
     # origins only; the manual entry untouched, the stale selection gone.
@@ -87,7 +97,15 @@ def test_snapshots_selection_history_and_bad_documents(sim: ExchangeSim, tmp_pat
     assert first.asset_materializations_for_node("trader_watchlist")[0].metadata["manual"].value == 1
 
     sim.leaderboard.step()
-    assert run(resources).success
+    rules = tmp_path / "rules.toml"  # the reference deployment: five addresses, 50 live, 450 polled every 154 s
+    rules.write_text("[coverage]\naddresses = 5\nmax_poll_period_s = 180.0\n")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ORDERWATCH_SELECTION_RULES", str(rules))
+        second = run(resources)
+    assert second.success
+    (fresh,) = [c for c in second.get_asset_check_evaluations() if c.check_name == "trader_selection_fresh_enough"]
+    assert fresh.passed
+    assert fresh.description == "500 traders: 50 live, 450 polled (90 per address, each refreshed every ~154 s)"
     assert len(store.snapshots("leaderboard")) == 2 and len(store.snapshots("trader_selection")) == 2
 
     # A truncated download: a clear failure, nothing written, the previous snapshot stays newest.
