@@ -138,6 +138,10 @@ async def test_a_large_order_reaches_every_channel_once_across_a_killed_daemon(
                 daemon.start()
                 await eventually(lambda: all(len(receivers.got(c)) >= 2 for c in CHANNELS), timeout=120,
                                  what="the second large order's message on every channel after the restart")
+                # the tick that sent it records notifiedAt after its last POST: wait for that, not for
+                # a time a busy machine can outrun, before the daemon is killed again
+                await eventually(lambda: all(a.get("notifiedAt") for a in mongo_db.order_alerts.find()),
+                                 timeout=120, what="notifiedAt on every alert")
                 await asyncio.sleep(2 * INTERVAL_S)  # further ticks send nothing more
             finally:
                 daemon.kill()
