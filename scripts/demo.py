@@ -249,7 +249,7 @@ def banner(cfg: DemoConfig, procs: list[Process], seed: int, elapsed: float) -> 
         f"  {'daily reports':<19} {cfg.reports_url}/date=YYYY-MM-DD/report.html  ({cfg.reports})",
         f"  {'':<19} log: {cfg.logs / 'reports.log'}",
         "",
-        f"Build today's tables: open http://{HOST}:{cfg.dagster_port}/asset-groups, click 'Materialize all…',",
+        f"Build today's tables: open http://{HOST}:{cfg.dagster_port}/locations/orderwatch/asset-groups/daily, click 'Materialize all…',",
         "choose 'Latest' (today, UTC) and 'Launch 1 run'. Left alone, a schedule rebuilds today every 15 minutes.",
         f"Stop everything: Ctrl-C here (or kill -TERM {os.getpid()}).",
     ]
