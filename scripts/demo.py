@@ -250,7 +250,8 @@ def banner(cfg: DemoConfig, procs: list[Process], seed: int, elapsed: float) -> 
         f"  {'':<19} log: {cfg.logs / 'reports.log'}",
         "",
         f"Build today's tables: open http://{HOST}:{cfg.dagster_port}/locations/orderwatch/asset-groups/daily,",
-        "click 'Materialize all…', choose 'Latest' (today, UTC) and 'Launch 1 run'. Left alone, a schedule rebuilds today every 15 minutes.",
+        "click 'Materialize all…', choose 'Latest' (today, UTC) and 'Launch 1 run'.",
+        "Left alone, a schedule rebuilds today every 15 minutes.",
         f"Stop everything: Ctrl-C here (or kill -TERM {os.getpid()}).",
     ]
     return "\n".join(lines)
