@@ -501,7 +501,8 @@ def run(
             section.add("after the stop, done at: outcomes / gaps / journal",
                         " / ".join("-" if t is None else f"{t:.1f} s"
                                    for t in (settle.outcomes_done, settle.gaps_done, settle.journal_done)))
-            section.add("info calls while settling", ", ".join(f"{k} {v}" for k, v in sorted(settle.calls.items())))
+            section.add("info calls while settling",
+                        ", ".join(f"{k} {v}" for k, v in sorted(settle.calls.items())) or "none")
             section.add("ground truth", report.summary())
             section.checks["zero_loss"] = not report.missed_visible and not report.missed_gap_only
             section.checks["zero_duplicates"] = not report.duplicates
