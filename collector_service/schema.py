@@ -90,6 +90,23 @@ POSITIONS: Final = "trader_positions"
 returnOnEquity, liquidationPx, marginUsed, leverageType, leverage (int), maxLeverage,
 serverTime, observedAt, createdAt, storedAt, source."""
 
+ACCOUNTS: Final = "trader_accounts"
+"""Samples of a trader's account per ``(ethAddress, dex)`` from ``clearinghouseState``'s
+``marginSummary`` (and ``crossMaintenanceMarginUsed``), unique on ``(ethAddress, dex, serverTime)``:
+accountValue, totalNtlPos, totalRawUsd, totalMarginUsed, crossMaintenanceMarginUsed, withdrawable
+(exact decimal strings as served), serverTime, observedAt, createdAt, storedAt, source. Written with
+every position change of that dex and otherwise at most once per ``ACCOUNT_SAMPLE_S``: the account
+value series the scorecards' drawdown and volatility come from."""
+
+ACCOUNT_SAMPLE_S: Final = 60.0
+"""Seconds between two ``trader_accounts`` samples of an account whose positions did not change."""
+
+MARKS: Final = "market_marks"
+"""The latest mark price of every coin, ``_id`` = coin (as orders and positions name it):
+``markPx`` (exact decimal string), ``at`` (the exchange time it was served), ``observedAt``,
+``source``. Kept fresh from a public feed that uses no per-IP user slot; what the liquidation
+distance of a position is measured against."""
+
 RECOVERIES: Final = "collector_recoveries"
 """Gaps waiting to be recovered over REST, ``_id`` = trader address, ``since`` = when the gap
 began (None: never seen). Kept until the recovery succeeds, so a crash or shutdown in between
@@ -231,6 +248,11 @@ ORDER_INDEXES: Final[tuple[IndexSpec, ...]] = (
 
 OPEN_ORDER_INDEXES: Final[tuple[IndexSpec, ...]] = (((("ethAddress", 1),), False),)
 
+ACCOUNT_INDEXES: Final[tuple[IndexSpec, ...]] = (
+    ((("ethAddress", 1), ("dex", 1), ("serverTime", 1)), True),
+    ((("observedAt", 1),), False),
+)
+
 POSITION_INDEXES: Final[tuple[IndexSpec, ...]] = (
     ((("ethAddress", 1), ("coin", 1), ("serverTime", 1)), True),
     ((("observedAt", 1),), False),
@@ -250,6 +272,7 @@ INDEXES: Final[dict[str, tuple[IndexSpec, ...]]] = {
     ORDERS: ORDER_INDEXES,
     OPEN_ORDERS: OPEN_ORDER_INDEXES,
     POSITIONS: POSITION_INDEXES,
+    ACCOUNTS: ACCOUNT_INDEXES,
     FILLS: FILL_INDEXES,
     ALERTS: ALERT_INDEXES,
 }
