@@ -124,9 +124,13 @@ BOOK_FIELDS: Final = ("bookMidPx", "distanceBps", "depthAheadUsd", "levelShare",
 side) at the time the event was seen:
 
 * ``bookMidPx``: (best bid + best ask) / 2;
-* ``distanceBps``: how far the order's price is from mid, in basis points of mid, signed: positive
-  away from the market (a bid below mid, an ask above), negative crossing; a trigger order's
-  distance uses its trigger price;
+* ``distanceBps``: how far the market must move from mid to reach the order, in basis points of mid:
+  positive while it has that far to go, negative when it is already past. A resting order is reached
+  at its limit price (positive: a bid below mid, an ask above; negative: crossing); a trigger order at
+  its trigger price, in the direction that triggers it (a sell stop or a buy take-profit as the price
+  falls, a buy stop or a sell take-profit as it rises): a stop resting away from the market is
+  positive, like a resting limit order. Null for a trigger order whose ``orderType`` is neither a
+  stop nor a take-profit;
 * ``depthAheadUsd``: resting notional (px x sz) on the order's side at prices better than or equal
   to the order's (bids at or above a bid, asks at or below an ask); null for trigger orders;
 * ``levelShare``: the order's remaining size over the total size at its price level, when that
