@@ -1,5 +1,5 @@
-"""The README's "Reading the data" snippets run against Parquet the pipeline wrote, and its
-"Parquet tables" section lists every column."""
+"""The snippets of docs/reading-the-data.md run against Parquet the pipeline wrote (the table
+reference, generated from the schemas, is checked in tests/docs/test_docs.py)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,17 @@ from pathlib import Path
 import dagster as dg
 from pymongo.database import Database
 
-from orderwatch_dagster import tables
 from orderwatch_dagster.assets import daily_assets
 from orderwatch_dagster.checks import daily_checks
 from tests.dagster import scenario as sc
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def section(title: str) -> str:
-    text = README.read_text()
-    start = text.index(f"## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end != -1 else None]
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "reading-the-data.md"
 
 
 def test_reading_the_data_snippets_run(seeded_db: Database, resources: dict, data_dir: Path, tmp_path: Path) -> None:
     for day in (sc.D1, sc.D2):
         assert dg.materialize([*daily_assets, *daily_checks], partition_key=day, resources=resources).success
-    blocks = re.findall(r"```python\n(.*?)```", section("Reading the data"), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.S)
     assert len(blocks) == 3
     assert any("polars" in b for b in blocks) and any("duckdb" in b for b in blocks)
     for i, code in enumerate(blocks):
@@ -69,11 +61,3 @@ def test_reading_the_data_snippets_run(seeded_db: Database, resources: dict, dat
     assert "-75.125209" in lines["ETH"] and "120700.0" in lines["ETH"], quality
     assert "0.25" in lines["BTC"], quality
 
-
-def test_parquet_tables_section_lists_every_column() -> None:
-    text = section("Parquet tables")
-    for table, cols in tables.TABLES.items():
-        assert f"**`{table}`**" in text
-        block = text.split(f"**`{table}`**", 1)[1].split("**`", 1)[0]
-        listed = re.findall(r"^\| `(\w+)` \|", block, flags=re.M)
-        assert listed == [c.name for c in cols], table
