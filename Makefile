@@ -26,7 +26,7 @@ test-under-load: setup
 	.venv/bin/python -m scripts.under_load --spinners 2 -- $(PYTEST)
 
 docs: setup
-	.venv/bin/mkdocs serve -a 127.0.0.1:$(DOCS_PORT)
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs serve -a 127.0.0.1:$(DOCS_PORT)
 
 lint: setup
 	.venv/bin/ruff check collector_service exchange_sim orderwatch_dagster tests benchmarks scripts

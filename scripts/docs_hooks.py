@@ -10,7 +10,8 @@ is rendered, so the reference cannot drift from the code:
 * ``<!-- gen:collections -->``: every MongoDB collection of ``collector_service.schema`` from its
   docstring, with its indexes;
 * ``<!-- gen:file NAME -->``: the committed file NAME (repository root) verbatim, as a code block;
-* ``<!-- gen:include NAME -->``: the committed Markdown file NAME inline, its headings one level down.
+* ``<!-- gen:include NAME -->``: the committed Markdown file NAME inline, its headings one level down;
+* ``<!-- gen:readme -->``: the README as the site's home page, its links to ``docs/`` made relative.
 
 Used by mkdocs.yml (``hooks:``) and by the docs tests (:func:`render`).
 """
@@ -50,6 +51,9 @@ def _part(kind: str, arg: str | None) -> str:
         path = ROOT / arg
         lang = {".toml": "toml", ".yaml": "yaml", ".md": "markdown"}.get(path.suffix, "text")
         return f"```{lang}\n{path.read_text().rstrip()}\n```"
+    if kind == "readme" and arg is None:
+        readme = (ROOT / "README.md").read_text()
+        return re.sub(r"\]\(docs/([^)]*)\)", lambda m: f"]({m.group(1) or 'index.md'})", readme)
     if kind == "include" and arg is not None:
         return re.sub(r"^#", "##", (ROOT / arg).read_text().rstrip(), flags=re.M)
     raise ValueError(f"unknown docs marker: gen:{kind} {arg or ''}".rstrip())

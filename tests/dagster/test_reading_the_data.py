@@ -18,6 +18,12 @@ from tests.dagster import scenario as sc
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "reading-the-data.md"
 
 
+def run(script: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """A snippet as an analyst runs it: its own process, only the given environment."""
+    return subprocess.run([sys.executable, str(script)], cwd=script.parent, capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
 def test_reading_the_data_snippets_run(seeded_db: Database, resources: dict, data_dir: Path, tmp_path: Path) -> None:
     for day in (sc.D1, sc.D2):
         assert dg.materialize([*daily_assets, *daily_checks], partition_key=day, resources=resources).success
@@ -27,33 +33,14 @@ def test_reading_the_data_snippets_run(seeded_db: Database, resources: dict, dat
     for i, code in enumerate(blocks):
         script = tmp_path / f"snippet{i}.py"
         script.write_text(code)
-        proc = subprocess.run(
-            [sys.executable, str(script)],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={"ORDERWATCH_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"},
-        )
+        proc = run(script, ORDERWATCH_DATA_DIR=str(data_dir), PATH="/usr/bin:/bin")
         assert proc.returncode == 0, proc.stderr
         assert sc.D2 in proc.stdout
-    polars_out = subprocess.run(
-        [sys.executable, str(tmp_path / "snippet0.py")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"ORDERWATCH_DATA_DIR": str(data_dir), "POLARS_FMT_STR_LEN": "200", "POLARS_TABLE_WIDTH": "400"},
-    ).stdout
+    polars_out = run(tmp_path / "snippet0.py", ORDERWATCH_DATA_DIR=str(data_dir), POLARS_FMT_STR_LEN="200",
+                     POLARS_TABLE_WIDTH="400").stdout
     assert "canceled" in polars_out and "crossed_threshold,large_change" in polars_out, polars_out
-    quality = subprocess.run(
-        [sys.executable, str(tmp_path / "snippet2.py")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"ORDERWATCH_DATA_DIR": str(data_dir), "POLARS_FMT_MAX_ROWS": "-1", "POLARS_TABLE_WIDTH": "400"},
-    ).stdout
+    quality = run(tmp_path / "snippet2.py", ORDERWATCH_DATA_DIR=str(data_dir), POLARS_FMT_MAX_ROWS="-1",
+                  POLARS_TABLE_WIDTH="400").stdout
     # Trader C's closed orders on D2 by coin: the ETH chain 320 -> 322 filled 40 at 3017.5 as maker,
     # 75 bps better than the 2995 mid when 320 was placed; BTC: 0.5 filled of 2 placed.
     lines = {line.split("┆")[1].strip(): line for line in quality.splitlines() if sc.D2 in line}

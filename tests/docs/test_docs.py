@@ -9,6 +9,7 @@ setting, every column and every collection.
 from __future__ import annotations
 
 import html
+import os
 import re
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config), "--site-dir", str(site)],
         cwd=config.parent, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},  # the theme's banner about its successor
     )
 
 
@@ -106,3 +108,11 @@ def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
 def test_an_unknown_marker_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown docs marker: gen:tabels"):
         docs_hooks.render("<!-- gen:tabels -->")
+
+
+def test_the_readme_is_short_and_keeps_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    assert ("make demo    # the whole system on this machine, on embedded defaults; Ctrl-C stops it\n"
+            "make test    # the whole test suite; .ci/run calls exactly this\n") in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
