@@ -4,9 +4,11 @@
 #               time (most tests wait on servers on loopback: two workers halve the wall time on two cores)
 #   make test-under-load   the same suite while two CPU-bound busy loops compete for the cores
 #               (scripts/under_load.py stops them whatever the outcome): no test may need an idle machine
+#   make docs   serve the documentation site (docs/, mkdocs.yml) on http://127.0.0.1:$(DOCS_PORT), rebuilt on edits
 
-.PHONY: setup demo test test-under-load lint bench soak
+.PHONY: setup demo test test-under-load lint bench soak docs
 
+DOCS_PORT ?= 8000
 PYTEST = .venv/bin/python -m pytest -p no:cacheprovider -n 2 $(PYTEST_ARGS)
 
 setup:
@@ -22,6 +24,9 @@ test: setup
 test-under-load: setup
 	@scripts/system_deps.sh
 	.venv/bin/python -m scripts.under_load --spinners 2 -- $(PYTEST)
+
+docs: setup
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs serve -a 127.0.0.1:$(DOCS_PORT)
 
 lint: setup
 	.venv/bin/ruff check collector_service exchange_sim orderwatch_dagster tests benchmarks scripts

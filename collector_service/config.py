@@ -89,124 +89,236 @@ class Settings(BaseSettings):
 
     trader_ws_enabled: bool = Field(True, description="Collect from the WebSocket feeds at all.")
     trader_ws_clients: int = Field(
-        5, ge=1, le=exchange.MAX_CONNECTIONS_PER_IP, description="Connections per egress address."
+        5,
+        ge=1,
+        le=exchange.MAX_CONNECTIONS_PER_IP,
+        description="WebSocket connections per egress address (users are spread over them).",
     )
     trader_ws_message_buffer_size: int = Field(
         1000, ge=1, description="Flush early when this many events wait to be written."
     )
-    trader_orders_ws_enabled: bool = Field(
-        True, description="Record order events (false: positions only)."
-    )
+    trader_orders_ws_enabled: bool = Field(True, description="Record order events (false: positions only).")
     trader_orders_ws_flush_interval: float = Field(
-        5.0, gt=0, le=3600, description="Seconds between batch writes to MongoDB."
+        5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between batch writes to MongoDB (bounds the latency from a change to its document).",
     )
-    mongo_uri: str = Field("mongodb://127.0.0.1:27017", description="MongoDB connection string.")
+    mongo_uri: str = Field(
+        "mongodb://127.0.0.1:27017",
+        description="MongoDB connection string (a real MongoDB, or the embedded nx-27017 the demo starts).",
+    )
     mongo_db: str = Field("orderwatch", min_length=1, description="MongoDB database name.")
     hyperliquid_ws_url: str = Field(
-        "wss://api.hyperliquid.xyz/ws", description="Hyperliquid WebSocket endpoint."
+        "wss://api.hyperliquid.xyz/ws", description="WebSocket endpoint (the demo points it at the local simulator)."
     )
     hyperliquid_info_url: str = Field(
         "https://api.hyperliquid.xyz/info", description="Hyperliquid info (REST) endpoint."
     )
-    trader_addresses: str = Field("", description="Comma-separated trader addresses.")
+    trader_addresses: str = Field(
+        "", description="Comma-separated trader addresses (`0x` + 40 hex digits; lower-cased and de-duplicated)."
+    )
     trader_addresses_file: Path | None = Field(
-        None, description="Watch list: one trader per line (address, optional label and [tags]), # comments; "
-        "re-read when it changes.",
+        None,
+        description=(
+            "The watch list: one trader per line, `0xADDRESS  optional label  [optional, tags]`, `#` starts a "
+            "comment. Combined with `TRADER_ADDRESSES`. Re-read when it changes: traders added are followed "
+            "within seconds (their history fetched first), traders removed are let go; a trader added back goes "
+            "on from its stored open orders (the journal is written out first, then its state loaded as at a "
+            "start) and what it did while not followed is recovered from its newest stored event, labels and tags"
+            " go to `trader_watchlist`; a file that does not parse is reported and the list in force stays."
+        ),
     )
     trader_ws_feed: Literal["openOrders", "webData2"] = Field(
         "openOrders",
-        description="openOrders: per-user openOrders + clearinghouseState (live); webData2: legacy.",
+        description=(
+            "`openOrders`: the live protocol, per-user `openOrders` + `clearinghouseState` subscriptions. "
+            "`webData2`: the legacy single feed (deprecated by the exchange; kept for old recordings and "
+            "stand-ins)."
+        ),
     )
     trader_ws_max_users_per_ip: int = Field(
-        exchange.MAX_USERS_PER_IP, ge=1, le=1000, description="Unique users per egress address."
+        exchange.MAX_USERS_PER_IP,
+        ge=1,
+        le=1000,
+        description=(
+            "Unique traders per egress address (the exchange's per-IP cap). Traders beyond the total capacity are"
+            " named at start-up and counted in `/healthz`."
+        ),
     )
     trader_ws_source_addresses: str = Field(
-        "", description="Comma-separated local IPs to connect from; each is its own egress."
+        "",
+        description=(
+            "Comma-separated local IP addresses to connect from; each is a separate egress with its own caps and "
+            "REST budget."
+        ),
     )
     trader_ws_ping_interval: float = Field(
-        exchange.PING_INTERVAL_S, gt=0, description="Seconds between application pings."
+        exchange.PING_INTERVAL_S, gt=0, description=('Seconds between `{"method":"ping"}` keep-alives.')
     )
     trader_ws_pong_timeout: float = Field(
-        exchange.PONG_DEADLINE_S, gt=0, description="Reconnect if nothing arrives this long after a ping."
+        exchange.PONG_DEADLINE_S,
+        gt=0,
+        description="Reconnect when neither pong nor data arrives this many seconds after a ping.",
     )
     trader_fills_enabled: bool = Field(
-        True, description="Record fills (userFills feed for live traders, userFillsByTime for gaps and polled ones)."
+        True,
+        description=(
+            "Record fills in `trader_fills`: the `userFills` feed for live traders (no extra user slot), "
+            "`userFillsByTime` after gaps and restarts and in polled traders' sweeps."
+        ),
     )
     trader_books_enabled: bool = Field(
-        True, description="Stamp new/updated order events with their coin's l2Book, watched while followed orders rest."
+        True,
+        description=(
+            "Stamp each `new`/`updated` order event with its coin's order book (`bookMidPx`, `distanceBps`, "
+            "`depthAheadUsd`, `levelShare`, `bookDepth1pctUsd`, `bookAt`): the public `l2Book` of every coin "
+            "where a followed order rests is subscribed (no user slot; one subscription per coin, released "
+            "60 to 70 s after the last such order closed: 60 s idle, checked every 10 s). A book is used only "
+            "while it was received at most 60 s ago on a connection still up; else the fields are null."
+        ),
     )
     trader_ws_pinned: str = Field(
         "", description="Comma-separated traders that always keep a live WebSocket slot (never polled)."
     )
     trader_watch_interval: float = Field(
-        2.0, gt=0, le=3600,
-        description="Seconds between checks of TRADER_ADDRESSES_FILE (and of the selection in MongoDB) for changes.",
+        2.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Seconds between checks of `TRADER_ADDRESSES_FILE` (and, with `TRADER_WATCHLIST_SELECTION`, of the "
+            "selection in MongoDB) for changes."
+        ),
     )
     trader_watchlist_selection: bool = Field(
-        False, description="Also follow the pins and the selection Dagster's trader_selection writes into MongoDB "
-        "trader_watchlist (origin pin or selection), read every TRADER_WATCH_INTERVAL seconds, beside the manual "
-        "list (TRADER_ADDRESSES, TRADER_ADDRESSES_FILE).",
+        False,
+        description=(
+            "`true`: also follow the pins and the selection Dagster writes into `trader_watchlist` (origin `pin` "
+            "or `selection`, see How the selection reaches the collector), read every `TRADER_WATCH_INTERVAL`; "
+            "the collector then starts with no manual list too. A failed read is reported (log, `/healthz` "
+            "`watchlist_selection.read_ok`) and the list in force stays."
+        ),
     )
     trader_poll_enabled: bool = Field(
-        True, description="Poll traders beyond the WebSocket capacity over the info API (false: report them)."
+        True,
+        description=(
+            "Follow the traders beyond the live capacity by polling the info API (`false`: they are named as over"
+            " capacity and not followed)."
+        ),
     )
     trader_poll_budget_share: float = Field(
-        schema.POLL_BUDGET_SHARE, gt=0, lt=1,
-        description="Share of each egress address's REST weight per minute that polling may use."
+        schema.POLL_BUDGET_SHARE,
+        gt=0,
+        lt=1,
+        description=(
+            "Share of each egress address's REST weight per minute kept for polling; the rest serves outcomes, "
+            "gap recovery and sweeps."
+        ),
     )
     trader_poll_min_interval: float = Field(
-        schema.POLL_MIN_INTERVAL_S, gt=0, le=3600,
-        description="Never poll one trader more often than every this many seconds."
+        schema.POLL_MIN_INTERVAL_S,
+        gt=0,
+        le=3600,
+        description="Never poll one trader more often than every this many seconds.",
     )
     trader_max_poll_period: float | None = Field(
-        None, gt=0, description="Freshness wanted: /healthz coverage.fresh is false (and the "
-        "orderwatch_coverage_fresh gauge 0) while the expected poll period exceeds this many seconds.",
+        None,
+        gt=0,
+        description=(
+            "Freshness wanted, in seconds: `/healthz` `coverage.fresh` is `false` (and "
+            "`orderwatch_coverage_fresh` 0, a warning logged) while the list in force makes the expected poll "
+            "period longer (see Freshness to expect)."
+        ),
     )
     trader_poll_sweep_interval: float = Field(
-        600.0, ge=5, le=86400,
-        description="Sweep each polled trader's historicalOrders this often (orders that lived between polls).",
+        600.0,
+        ge=5,
+        le=86400,
+        description=(
+            "Sweep each polled trader's `historicalOrders` at least this often, recording the orders that opened "
+            "and closed between two polls."
+        ),
     )
     trader_dexes: str = Field(
         "all",
-        description="Perp dexes to follow besides the main dex (which also carries spot): all (every "
-        "dex perpDexs lists, refreshed), none, or comma-separated HIP-3 dex names.",
+        description=(
+            "Perp dexes followed besides the main dex (which also carries spot orders): `all` = every dex the "
+            "info API's `perpDexs` lists, re-checked every `TRADER_DEX_REFRESH_INTERVAL` so a new HIP-3 dex is "
+            "followed without a restart; `none` = main dex and spot only; or comma-separated HIP-3 dex names "
+            "(`xyz,flx`). Each dex is one `openOrders` + one `clearinghouseState` subscription per trader; the "
+            "exchange counts a trader once however many dexes it follows. Orders and fills of other dexes, which "
+            "`historicalOrders`, `userFills` and `userFillsByTime` list too, are not recorded (the `userFills` "
+            "feed, gap recovery, sweeps, `backfill`)."
+        ),
     )
     trader_dex_refresh_interval: float = Field(
         300.0, ge=5, le=86400, description="Seconds between perpDexs checks for new dexes (TRADER_DEXES=all)."
     )
     trader_shard_index: int = Field(0, ge=0, description="This instance's shard (0-based).")
-    trader_shard_count: int = Field(1, ge=1, description="How many instances share the trader list.")
+    trader_shard_count: int = Field(
+        1,
+        ge=1,
+        description="How many instances share the trader list: each tracks the traders whose address modulo "
+        "the count equals its `TRADER_SHARD_INDEX`.",
+    )
     collector_rest_weight_per_minute: int = Field(
-        exchange.REST_WEIGHT_PER_MINUTE, ge=20, description="REST weight budget per egress address."
+        exchange.REST_WEIGHT_PER_MINUTE,
+        ge=20,
+        description="REST weight budget per egress address (the exchange's limit).",
     )
     collector_data_dir: Path = Field(
-        Path("data/collector"), description="Journal of events not yet in MongoDB (replayed at start)."
+        Path("data/collector"),
+        description="Where the on-disk journal of not-yet-written operations lives (`journal-shard<N>/`).",
     )
     collector_journal_fsync_interval: float = Field(
-        1.0, ge=0, le=3600, description="Seconds an append to the journal may wait for fsync (on the disk itself, "
-        "surviving a power loss); 0: fsync every append before it counts as made.",
+        1.0,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds an append to the journal may wait for `fsync` (on the disk itself: survives a power loss); "
+            "`0` fsyncs every append before it counts as made (~3.4 ms each here: at most ~290 changed snapshots "
+            "a second). See Reliability."
+        ),
     )
     node_data_dir: Path | None = Field(
-        None, description="A non-validating node's data folder (holding node_order_statuses[_by_block] and "
-        "node_fills[_by_block]): order events and fills come from its files instead of the WebSocket feeds.",
+        None,
+        description=(
+            "A Hyperliquid non-validating node's data folder (e.g. `~/hl/data`, holding "
+            "`node_order_statuses_by_block/` and `node_fills_by_block/`). When set, every tracked trader's order "
+            "events and fills come from the node's files instead of the WebSocket feeds and polling (no per-IP "
+            "cap: any number of traders); see Running a node for orderwatch. A folder that does not exist or "
+            "holds neither stream stops the collector with a message saying so."
+        ),
     )
     node_start: Literal["now", "earliest"] = Field(
-        "now", description="Without a stored checkpoint, begin at the current end of the node's files (now) or "
-        "at the oldest line still on disk (earliest).",
+        "now",
+        description=(
+            "Where to begin when no checkpoint is stored: `now` = the current end of the node's files (the "
+            "tracked traders' open orders are then resynced and their history recovered, as after a reconnect); "
+            "`earliest` = the oldest line still on disk. Ignored once `node_checkpoints` holds a position."
+        ),
     )
     node_layout: Literal["by_block", "hourly"] = Field(
-        "by_block", description="The layout read when the node writes a stream both ways (--batch-by-block or not).",
+        "by_block",
+        description=(
+            "Which layout to read when the node writes a stream both ways: `by_block` (`--batch-by-block`, one "
+            "block per line: block gaps are detected) or `hourly` (one event per line)."
+        ),
     )
     node_info_url: str | None = Field(
-        None, description="The node's own info server (hl-visor --serve-info, e.g. http://127.0.0.1:3001/info) for "
-        "resyncs after a gap and positions; unset: the public info API within the REST budget.",
+        None,
+        description=(
+            "The node's own info server (`--serve-info`, `http://127.0.0.1:3001/info`): used to resync open "
+            "orders after a block gap and for positions after fills, with no public rate limit. Unset: the public"
+            " info API within `COLLECTOR_REST_WEIGHT_PER_MINUTE`."
+        ),
     )
-    collector_health_host: str = Field("127.0.0.1", description="Health/metrics bind address.")
+    collector_health_host: str = Field("127.0.0.1", description="Bind address of `/healthz` and `/metrics`.")
     collector_health_port: int = Field(
         9108, ge=0, le=65535, description="Health/metrics port (0 disables the endpoint)."
     )
     collector_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Log level."
+        "INFO", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`."
     )
 
     @field_validator("collector_log_level", mode="before")

@@ -44,6 +44,7 @@ it is the stored contract between the two halves, and the coverage plan both of 
                            coin, side, order type and reduce-only flag, gone and appeared together)
     linkedAt     datetime  when a link was added to, or corrected on, an event already stored (a
                            later REST recovery found it); absent when written with the event
+    recoveredAt  datetime  source "rest" only: when the event was recovered
     bookMidPx, distanceBps, depthAheadUsd, levelShare, bookDepth1pctUsd   float or null
                            new/updated only: the coin's l2Book when the event was seen (see
                            BOOK_FIELDS); null when no fresh book was at hand, never stale numbers
@@ -85,8 +86,9 @@ removed from it.
 """
 
 POSITIONS: Final = "trader_positions"
-"""One document per position change per ``(ethAddress, coin)``; a closed position has
-``szi == "0.0"``. Fields: ethAddress, dex, coin, szi, entryPx, positionValue, unrealizedPnl,
+"""One document per position change per ``(ethAddress, coin)``, written when the size, entry
+price or leverage changes (not on every push), from one clearinghouse state per perp dex; a closed
+position has ``szi == "0.0"``. Fields: ethAddress, dex, coin, szi, entryPx, positionValue, unrealizedPnl,
 returnOnEquity, liquidationPx, marginUsed, leverageType, leverage (int), maxLeverage,
 serverTime, observedAt, createdAt, storedAt, source."""
 
@@ -110,23 +112,30 @@ distance of a position is measured against."""
 RECOVERIES: Final = "collector_recoveries"
 """Gaps waiting to be recovered over REST, ``_id`` = trader address, ``since`` = when the gap
 began (None: never seen). Kept until the recovery succeeds, so a crash or shutdown in between
-does not forget the gap."""
+does not forget the gap. A gap opened again while its recovery runs (a reconnect, a new dex) stays,
+from its earliest start, for the recovery that follows."""
 
 UNCOVERED: Final = "collector_uncovered"
 """Stretches of a trader's order history the collector could not recover, ``_id`` =
 ``"<ethAddress>:<since>"``: ``ethAddress``, ``since`` /
 ``until`` (the stretch), ``reason`` (``historicalOrders_limit``: the answer held the newest 2000
 statuses only, all newer than the gap's start), ``rows``, ``detectedAt``. Orders that opened and
-closed inside it are missing from ``trader_orders``."""
+closed inside it are missing from ``trader_orders``. Also logged (``event=recovery_truncated``) and
+counted (``recoveries_truncated`` in /healthz, ``orderwatch_recoveries_truncated_total``). Fills
+have no such hole: ``userFillsByTime`` is read page by page from the gap's start."""
 
 BOOK_FIELDS: Final = ("bookMidPx", "distanceBps", "depthAheadUsd", "levelShare", "bookDepth1pctUsd", "bookAt")
 """Order-book context stamped on ``new`` and ``updated`` events, from the coin's ``l2Book`` (20 levels a
 side) at the time the event was seen:
 
 * ``bookMidPx``: (best bid + best ask) / 2;
-* ``distanceBps``: how far the order's price is from mid, in basis points of mid, signed: positive
-  away from the market (a bid below mid, an ask above), negative crossing; a trigger order's
-  distance uses its trigger price;
+* ``distanceBps``: how far the market must move from mid to reach the order, in basis points of mid:
+  positive while it has that far to go, negative when it is already past. A resting order is reached
+  at its limit price (positive: a bid below mid, an ask above; negative: crossing); a trigger order at
+  its trigger price, in the direction that triggers it (a sell stop or a buy take-profit as the price
+  falls, a buy stop or a sell take-profit as it rises): a stop resting away from the market is
+  positive, like a resting limit order. Null for a trigger order whose ``orderType`` is neither a
+  stop nor a take-profit;
 * ``depthAheadUsd``: resting notional (px x sz) on the order's side at prices better than or equal
   to the order's (bids at or above a bid, asks at or below an ask); null for trigger orders;
 * ``levelShare``: the order's remaining size over the total size at its price level, when that
@@ -144,7 +153,8 @@ dir, closedPnl, hash, oid, crossed (true: taker), fee, feeToken, tid, twapId, cl
 liquidation...; ``time`` as a UTC datetime; plus ethAddress, dex, source ("ws" from the userFills
 feed, "rest" from userFillsByTime / userFills over REST, "node" from the node's fill stream, then
 with ``blockNumber`` in the by-block layout), observedAt, createdAt and storedAt (as in
-``trader_orders``)."""
+``trader_orders``). A reconnect re-sends the feed's snapshot of recent fills; fills already stored
+are not written again."""
 
 WATCHLIST: Final = "trader_watchlist"
 """The followed traders, one document per address, ``_id`` = ``ethAddress`` = address: ``label``
@@ -180,10 +190,17 @@ Written only after every event read before it is in MongoDB; reading resumes the
 NODE_WAITING: Final = "node_waiting"
 """Node lines of a trader being resynced, read (so behind the checkpoint) but not applied yet:
 ``user``, ``kind`` (the stream), ``raw`` (the event's JSON), ``block`` (null in the hourly
-layout), ``at`` (its block's time). Deleted once the resync applied them; a start reloads them."""
+layout), ``at`` (its block's time), ``readAt``. Deleted once the resync applied them; a start reloads
+them."""
 
 ALERTS: Final = "order_alerts"
-"""Large-change alerts written by the Dagster side, unique on ``alertKey``."""
+"""Large-change alerts written by the Dagster side, unique on ``alertKey``, each with its delivery
+decision and per-channel delivery state (see docs/alerts.md)."""
+
+COLLECTIONS: Final = (ORDERS, OPEN_ORDERS, FILLS, POSITIONS, ACCOUNTS, MARKS, WATCHLIST, RECOVERIES, UNCOVERED,
+                      NODE_CHECKPOINTS, NODE_WAITING, ALERTS)
+"""Every collection, in the order the documentation lists them (docs/collections.md is generated from
+their docstrings above)."""
 
 ACTION_NEW: Final = "new"
 ACTION_UPDATED: Final = "updated"

@@ -20,9 +20,9 @@ from datetime import datetime
 import msgspec
 import polars as pl
 
-from orderwatch_dagster import tables
+from orderwatch_dagster import settings, tables
 
-DEFAULT_URL = "https://stats-data.hyperliquid.xyz/Mainnet/leaderboard"
+DEFAULT_URL = settings.default("HYPERLIQUID_LEADERBOARD_URL")
 WINDOWS = ("day", "week", "month", "allTime")
 FIELDS = ("pnl", "roi", "vlm")
 SCALE = 10

@@ -5,7 +5,6 @@ Not partitioned: every run takes a new snapshot and keeps the earlier ones (one 
 ``<data>/parquet/<table>/date=YYYY-MM-DD/``), so rank changes and cohort migration can be queried.
 """
 
-import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from orderwatch_dagster import tables
+from orderwatch_dagster import settings, tables
 from orderwatch_dagster.assets import column_schema, markdown
 from orderwatch_dagster.leaderboard import LeaderboardError, parse
 from orderwatch_dagster.mongo import write_listed
@@ -22,7 +21,6 @@ from orderwatch_dagster.selection import LISTED, SelectionRefused, describe_cove
 
 GROUP = "leaderboard"
 LEADERBOARD_CRON_ENV = "ORDERWATCH_LEADERBOARD_CRON"
-DEFAULT_CRON = "0 * * * *"
 SHRINK_WARN = 0.8
 """A snapshot with fewer rows than this share of the previous one is flagged (a cut download)."""
 
@@ -188,7 +186,7 @@ leaderboard_job = dg.define_asset_job(
 
 @dg.schedule(
     job=leaderboard_job,
-    cron_schedule=os.environ.get(LEADERBOARD_CRON_ENV) or DEFAULT_CRON,
+    cron_schedule=settings.read(LEADERBOARD_CRON_ENV),
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )

@@ -14,11 +14,11 @@ import pymongo
 from pydantic import Field
 from pymongo.database import Database
 
-from orderwatch_dagster import leaderboard, storage, tables
+from orderwatch_dagster import leaderboard, settings, storage, tables
 from orderwatch_dagster.channels import Channel
 
-TELEGRAM_API_URL = "https://api.telegram.org"
-LEADERBOARD_URL = leaderboard.DEFAULT_URL
+TELEGRAM_API_URL = settings.default("ORDERWATCH_TELEGRAM_API_URL")
+LEADERBOARD_URL = settings.default("HYPERLIQUID_LEADERBOARD_URL")
 
 
 class MongoResource(dg.ConfigurableResource):
@@ -180,29 +180,27 @@ class AlertChannels(dg.ConfigurableResource):
         return out
 
 
-def _env(name: str, default: str) -> str | dg.EnvVar:
-    # EnvVar when set (the UI shows where the value comes from), the documented default otherwise.
-    return dg.EnvVar(name) if os.environ.get(name) else default
+def _env(name: str) -> str | dg.EnvVar:
+    # EnvVar when set (the UI shows where the value comes from), the declared default otherwise.
+    return dg.EnvVar(name) if os.environ.get(name) else settings.default(name)
 
 
 def resources_from_env() -> dict[str, dg.ConfigurableResource]:
     """The resources configured from the environment, as the code location uses them."""
     return {
-        "mongo_db": MongoResource(
-            uri=_env("MONGO_URI", "mongodb://127.0.0.1:27017"), database=_env("MONGO_DB", "orderwatch")
-        ),
+        "mongo_db": MongoResource(uri=_env("MONGO_URI"), database=_env("MONGO_DB")),
         "store": ParquetStore(
-            data_dir=_env("ORDERWATCH_DATA_DIR", "./data"),
-            parquet_url=_env("ORDERWATCH_PARQUET_URL", ""),
-            report_base_url=_env("ORDERWATCH_REPORT_BASE_URL", ""),
+            data_dir=_env("ORDERWATCH_DATA_DIR"),
+            parquet_url=_env("ORDERWATCH_PARQUET_URL"),
+            report_base_url=_env("ORDERWATCH_REPORT_BASE_URL"),
         ),
-        "leaderboard_source": LeaderboardSource(url=_env("HYPERLIQUID_LEADERBOARD_URL", LEADERBOARD_URL)),
+        "leaderboard_source": LeaderboardSource(url=_env("HYPERLIQUID_LEADERBOARD_URL")),
         "alert_channels": AlertChannels(
-            webhook_url=_env("ORDERWATCH_ALERT_WEBHOOK_URL", ""),
-            slack_webhook_url=_env("ORDERWATCH_SLACK_WEBHOOK_URL", ""),
-            discord_webhook_url=_env("ORDERWATCH_DISCORD_WEBHOOK_URL", ""),
-            telegram_bot_token=_env("ORDERWATCH_TELEGRAM_BOT_TOKEN", ""),
-            telegram_chat_id=_env("ORDERWATCH_TELEGRAM_CHAT_ID", ""),
-            telegram_api_url=_env("ORDERWATCH_TELEGRAM_API_URL", TELEGRAM_API_URL),
+            webhook_url=_env("ORDERWATCH_ALERT_WEBHOOK_URL"),
+            slack_webhook_url=_env("ORDERWATCH_SLACK_WEBHOOK_URL"),
+            discord_webhook_url=_env("ORDERWATCH_DISCORD_WEBHOOK_URL"),
+            telegram_bot_token=_env("ORDERWATCH_TELEGRAM_BOT_TOKEN"),
+            telegram_chat_id=_env("ORDERWATCH_TELEGRAM_CHAT_ID"),
+            telegram_api_url=_env("ORDERWATCH_TELEGRAM_API_URL"),
         ),
     }

@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import os
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,7 +10,7 @@ import dagster as dg
 import polars as pl
 
 from collector_service import schema
-from orderwatch_dagster import mongo, outbox, tables
+from orderwatch_dagster import mongo, outbox, settings, tables
 from orderwatch_dagster.assets import fills, order_events
 from orderwatch_dagster.jobs import daily_tables_job
 from orderwatch_dagster.resources import AlertChannels, MongoResource, ParquetStore
@@ -21,7 +20,7 @@ from orderwatch_dagster.transforms.alerts import AlertThresholds, large_change_a
 LATE_BATCH = 50_000
 """Documents read per tick; the cursor resumes where a full batch stopped."""
 
-STORE_MARGIN = timedelta(seconds=float(os.environ.get("ORDERWATCH_STORE_MARGIN_S") or 30))
+STORE_MARGIN = timedelta(seconds=float(settings.read("ORDERWATCH_STORE_MARGIN_S")))
 """How long after its ``storedAt`` a document may still be unreadable, plus how far apart the
 clocks of the collector hosts and of Dagster may be (``ORDERWATCH_STORE_MARGIN_S``, default 30).
 The sensors follow ``storedAt`` (when the collector wrote the document to MongoDB), never
@@ -227,7 +226,7 @@ def late_events_sensor(
 
 # Fast alerts: the daily rule on new events, an outbox in order_alerts ---------------------------
 
-FAST_ALERT_INTERVAL_S = int(os.environ.get("ORDERWATCH_FAST_ALERT_INTERVAL_S") or 30)
+FAST_ALERT_INTERVAL_S = int(settings.read("ORDERWATCH_FAST_ALERT_INTERVAL_S"))
 """How often the fast alert sensor runs (``minimum_interval_seconds``; ``ORDERWATCH_FAST_ALERT_INTERVAL_S``,
 default 30): with the collector's flush, the bound on a large change's delay to its message."""
 

@@ -1,7 +1,8 @@
 """Every Parquet table this code location writes: its columns, their types and their meaning.
 
 One place for the contract with analysts: the transforms cast their output to these schemas,
-the assets publish them as Dagster column schemas, and the README's table lists the same.
+the assets publish them as Dagster column schemas, and the documentation's table reference
+(docs/tables.md) is generated from them.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ BOOK_COLUMNS: tuple[tuple[str, pl.DataType, str], ...] = (
     (
         "distanceBps",
         pl.Float64(),
-        "new/updated only: order price vs mid in bps of mid, signed: > 0 away from the market, < 0 crossing "
-        "(trigger orders: the trigger price)",
+        "new/updated only: how far the market must move from mid to reach the order, in bps of mid: > 0 still "
+        "to go, < 0 already past (a crossing limit order); trigger orders: to the trigger price in the direction "
+        "that triggers them (null for an unknown trigger type)",
     ),
     ("depthAheadUsd", pl.Float64(), "new/updated only: resting notional on the order's side at its price or better"),
     ("levelShare", pl.Float64(), "new/updated only: the order's size / the total size at its price level (top 20)"),
@@ -140,7 +142,8 @@ ORDER_LIFECYCLES = _cols(
     (
         "distanceBps",
         pl.Float64(),
-        "at placement: the order's distance from mid in bps of mid, > 0 away from the market, < 0 crossing",
+        "at placement: how far the market had to move from mid to reach the order (trigger orders: to trigger it), "
+        "in bps of mid: > 0 still to go, < 0 already past",
     ),
     ("depthAheadUsd", pl.Float64(), "at placement: resting notional on its side at its price or better"),
     ("levelShare", pl.Float64(), "at placement: its size / the total size at its price level"),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -36,6 +36,23 @@ UNWATCH_AFTER_S = 60.0
 
 DEPTH_BAND = 0.01
 """bookDepth1pctUsd: the notional within 1 % of mid."""
+
+
+Trigger = Literal["above", "below", "unknown"]
+"""Where a trigger order's trigger price is reached: the price rising to it, falling to it, or not
+said by the order (an order type this module does not know)."""
+
+
+def trigger_direction(event: Mapping[str, Any]) -> Trigger:
+    """A stop triggers against the order: a buy stop when the price rises to it, a sell stop when it
+    falls to it; a take-profit the other way round (the exchange's ``triggerCondition`` text says the
+    same: "Price above ..." / "Price below ...")."""
+    order_type, buy = event.get("orderType") or "", event.get("side") == "B"
+    if order_type.startswith("Stop"):
+        return "above" if buy else "below"
+    if order_type.startswith("Take Profit"):
+        return "below" if buy else "above"
+    return "unknown"
 
 
 class Level(msgspec.Struct, frozen=True, gc=False):
@@ -87,8 +104,9 @@ class Book:
         self.mid = (self.bids[0][0] + self.asks[0][0]) / 2 if self.bids and self.asks else None
         self._sides: dict[bool, _Side] = {}  # built at the first stamp: most books are never read
 
-    def context(self, side: str, px: float, sz: float, *, trigger: bool) -> dict[str, Any]:
-        """The book fields for an order (``side`` "B"/"A") at ``px`` with ``sz`` remaining."""
+    def context(self, side: str, px: float, sz: float, *, trigger: Trigger | None) -> dict[str, Any]:
+        """The book fields for an order (``side`` "B"/"A") at ``px`` (its trigger price when ``trigger``
+        is given) with ``sz`` remaining."""
         mid = self.mid
         if mid is None or mid <= 0:
             return dict.fromkeys(schema.BOOK_FIELDS)
@@ -96,10 +114,12 @@ class Book:
         levels = self._sides.get(buy)
         if levels is None:
             levels = self._sides[buy] = _Side(self.bids if buy else self.asks, buy)
-        distance = ((mid - px) if buy else (px - mid)) / mid * 10_000
+        # Positive: the market has that far to go (a resting order away from it, a trigger not reached).
+        below = buy if trigger is None else trigger == "below"
+        distance = None if trigger == "unknown" else ((mid - px) if below else (px - mid)) / mid * 10_000
         within = levels.notional_through(mid * (1 - DEPTH_BAND) if buy else mid * (1 + DEPTH_BAND), buy)
         ahead = share = None
-        if not trigger:
+        if trigger is None:
             ahead = levels.notional_through(px, buy)
             level = levels.sizes.get(px)
             share = sz / level if level else None
@@ -155,7 +175,7 @@ class Books:
             if book is None:
                 event.update(dict.fromkeys(schema.BOOK_FIELDS))
                 continue
-            trigger = bool(event.get("isTrigger"))
+            trigger = trigger_direction(event) if event.get("isTrigger") else None
             try:
                 px = float(event["triggerPx"] if trigger else event["limitPx"])
                 sz = float(event["sz"])

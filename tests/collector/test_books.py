@@ -62,10 +62,28 @@ def test_a_crossing_ask_and_a_price_outside_the_levels() -> None:
     assert far["levelShare"] is None and far["depthAheadUsd"] == pytest.approx(100 * 2 + 99.5 * 4 + 99 * 10 + 98 * 50)
 
 
-def test_trigger_orders_get_distance_but_no_queue_position() -> None:
-    got = stamped(books_with_frame(), event(side="A", px="110", trigger=True))
-    assert got["distanceBps"] == pytest.approx((110 - 100.5) / 100.5 * 1e4)
-    assert got["depthAheadUsd"] is None and got["levelShare"] is None
+@pytest.mark.parametrize(
+    ("side", "order_type", "trigger_px", "to_go"),
+    [
+        ("A", "Stop Market", "95", 100.5 - 95),  # a long's stop, below the market: it must fall 5.5
+        ("B", "Stop Limit", "110", 110 - 100.5),  # a short's stop, above: it must rise 9.5
+        ("A", "Take Profit Market", "110", 110 - 100.5),  # a long's take-profit, above: it must rise
+        ("B", "Take Profit Limit", "95", 100.5 - 95),  # a short's take-profit, below: it must fall
+        ("A", "Stop Market", "101", 100.5 - 101),  # a sell stop the market is already under: past it
+    ],
+)
+def test_a_trigger_orders_distance_is_what_the_market_must_move_to_trigger_it(
+    side: str, order_type: str, trigger_px: str, to_go: float
+) -> None:
+    got = stamped(books_with_frame(), event(side=side, px=trigger_px, trigger=True) | {"orderType": order_type})
+    assert got["distanceBps"] == pytest.approx(to_go / 100.5 * 1e4)
+    assert got["depthAheadUsd"] is None and got["levelShare"] is None  # no queue position before it triggers
+    assert got["bookDepth1pctUsd"] is not None
+
+
+def test_a_trigger_order_of_an_unknown_type_has_no_distance() -> None:
+    got = stamped(books_with_frame(), event(side="A", px="95", trigger=True) | {"orderType": "Vault Close"})
+    assert got["distanceBps"] is None and got["bookMidPx"] == pytest.approx(100.5)
 
 
 def test_nulls_without_a_fresh_book_never_stale_numbers() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from collector_service.schema import POLL_WEIGHT, Coverage, coverage
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+LIMITS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "limits.md"
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_polling_off_leaves_traders_unfollowed() -> None:
     assert (plan.live, plan.polled, plan.not_followed, plan.expected_period_s, plan.fresh) == (10, 0, 3, None, False)
 
 
-def test_the_readme_freshness_table_is_the_functions_output() -> None:
+def test_the_documented_freshness_table_is_the_functions_output() -> None:
     def cell(plan: Coverage) -> str:
         if plan.expected_period_s is None:
             return f"{plan.live:,} live"
@@ -68,4 +68,4 @@ def test_the_readme_freshness_table_is_the_functions_output() -> None:
     rows = [f"| {n:,} | {cell(coverage(n))} | {cell(coverage(n, addresses=5))} | {cell(coverage(n, node=True))} |"
             for n in (50, 500, 5_000)]
     table = "| Traders | 1 address | 5 addresses | a node (`NODE_DATA_DIR`) |\n|---|---|---|---|\n" + "\n".join(rows)
-    assert table in README.read_text()
+    assert table in LIMITS_PAGE.read_text()

@@ -20,6 +20,7 @@ from pymongo.database import Database
 from collector_service import schema
 from orderwatch_dagster import channels, outbox, rules, sensors
 from orderwatch_dagster.resources import AlertChannels
+from scripts import docs_hooks
 from tests.alert_receivers import DISCORD_PATH, SECRETS, SLACK_PATH, TOKEN, WEBHOOK_PATH, FakeReceivers
 from tests.dagster import scenario as sc
 
@@ -499,8 +500,8 @@ def test_the_committed_rules_file_is_the_documented_defaults(monkeypatch: pytest
     committed = rules.load_rules()
     assert rules.DEFAULT_RULES_PATH.name == "alert_rules.toml" and rules.DEFAULT_RULES_PATH.is_file()
     assert committed.thresholds.params() == rules.AlertRules().thresholds.params()
-    readme = (rules.DEFAULT_RULES_PATH.parent / "README.md").read_text()
-    assert rules.DEFAULT_RULES_PATH.read_text().strip() in readme  # the README shows the file as it is
+    page = (rules.DEFAULT_RULES_PATH.parent / "docs" / "alerts.md").read_text()
+    assert rules.DEFAULT_RULES_PATH.read_text().strip() in docs_hooks.render(page)  # the docs show the file as it is
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ def test_the_day_is_published_to_s3_and_read_back_by_polars_and_duckdb(
     report = s3fs.S3FileSystem(skip_instance_cache=True).cat(f"{BUCKET}/orderwatch/reports/date={sc.D1}/report.html")
     assert f"orderwatch daily report: {sc.D1}" in report.decode()
 
-    # polars, as the README's "Reading the data" does, over s3:// with only the AWS variables set.
+    # polars, as docs/reading-the-data.md does, over s3:// with only the AWS variables set.
     lifecycles = pl.scan_parquet(f"{ROOT}/order_lifecycles/**/*.parquet", hive_partitioning=True).collect()
     assert lifecycles["date"].cast(pl.String).unique().to_list() == [sc.D1]
     assert lifecycles.select(sc.LIFECYCLE_COLS).to_dicts() == sc.LIFECYCLES_D1

@@ -7,7 +7,7 @@ runs as a child process reading one layout (``NODE_LAYOUT``) and is ``kill -9``-
 moments (and while the node is down after each of its restarts) and restarted each time, while
 the node writes partial lines, appends the old hour's last line late at the rotation, and
 restarts in turn writing recent blocks again and skipping blocks (by-block layout only: one event
-per line carries no block number, so a skip is invisible there, README "Running a node for
+per line carries no block number, so a skip is invisible there, docs/node.md "Running a node for
 orderwatch"), and, with ``relist_every``, traders are removed from the watch-list file and added back
 (tests.reliability.relist). Once, the collector is down across the hour rotation while a pruner deletes the
 order statuses' hour file holding its checkpoint and the one before (fills, 50-100 times smaller,
