@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     trader_fills_enabled: bool = Field(
         True, description="Record fills (userFills feed for live traders, userFillsByTime for gaps and polled ones)."
     )
+    trader_twaps_enabled: bool = Field(
+        True, description="Record TWAP orders (twapStates feed for live traders, twapHistory with every REST recovery)."
+    )
     trader_books_enabled: bool = Field(
         True, description="Stamp new/updated order events with their coin's l2Book, watched while followed orders rest."
     )
