@@ -168,6 +168,9 @@ class Settings(BaseSettings):
             "`userFillsByTime` after gaps and restarts and in polled traders' sweeps."
         ),
     )
+    trader_twaps_enabled: bool = Field(
+        True, description="Record TWAP orders (twapStates feed for live traders, twapHistory with every REST recovery)."
+    )
     trader_books_enabled: bool = Field(
         True,
         description=(

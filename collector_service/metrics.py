@@ -29,6 +29,7 @@ class Stats:
     replacements: Counter[str] = field(default_factory=Counter)
     positions_written: int = 0
     fills_written: int = 0
+    twaps_written: int = 0
     fills_duplicate: int = 0
     final_statuses_resolved: int = 0
     flushes: int = 0
@@ -78,6 +79,7 @@ class StatsCollector(Collector):
                       s.replacements)
         yield counter("positions_written", "Position documents inserted.", None, s.positions_written)
         yield counter("fills_written", "Fill documents inserted.", None, s.fills_written)
+        yield counter("twaps_written", "TWAP status documents inserted.", None, s.twaps_written)
         yield counter("fills_duplicate", "Fills MongoDB already had (re-delivered snapshots, REST overlap).", None,
                       s.fills_duplicate)
         yield counter("final_statuses_resolved", "Closed orders whose final status was recorded.", None,

@@ -28,12 +28,13 @@ from collector_service.events.books import Books
 from collector_service.events.fills import FillLedger
 from collector_service.events.positions import PositionBook
 from collector_service.events.tracker import OrderBook, build_event, link, ms_to_datetime, replacement_key, unpack_state
-from collector_service.events.wire import OrderItems, OrderStatusInner
+from collector_service.events.twaps import TwapWatch, history_docs
+from collector_service.events.wire import FrameError, OrderItems, OrderStatusInner
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
 from collector_service.outcomes import OPEN_STATUSES, OutcomeResolver, latest_by_oid
 from collector_service.rest import InfoClient, RestError
-from collector_service.store import Op, Writer, fill_ops, link_op, order_ops, position_ops
+from collector_service.store import Op, Writer, fill_ops, link_op, order_ops, position_ops, twap_ops
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -108,6 +109,7 @@ class Pipeline:
         dexes: Callable[[], Collection[str]],
         record_orders: bool = True,
         record_fills: bool = True,
+        record_twaps: bool = True,
     ) -> None:
         self.writer = writer
         self.stats = stats
@@ -119,6 +121,8 @@ class Pipeline:
         self.activity = Activity()
         self.fills = FillLedger()
         self.record_fills = record_fills
+        self.record_twaps = record_twaps
+        self.twaps = TwapWatch()
         self.l2books: Books | None = None  # order-book context, when enabled
         self.books: dict[tuple[str, str], OrderBook] = {}  # by (trader, dex)
         self.positions: dict[tuple[str, str], PositionBook] = {}
@@ -164,6 +168,7 @@ class Pipeline:
         self.users.discard(user)
         self._needs_recovery.discard(user)
         self.closed_seen.pop(user, None)
+        self.twaps.forget(user)
         self.gaps.pop(user, None)
         self.last_seen.pop(user, None)
         for key in [key for key in self.books if key[0] == user]:
@@ -294,12 +299,36 @@ class Pipeline:
             return
         docs, bad = self.fills.docs(user, fills, source=source, observed_at=observed_at, snapshot=snapshot)
         docs = fills_on(docs, self.dexes())  # userFills and userFillsByTime carry every dex's fills
-        if bad:
-            self.stats.bad_frames["fill"] += len(bad)
-            self._warn.log(logging.WARNING, "bad_fill", "event=bad_fill user=%s count=%d detail=%r", user, len(bad),
-                           str(bad[0]))
+        self._bad("fill", user, bad)
         if docs:
             self.writer.submit(fill_ops(docs))
+
+    def on_twaps(self, user: str, states: OrderItems, observed_at: datetime) -> None:
+        """Apply the running TWAPs of a ``twapStates`` frame (or webData2's list): store the starts,
+        and ask ``twapHistory`` how the TWAPs that left the list ended."""
+        if user not in self.users or not self.record_twaps:
+            return
+        docs, ended, bad = self.twaps.on_states(user, states, observed_at)
+        self._bad("twap", user, bad)
+        if docs:
+            self.writer.submit(twap_ops(docs))
+        if ended:
+            self.spawn(self.recover_twaps(user))
+
+    async def recover_twaps(self, user: str) -> None:
+        """Store every status change ``twapHistory`` lists for the trader (copies are dropped by the
+        unique index)."""
+        rows = await self._retrying("twaps", user, lambda: self.clients[user].twap_history(user))
+        docs, bad = history_docs(user, rows, datetime.now(UTC))
+        self._bad("twap", user, bad)
+        if docs:
+            self.writer.submit(twap_ops(docs))
+
+    def _bad(self, what: str, user: str, bad: list[FrameError]) -> None:
+        if bad:
+            self.stats.bad_frames[what] += len(bad)
+            self._warn.log(logging.WARNING, f"bad_{what}", "event=bad_%s user=%s count=%d detail=%r", what, user,
+                           len(bad), str(bad[0]))
 
     async def recover_fills(self, user: str, since: datetime | None) -> None:
         """Store the fills since ``since`` (or since the newest stored, if older; everything
@@ -334,7 +363,7 @@ class Pipeline:
     ) -> tuple[OrderStatusInner, ...]:
         """Store orders that opened and closed since ``since`` without a snapshot showing them,
         and outcomes of orders closed meanwhile, from ``historicalOrders``; then the fills of
-        that stretch (``userFillsByTime``).
+        that stretch (``userFillsByTime``) and the trader's TWAPs (``twapHistory``).
 
         ``keep_watching`` (a polled trader's sweep): what happens between polls is never seen, so
         the gap is not closed but moved to this sweep's start, where the next sweep begins; it
@@ -348,6 +377,8 @@ class Pipeline:
         self.writer.submit(self.recovered(user, rows, since))
         if self.record_fills:
             await self.recover_fills(user, since)
+        if self.record_twaps:
+            await self.recover_twaps(user)
         if self.gaps.get(user, since) != since or self._gaps_opened[user] != opened:
             # a gap was opened meanwhile (a reconnect, a new dex) and may have begun after this
             # answer was taken: the gap stays, from its earliest start, for the next recovery

@@ -219,6 +219,11 @@ class InfoClient:
             last_ms = decode_fill(page[-1])[0].time
             start_ms = last_ms if last_ms > start_ms else start_ms + 1  # 2000 fills in one ms: move on
 
+    async def twap_history(self, user: str) -> OrderItems:
+        """Every status change of the trader's TWAPs, each row raw JSON (decoded by events.twaps)."""
+        return await self._call({"type": "twapHistory", "user": user}, exchange.WEIGHT_DEFAULT, order_items_decoder,
+                                per_item=True)
+
     async def perp_dexs(self) -> tuple[PerpDex | None, ...]:
         return await self._call({"type": "perpDexs"}, exchange.WEIGHT_DEFAULT, perp_dexs_decoder)
 

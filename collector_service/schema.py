@@ -156,6 +156,24 @@ with ``blockNumber`` in the by-block layout), observedAt, createdAt and storedAt
 ``trader_orders``). A reconnect re-sends the feed's snapshot of recent fills; fills already stored
 are not written again."""
 
+TWAPS: Final = "trader_twaps"
+"""One document per status change of a followed trader's TWAP order, unique on ``(ethAddress,
+twapId, status)``: status ``activated`` (the start) and then one of ``finished`` (ran its full
+duration), ``terminated`` (stopped early) or ``error`` (with the exchange's ``description``).
+Fields: ethAddress, twapId (int), status, coin, dex, side ("B"/"A"), sz (the TWAP's total size),
+executedSz and executedNtl (exact decimal strings: how much had traded, and for how much, when this
+status was seen; at an end, the final amounts, so the average price is executedNtl / executedSz),
+minutes (the duration), reduceOnly, randomize, timestamp (the start, UTC datetime), statusTime (when
+the status was reached: the start for ``activated``, the exchange's time, whole seconds, for an
+end), source ("ws" the twapStates feed or webData2, "rest" twapHistory), observedAt, createdAt,
+storedAt (as in ``trader_orders``). The TWAP's slices are ``trader_fills`` with this ``twapId``."""
+
+TWAP_ACTIVATED: Final = "activated"
+TWAP_FINISHED: Final = "finished"
+TWAP_TERMINATED: Final = "terminated"
+TWAP_ERROR: Final = "error"
+TWAP_END_STATUSES: Final = (TWAP_FINISHED, TWAP_TERMINATED, TWAP_ERROR)
+
 WATCHLIST: Final = "trader_watchlist"
 """The followed traders, one document per address, ``_id`` = ``ethAddress`` = address: ``label``
 (str or null), ``tags`` (list of str, for cohorts), ``origin`` (who owns the document, below),
@@ -283,6 +301,12 @@ FILL_INDEXES: Final[tuple[IndexSpec, ...]] = (
     ((("storedAt", 1),), False),
 )
 
+TWAP_INDEXES: Final[tuple[IndexSpec, ...]] = (
+    ((("ethAddress", 1), ("twapId", 1), ("status", 1)), True),
+    ((("statusTime", 1),), False),
+    ((("storedAt", 1),), False),
+)
+
 ALERT_INDEXES: Final[tuple[IndexSpec, ...]] = (((("alertKey", 1),), True),)
 
 INDEXES: Final[dict[str, tuple[IndexSpec, ...]]] = {
@@ -291,6 +315,7 @@ INDEXES: Final[dict[str, tuple[IndexSpec, ...]]] = {
     POSITIONS: POSITION_INDEXES,
     ACCOUNTS: ACCOUNT_INDEXES,
     FILLS: FILL_INDEXES,
+    TWAPS: TWAP_INDEXES,
     ALERTS: ALERT_INDEXES,
 }
 

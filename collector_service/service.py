@@ -117,7 +117,8 @@ class Service:
                                   settings.trader_dex_refresh_interval)
         self.pipeline = Pipeline(self.writer, self.stats, user_clients, user_resolvers,
                                  dexes=lambda: self.dexes.names, record_orders=settings.trader_orders_ws_enabled,
-                                 record_fills=settings.trader_fills_enabled)
+                                 record_fills=settings.trader_fills_enabled,
+                                 record_twaps=settings.trader_twaps_enabled)
         # initial connections are within the cap (at most TRADER_WS_CLIENTS <= 10 per egress);
         # this budget paces reconnects so a flapping server cannot make us exceed it
         reconnects = {egress: WeightBudget(exchange.MAX_NEW_CONNECTIONS_PER_MINUTE - settings.trader_ws_clients)

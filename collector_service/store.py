@@ -5,6 +5,7 @@ Operations are tuples of a kind and a document:
 * ``order``    a ``trader_orders`` event; also moves the order's row in ``trader_open_orders``
 * ``position`` a ``trader_positions`` document
 * ``fill``     a ``trader_fills`` document
+* ``twap``     a ``trader_twaps`` document
 * ``watch``    a ``trader_watchlist`` document (a trader's label and tags)
 * ``final``    ``{ethAddress, oid, finalStatus, statusTimestamp}``: the outcome of a closed order
   that was stored before the exchange told us how it ended; an outcome other than ``canceled``
@@ -188,6 +189,10 @@ class Database:
             duplicates = insert_idempotent(self.db[schema.FILLS], fills)
             stats.fills_written += len(fills) - len(duplicates)
             stats.fills_duplicate += len(duplicates)
+        twaps = [op["doc"] for op in ops if op["kind"] == "twap"]
+        if twaps:
+            duplicates = insert_idempotent(self.db[schema.TWAPS], twaps)
+            stats.twaps_written += len(twaps) - len(duplicates)
         for op in ops:
             if op["kind"] == "link":
                 self._link(op["doc"])
@@ -367,7 +372,7 @@ class Writer:
             return
         now = datetime.now(UTC)
         for op in ops:
-            if op["kind"] in ("order", "position", "fill"):
+            if op["kind"] in ("order", "position", "fill", "twap"):
                 op["doc"].setdefault("createdAt", now)
             if op["kind"] == "order":
                 self.stats.events_built[op["doc"]["action"]] += 1
@@ -484,6 +489,10 @@ def watch_ops(traders: Iterable[Trader], *, watching: bool) -> list[Op]:
 
 def fill_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:
     return [{"kind": "fill", "doc": doc} for doc in docs]
+
+
+def twap_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:
+    return [{"kind": "twap", "doc": doc} for doc in docs]
 
 
 def position_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:

@@ -36,6 +36,12 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         default=6.0,
         help="random trading rate per trader in simulated minutes (0 = none)",
     )
+    p.add_argument(
+        "--twaps-per-trader-per-hour",
+        type=float,
+        default=d.twaps_per_trader_per_hour,
+        help="random TWAPs started per trader per simulated hour (0 = none)",
+    )
     p.add_argument("--speed", type=float, default=d.speed, help="simulated seconds per real second")
     p.add_argument("--push-interval", type=float, default=d.push_interval)
     p.add_argument("--change-push-delay", type=float, default=d.change_push_delay)
@@ -110,6 +116,7 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         seed=a.seed,
         traders=a.traders,
         orders_per_trader_per_min=a.orders_per_trader_per_min,
+        twaps_per_trader_per_hour=a.twaps_per_trader_per_hour,
         speed=a.speed,
         push_interval=a.push_interval,
         change_push_delay=a.change_push_delay,

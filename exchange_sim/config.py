@@ -101,6 +101,7 @@ class SimConfig:
     leaderboard_rows: int = 30_000  # rows of the leaderboard document (simulated traders included)
     traders: int = 20
     orders_per_trader_per_min: float = 0.0  # 0 = no random trading (scripted tests)
+    twaps_per_trader_per_hour: float = 0.0  # random traders' TWAPs (exchange_sim.twaps); 0 = none
     speed: float = 1.0  # simulated seconds per real second
     tick_interval: float = 0.1  # real seconds between simulation ticks
     start_time_ms: int | None = None  # logical clock start; None = wall clock now

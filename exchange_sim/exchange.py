@@ -38,6 +38,7 @@ STARTING_BALANCE = Decimal("10000.0")
 DEFAULT_LEVERAGE = 5
 OID_START = 300_000_000_000  # the size of real oids in 2026 samples (~3.2e11)
 TID_START = 900_000_000_000_000
+ZERO_HASH = "0x" + "0" * 64
 
 
 class OrderError(ValueError):
@@ -151,6 +152,11 @@ class Exchange:
         self.status_counts[status] = self.status_counts.get(status, 0) + 1
         for listener in self.listeners:
             listener(order.user, status, fo, ts)
+
+    def touch(self, user: str) -> None:
+        """Note a user-visible change made outside the order book (a TWAP's state): bump the
+        user's version so its feeds are pushed."""
+        self._changed(user)
 
     def _changed(self, user: str) -> None:
         st = self.user(user)
@@ -415,11 +421,13 @@ class Exchange:
                 self._close(child, status, self.clock.stamp())
 
     # ----- fills and positions -------------------------------------------------------------
-    def _apply_fill(self, order: Order, sz: Decimal, px: Decimal, *, crossed: bool, ts: int) -> None:
+    def _apply_fill(
+        self, order: Order, sz: Decimal, px: Decimal, *, crossed: bool, ts: int, twap_id: int | None = None
+    ) -> None:
         st = self.user(order.user)
         coin = self.market.coin(order.coin)
         if coin.spot:
-            self._apply_spot_fill(st, order, sz, px, crossed=crossed, ts=ts)
+            self._apply_spot_fill(st, order, sz, px, crossed=crossed, ts=ts, twap_id=twap_id)
             return
         pos = st.positions.setdefault(order.coin, Position(order.coin))
         start = pos.szi
@@ -447,17 +455,17 @@ class Exchange:
             st.realized += closed_pnl - fee
         else:
             st.dex_realized[coin.dex] = st.dex_realized.get(coin.dex, Decimal(0)) + closed_pnl - fee
-        self._record_fill(st, order, sz, px, start, direction, closed_pnl, fee, crossed=crossed, ts=ts)
+        self._record_fill(st, order, sz, px, start, direction, closed_pnl, fee, crossed=crossed, ts=ts, twap_id=twap_id)
 
     def _apply_spot_fill(
-        self, st: UserState, order: Order, sz: Decimal, px: Decimal, *, crossed: bool, ts: int
+        self, st: UserState, order: Order, sz: Decimal, px: Decimal, *, crossed: bool, ts: int, twap_id: int | None
     ) -> None:
         """A spot fill moves the base-token balance, never a perp position."""
         start = st.spot_balances.get(order.coin, Decimal(0))
         st.spot_balances[order.coin] = start + (sz if order.side == "B" else -sz)
         fee = _fee(sz, px, crossed)
         direction = "Buy" if order.side == "B" else "Sell"
-        self._record_fill(st, order, sz, px, start, direction, Decimal(0), fee, crossed=crossed, ts=ts)
+        self._record_fill(st, order, sz, px, start, direction, Decimal(0), fee, crossed=crossed, ts=ts, twap_id=twap_id)
 
     def _record_fill(
         self,
@@ -472,6 +480,7 @@ class Exchange:
         *,
         crossed: bool,
         ts: int,
+        twap_id: int | None,
     ) -> None:
         self._next_tid += 1
         tid = self._next_tid
@@ -484,7 +493,8 @@ class Exchange:
             "startPosition": fmt(start),
             "dir": direction,
             "closedPnl": fmt(closed_pnl),
-            "hash": "0x" + hashlib.sha256(f"fill:{tid}".encode()).hexdigest(),
+            # TWAP slice fills carry a zero hash (SAMPLE-NOTES §3)
+            "hash": ZERO_HASH if twap_id is not None else "0x" + hashlib.sha256(f"fill:{tid}".encode()).hexdigest(),
             "oid": order.oid,
             "crossed": crossed,
             "fee": fmt(fee),
@@ -493,11 +503,21 @@ class Exchange:
         if order.cloid:
             fill["cloid"] = order.cloid  # only when set, after tid (node fills output)
         fill["feeToken"] = "USDC"
-        fill["twapId"] = None
+        fill["twapId"] = twap_id
         st.fills.append(fill)
         st.fills_total += 1
         for listener in self.fill_listeners:
             listener(st.address, fill)
+
+    def twap_slice(self, user: str, coin: str, side: str, sz: Decimal, px: Decimal, twap_id: int) -> dict[str, Any]:
+        """One TWAP slice: a taker fill of an order that never rests and writes no status line
+        (SAMPLE-NOTES §3), with `twapId` and a zero hash; returns the fill."""
+        now = self.clock.stamp()
+        order = Order(user=user.lower(), oid=self._new_oid(), coin=coin, side=side, limit_px=px, sz=sz, orig_sz=sz,
+                      timestamp=now, order_type="Twap Slice", tif="Ioc", status=rules.FILLED, status_ts=now)
+        self._apply_fill(order, sz, px, crossed=True, ts=now, twap_id=twap_id)
+        self._changed(order.user)
+        return self.user(order.user).fills[-1]
 
     def clearinghouse_state(self, address: str, time_ms: int | None = None, dex: str = MAIN_DEX) -> dict[str, Any]:
         """The user's clearinghouseState of one perp dex in the real REST shape.

@@ -17,6 +17,11 @@ Nothing is re-pushed periodically; a new subscription (e.g. after a reconnect) g
 snapshot again, so consumers dedupe by tid. `aggregateByTime` is accepted and echoed but
 changes nothing: every simulated fill is already one crossing order against one book side.
 
+`twapStates` (per user, no dex; exchange_sim.twaps): the ack echoes `{"type":"twapStates","user"}`,
+then frames `{"channel":"twapStates","data":{"dex":"","user","states":[[twapId, TwapState], ...]}}`
+with the user's running TWAPs, on subscribe, after every change (a start, a slice, an end) and in
+every full push round. webData2's `twapStates` holds the same list.
+
 `l2Book` (public, per coin; see exchange_sim.book for the book model): subscribe
 `{"type":"l2Book","coin":"BTC"}` with optional `nSigFigs` (2..5), `mantissa` (1/2/5, with
 nSigFigs 5) and `fast`; the ack echoes `{"type":"l2Book","coin","nSigFigs","mantissa","fast"}`
@@ -54,6 +59,7 @@ from exchange_sim.limits import IpState
 from exchange_sim.logs import event
 from exchange_sim.market import MAIN_DEX, Market
 from exchange_sim.truth import TruthRecorder
+from exchange_sim.twaps import Twaps
 
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 PUSH_ROUND_WAIT_S = 1.0
@@ -103,6 +109,7 @@ class UserView:
     orders: bytes
     oids: list[int]
     state: bytes  # clearinghouseState without "time"
+    twaps: bytes  # the twapStates list
     recorded: bool = False  # its oids are already in the visibility records
 
 
@@ -114,6 +121,7 @@ class Feeds:
     market: Market
     clock: LogicalClock
     exchange: Exchange
+    twaps: Twaps
     books: OrderBooks
     recorder: TruthRecorder
     connections: dict[int, Connection]
@@ -280,7 +288,7 @@ class Feeds:
         user = sub["user"]
         if not isinstance(user, str) or not ADDRESS_RE.match(user):
             raise ValueError(user)
-        if typ == "webData2":
+        if typ in ("webData2", "twapStates"):
             return {"type": typ, "user": user.lower()}
         if typ == "userFills":
             # The real ack fills in the default (oppen mainnet and hftbacktest testnet captures).
@@ -383,6 +391,7 @@ class Feeds:
                 orjson.dumps(orders),
                 [o["oid"] for o in orders] + [c["oid"] for o in orders for c in o["children"]],
                 orjson.dumps(state),
+                orjson.dumps(self.twaps.states(user)),
             )
             self._views[(user, dex)] = view
         return view
@@ -406,9 +415,11 @@ class Feeds:
                 frame = frames.open_orders_frame(view.user, udex, view.orders)
             elif typ == "clearinghouseState":
                 frame = frames.clearinghouse_frame(view.user, udex, frames.with_time(view.state, now))
+            elif typ == "twapStates":
+                frame = frames.twap_states_frame(view.user, udex, view.twaps)
             else:
                 frame = frames.webdata2_frame(
-                    self.market, view.user, frames.with_time(view.state, now), view.orders, now
+                    self.market, view.user, frames.with_time(view.state, now), view.orders, now, view.twaps
                 )
             cache[key] = frame
         return frame, view if typ in rules.ORDER_SUBSCRIPTION_TYPES else None

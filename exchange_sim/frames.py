@@ -50,8 +50,9 @@ def clearinghouse_frame(user: bytes, dex: bytes, state: bytes) -> bytes:
     )
 
 
-def webdata2_frame(market: Market, user: bytes, state: bytes, orders: bytes, server_time: int) -> bytes:
-    """A full legacy webData2 frame in the real capture's key order (~100 KB)."""
+def webdata2_frame(market: Market, user: bytes, state: bytes, orders: bytes, server_time: int, twaps: bytes) -> bytes:
+    """A full legacy webData2 frame in the real capture's key order (~100 KB); `twaps` is the
+    serialized twapStates list."""
     return b"".join(
         (
             b'{"channel":"webData2","data":{"clearinghouseState":',
@@ -64,10 +65,17 @@ def webdata2_frame(market: Market, user: bytes, state: bytes, orders: bytes, ser
             str(server_time).encode(),
             b',"isVault":false,"user":"',
             user,
-            b'","twapStates":[]',
+            b'","twapStates":',
+            twaps,
             market.wd2_tail,
         )
     )
+
+
+def twap_states_frame(user: bytes, dex: bytes, states: bytes) -> bytes:
+    """`{"channel":"twapStates","data":{"dex","user","states":[[twapId, TwapState], ...]}}` (nktkas
+    TwapStatesEvent)."""
+    return b'{"channel":"twapStates","data":{"dex":' + dex + b',"user":"' + user + b'","states":' + states + b"}}"
 
 
 def user_fills_frame(user: bytes, fills: bytes, *, snapshot: bool) -> bytes:

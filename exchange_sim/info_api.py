@@ -106,6 +106,8 @@ class InfoApi(Feeds):
             start = int(body["startTime"])
             end = body.get("endTime")
             return ex.user_fills_by_time(user(), start, None if end is None else int(end))
+        if typ == "twapHistory":
+            return self.twaps.history(user())
         if typ == "webData2":
             u = user()
             view = self._view(u)
@@ -115,6 +117,7 @@ class InfoApi(Feeds):
                 frames.with_time(view.state, self.clock.now_ms()),
                 view.orders,
                 self.clock.now_ms(),
+                view.twaps,
             )
             return orjson.loads(frame)["data"]
         if typ == "l2Book":

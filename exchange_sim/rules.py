@@ -27,7 +27,7 @@ LIGHT_INFO_TYPES = frozenset(
     }
 )
 DEFAULT_INFO_WEIGHT = 20
-PER_ITEM_WEIGHT_TYPES = frozenset({"historicalOrders", "userFills", "userFillsByTime"})
+PER_ITEM_WEIGHT_TYPES = frozenset({"historicalOrders", "userFills", "userFillsByTime", "twapHistory"})
 ITEMS_PER_EXTRA_WEIGHT = 20
 
 # Response sizes, official Info endpoint page [§3.3].
@@ -54,7 +54,7 @@ ERR_ALREADY_UNSUBSCRIBED = "Already unsubscribed: {sub}"
 ERR_PARSE = "Error parsing JSON into valid websocket request: {raw}"
 
 # Subscription types served, with the user-specific ones that count towards the user cap.
-USER_SUBSCRIPTION_TYPES = frozenset({"openOrders", "clearinghouseState", "webData2", "userFills"})
+USER_SUBSCRIPTION_TYPES = frozenset({"openOrders", "clearinghouseState", "webData2", "userFills", "twapStates"})
 # Subscriptions whose frames carry the user's open orders (used for visibility records).
 ORDER_SUBSCRIPTION_TYPES = frozenset({"openOrders", "webData2"})
 

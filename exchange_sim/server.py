@@ -45,6 +45,7 @@ from exchange_sim.market import MAIN_DEX, Market
 from exchange_sim.node_files import NodeWriter
 from exchange_sim.traders import TraderPool, trader_addresses, write_addresses
 from exchange_sim.truth import TruthRecorder
+from exchange_sim.twaps import Twap, TwapRecorder, Twaps, TwapTraders, twaps_path_for
 
 
 class ExchangeSim(InfoApi):
@@ -72,6 +73,10 @@ class ExchangeSim(InfoApi):
         self.exchange.replace_listeners.append(self.recorder.on_replace)
         self.exchange.listeners.append(self.recorder.on_transition)
         self.exchange.fill_listeners.append(self.recorder.on_fill)
+        self.twaps = Twaps(self.exchange)
+        self.twap_traders = TwapTraders(self.twaps, self.addresses, cfg.seed, cfg.twaps_per_trader_per_hour)
+        self.twap_recorder = TwapRecorder(twaps_path_for(cfg.truth_file) if cfg.truth_file else None, truth_users)
+        self.twaps.listeners.append(self.twap_recorder.on_status)
         self.node: NodeWriter | None = None
         if cfg.node_dir is not None:
             self.node = NodeWriter(
@@ -172,6 +177,7 @@ class ExchangeSim(InfoApi):
             with open(str(self.config.truth_file) + ".summary.json", "w") as f:
                 json.dump(summary, f, indent=2)
         self.recorder.close()
+        self.twap_recorder.close()
 
     async def __aenter__(self) -> ExchangeSim:
         return await self.start()
@@ -223,6 +229,7 @@ class ExchangeSim(InfoApi):
         s = self.stats
         return {
             **self.recorder.summary(),
+            "twapStatusLines": self.twap_recorder.lines,
             "pushesSent": s.pushes_sent,
             "framesSent": s.frames_sent,
             "bytesSent": s.bytes_sent,
@@ -328,6 +335,29 @@ class ExchangeSim(InfoApi):
         """Cancel a resting order with the given final status (canceled, marginCanceled, ...)."""
         self.exchange.cancel(oid, status)
 
+    def start_twap(
+        self,
+        user: str,
+        coin: str,
+        side: str,
+        sz: Decimal | str | float,
+        minutes: int,
+        *,
+        reduce_only: bool = False,
+        randomize: bool = False,
+    ) -> int:
+        """Start a TWAP (one taker slice every 30 s of simulated time, see exchange_sim.twaps);
+        returns its twapId."""
+        return self.twaps.start(user, coin, side, sz, minutes, reduce_only=reduce_only, randomize=randomize).twap_id
+
+    def terminate_twap(self, twap_id: int) -> None:
+        """Stop a running TWAP as its owner would: it ends "terminated"."""
+        self.twaps.terminate(twap_id)
+
+    def twap(self, twap_id: int) -> Twap:
+        """The exchange's record of a TWAP (read-only use, please)."""
+        return self.twaps.by_id[twap_id]
+
     def order(self, oid: int) -> Order:
         """The exchange's record of an order (read-only use, please)."""
         return self.exchange.get(oid)
@@ -340,6 +370,8 @@ class ExchangeSim(InfoApi):
         """Advance the logical clock by `dt_ms`, let the random traders act (if enabled) and
         write the node-file blocks that are due."""
         self.traders.tick(dt_ms)
+        self.twap_traders.tick(dt_ms)
+        self.twaps.advance()
         if self.node is not None:
             self.node.advance()
 
@@ -443,6 +475,7 @@ class ExchangeSim(InfoApi):
             last = now
             if now - last_flush >= 1.0:
                 self.recorder.flush()
+                self.twap_recorder.flush()
                 last_flush = now
 
     async def _watchdog(self) -> None:

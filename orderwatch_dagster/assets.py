@@ -17,7 +17,7 @@ from orderwatch_dagster import charts, mongo, report, tables
 from orderwatch_dagster.partitions import daily_partitions
 from orderwatch_dagster.resources import MongoResource, ParquetStore
 from orderwatch_dagster.rules import load_rules
-from orderwatch_dagster.transforms import alerts, daily_stats, lifecycles, open_orders, positions
+from orderwatch_dagster.transforms import alerts, daily_stats, lifecycles, open_orders, positions, twaps
 from orderwatch_dagster.transforms.common import ORDER_KEY
 
 GROUP = "daily"
@@ -211,6 +211,28 @@ def trader_daily_stats(
     return _result("trader_daily_stats", day, df, store)
 
 
+@_asset(
+    "twaps",
+    deps=[fills],
+    description=(
+        "Followed traders' TWAP orders that ran during the day, as at its end (start, side, size, duration, progress, "
+        "average price, end status), from trader_twaps and the TWAP slice fills; a TWAP of at least [thresholds] "
+        "twap_threshold_usd (alert_rules.toml) alerts at its start and its end through order_alerts (the outbox)."
+    ),
+)
+def twap_orders(
+    context: dg.AssetExecutionContext, mongo_db: MongoResource, store: ParquetStore
+) -> dg.MaterializeResult:
+    day = context.partition_key
+    threshold = load_rules().thresholds.twap_threshold_usd
+    with mongo_db.get_db() as db:
+        df = twaps.twaps_table(mongo.read_twaps(db, day), store.scan_until("fills", day), day)
+        found = twaps.twap_alerts(df, day, threshold)
+        inserted = mongo.write_alerts(db, found)
+    context.log.info(f"twaps day={day} rows={df.height} alerts={found.height} new_in_mongo={inserted}")
+    return _result("twaps", day, df, store, alerts=found.height, new_alerts=inserted)
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     group_name=GROUP,
@@ -252,5 +274,6 @@ daily_assets = [
     open_orders_snapshot,
     positions_snapshot,
     trader_daily_stats,
+    twap_orders,
     daily_report,
 ]

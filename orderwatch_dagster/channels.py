@@ -85,6 +85,9 @@ def _usd(v: float) -> str:
 def what_happened(alert: dict) -> str:
     """placed / amended / partially filled / filled / cancelled / other final status, in words."""
     action = alert.get("action")
+    if action == "twap":  # orderwatch_dagster.transforms.twaps
+        status = alert.get("finalStatus")
+        return f"TWAP {alert['twapId']} " + ("started" if status is None else status)
     if action == "new":
         return f"amended (replaces oid {alert['replacesOid']})" if alert.get("replacesOid") is not None else "placed"
     if action == "updated":
@@ -104,7 +107,7 @@ def describe_alert(alert: dict, trader_url: str) -> Line:
         who=f"{alert['label']} ({address})" if alert.get("label") else address,
         address=address,
         url=trader_url.format(address=address),
-        what=f"{what_happened(alert)} oid {alert['oid']}",
+        what=what_happened(alert) + (f" oid {alert['oid']}" if alert.get("oid") is not None else ""),
         coin=coin,
         side=SIDES.get(alert.get("side") or "", alert.get("side") or "?"),
         size=f"{_usd(before)} → {_usd(after)} ({'+' if change >= 0 else '-'}{_usd(abs(change))})",

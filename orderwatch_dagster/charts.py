@@ -353,6 +353,22 @@ def order_outcomes_per_trader(stats: pl.DataFrame, day: str | date) -> Figure:
     )
 
 
+def twap_notional_per_trader(twaps: pl.DataFrame, day: str | date) -> Figure:
+    """twaps: notional the day's TWAPs traded per trader (executedNtl), buys and sells apart."""
+    traded = pl.col("executedNtl").cast(pl.Float64)
+    wide = twaps.group_by(trader_name(twaps)).agg(
+        buys=traded.filter(pl.col("side") == "B").sum(),
+        sells=traded.filter(pl.col("side") == "A").sum(),
+    )
+    return _stacked_by_trader(
+        wide,
+        [("buys", "buys (B)", BLUE), ("sells", "sells (A)", VERMILLION)],
+        title=f"TWAP notional traded per trader by the end of {day}",
+        xlabel="executed notional (USD)",
+        money=True,
+    )
+
+
 TABLE_CHARTS: dict[str, Callable[[pl.DataFrame, str], Figure]] = {
     "order_events": events_per_hour,
     "fills": volume_per_trader,
@@ -361,6 +377,7 @@ TABLE_CHARTS: dict[str, Callable[[pl.DataFrame, str], Figure]] = {
     "open_orders_snapshot": open_notional_per_trader,
     "positions_snapshot": positions_per_trader,
     "trader_daily_stats": order_outcomes_per_trader,
+    "twaps": twap_notional_per_trader,
 }
 """The chart each daily table's materialization carries in its metadata."""
 

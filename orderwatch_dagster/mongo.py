@@ -8,7 +8,7 @@ MongoDB-protocol server) silently mis-evaluates compound ``$group``, ``$unwind``
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -22,6 +22,7 @@ from orderwatch_dagster.transforms.common import watchlist_frame
 from orderwatch_dagster.transforms.events import RAW_ORDER_SCHEMA, normalize_order_events
 from orderwatch_dagster.transforms.fills import RAW_FILL_SCHEMA, normalize_fills
 from orderwatch_dagster.transforms.positions import RAW_POSITION_SCHEMA
+from orderwatch_dagster.transforms.twaps import MAX_TWAP_MINUTES, RAW_TWAP_SCHEMA
 
 BATCH_SIZE = 10_000
 
@@ -125,6 +126,14 @@ def read_positions(db: Database, day: str | date) -> pl.DataFrame:
             for f in filters
         ]
     )
+
+
+def read_twaps(db: Database, day: str | date) -> pl.DataFrame:
+    """The ``trader_twaps`` documents of every TWAP that may have run during the day (started at
+    most a day before it and before its end; raw, decimals as strings)."""
+    start, end = day_bounds(day)
+    found = {"timestamp": {"$gte": start - timedelta(minutes=MAX_TWAP_MINUTES), "$lt": end}}
+    return _frame(db[schema.TWAPS].find(found, _projection(RAW_TWAP_SCHEMA)), RAW_TWAP_SCHEMA)
 
 
 def read_watchlist(db: Database) -> pl.DataFrame:

@@ -53,6 +53,8 @@ class Thresholds(Strict):
     min_change_share: float = Field(default=AlertThresholds.min_change_share, ge=0)
     min_change_usd: float = Field(default=AlertThresholds.min_change_usd, ge=0)
     min_change_vs_book_1pct: float | None = Field(default=None, gt=0)
+    twap_threshold_usd: float = Field(default=250_000.0, gt=0)
+    """A TWAP whose planned notional (size x average price) reaches this alerts at its start and its end."""
 
     def params(self) -> AlertThresholds:
         return AlertThresholds(

@@ -306,6 +306,37 @@ FILLS = _cols(
     ("createdAt", UTC_TS, "when the collector built the document"),
 )
 
+TWAPS = _cols(
+    ("ethAddress", pl.String(), "trader"),
+    ("twapId", pl.Int64(), "the exchange's TWAP id; its slices are the fills with this twapId"),
+    ("coin", pl.String(), "market, e.g. BTC"),
+    ("dex", pl.String(), 'perp dex: "" = main perp dex and spot, else the HIP-3 dex'),
+    ("side", pl.String(), "B (buy) or A (sell)"),
+    ("sz", DECIMAL, "the TWAP's total size"),
+    ("minutes", pl.Int64(), "planned duration in minutes (one slice every 30 s)"),
+    ("reduceOnly", pl.Boolean(), "reduce-only TWAP"),
+    ("randomize", pl.Boolean(), "randomized slice timing"),
+    ("startedAt", UTC_TS, "start (exchange clock)"),
+    ("plannedEndAt", UTC_TS, "startedAt + minutes"),
+    (
+        "status",
+        pl.String(),
+        "at the day's end: activated (still running), finished (ran its duration), terminated (stopped early), error",
+    ),
+    ("endedAt", UTC_TS, "when it finished or was terminated (exchange clock, whole seconds); null while running"),
+    (
+        "executedSz",
+        DECIMAL,
+        "size traded: at the end as the exchange reports it; while running, the sum of its slice fills stored by "
+        "the day's end",
+    ),
+    ("executedNtl", DECIMAL, "notional traded (sum of px x sz), from the same source as executedSz"),
+    ("avgPx", pl.Float64(), "average execution price: executedNtl / executedSz; null before any slice traded"),
+    ("progress", pl.Float64(), "executedSz / sz (0..1)"),
+    ("notionalUsd", pl.Float64(), "planned notional: sz x avgPx (what the large-TWAP alert compares)"),
+    ("slices", pl.UInt32(), "slice fills of this TWAP in the fills table by the day's end"),
+)
+
 LEADERBOARD_DECIMAL = pl.Decimal(38, 10)
 """Leaderboard numbers: the document's decimal strings, exact (it gives up to 10 decimals)."""
 _WINDOW_COLUMNS = tuple(
@@ -357,6 +388,7 @@ DAILY_TABLES: dict[str, tuple[Column, ...]] = {
     "open_orders_snapshot": OPEN_ORDERS_SNAPSHOT,
     "positions_snapshot": POSITIONS_SNAPSHOT,
     "trader_daily_stats": TRADER_DAILY_STATS,
+    "twaps": TWAPS,
 }
 """The tables partitioned by UTC day: one ``<table>.parquet`` per ``date=`` folder, rebuilt whole."""
 

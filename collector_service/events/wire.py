@@ -106,6 +106,7 @@ class WebData2Data(msgspec.Struct, frozen=True):
     openOrders: OrderItems = ()
     clearinghouseState: msgspec.Raw = NULL
     serverTime: EpochMs | None = None
+    twapStates: OrderItems = ()  # [twapId, TwapState] pairs, decoded by events.twaps
 
 
 class OpenOrdersMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="openOrders"):
@@ -128,6 +129,16 @@ class UserFillsData(msgspec.Struct, frozen=True):
 
 class UserFillsMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="userFills"):
     data: UserFillsData
+
+
+class TwapStatesData(msgspec.Struct, frozen=True):
+    user: str
+    states: OrderItems = ()  # [twapId, TwapState] pairs, decoded by events.twaps
+    dex: str = ""
+
+
+class TwapStatesMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="twapStates"):
+    data: TwapStatesData
 
 
 class L2BookMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="l2Book"):
@@ -153,8 +164,8 @@ class ErrorMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="error"):
 
 
 Message = (
-    OpenOrdersMsg | ClearinghouseMsg | WebData2Msg | UserFillsMsg | L2BookMsg | SubscriptionResponseMsg | PongMsg
-    | ErrorMsg
+    OpenOrdersMsg | ClearinghouseMsg | WebData2Msg | UserFillsMsg | TwapStatesMsg | L2BookMsg | SubscriptionResponseMsg
+    | PongMsg | ErrorMsg
 )
 
 

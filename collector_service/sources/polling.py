@@ -285,7 +285,8 @@ class Poller:
                 polled.last_poll = 0.0  # an order resting where its polls do not look: poll it now
                 self._changed.set()
         self.stats.polls["sweeps"] += 1
-        calls = 2 if self.pipeline.record_fills else 1  # historicalOrders, then the fills of the stretch
+        # historicalOrders, then the fills of the stretch, then twapHistory
+        calls = 1 + self.pipeline.record_fills + self.pipeline.record_twaps
         cost = calls * exchange.WEIGHT_DEFAULT + len(rows) // exchange.ITEMS_PER_EXTRA_WEIGHT
         self._sweeps += 1
         self._sweep_weight += cost

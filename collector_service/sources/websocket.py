@@ -34,6 +34,7 @@ from collector_service.events.wire import (
     Message,
     OpenOrdersMsg,
     SubscriptionResponseMsg,
+    TwapStatesMsg,
     UserFillsMsg,
     WebData2Msg,
     decode_frame,
@@ -55,9 +56,11 @@ RECONNECT_FLOOR_AFTER_CAPACITY_S = 15.0
 """The server frees user slots of a dead connection only after a while (PROTOCOL.md §2.3)."""
 
 
-def subscriptions_for(user: str, feed: Feed, dexes: list[str], *, fills: bool = False) -> list[dict[str, Any]]:
+def subscriptions_for(user: str, feed: Feed, dexes: list[str], *, fills: bool = False,
+                      twaps: bool = False) -> list[dict[str, Any]]:
     """The subscription objects that carry one user's orders and positions on these dexes (and,
-    with ``fills`` and the main dex among them, the user's fills of every dex).
+    with ``fills`` and the main dex among them, the user's fills of every dex; with ``twaps``, the
+    user's running TWAPs: ``twapStates``, unless webData2 carries them already).
 
     The legacy webData2 feed covers the main dex (and spot) only: other dexes are followed with
     their own openOrders / clearinghouseState subscriptions in either mode. The exchange counts a
@@ -66,6 +69,9 @@ def subscriptions_for(user: str, feed: Feed, dexes: list[str], *, fills: bool = 
     subs: list[dict[str, Any]] = []
     if fills and schema.MAIN_DEX in dexes:
         subs.append({"type": "userFills", "user": user})
+    if twaps and feed != "webData2" and schema.MAIN_DEX in dexes:
+        # one more subscription of a user already counted: no user slot (PROTOCOL.md §0.2)
+        subs.append({"type": "twapStates", "user": user})
     for dex in dexes:
         if feed == "webData2" and dex == schema.MAIN_DEX:
             subs.append({"type": "webData2", "user": user})
@@ -93,8 +99,8 @@ def _subscription(key: SubKey) -> dict[str, Any]:
     return {"type": typ, "user": user} if typ in UNDEXED else {"type": typ, "user": user, "dex": dex}
 
 
-UNDEXED = frozenset({"webData2", "userFills"})
-"""Subscriptions that take no dex: webData2 is the main dex's, userFills covers every dex."""
+UNDEXED = frozenset({"webData2", "userFills", "twapStates"})
+"""Subscriptions that take no dex: webData2 is the main dex's, userFills and twapStates cover every dex."""
 
 
 class FeedConnection:
@@ -280,7 +286,8 @@ class FeedConnection:
         self._unsent = list(users)
         while self._unsent:
             user = self._unsent.pop(0)
-            for sub in subscriptions_for(user, self.feed, dexes, fills=self.fills):
+            for sub in subscriptions_for(user, self.feed, dexes, fills=self.fills,
+                                         twaps=self.pipeline.record_twaps):
                 key = _sub_key(sub)
                 if key in self.rejected or key in self._acked or key in self._pending:
                     continue
@@ -379,6 +386,7 @@ class FeedConnection:
                 self.pipeline.on_orders(user, schema.MAIN_DEX, msg.data.openOrders, msg.data.serverTime, observed_at)
                 if msg.data.clearinghouseState != NULL:
                     self.pipeline.on_positions(user, schema.MAIN_DEX, msg.data.clearinghouseState, observed_at)
+                self.pipeline.on_twaps(user, msg.data.twapStates, observed_at)
         elif isinstance(msg, ClearinghouseMsg):
             self.stats.frames["clearinghouseState"] += 1
             if self._ours(user := msg.data.user.lower()):
@@ -387,6 +395,10 @@ class FeedConnection:
             self.stats.frames["userFills"] += 1
             if self._ours(user := msg.data.user.lower()):
                 self.pipeline.on_fills(user, msg.data.fills, observed_at, snapshot=msg.data.isSnapshot)
+        elif isinstance(msg, TwapStatesMsg):
+            self.stats.frames["twapStates"] += 1
+            if self._ours(user := msg.data.user.lower()):
+                self.pipeline.on_twaps(user, msg.data.states, observed_at)
         elif isinstance(msg, L2BookMsg):
             self.stats.frames["l2Book"] += 1
             if self.books is not None:

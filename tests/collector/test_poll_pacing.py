@@ -101,6 +101,7 @@ class Pipeline:
     and the fills of the stretch, as ``Pipeline.recover`` does."""
 
     record_fills = True
+    record_twaps = False
 
     def __init__(self, client: InfoClient) -> None:
         self.client = client

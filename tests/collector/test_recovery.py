@@ -52,7 +52,7 @@ def pipeline(client: Any, user: str, *, dexes: Iterable[str] = ("",), fills: boo
     resolver = OutcomeResolver(client, journal.submit)
     followed = list(dexes)
     return Pipeline(journal, Stats(), {user: client}, {user: resolver},  # type: ignore[arg-type]
-                    dexes=lambda: followed, record_fills=fills), journal
+                    dexes=lambda: followed, record_fills=fills, record_twaps=False), journal
 
 
 def ms(at: datetime) -> int:
