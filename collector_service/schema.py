@@ -215,7 +215,7 @@ ALERTS: Final = "order_alerts"
 """Large-change alerts written by the Dagster side, unique on ``alertKey``, each with its delivery
 decision and per-channel delivery state (see docs/alerts.md)."""
 
-COLLECTIONS: Final = (ORDERS, OPEN_ORDERS, FILLS, POSITIONS, ACCOUNTS, MARKS, WATCHLIST, RECOVERIES, UNCOVERED,
+COLLECTIONS: Final = (ORDERS, OPEN_ORDERS, FILLS, POSITIONS, ACCOUNTS, MARKS, TWAPS, WATCHLIST, RECOVERIES, UNCOVERED,
                       NODE_CHECKPOINTS, NODE_WAITING, ALERTS)
 """Every collection, in the order the documentation lists them (docs/collections.md is generated from
 their docstrings above)."""
