@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     trader_books_enabled: bool = Field(
         True, description="Stamp new/updated order events with their coin's l2Book, watched while followed orders rest."
     )
+    trader_marks_enabled: bool = Field(
+        True, description="Keep market_marks fresh from the public activeAssetCtx feed of every coin a followed "
+        "trader holds a position in (one more WebSocket connection, no user slot)."
+    )
     trader_ws_pinned: str = Field(
         "", description="Comma-separated traders that always keep a live WebSocket slot (never polled)."
     )
