@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
 
 from collector_service import exchange
 from collector_service.events.marks import CHANNEL, ActiveAssetCtxMsg, MarkBoard, decode_mark_frame
@@ -68,6 +68,8 @@ class MarkFeed:
                                               compression=None, proxy=None, open_timeout=10,
                                               close_timeout=2) as ws:
                     await self._session(ws)
+            except ConnectionClosedOK:
+                pass  # closed by us (no position held) or normally by the server: connect again when needed
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
                 self._warn.log(logging.WARNING, "marks_down", "event=marks_disconnected error=%r retry_in_s=%.0f",
                                f"{type(exc).__name__}: {exc}", pause)
@@ -79,25 +81,46 @@ class MarkFeed:
             pause = min(pause * 2, RETRY_S[1])
 
     async def _session(self, ws: ClientConnection) -> None:
+        """Read frames while a second task follows the held coins (no ``wait_for`` around
+        ``recv``: on Python 3.11 it can swallow the cancellation that stops the service)."""
+        upkeep = asyncio.create_task(self._upkeep(ws))
+        try:
+            while True:
+                self.handle(await ws.recv(decode=False))
+        finally:
+            upkeep.cancel()
+            await asyncio.gather(upkeep, return_exceptions=True)
+
+    async def _upkeep(self, ws: ClientConnection) -> None:
+        """Every second: subscribe coins newly held, unsubscribe coins nobody holds, journal the
+        marks due, ping when due; close (normally) once no coin is held. A failure closes the
+        connection, so that the reader ends and the run loop connects again."""
+        try:
+            await self._follow(ws)
+        except ConnectionClosed:
+            return  # the reader sees it too
+        except Exception:
+            log.exception("event=marks_upkeep_failed note='reconnecting'")
+            await ws.close(code=1011, reason="upkeep failed")
+
+    async def _follow(self, ws: ClientConnection) -> None:
         last_ping = time.monotonic()
         while True:
+            self.flush()
             wanted = self.coins() - self.rejected
             if not wanted:
-                return  # nobody holds a position: the connection is not needed
+                await ws.close(code=1000, reason="no position held")
+                return
             for method, coins in (("subscribe", wanted - self.subscribed), ("unsubscribe", self.subscribed - wanted)):
                 for coin in sorted(coins):
                     message = {"method": method, "subscription": {"type": CHANNEL, "coin": coin}}
                     await ws.send(msgspec.json.encode(message).decode())
                     (self.subscribed.add if method == "subscribe" else self.subscribed.discard)(coin)
                     await asyncio.sleep(exchange.SUBSCRIBE_PACING_S)
-            try:
-                self.handle(await asyncio.wait_for(ws.recv(decode=False), IDLE_CHECK_S))
-            except TimeoutError:
-                pass
-            self.flush()
             if time.monotonic() - last_ping >= self.ping_interval:
                 last_ping = time.monotonic()
                 await ws.send('{"method":"ping"}')
+            await asyncio.sleep(IDLE_CHECK_S)
 
     def handle(self, raw: bytes) -> None:
         """Decode one frame and note its mark; a bad frame is counted and logged."""
