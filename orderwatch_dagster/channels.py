@@ -83,7 +83,12 @@ def _usd(v: float) -> str:
 
 
 def what_happened(alert: dict) -> str:
-    """placed / amended / partially filled / filled / cancelled / other final status, in words."""
+    """placed / amended / partially filled / filled / cancelled / other final status, in words;
+    for a ``near_liquidation`` alert, how close to the liquidation price the mark is."""
+    if alert.get("kind") == "near_liquidation":
+        return (f"near liquidation: mark {alert['markPx']} is {alert['distancePct']:.2f} % from the liquidation "
+                f"price {alert['liquidationPx']} (size {alert['szi']}, entry {alert.get('entryPx')}, "
+                f"{alert.get('leverage')}x, margin {alert.get('marginUsed')})")
     action = alert.get("action")
     if action == "new":
         return f"amended (replaces oid {alert['replacesOid']})" if alert.get("replacesOid") is not None else "placed"
@@ -104,7 +109,7 @@ def describe_alert(alert: dict, trader_url: str) -> Line:
         who=f"{alert['label']} ({address})" if alert.get("label") else address,
         address=address,
         url=trader_url.format(address=address),
-        what=f"{what_happened(alert)} oid {alert['oid']}",
+        what=what_happened(alert) + (f" oid {alert['oid']}" if alert.get("oid") is not None else ""),
         coin=coin,
         side=SIDES.get(alert.get("side") or "", alert.get("side") or "?"),
         size=f"{_usd(before)} → {_usd(after)} ({'+' if change >= 0 else '-'}{_usd(abs(change))})",

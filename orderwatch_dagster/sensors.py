@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 
 from collector_service import schema
-from orderwatch_dagster import mongo, outbox, tables
+from orderwatch_dagster import liquidation, mongo, outbox, tables
 from orderwatch_dagster.assets import fills, order_events
 from orderwatch_dagster.jobs import daily_tables_job
 from orderwatch_dagster.resources import AlertChannels, MongoResource, ParquetStore
@@ -313,6 +313,7 @@ def fast_alert_sensor(
         alerts = new_event_alerts(db, docs, rules.thresholds.params())
         inserted = mongo.write_alerts(db, alerts, utc_now()) if not alerts.is_empty() else 0
         now = utc_now()
+        near_liquidation = liquidation.raise_alerts(db, rules, now)
         upto = max(since, min(docs[-1]["storedAt"], now - STORE_MARGIN)) if docs else since
         context.update_cursor(json.dumps({"storedAt": _iso(upto)}))
         decided = outbox.decide_pending(db, rules, now)
@@ -323,10 +324,11 @@ def fast_alert_sensor(
     decisions = " ".join(f"{k}={v}" for k, v in sorted(decided.items()))
     summary = (
         f"events={len(docs)} alerts={alerts.height} new={inserted} sent={sent} failed={failed}"
+        + (f" near_liquidation={near_liquidation}" if near_liquidation else "")
         + (f" decided: {decisions}" if decisions else "")
         + (f" channels(sent/failed): {per_channel}" if per_channel else " channels: none enabled")
     )
-    if docs or decided or sent or failed:
+    if docs or near_liquidation or decided or sent or failed:
         context.log.info(f"fast_alerts {summary}")
     # The cursor is already recorded (context.update_cursor): a skip keeps it too.
     return dg.SkipReason(summary)
