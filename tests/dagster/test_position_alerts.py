@@ -80,6 +80,18 @@ async def test_a_trader_pushed_towards_liquidation_raises_one_alert_per_cooldown
                 sensor.tick()
                 assert mongo_db[schema.ALERTS].count_documents({"kind": liquidation.KIND}) == 2
 
+                # past the edge: the exchange liquidates, the collector stores the liquidation fill
+                (oid,) = sim.set_mark("BTC", str(liq - 100))
+                liquidated = await eventually(lambda: mongo_db[schema.FILLS].find_one({"oid": oid}),
+                                              what="the liquidation fill")
+                assert Decimal(liquidated["px"]) == liq - 100  # closed at the mark
+                assert liquidated["liquidation"] == {"liquidatedUser": whale, "markPx": liquidated["px"],
+                                                     "method": "market"}
+                await eventually(lambda: mongo_db[schema.POSITIONS].find_one(
+                    {"ethAddress": whale, "coin": "BTC", "szi": "0.0"}), what="the position closed")
+                clock.now += timedelta(seconds=60)
+                sensor.tick()
+
         alerts = list(mongo_db[schema.ALERTS].find({"kind": liquidation.KIND}).sort("eventAt", 1))
         assert {(a["ethAddress"], a["coin"], a["side"]) for a in alerts} == {(whale, "BTC", "long")}
         assert all(a["decision"] == "send" and set(a["deliveries"]) == {"webhook", "slack", "discord", "telegram"}
@@ -88,6 +100,64 @@ async def test_a_trader_pushed_towards_liquidation_raises_one_alert_per_cooldown
         assert (first["liquidationPx"], first["szi"], first["leverage"]) == (str(liq), "0.5", 5)
         assert 3.0 < first["distancePct"] < 5.0
         for channel in ("webhook", "slack", "discord", "telegram"):
-            got = receivers.got(channel)
+            got = [m for m in receivers.got(channel) if "near liquidation" in str(m)]
             assert len(got) == 2, channel  # one message per alert on every channel, nothing for the calm trader
             assert "near liquidation: mark" in str(got[0]) and str(liq) in str(got[0])
+        closes = list(mongo_db[schema.ALERTS].find({"kind": "position", "change": "close"}))
+        assert [(c["ethAddress"], c["sziBefore"]) for c in closes] == [(whale, "0.5")]
+        assert Decimal(closes[0]["realizedPnl"]) == Decimal("0.5") * (liq - 100 - 100000)
+
+
+def truth_change(fill: dict) -> tuple[str, Decimal, Decimal]:
+    """What the simulator did, from its own fill: (open/add/reduce/close/flip, size before, after)."""
+    start = Decimal(fill["startPosition"])
+    end = start + (Decimal(fill["sz"]) if fill["side"] == "B" else -Decimal(fill["sz"]))
+    direction = fill["dir"]
+    if ">" in direction:
+        return "flip", start, end
+    if direction.startswith("Open"):
+        return ("open" if start == 0 else "add"), start, end
+    return ("close" if end == 0 else "reduce"), start, end
+
+
+async def test_position_alerts_read_open_add_reduce_flip_close_as_the_simulator_did(
+        tmp_path: Path, mongo_uri: str, mongo_db: Database, resources: dict,
+        receivers: FakeReceivers, clock: Clock, set_rules: Callable[[str], None]) -> None:  # noqa: F811 (fixtures)
+    create_indexes(mongo_db)
+    with dg.instance_for_test() as instance:
+        sensor = Sensor(instance, resources, receivers.resource())
+        async with ExchangeSim(SimConfig(traders=1, push_interval=0.2)) as sim:
+            (trader,) = sim.addresses
+            sim.set_mark("BTC", "100000")
+            settings = collector_settings(sim, mongo_uri, mongo_db.name, tmp_path / "c", [trader])
+            entries = []
+            async with RunningCollector(settings):
+                await eventually(lambda: mongo_db[schema.ACCOUNTS].find_one({"ethAddress": trader}), what="followed")
+                for side, sz, px in (("B", "0.5", "100000"), ("B", "0.3", "101000"), ("A", "0.2", "102000"),
+                                     ("A", "1.0", "99000"), ("B", "0.4", "98000")):
+                    sim.place(trader, "BTC", side, sz, px, tif="Ioc", fill_immediately=True)
+                    state = sim.exchange.clearinghouse_state(trader)["assetPositions"]
+                    szi = state[0]["position"]["szi"] if state else "0.0"
+                    entries.append(state[0]["position"]["entryPx"] if state else None)
+                    await eventually(lambda szi=szi: mongo_db[schema.POSITIONS].find_one(
+                        {"ethAddress": trader, "coin": "BTC", "szi": szi}, sort=[("serverTime", -1)]),
+                        what=f"position {szi}")
+                await eventually(lambda: mongo_db[schema.FILLS].count_documents({"ethAddress": trader}) == 5,
+                                 what="the five fills")
+            fills = list(reversed(sim.exchange.user_fills(trader)))  # oldest first
+        clock.now += timedelta(seconds=60)
+        sensor.tick()
+
+    alerts = list(mongo_db[schema.ALERTS].find({"kind": "position"}).sort("eventAt", 1))
+    got = [(a["change"], Decimal(a["sziBefore"]), Decimal(a["szi"]), Decimal(a["realizedPnl"])) for a in alerts]
+    truth = [(*truth_change(f), Decimal(f["closedPnl"])) for f in fills]
+    assert [t[0] for t in truth] == ["open", "add", "reduce", "flip", "close"]
+    assert got == truth
+    # entry and leverage: the position's after the change, the closed position's for a close
+    assert [a["entryPx"] for a in alerts] == [*entries[:4], entries[3]]
+    assert all(a["leverage"] == 5 and a["decision"] == "send" for a in alerts)
+    assert [a["side"] for a in alerts] == ["long", "long", "long", "short", "short"]
+    webhook = receivers.got("webhook")
+    words = [line for message in webhook for line in message["text"].splitlines()[1:]]
+    assert len(words) == 5 and "flip short: size 0.6 → -0.4" in words[3]
+    assert f"realized PnL {truth[2][3].normalize():f}" in words[2]
