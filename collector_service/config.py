@@ -181,6 +181,10 @@ class Settings(BaseSettings):
             "while it was received at most 60 s ago on a connection still up; else the fields are null."
         ),
     )
+    trader_marks_enabled: bool = Field(
+        True, description="Keep market_marks fresh from the public activeAssetCtx feed of every coin a followed "
+        "trader holds a position in (one more WebSocket connection, no user slot)."
+    )
     trader_ws_pinned: str = Field(
         "", description="Comma-separated traders that always keep a live WebSocket slot (never polled)."
     )

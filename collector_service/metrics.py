@@ -28,6 +28,8 @@ class Stats:
     events_duplicate: int = 0
     replacements: Counter[str] = field(default_factory=Counter)
     positions_written: int = 0
+    accounts_written: int = 0
+    marks_written: int = 0
     fills_written: int = 0
     twaps_written: int = 0
     fills_duplicate: int = 0
@@ -78,6 +80,8 @@ class StatsCollector(Collector):
         yield counter("replacements", "Modifies (cancel-and-replace) linked in snapshots, by match.", "match",
                       s.replacements)
         yield counter("positions_written", "Position documents inserted.", None, s.positions_written)
+        yield counter("accounts_written", "Account samples (trader_accounts) inserted.", None, s.accounts_written)
+        yield counter("marks_written", "Mark prices (market_marks) written.", None, s.marks_written)
         yield counter("fills_written", "Fill documents inserted.", None, s.fills_written)
         yield counter("twaps_written", "TWAP status documents inserted.", None, s.twaps_written)
         yield counter("fills_duplicate", "Fills MongoDB already had (re-delivered snapshots, REST overlap).", None,

@@ -34,7 +34,7 @@ from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
 from collector_service.outcomes import OPEN_STATUSES, OutcomeResolver, latest_by_oid
 from collector_service.rest import InfoClient, RestError
-from collector_service.store import Op, Writer, fill_ops, link_op, order_ops, position_ops, twap_ops
+from collector_service.store import Op, Writer, account_ops, fill_ops, link_op, order_ops, position_ops, twap_ops
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -185,6 +185,10 @@ class Pipeline:
             book = self.books[(user, dex)] = OrderBook(user, dex)
         return book
 
+    def held_coins(self) -> set[str]:
+        """The coins some followed trader has an open position in (what marks are needed for)."""
+        return {coin for book in self.positions.values() for coin in book.keys}
+
     def _position_book(self, user: str, dex: str) -> PositionBook:
         book = self.positions.get((user, dex))
         if book is None:
@@ -284,12 +288,16 @@ class Pipeline:
         self, user: str, dex: str, state: msgspec.Raw, observed_at: datetime, source: str = schema.SOURCE_WS
     ) -> None:
         """Apply one clearinghouse snapshot of ``user`` on ``dex`` (raw JSON; FrameError if it is
-        invalid)."""
+        invalid): its position changes, and an account sample when one is due."""
         if user not in self.users:
             return
-        docs = self._position_book(user, dex).apply_raw(state, observed_at=observed_at, source=source)
-        if docs:
-            self.writer.submit(position_ops(docs))
+        book = self._position_book(user, dex)
+        decoded = book.decode_new(state)
+        if decoded is None:
+            return
+        docs = book.apply(decoded, observed_at=observed_at, source=source)
+        account = book.account.sample(user, dex, decoded, changed=bool(docs), observed_at=observed_at, source=source)
+        self.writer.submit(position_ops(docs) + account_ops([account] if account else []))
 
     def on_fills(self, user: str, fills: OrderItems, observed_at: datetime, *, snapshot: bool,
                  source: str = schema.SOURCE_WS) -> None:

@@ -96,17 +96,23 @@ ACCOUNTS: Final = "trader_accounts"
 """Samples of a trader's account per ``(ethAddress, dex)`` from ``clearinghouseState``'s
 ``marginSummary`` (and ``crossMaintenanceMarginUsed``), unique on ``(ethAddress, dex, serverTime)``:
 accountValue, totalNtlPos, totalRawUsd, totalMarginUsed, crossMaintenanceMarginUsed, withdrawable
-(exact decimal strings as served), serverTime, observedAt, createdAt, storedAt, source. Written with
-every position change of that dex and otherwise at most once per ``ACCOUNT_SAMPLE_S``: the account
-value series the scorecards' drawdown and volatility come from."""
+(exact decimal strings as served), positionChanged (bool: taken because a position of that dex
+changed), serverTime, observedAt, createdAt, storedAt, source. Written with every position change of
+that dex and otherwise at most once per ``ACCOUNT_SAMPLE_S`` of exchange time, from every
+clearinghouse state the collector sees (the ``clearinghouseState`` feed, webData2's, polled and
+node-refreshed ones): the account value series the scorecards' drawdown and volatility come from. A
+later state with the same exchange time replaces the sample (collector_service.events.accounts)."""
 
 ACCOUNT_SAMPLE_S: Final = 60.0
 """Seconds between two ``trader_accounts`` samples of an account whose positions did not change."""
 
 MARKS: Final = "market_marks"
 """The latest mark price of every coin, ``_id`` = coin (as orders and positions name it):
-``markPx`` (exact decimal string), ``at`` (the exchange time it was served), ``observedAt``,
-``source``. Kept fresh from a public feed that uses no per-IP user slot; what the liquidation
+``coin``, ``markPx`` (exact decimal string), ``at`` (when it was served: the collector's receive
+time, since ``activeAssetCtx`` carries no exchange clock), ``observedAt``, ``source`` ("ws"). Kept
+fresh from the public per-coin ``activeAssetCtx`` feed, which uses no per-IP user slot, for every
+coin a followed trader holds a position in; replaced at most every 5 s per coin while the mark
+moves and every 60 s while it does not (collector_service.events.marks). What the liquidation
 distance of a position is measured against."""
 
 RECOVERIES: Final = "collector_recoveries"

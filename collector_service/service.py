@@ -27,6 +27,7 @@ from collector_service.outcomes import OutcomeResolver
 from collector_service.pipeline import Pipeline
 from collector_service.plan import Plan, owned, plan_connections
 from collector_service.rest import InfoClient, WeightBudget
+from collector_service.sources.marks import MarkFeed
 from collector_service.sources.node import NodeSource
 from collector_service.sources.polling import Poller
 from collector_service.sources.tiers import Tiers
@@ -136,6 +137,9 @@ class Service:
             )
             for i, conn in enumerate(self.plan.connections)
         ]
+        self.marks = (MarkFeed(settings.hyperliquid_ws_url, self.pipeline.held_coins, self.writer, self.stats,
+                               ping_interval=settings.trader_ws_ping_interval, egress=settings.source_addresses()[0])
+                      if settings.trader_marks_enabled and settings.trader_ws_enabled else None)
         self.node: NodeSource | None = None
         if settings.node_data_dir is not None:
             resync = (InfoClient(settings.node_info_url, None, NODE_INFO_WEIGHT_PER_MINUTE, self.stats)
@@ -495,6 +499,8 @@ class Service:
             tasks += [asyncio.create_task(r.run(), name="outcomes") for r in self.resolvers.values()]
             if s.trader_ws_enabled:
                 tasks += [asyncio.create_task(f.run(), name=f"feed {f.name}") for f in self.feeds]
+            if self.marks is not None:
+                tasks.append(asyncio.create_task(self.marks.run(), name="marks"))
             if self.node is not None:
                 tasks.append(asyncio.create_task(self.node.run(), name="node files"))
                 tasks.append(asyncio.create_task(self.node.run_positions(), name="node positions"))

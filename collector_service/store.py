@@ -4,6 +4,9 @@ Operations are tuples of a kind and a document:
 
 * ``order``    a ``trader_orders`` event; also moves the order's row in ``trader_open_orders``
 * ``position`` a ``trader_positions`` document
+* ``account``  a ``trader_accounts`` document (an account sample; replaces one of the same
+  trader, dex and exchange time)
+* ``mark``     a ``market_marks`` document (a coin's latest mark price; replaces the stored one)
 * ``fill``     a ``trader_fills`` document
 * ``twap``     a ``trader_twaps`` document
 * ``watch``    a ``trader_watchlist`` document (a trader's label and tags)
@@ -184,6 +187,16 @@ class Database:
         if positions:
             duplicates = insert_idempotent(self.db[schema.POSITIONS], positions)
             stats.positions_written += len(positions) - len(duplicates)
+        for op in ops:  # in order, replacing: a later state of the same exchange time wins (events.accounts)
+            if op["kind"] == "account":
+                doc = op["doc"]
+                key = {"ethAddress": doc["ethAddress"], "dex": doc["dex"], "serverTime": doc["serverTime"]}
+                self.db[schema.ACCOUNTS].replace_one(key, {**doc, "storedAt": datetime.now(UTC)}, upsert=True)
+                stats.accounts_written += 1
+        marks = {op["doc"]["_id"]: op["doc"] for op in ops if op["kind"] == "mark"}  # the newest per coin
+        for doc in marks.values():  # a whole-document replace: nx-27017 stores $set datetimes as text
+            self.db[schema.MARKS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        stats.marks_written += len(marks)
         fills = [op["doc"] for op in ops if op["kind"] == "fill"]
         if fills:
             duplicates = insert_idempotent(self.db[schema.FILLS], fills)
@@ -372,7 +385,7 @@ class Writer:
             return
         now = datetime.now(UTC)
         for op in ops:
-            if op["kind"] in ("order", "position", "fill", "twap"):
+            if op["kind"] in ("order", "position", "fill", "twap", "account"):
                 op["doc"].setdefault("createdAt", now)
             if op["kind"] == "order":
                 self.stats.events_built[op["doc"]["action"]] += 1
@@ -497,3 +510,11 @@ def twap_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:
 
 def position_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:
     return [{"kind": "position", "doc": doc} for doc in docs]
+
+
+def account_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:
+    return [{"kind": "account", "doc": doc} for doc in docs]
+
+
+def mark_ops(docs: Iterable[Mapping[str, Any]]) -> list[Op]:
+    return [{"kind": "mark", "doc": doc} for doc in docs]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from exchange_sim import rules
+from exchange_sim import liquidation, rules
 from exchange_sim.clock import LogicalClock
 from exchange_sim.market import MAIN_DEX, Market, dex_of, fmt
 from exchange_sim.orders import Order
@@ -422,7 +422,8 @@ class Exchange:
 
     # ----- fills and positions -------------------------------------------------------------
     def _apply_fill(
-        self, order: Order, sz: Decimal, px: Decimal, *, crossed: bool, ts: int, twap_id: int | None = None
+        self, order: Order, sz: Decimal, px: Decimal, *, crossed: bool, ts: int, twap_id: int | None = None,
+        liquidation: dict[str, str] | None = None,
     ) -> None:
         st = self.user(order.user)
         coin = self.market.coin(order.coin)
@@ -455,7 +456,8 @@ class Exchange:
             st.realized += closed_pnl - fee
         else:
             st.dex_realized[coin.dex] = st.dex_realized.get(coin.dex, Decimal(0)) + closed_pnl - fee
-        self._record_fill(st, order, sz, px, start, direction, closed_pnl, fee, crossed=crossed, ts=ts, twap_id=twap_id)
+        self._record_fill(st, order, sz, px, start, direction, closed_pnl, fee, crossed=crossed, ts=ts,
+                          twap_id=twap_id, liquidation=liquidation)
 
     def _apply_spot_fill(
         self, st: UserState, order: Order, sz: Decimal, px: Decimal, *, crossed: bool, ts: int, twap_id: int | None
@@ -481,6 +483,7 @@ class Exchange:
         crossed: bool,
         ts: int,
         twap_id: int | None,
+        liquidation: dict[str, str] | None = None,
     ) -> None:
         self._next_tid += 1
         tid = self._next_tid
@@ -502,6 +505,8 @@ class Exchange:
         }
         if order.cloid:
             fill["cloid"] = order.cloid  # only when set, after tid (node fills output)
+        if liquidation is not None:
+            fill["liquidation"] = liquidation  # only on a liquidated user's fill (exchange_sim.liquidation)
         fill["feeToken"] = "USDC"
         fill["twapId"] = twap_id
         st.fills.append(fill)
@@ -519,6 +524,43 @@ class Exchange:
         self._changed(order.user)
         return self.user(order.user).fills[-1]
 
+    def mark_moved(self, coin: str) -> list[Order]:
+        """The mark of `coin` moved: its holders' states changed (value, PnL, liquidation
+        distance), and those it pushed past their liquidation price are liquidated."""
+        for st in list(self.users.values()):
+            if coin in st.positions:
+                self._changed(st.address)
+        return self.liquidate_crossed(coin)
+
+    def liquidate_crossed(self, coin: str) -> list[Order]:
+        """Liquidate every position in `coin` whose liquidation price the mark reached: closed
+        whole at the mark by a `LiquidationMarket` order whose fill carries `liquidation`
+        (exchange_sim.liquidation). Returns the liquidation orders."""
+        info = self.market.coin(coin)
+        done = []
+        for st in list(self.users.values()):
+            pos = st.positions.get(coin)
+            if pos is None:
+                continue
+            held = next(p["position"] for p in self.clearinghouse_state(st.address, dex=info.dex)["assetPositions"]
+                        if p["position"]["coin"] == coin)
+            liq = held["liquidationPx"]
+            if not liquidation.crossed(info.mark_px, pos.szi, None if liq is None else Decimal(liq)):
+                continue
+            now = self.clock.stamp()
+            size = abs(pos.szi)
+            order = Order(user=st.address, oid=self._new_oid(), coin=coin, side="A" if pos.szi > 0 else "B",
+                          limit_px=info.mark_px, sz=size, orig_sz=size, timestamp=now, order_type="Market",
+                          tif="LiquidationMarket", reduce_only=True, status_ts=now)
+            self.orders[order.oid] = order
+            self._apply_fill(order, size, info.mark_px, crossed=True, ts=now,
+                             liquidation=liquidation.liquidation_info(st.address, fmt(info.mark_px)))
+            order.sz = Decimal(0)
+            self._close(order, rules.FILLED, now, resting=False)
+            self._changed(st.address)
+            done.append(order)
+        return done
+
     def clearinghouse_state(self, address: str, time_ms: int | None = None, dex: str = MAIN_DEX) -> dict[str, Any]:
         """The user's clearinghouseState of one perp dex in the real REST shape.
 
@@ -533,8 +575,8 @@ class Exchange:
             balance = STARTING_BALANCE + st.dex_realized[dex]
         else:
             balance = Decimal(0)
-        positions = []
-        ntl = upnl_total = margin = raw_pos = Decimal(0)
+        positions: list[dict[str, Any]] = []
+        ntl = upnl_total = margin = raw_pos = maintenance = Decimal(0)
         for pos in st.positions.values():
             if dex_of(pos.coin) != dex:
                 continue
@@ -543,6 +585,7 @@ class Exchange:
             value = abs(pos.szi) * coin.mark_px
             upnl = pos.szi * (coin.mark_px - pos.entry_px)
             used = value / lev
+            maintenance += liquidation.maintenance_margin(value, coin.max_leverage)
             ntl += value
             upnl_total += upnl
             margin += used
@@ -568,6 +611,12 @@ class Exchange:
             )
         account = balance + upnl_total
         q = Decimal("0.000001")
+        for entry in positions:  # cross margin: what the whole account has left above maintenance
+            held = entry["position"]
+            info = self.market.coin(held["coin"])
+            liq = liquidation.liquidation_px(info.mark_px, Decimal(held["szi"]), account - maintenance,
+                                             info.max_leverage)
+            held["liquidationPx"] = None if liq is None else fmt(self.market.round_px(info, liq))
         summary = {
             "accountValue": fmt(account.quantize(q)),
             "totalNtlPos": fmt(ntl.quantize(q)),
@@ -577,7 +626,7 @@ class Exchange:
         return {
             "marginSummary": summary,
             "crossMarginSummary": dict(summary),
-            "crossMaintenanceMarginUsed": fmt((margin / 8).quantize(q)),
+            "crossMaintenanceMarginUsed": fmt(maintenance.quantize(q)),
             "withdrawable": fmt(max(Decimal(0), account - margin).quantize(q)),
             "assetPositions": positions,
             "time": self.clock.now_ms() if time_ms is None else time_ms,

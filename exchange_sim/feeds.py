@@ -33,6 +33,8 @@ best first, `{"px","sz","n"}`; `time` the simulator clock) come right after the 
 push round after the coin's book changed, and in every periodic full push round. Info
 `{"type":"l2Book","coin"}` answers the same object. `book(coin)` is the current book,
 `book_at(coin, time)` the snapshot served with that time.
+
+`activeAssetCtx` (public, per perp coin, no user slot): see exchange_sim.marks.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from exchange_sim import frames, rules
+from exchange_sim import frames, marks, rules
 from exchange_sim.book import OrderBooks, view_data
 from exchange_sim.clock import LogicalClock
 from exchange_sim.config import SimConfig
@@ -283,6 +285,11 @@ class Feeds:
             if not isinstance(fast, bool):
                 raise ValueError(fast)
             return {"type": typ, "coin": coin, "nSigFigs": n_sig_figs, "mantissa": mantissa, "fast": fast}
+        if typ == marks.CHANNEL:
+            coin = sub["coin"]
+            if not isinstance(coin, str) or not marks.is_perp(self.market, coin):
+                raise ValueError(coin)
+            return {"type": typ, "coin": coin}
         if typ not in rules.USER_SUBSCRIPTION_TYPES:
             raise ValueError(typ)
         user = sub["user"]
@@ -471,6 +478,8 @@ class Feeds:
         view: UserView | None = None
         if sub["type"] == "l2Book":
             frame = self._book_frame(sub, cache)
+        elif sub["type"] == marks.CHANNEL:
+            frame = marks.active_asset_ctx_frame(self.market, sub["coin"])
         elif sub["type"] == "userFills":
             fills_frame = self._fills_frame(conn, key, sub, cache, snapshot)
             if fills_frame is None:
@@ -507,7 +516,7 @@ class Feeds:
                 await asyncio.sleep(chaos.slow_delay)
             for key, sub in list(conn.subs.items()):
                 if users is not None:  # a change round: only what changed
-                    if sub["type"] == "l2Book":
+                    if sub["type"] in ("l2Book", marks.CHANNEL):
                         if coins is None or sub["coin"] not in coins:
                             continue
                     elif sub["user"] not in users:

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from exchange_sim import leaderboard, rules
+from exchange_sim import leaderboard, marks, rules
 from exchange_sim.book import OrderBooks
 from exchange_sim.clock import LogicalClock
 from exchange_sim.config import SimConfig
@@ -361,6 +361,16 @@ class ExchangeSim(InfoApi):
     def order(self, oid: int) -> Order:
         """The exchange's record of an order (read-only use, please)."""
         return self.exchange.get(oid)
+
+    def set_mark(self, coin: str, px: Decimal | str) -> list[int]:
+        """Move a perp's mark price: its `activeAssetCtx` subscribers and the clearinghouse
+        states of the users holding it are pushed in the next round (exchange_sim.marks), and
+        positions whose liquidation price it reached are liquidated (exchange_sim.liquidation).
+        Returns the oids of the liquidation orders."""
+        marks.set_mark(self.market, coin, px)
+        self._dirty_coins.add(coin)
+        self._dirty_event.set()
+        return [order.oid for order in self.exchange.mark_moved(coin)]
 
     def set_order_rate(self, orders_per_trader_per_min: float) -> None:
         """Change the random traders' activity (0 stops them, e.g. before a ground-truth check)."""

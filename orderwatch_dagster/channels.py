@@ -83,7 +83,16 @@ def _usd(v: float) -> str:
 
 
 def what_happened(alert: dict) -> str:
-    """placed / amended / partially filled / filled / cancelled / other final status, in words."""
+    """placed / amended / partially filled / filled / cancelled / other final status, in words;
+    for a ``near_liquidation`` alert, how close to the liquidation price the mark is; for a
+    ``position`` alert, open / add / reduce / close / flip with sizes, entry, leverage and PnL."""
+    if alert.get("kind") == "position":
+        return (f"{alert['change']} {alert['side']}: size {alert['sziBefore']} → {alert['szi']}, entry "
+                f"{alert.get('entryPx')}, {alert.get('leverage')}x, realized PnL {alert['realizedPnl']}")
+    if alert.get("kind") == "near_liquidation":
+        return (f"near liquidation: mark {alert['markPx']} is {alert['distancePct']:.2f} % from the liquidation "
+                f"price {alert['liquidationPx']} (size {alert['szi']}, entry {alert.get('entryPx')}, "
+                f"{alert.get('leverage')}x, margin {alert.get('marginUsed')})")
     action = alert.get("action")
     if action == "twap":  # orderwatch_dagster.transforms.twaps
         status = alert.get("finalStatus")

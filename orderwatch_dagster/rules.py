@@ -63,11 +63,23 @@ class Thresholds(Strict):
 
 
 class Override(Strict):
-    """``[traders."0x..."]`` / ``[coins.BTC]``: any of the delivery defaults, plus ``mute``."""
+    """``[traders."0x..."]`` / ``[coins.BTC]``: any of the delivery defaults, plus ``mute``, and
+    the ``near_liquidation`` rule's ``near_liquidation_pct`` / ``near_liquidation_cooldown_s``."""
 
     min_usd: float | None = Field(default=None, ge=0)
     cooldown_s: float | None = Field(default=None, ge=0)
     mute: bool = False
+    near_liquidation_pct: float | None = Field(default=None, gt=0, le=100)
+    near_liquidation_cooldown_s: float | None = Field(default=None, ge=0)
+
+
+class NearLiquidation(Strict):
+    """``[near_liquidation]``: a position whose mark is within ``threshold_pct`` % of its
+    liquidation price is an alert, at most one per ``cooldown_s`` per (trader, coin)
+    (orderwatch_dagster.liquidation)."""
+
+    threshold_pct: float = Field(default=10.0, gt=0, le=100)
+    cooldown_s: float = Field(default=3600.0, ge=0)
 
 
 class Delivery(Strict):
@@ -144,6 +156,7 @@ class AlertRules(Strict):
     thresholds: Thresholds = Thresholds()
     delivery: Delivery = Delivery()
     quiet_hours: QuietHours | None = None
+    near_liquidation: NearLiquidation = NearLiquidation()
     traders: dict[str, Override] = {}
     coins: dict[str, Override] = {}
 
@@ -155,26 +168,34 @@ class AlertRules(Strict):
             raise ValueError(f"not a 0x address of 40 hex digits: {', '.join(bad)}")
         return {a.lower(): o for a, o in v.items()}
 
+    def _layers(self, address: str, coin: str) -> list[tuple[str, Override | None]]:
+        return [(f"trader {address}", self.traders.get(address.lower())), (f"coin {coin}", self.coins.get(coin))]
+
+    def _layered(self, address: str, coin: str, field: str, default: float) -> tuple[float, str]:
+        """The trader's override of ``field``, else the coin's, else ``default``; and which it was."""
+        for name, override in self._layers(address, coin):
+            value = getattr(override, field) if override else None
+            if value is not None:
+                return value, name
+        return default, "default"
+
     def policy(self, address: str, coin: str) -> Policy:
         """Per field: the trader's override, else the coin's, else ``[delivery]``; muted by either."""
-        layers = [
-            (f"trader {address}", self.traders.get(address.lower())),
-            (f"coin {coin}", self.coins.get(coin)),
-        ]
         values: dict[str, Any] = {}
         source: dict[str, str] = {}
         for field in ("min_usd", "cooldown_s"):
-            for name, override in layers:
-                value = getattr(override, field) if override else None
-                if value is not None:
-                    values[field], source[field] = value, name
-                    break
-            else:
-                values[field], source[field] = getattr(self.delivery, field), "delivery"
-        muted_by = [name for name, override in layers if override and override.mute]
+            values[field], name = self._layered(address, coin, field, getattr(self.delivery, field))
+            source[field] = "delivery" if name == "default" else name
+        muted_by = [name for name, override in self._layers(address, coin) if override and override.mute]
         if muted_by:
             source["mute"] = muted_by[0]
         return Policy(values["min_usd"], values["cooldown_s"], bool(muted_by), source)
+
+    def near_liquidation_policy(self, address: str, coin: str) -> tuple[float, float]:
+        """(threshold %, cooldown s) of the ``near_liquidation`` rule for this trader and coin."""
+        rule = self.near_liquidation
+        return (self._layered(address, coin, "near_liquidation_pct", rule.threshold_pct)[0],
+                self._layered(address, coin, "near_liquidation_cooldown_s", rule.cooldown_s)[0])
 
 
 def load_toml(model: type[M], default_path: Path, env: str, what: str, path: str | Path | None = None) -> M:

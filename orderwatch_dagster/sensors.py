@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 
 from collector_service import schema
-from orderwatch_dagster import mongo, outbox, settings, tables
+from orderwatch_dagster import liquidation, mongo, outbox, position_alerts, settings, tables
 from orderwatch_dagster.assets import fills, order_events
 from orderwatch_dagster.jobs import daily_tables_job
 from orderwatch_dagster.resources import AlertChannels, MongoResource, ParquetStore
@@ -31,6 +31,9 @@ documents stored at least this long ago, and ``fast_alert_sensor`` reads the doc
 last margin again on its next tick."""
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+POSITION_FIELDS = {"ethAddress": 1, "dex": 1, "coin": 1, "szi": 1, "entryPx": 1, "leverage": 1, "serverTime": 1}
+"""What a position alert reads of a ``trader_positions`` document (orderwatch_dagster.position_alerts)."""
 
 
 def utc_now() -> datetime:
@@ -272,7 +275,8 @@ def new_event_alerts(db: object, docs: list[dict], params: AlertThresholds | Non
     minimum_interval_seconds=FAST_ALERT_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        f"Every {FAST_ALERT_INTERVAL_S} s: the large-change rule (alert_rules.toml) on new trader_orders events -> "
+        f"Every {FAST_ALERT_INTERVAL_S} s: the large-change rule (alert_rules.toml) on new trader_orders events, "
+        "position alerts on new trader_positions documents and the near_liquidation rule on open positions -> "
         "order_alerts (outbox), the noise rules' decision per alert, then each message once per channel "
         "(generic webhook, Slack, Discord, Telegram)."
     ),
@@ -302,18 +306,27 @@ def fast_alert_sensor(
     rules = load_rules()
     channels = alert_channels.channels()
     with mongo_db.get_db() as db:
-        coll = db[schema.ORDERS]
+        coll, positions = db[schema.ORDERS], db[schema.POSITIONS]
         if context.cursor is None:
             since = _newest(coll, "storedAt") or EPOCH
+            since_positions = _newest(positions, "storedAt") or EPOCH
             docs: list[dict] = []
+            changes: list[dict] = []
         else:
-            since = _cursor_at(json.loads(context.cursor), "storedAt", "createdAt")
+            cursor = json.loads(context.cursor)
+            since = _cursor_at(cursor, "storedAt", "createdAt")
+            since_positions = _cursor_at(cursor, "positionsStoredAt", "storedAt", "createdAt")
             docs = _batch(coll, "storedAt", since, None, {"ethAddress": 1, "oid": 1, "eventKey": 1})
+            changes = _batch(positions, "storedAt", since_positions, None, POSITION_FIELDS)
         alerts = new_event_alerts(db, docs, rules.thresholds.params())
         inserted = mongo.write_alerts(db, alerts, utc_now()) if not alerts.is_empty() else 0
         now = utc_now()
+        near_liquidation = liquidation.raise_alerts(db, rules, now)
+        position_changes = position_alerts.raise_alerts(db, changes, now)
         upto = max(since, min(docs[-1]["storedAt"], now - STORE_MARGIN)) if docs else since
-        context.update_cursor(json.dumps({"storedAt": _iso(upto)}))
+        upto_positions = (max(since_positions, min(changes[-1]["storedAt"], now - STORE_MARGIN)) if changes
+                          else since_positions)
+        context.update_cursor(json.dumps({"storedAt": _iso(upto), "positionsStoredAt": _iso(upto_positions)}))
         decided = outbox.decide_pending(db, rules, now)
         delivered = outbox.deliver_due(db, channels, rules, context.log, now)
     sent = sum(s for s, _ in delivered.values())
@@ -322,10 +335,12 @@ def fast_alert_sensor(
     decisions = " ".join(f"{k}={v}" for k, v in sorted(decided.items()))
     summary = (
         f"events={len(docs)} alerts={alerts.height} new={inserted} sent={sent} failed={failed}"
+        + (f" near_liquidation={near_liquidation}" if near_liquidation else "")
+        + (f" positions={position_changes}" if position_changes else "")
         + (f" decided: {decisions}" if decisions else "")
         + (f" channels(sent/failed): {per_channel}" if per_channel else " channels: none enabled")
     )
-    if docs or decided or sent or failed:
+    if docs or near_liquidation or position_changes or decided or sent or failed:
         context.log.info(f"fast_alerts {summary}")
     # The cursor is already recorded (context.update_cursor): a skip keeps it too.
     return dg.SkipReason(summary)

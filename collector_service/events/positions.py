@@ -16,6 +16,7 @@ import msgspec
 from xxhash import xxh3_128_digest
 
 from collector_service import schema
+from collector_service.events.accounts import AccountSeries
 from collector_service.events.tracker import ms_to_datetime
 from collector_service.events.wire import ClearinghouseState, Position, decode_clearinghouse
 
@@ -54,15 +55,17 @@ def position_doc(
 
 
 class PositionBook:
-    """The positions of one trader on one perp dex, keyed by coin."""
+    """The positions of one trader on one perp dex, keyed by coin, and when its account was
+    last sampled (:class:`~collector_service.events.accounts.AccountSeries`)."""
 
-    __slots__ = ("dex", "digest", "keys", "user")
+    __slots__ = ("account", "dex", "digest", "keys", "user")
 
     def __init__(self, user: str, dex: str = schema.MAIN_DEX) -> None:
         self.user = user
         self.dex = dex
         self.keys: dict[str, tuple[str, str | None, str | None, int | None]] = {}
         self.digest: bytes | None = None
+        self.account = AccountSeries()
 
     def load(self, docs: Iterable[Mapping[str, Any]]) -> None:
         """Start from the latest stored document per coin (documents newest first)."""
@@ -80,12 +83,20 @@ class PositionBook:
 
         Raises :class:`~collector_service.events.wire.FrameError` when it does not decode.
         """
+        state = self.decode_new(raw)
+        return [] if state is None else self.apply(state, observed_at=observed_at, source=source)
+
+    def decode_new(self, raw: msgspec.Raw | bytes) -> ClearinghouseState | None:
+        """The decoded snapshot, or None when it repeats the previous one byte for byte.
+
+        Raises :class:`~collector_service.events.wire.FrameError` when it does not decode.
+        """
         digest = xxh3_128_digest(raw)
         if digest == self.digest:
-            return []
-        docs = self.apply(decode_clearinghouse(raw), observed_at=observed_at, source=source)
+            return None
+        state = decode_clearinghouse(raw)
         self.digest = digest
-        return docs
+        return state
 
     def apply(
         self, state: ClearinghouseState, *, observed_at: datetime, source: str = schema.SOURCE_WS

@@ -74,9 +74,21 @@ class AssetPosition(msgspec.Struct, frozen=True, gc=False):
     position: Position
 
 
+class MarginSummary(msgspec.Struct, frozen=True, gc=False):
+    """``marginSummary`` (cross and isolated together), exact decimal strings as served."""
+
+    accountValue: str
+    totalNtlPos: str | None = None
+    totalRawUsd: str | None = None
+    totalMarginUsed: str | None = None
+
+
 class ClearinghouseState(msgspec.Struct, frozen=True, gc=False):
     assetPositions: tuple[AssetPosition, ...] = ()
     time: EpochMs | None = None
+    marginSummary: MarginSummary | None = None
+    crossMaintenanceMarginUsed: str | None = None
+    withdrawable: str | None = None
 
 
 NULL = msgspec.Raw(b"null")

@@ -500,6 +500,7 @@ def test_the_committed_rules_file_is_the_documented_defaults(monkeypatch: pytest
     committed = rules.load_rules()
     assert rules.DEFAULT_RULES_PATH.name == "alert_rules.toml" and rules.DEFAULT_RULES_PATH.is_file()
     assert committed.thresholds.params() == rules.AlertRules().thresholds.params()
+    assert committed.near_liquidation == rules.AlertRules().near_liquidation
     page = (rules.DEFAULT_RULES_PATH.parent / "docs" / "alerts.md").read_text()
     assert rules.DEFAULT_RULES_PATH.read_text().strip() in docs_hooks.render(page)  # the docs show the file as it is
 
