@@ -31,7 +31,8 @@ from benchmarks.measure import fmt_us, per_call
 from benchmarks.report import Section
 from collector_service import exchange, schema
 from collector_service.events.books import Books
-from collector_service.events.tracker import TRACKED_FIELDS
+from collector_service.events.tracker import TRACKED_FIELDS, OrderBook
+from collector_service.events.wire import OpenOrdersMsg, decode_frame
 from collector_service.journal import Journal
 from collector_service.metrics import Stats
 from collector_service.outcomes import OutcomeResolver
@@ -39,7 +40,7 @@ from collector_service.pipeline import Pipeline
 from collector_service.plan import ConnectionPlan
 from collector_service.rest import InfoClient, WeightBudget
 from collector_service.sources.websocket import FeedConnection
-from collector_service.store import Database, Writer
+from collector_service.store import Database, Writer, order_ops
 from exchange_sim.clock import LogicalClock
 from exchange_sim.exchange import Exchange
 from exchange_sim.market import Market
@@ -418,6 +419,41 @@ def over_websocket(user: str, frames: dict[str, tuple[bytes, bytes]], books: lis
         server.join()
 
 
+def stages(user: str, a: bytes, b: bytes, books: list[bytes], folder: Path, *, rounds: int) -> dict[str, float]:
+    """Seconds per changed ``openOrders`` frame: the floor, the naive client, the whole hot path,
+    and each stage of the hot path run on its own with the collector's code on the same
+    alternating frames: the frame's decode, the diff (order digests, the changed orders' decode,
+    the events and their replacement links), the book stamps, and the journal append
+    (``Writer.submit``); ``rest`` is the whole path less these (routing, the outcome queue,
+    activity, counters). Each is the fastest of ``rounds`` interleaved rounds of 20 frames: on a
+    busy shared machine a median includes waiting for a core, and its parts do not add up."""
+    hot = HotPath(user, folder / "whole", books)
+    writer = Writer(cast(Database, None), Journal(folder / "stages"), Stats(), flush_interval=1.0,
+                    flush_threshold=10**9)
+    items = {raw: cast(OpenOrdersMsg, decode_frame(raw)).data.orders for raw in (a, b)}
+    tracker = OrderBook(user)
+    tracker.apply_raw(items[a], observed_at=OBSERVED_AT)
+    events = tracker.apply_raw(items[b], observed_at=OBSERVED_AT)  # the changed frame's events
+    stamps = cast(Books, hot.pipeline.l2books)
+    stamps.stamp(events)
+    t = per_call(
+        {
+            "whole": _alternating(hot, a, b),
+            "floor": _alternating(FLOOR["openOrders"].decode, a, b),
+            "naive": _alternating(Naive(user), a, b),
+            "decode": _alternating(decode_frame, a, b),
+            "diff": _alternating(lambda raw: tracker.apply_raw(items[raw], observed_at=OBSERVED_AT), a, b),
+            "stamps": lambda: stamps.stamp(events),
+            "journal": lambda: writer.submit(order_ops(events)),
+        },
+        number=20,
+        repeat=rounds,
+        statistic=min,
+    )
+    t["rest"] = t["whole"] - t["decode"] - t["diff"] - t["stamps"] - t["journal"]
+    return t
+
+
 _COLLECTOR_ONLY = frozenset({"observedAt", "createdAt", *schema.BOOK_FIELDS})
 """What the collector adds that the naive reference does not build (its clock, the book stamp)."""
 
@@ -505,6 +541,16 @@ def run(quick: bool = False) -> Section:
             section.ratio(f"{feed} unchanged: naive / hot", t["naive_unchanged"] / t["hot_unchanged"], at_least=10)
             section.ratio(f"{feed} changed: naive / hot", t["naive_changed"] / t["hot_changed"], at_least=2)
             section.ratio(f"{feed}: json.loads / hot unchanged", t["json"] / t["hot_unchanged"])
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = frames["openOrders"]
+        t = stages(user, a, b, books, Path(tmp), rounds=40 if quick else 300)
+    section.add("openOrders changed, fastest rounds: floor / hot path / naive",
+                f"{fmt_us(t['floor'])} / {fmt_us(t['whole'])} / {fmt_us(t['naive'])}")
+    section.ratio("openOrders changed, fastest rounds: hot / floor", t["whole"] / t["floor"], at_most=1.5)
+    section.ratio("openOrders changed, fastest rounds: naive / hot", t["naive"] / t["whole"], at_least=2)
+    section.add("openOrders changed, fastest rounds, where the time goes: decode / diff / book stamps / journal / rest",
+                " / ".join(f"{fmt_us(t[k])} ({t[k] / t['whole']:.0%})"
+                           for k in ("decode", "diff", "stamps", "journal", "rest")))
     count, rounds = (400, 3) if quick else (2000, 5)
     with tempfile.TemporaryDirectory() as tmp:
         cpu = over_websocket(user, frames, books, Path(tmp), count, rounds)

@@ -168,10 +168,13 @@ class Journal:
         if self._file is None:
             self._current = self._path(self._next)
             self._next += 1
-            self._file = open(self._current, "ab")  # noqa: SIM115 - kept open across appends
+            # unbuffered: an append is one write system call, nothing is held back in the process
+            self._file = open(self._current, "ab", buffering=0)  # noqa: SIM115 - kept open across appends
             _fsync_folder(self.folder)  # the new segment's name survives a power loss too
-        self._file.write(record(ops))
-        self._file.flush()
+        data = record(ops)
+        written = self._file.write(data)
+        while written < len(data):  # a short write (a nearly full disk): the rest, or the error that stops it
+            written += self._file.write(memoryview(data)[written:])
         self.ops_in_current += len(ops)
         self._dirty = True
         if time.monotonic() - self._synced_at >= self.fsync_interval:

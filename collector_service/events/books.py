@@ -164,6 +164,7 @@ class Books:
     def stamp(self, events: Iterable[dict[str, Any]], now: float | None = None) -> None:
         """Add the book fields to each new/updated event (nulls without a fresh book), and keep
         the watch list in step with the followed open orders."""
+        now = time.monotonic() if now is None else now  # once for the whole frame
         for event in events:
             action, coin = event["action"], event["coin"]
             if action == schema.ACTION_CLOSED:

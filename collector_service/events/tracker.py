@@ -253,7 +253,9 @@ class OrderBook:
             oids[i] = -order.oid if order.children else order.oid
             if order.children:
                 children[order.oid] = tuple(child.oid for child in order.children)
-        duplicated = len(set(map(abs, oids))) < len(oids)
+        # each position names one oid: fewer distinct ones than positions means an oid listed twice
+        decoded = {order.oid for order in changed}
+        duplicated = len(unchanged) + len(decoded) < len(oids) or not unchanged.isdisjoint(decoded)
         if duplicated:  # an oid listed twice: the full diff decides which copy counts
             changed, unchanged = decode_orders(items), set()
         events = self._diff(changed, unchanged, observed_at=observed_at, server_ms=server_ms, source=source)
@@ -364,9 +366,10 @@ def link_replacements(
     snapshot: an ambiguous match is no match.
     """
     gone_by_cloid: dict[str, list[tuple[FrontendOrder, dict[str, Any]]]] = {}
-    for order, event in sorted(vanished, key=lambda item: item[0].oid):
-        if order.cloid:
-            gone_by_cloid.setdefault(order.cloid, []).append((order, event))
+    if any(order.cloid for order, _ in vanished):
+        for order, event in sorted(vanished, key=lambda item: item[0].oid):
+            if order.cloid:
+                gone_by_cloid.setdefault(order.cloid, []).append((order, event))
     plain_new: dict[tuple[str, str, str | None, bool, str | None], list[tuple[FrontendOrder, dict[str, Any]]]] = {}
     for order, event in appeared:
         if not order.cloid:
