@@ -80,9 +80,11 @@ def followed_since(
     fills: pl.LazyFrame, lifecycles: pl.LazyFrame, account_days: pl.LazyFrame
 ) -> pl.LazyFrame:
     """Per trader, the first time orderwatch observed it: its first order chain seen in events, fill
-    received or account sample (fills recovered over REST count when they were received)."""
+    or account sample. A streamed fill (WebSocket or node) counts at its own time; a fill recovered
+    over REST (a backfill reaches back before following began) when it was received."""
+    received = pl.coalesce("observedAt", "createdAt")
     firsts = [
-        fills.select("ethAddress", at=pl.coalesce("observedAt", "createdAt")),
+        fills.select("ethAddress", at=pl.when(pl.col("source") == schema.SOURCE_REST).then(received).otherwise("time")),
         lifecycles.filter(pl.col("seenInEvents")).select("ethAddress", at=pl.col("firstSeenAt")),
         account_days.select("ethAddress", at=pl.col("firstAt")),
     ]
