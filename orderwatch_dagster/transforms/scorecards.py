@@ -314,3 +314,41 @@ def trader_scorecards(
         .sort(["ethAddress", order])
         .collect()
     )
+
+
+LEADERBOARD_WINDOWS = {"1d": "dayPnl", "7d": "weekPnl", "30d": "monthPnl"}
+"""Which leaderboard PnL each scorecard window is compared with."""
+LEADERBOARD_TOLERANCE_USD = 100.0
+LEADERBOARD_TOLERANCE_SHARE = 0.05
+"""Realized PnL agrees with the leaderboard's when within max($100, 5 % of the leaderboard's figure)."""
+
+
+def leaderboard_disagreements(cards: pl.DataFrame, board: pl.DataFrame) -> tuple[int, pl.DataFrame]:
+    """Compare each fully covered (not ``partial``) 1d / 7d / 30d window's realized PnL with the
+    leaderboard snapshot's day / week / month PnL for the traders in both. Returns how many were
+    compared and the rows beyond the tolerance, each with the likely reason."""
+    theirs = board.unpivot(
+        index="ethAddress", on=list(LEADERBOARD_WINDOWS.values()), variable_name="field", value_name="leaderboardPnl"
+    ).with_columns(
+        window=pl.col("field").replace_strict({v: k for k, v in LEADERBOARD_WINDOWS.items()}),
+        leaderboardPnl=pl.col("leaderboardPnl").cast(pl.Float64),
+    )
+    compared = cards.filter(~pl.col("partial")).join(theirs, on=KEY).drop_nulls("leaderboardPnl")
+    ours = pl.col("realizedPnl").cast(pl.Float64)
+    lb = pl.col("leaderboardPnl")
+    tolerance = pl.max_horizontal(pl.lit(LEADERBOARD_TOLERANCE_USD), LEADERBOARD_TOLERANCE_SHARE * lb.abs())
+    reason = (
+        pl.when((ours + pl.col("unrealizedPnl") - lb).abs() <= tolerance)
+        .then(pl.lit("the leaderboard's PnL includes unrealized PnL: ours plus unrealized agrees"))
+        .when(pl.col("fills") == 0)
+        .then(pl.lit("no fills of ours in the window: fills missing, or the leaderboard's PnL is funding or "
+                     "unrealized only"))
+        .otherwise(pl.lit("the leaderboard's PnL includes funding and unrealized PnL changes, over a rolling "
+                          "window ending at the snapshot rather than whole UTC days"))
+    )
+    bad = (
+        compared.filter((ours - lb).abs() > tolerance)
+        .select("ethAddress", "window", realizedPnl=ours, leaderboardPnl=lb, difference=ours - lb, reason=reason)
+        .sort("ethAddress", "window")
+    )
+    return compared.height, bad

@@ -14,8 +14,9 @@ import pymongo
 import pytest
 
 from collector_service import schema
-from orderwatch_dagster import assets, tables
+from orderwatch_dagster import assets, checks, tables
 from orderwatch_dagster.resources import MongoResource, ParquetStore
+from orderwatch_dagster.transforms import scorecards
 from tests.dagster.conftest import create_indexes
 from tests.dagster.scenario import at
 from tests.dagster.scenario import week as wk
@@ -96,7 +97,7 @@ LABELS = {wk.P: ("Pat", ["btc"]), wk.Q: ("Quitter", []), wk.R: ("Rookie", [])}
 
 
 @pytest.fixture(scope="module")
-def store(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParquetStore]:
+def built(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """The week's documents in a database of their own, every day built once for the module's tests."""
     name = f"ow_test_{uuid.uuid4().hex[:12]}"
     client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000)
@@ -112,10 +113,15 @@ def store(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         for day in wk.DAYS:
             instance = dg.DagsterInstance.ephemeral()
             assert dg.materialize(BUILT, partition_key=day, resources=resources, instance=instance).success, day
-        yield parquet
+        yield resources
     finally:
         client.drop_database(name)
         client.close()
+
+
+@pytest.fixture
+def store(built: dict) -> ParquetStore:
+    return built["store"]  # type: ignore[no-any-return]
 
 
 def _close(actual: object, expected: object) -> bool:
@@ -163,3 +169,45 @@ def test_a_dropped_trader_keeps_its_rows_every_day(store: ParquetStore) -> None:
     for day in wk.DAYS:
         cards = store.read("trader_scorecards", day)
         assert cards.filter(pl.col("ethAddress") == wk.Q).height == len(tables.SCORECARD_WINDOWS), day
+
+
+def _leaderboard(rows: dict[str, tuple[str | None, str | None, str | None]]) -> pl.DataFrame:
+    """A leaderboard snapshot at 11-08 23:00 with only the addresses and their day / week / month PnL."""
+    given = {
+        "snapshotAt": [at(wk.W8, "23:00:00")] * len(rows),
+        "ethAddress": list(rows),
+        **{f: [r[i] for r in rows.values()] for i, f in enumerate(("dayPnl", "weekPnl", "monthPnl"))},
+    }
+    frame = pl.DataFrame(given).with_columns(
+        [pl.lit(None).alias(c.name) for c in tables.LEADERBOARD if c.name not in given]
+    )
+    return tables.conform(frame, tables.LEADERBOARD).collect()
+
+
+def test_realized_pnl_is_compared_with_the_leaderboard(built: dict, store: ParquetStore) -> None:
+    board = _leaderboard({
+        wk.P: ("9.0", "1021.0", "5000.0"),  # 1d: ours 0 (within $100); 7d: ours 21; 30d: only partly followed
+        wk.Q: ("500.0", "25.0", "25.0"),  # 1d: no fill of ours; 7d agrees; 30d partly followed
+        wk.R: ("0.0", "400.0", "400.0"),  # 7d, 30d: partly followed, not compared
+    })  # fmt: skip
+    store.write_snapshot("leaderboard", at(wk.W8, "23:00:00"), board)
+    check = checks.trader_scorecards_agree_with_leaderboard
+    result = dg.materialize(
+        [assets.trader_scorecards, check], partition_key=wk.W8, resources=built,
+        instance=dg.DagsterInstance.ephemeral(),
+    )  # fmt: skip
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.description == "2 of 5 windows disagree beyond max($100, 5% of the leaderboard's PnL)"
+    listed = evaluation.metadata["disagreements"].value
+    assert f"'ethAddress': '{wk.P}', 'window': '7d', 'realizedPnl': 21.0, 'leaderboardPnl': 1021.0" in listed
+    assert "includes funding and unrealized PnL changes" in listed
+    assert f"'ethAddress': '{wk.Q}', 'window': '1d'" in listed and "no fills of ours" in listed
+
+    # Unrealized PnL that makes up the difference is named as the reason.
+    cards = store.read("trader_scorecards", wk.W8).with_columns(unrealizedPnl=pl.lit(1000.0))
+    _, bad = scorecards.leaderboard_disagreements(cards, board)
+    assert bad.filter(pl.col("window") == "7d")["reason"].to_list() == [
+        "the leaderboard's PnL includes unrealized PnL: ours plus unrealized agrees"
+    ]
