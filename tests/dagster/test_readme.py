@@ -71,8 +71,10 @@ def test_reading_the_data_snippets_run(seeded_db: Database, resources: dict, dat
 
 
 def test_parquet_tables_section_lists_every_column() -> None:
-    text = section("Parquet tables")
+    # The README is moving into docs/: a table documented on a docs page counts there.
+    texts = [section("Parquet tables"), *(p.read_text() for p in sorted((README.parent / "docs").glob("*.md")))]
     for table, cols in tables.TABLES.items():
+        text = next((t for t in texts if f"**`{table}`**" in t), "")
         assert f"**`{table}`**" in text
         block = text.split(f"**`{table}`**", 1)[1].split("**`", 1)[0]
         listed = re.findall(r"^\| `(\w+)` \|", block, flags=re.M)
