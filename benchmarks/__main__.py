@@ -8,7 +8,19 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import context, e2e, extraction, frames, journal, leaderboard, memory, node, polling, transforms
+from benchmarks import (
+    context,
+    e2e,
+    extraction,
+    frames,
+    journal,
+    leaderboard,
+    memory,
+    node,
+    polling,
+    scorecards,
+    transforms,
+)
 from benchmarks.report import machine, markdown, table
 
 BENCHMARKS = {
@@ -22,6 +34,7 @@ BENCHMARKS = {
     "node": node.run,
     "leaderboard": leaderboard.run,
     "journal": journal.run,
+    "scorecards": scorecards.run,
 }
 RESULTS = Path(__file__).parent / "RESULTS.md"
 
