@@ -117,15 +117,19 @@ def _lifecycles(rng: np.random.Generator, traders: list[str], days: int) -> pl.D
         }
     ).with_columns(
         pl.col("placedAt", "firstFillAt").dt.replace_time_zone("UTC"),
-        oid=pl.col("rootOid"),
+        oid=pl.when("modified").then(pl.col("rootOid") + 10**10).otherwise("rootOid"),
         coin=pl.lit("BTC"),
         firstSeenAt=pl.col("placedAt"),
-        oids=pl.when("modified")
-        .then(pl.concat_list("rootOid", pl.col("rootOid") + 10**10))
-        .otherwise(pl.concat_list("rootOid")),
+    ).with_columns(oids=pl.concat_list("rootOid", "oid").list.unique().list.sort())
+    df = df.with_columns(
+        closedAt=pl.when(pl.col("outcome") != "open").then(pl.col("placedAt") + pl.duration(seconds=600))
     )
     still_open = df.filter(pl.col("outcome") == "open", pl.col("partition") + 1 < days)
-    closed_next = still_open.with_columns(outcome=pl.lit("canceled"), partition=pl.col("partition") + 1)
+    closed_next = still_open.with_columns(
+        outcome=pl.lit("canceled"),
+        partition=pl.col("partition") + 1,
+        closedAt=pl.col("placedAt").dt.truncate("1d") + pl.duration(days=1, hours=1),
+    )
     return pl.concat([df, closed_next])
 
 
@@ -272,13 +276,11 @@ trip_fig AS (
          median(epoch_us(closeAt) - epoch_us(openAt)) / 1e6 AS medianHoldS
   FROM windows w JOIN trips t ON t.ethAddress = w.ethAddress AND t.closeAt >= w.windowStart AND t.closeAt < $end
   GROUP BY ALL),
-latest AS (
-  SELECT * FROM lc
-  QUALIFY seenInEvents AND partitionDay = max(partitionDay) OVER (PARTITION BY ethAddress, rootOid)),
+latest AS (SELECT * FROM lc WHERE seenInEvents AND (closedAt IS NOT NULL OR partitionDay = $day)),
 order_fig AS (
   SELECT w.ethAddress, w.win, count(*) AS ordersPlaced,
          avg(CAST(outcome = 'canceled' AS DOUBLE)) AS cancelRatio,
-         avg(CAST(len(oids) > 1 AS DOUBLE)) AS modifyRate,
+         avg(CAST(oid <> rootOid AS DOUBLE)) AS modifyRate,
          median(epoch_us(firstFillAt) - epoch_us(placedAt)) / 1e6 AS medianTimeToFirstFillS,
          median(distanceBps) AS medianDistanceBps
   FROM windows w JOIN latest l ON l.ethAddress = w.ethAddress AND l.placedAt >= w.windowStart AND l.placedAt < $end

@@ -133,7 +133,7 @@ def round_trips(fills: pl.LazyFrame) -> pl.LazyFrame:
     lf = (
         fills.filter(~pl.col("dir").is_in(SPOT_DIRS))
         .select(*by_coin, "time", "tid", "side", "sz", "startPosition", "closedPnl")
-        .sort([*by_coin, "time", "tid"])
+        .sort("time", "tid")  # the windows over (trader, coin) below keep this order within each
         .with_columns(s0=_sign(start), e0=_sign(end))
         .with_columns(
             opens=(pl.col("s0") == 0) & (pl.col("e0") != 0),
@@ -191,12 +191,15 @@ def _trip_figures(fills: pl.LazyFrame, windows: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _order_figures(lifecycles: pl.LazyFrame, windows: pl.LazyFrame) -> pl.LazyFrame:
-    """Chains placed in the window, each in its latest state (the newest partition holding it)."""
-    chain = ["ethAddress", "rootOid"]
-    latest = lifecycles.filter(
-        pl.col("seenInEvents") & (pl.col("partitionDay") == pl.col("partitionDay").max().over(chain))
-    )
+def _order_figures(lifecycles: pl.LazyFrame, windows: pl.LazyFrame, day: str | date) -> pl.LazyFrame:
+    """Chains seen in events and placed in the window, each in its final state: a chain is in every
+    day's partition while open and in the day's it closed, so its closed row, or the day's own row
+    while still open (no window over all chains to find the newest: that was most of the time)."""
+    final = pl.col("closedAt").is_not_null() | (pl.col("partitionDay") == date.fromisoformat(str(day)))
+    latest = lifecycles.select(
+        "ethAddress", "rootOid", "oid", "placedAt", "closedAt", "outcome", "firstFillAt", "distanceBps",
+        "seenInEvents", "partitionDay",
+    ).filter(pl.col("seenInEvents") & final)  # fmt: skip
     to_first_fill = (pl.col("firstFillAt") - pl.col("placedAt")).dt.total_microseconds() / 1e6
     return (
         _in_window(latest, windows, "placedAt")
@@ -204,7 +207,7 @@ def _order_figures(lifecycles: pl.LazyFrame, windows: pl.LazyFrame) -> pl.LazyFr
         .agg(
             ordersPlaced=pl.len(),
             cancelRatio=(pl.col("outcome") == "canceled").mean(),
-            modifyRate=(pl.col("oids").list.len() > 1).mean(),
+            modifyRate=(pl.col("oid") != pl.col("rootOid")).mean(),
             medianTimeToFirstFillS=to_first_fill.median(),
             medianDistanceBps=pl.col("distanceBps").median(),
         )
@@ -289,7 +292,7 @@ def trader_scorecards(
     per_window = [
         _fill_figures(fills, windows),
         _trip_figures(fills, windows),
-        _order_figures(lifecycles, windows),
+        _order_figures(lifecycles, windows, day),
         _account_figures(account_days, windows),
         _leverage_figures(positions, windows),
     ]
