@@ -8,7 +8,20 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import context, e2e, extraction, frames, journal, leaderboard, marks, memory, node, polling, transforms
+from benchmarks import (
+    context,
+    e2e,
+    extraction,
+    frames,
+    journal,
+    leaderboard,
+    marks,
+    memory,
+    node,
+    polling,
+    scorecards,
+    transforms,
+)
 from benchmarks.report import machine, markdown, table
 
 BENCHMARKS = {
@@ -23,6 +36,7 @@ BENCHMARKS = {
     "leaderboard": leaderboard.run,
     "journal": journal.run,
     "marks": marks.run,
+    "scorecards": scorecards.run,
 }
 RESULTS = Path(__file__).parent / "RESULTS.md"
 

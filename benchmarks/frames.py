@@ -464,12 +464,13 @@ def _plain(value: Any) -> str:
 
 
 def _comparable(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """Order events reduced to what the naive reference builds (positions keep a short form)."""
+    """Order events reduced to what the naive reference builds (positions keep a short form; the
+    account samples the collector also journals have no naive counterpart)."""
     keyed = []
     for e in events:
         if "oid" in e:
             keyed.append(tuple(sorted((k, _plain(v)) for k, v in e.items() if k not in _COLLECTOR_ONLY)))
-        else:
+        elif "szi" in e:
             keyed.append((("coin", e["coin"]), ("szi", e["szi"])))
     return sorted(keyed)
 

@@ -17,7 +17,7 @@ from orderwatch_dagster import charts, mongo, report, tables
 from orderwatch_dagster.partitions import daily_partitions
 from orderwatch_dagster.resources import MongoResource, ParquetStore
 from orderwatch_dagster.rules import load_rules
-from orderwatch_dagster.transforms import alerts, daily_stats, lifecycles, open_orders, positions, twaps
+from orderwatch_dagster.transforms import alerts, daily_stats, lifecycles, open_orders, positions, scorecards, twaps
 from orderwatch_dagster.transforms.common import ORDER_KEY
 
 GROUP = "daily"
@@ -233,6 +233,53 @@ def twap_orders(
     return _result("twaps", day, df, store, alerts=found.height, new_alerts=inserted)
 
 
+@_asset(
+    "trader_account_days",
+    description=(
+        "Per trader, account (dex) and day: the account value series of trader_accounts as open / high / low / "
+        "close and the intraday maximum drawdown (what the scorecards' drawdown and volatility are built from)."
+    ),
+)
+def trader_account_days(
+    context: dg.AssetExecutionContext, mongo_db: MongoResource, store: ParquetStore
+) -> dg.MaterializeResult:
+    day = context.partition_key
+    with mongo_db.get_db() as db:
+        raw = mongo.read_accounts(db, day)
+    df = scorecards.trader_account_days(raw, day)
+    return _result("trader_account_days", day, df, store, samples=int(df["samples"].sum()))
+
+
+@_asset(
+    "trader_scorecards",
+    deps=[fills, order_lifecycles, positions_snapshot, trader_account_days],
+    description=(
+        "Per trader and window (1, 7, 30 days and since followed, all ending at the day's end): realized and "
+        "unrealized PnL, fees, volume, round trips (count, win rate, profit factor, hold times), account drawdown "
+        "and volatility, leverage, and the order behaviour only orderwatch sees (cancel ratio, modify rate, time "
+        "to first fill, maker share, distance from mid); every trader ever followed keeps its rows."
+    ),
+)
+def trader_scorecards(
+    context: dg.AssetExecutionContext, mongo_db: MongoResource, store: ParquetStore
+) -> dg.MaterializeResult:
+    day = context.partition_key
+    with mongo_db.get_db() as db:
+        watchlist = mongo.read_watchlist(db)
+        marks = mongo.read_marks(db)
+    df = scorecards.trader_scorecards(
+        day,
+        fills=store.scan_until("fills", day),
+        lifecycles=store.scan_until("order_lifecycles", day, partition_day="partitionDay"),
+        positions=store.scan_until("positions_snapshot", day, partition_day="partitionDay"),
+        account_days=store.scan_until("trader_account_days", day),
+        marks=marks,
+        watchlist=watchlist,
+    )
+    partial = int(df["partial"].sum())
+    return _result("trader_scorecards", day, df, store, traders=df["ethAddress"].n_unique(), partial_rows=partial)
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     group_name=GROUP,
@@ -275,5 +322,7 @@ daily_assets = [
     positions_snapshot,
     trader_daily_stats,
     twap_orders,
+    trader_account_days,
+    trader_scorecards,
     daily_report,
 ]

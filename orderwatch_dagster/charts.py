@@ -369,6 +369,28 @@ def twap_notional_per_trader(twaps: pl.DataFrame, day: str | date) -> Figure:
     )
 
 
+def account_values_per_trader(days: pl.DataFrame, day: str | date) -> Figure:
+    """trader_account_days: each trader's account value at the day's last sample, all dexes together."""
+    wide = days.group_by(trader_name(days)).agg(close=pl.col("closeValue").sum())
+    return _stacked_by_trader(
+        wide, [("close", "account value", BLUE)], title=f"Account value per trader at the end of {day}",
+        xlabel="account value (USD)", money=True,
+    )
+
+
+def pnl_per_trader(cards: pl.DataFrame, day: str | date) -> Figure:
+    """trader_scorecards: the last 7 days' realized PnL and the unrealized PnL at the day's end, per trader."""
+    week = cards.filter(pl.col("window") == "7d")
+    wide = week.select(trader_name(week), realized=pl.col("realizedPnl").cast(pl.Float64), unrealized="unrealizedPnl")
+    return _stacked_by_trader(
+        wide,
+        [("realized", "realized (7 days)", GREEN), ("unrealized", "unrealized at the end", SKY)],
+        title=f"PnL per trader, 7 days to the end of {day}",
+        xlabel="PnL (USD)",
+        money=True,
+    )
+
+
 TABLE_CHARTS: dict[str, Callable[[pl.DataFrame, str], Figure]] = {
     "order_events": events_per_hour,
     "fills": volume_per_trader,
@@ -378,6 +400,8 @@ TABLE_CHARTS: dict[str, Callable[[pl.DataFrame, str], Figure]] = {
     "positions_snapshot": positions_per_trader,
     "trader_daily_stats": order_outcomes_per_trader,
     "twaps": twap_notional_per_trader,
+    "trader_account_days": account_values_per_trader,
+    "trader_scorecards": pnl_per_trader,
 }
 """The chart each daily table's materialization carries in its metadata."""
 

@@ -22,6 +22,7 @@ from orderwatch_dagster.transforms.common import watchlist_frame
 from orderwatch_dagster.transforms.events import RAW_ORDER_SCHEMA, normalize_order_events
 from orderwatch_dagster.transforms.fills import RAW_FILL_SCHEMA, normalize_fills
 from orderwatch_dagster.transforms.positions import RAW_POSITION_SCHEMA
+from orderwatch_dagster.transforms.scorecards import MARKS_SCHEMA, RAW_ACCOUNT_SCHEMA
 from orderwatch_dagster.transforms.twaps import MAX_TWAP_MINUTES, RAW_TWAP_SCHEMA
 
 BATCH_SIZE = 10_000
@@ -134,6 +135,21 @@ def read_twaps(db: Database, day: str | date) -> pl.DataFrame:
     start, end = day_bounds(day)
     found = {"timestamp": {"$gte": start - timedelta(minutes=MAX_TWAP_MINUTES), "$lt": end}}
     return _frame(db[schema.TWAPS].find(found, _projection(RAW_TWAP_SCHEMA)), RAW_TWAP_SCHEMA)
+
+
+def read_accounts(db: Database, day: str | date) -> pl.DataFrame:
+    """A day's ``trader_accounts`` samples, by the exchange's ``serverTime`` (raw, decimals as strings)."""
+    start, end = day_bounds(day)
+    cursor = db[schema.ACCOUNTS].find(
+        {"serverTime": {"$gte": start, "$lt": end}}, _projection(RAW_ACCOUNT_SCHEMA), batch_size=BATCH_SIZE
+    )
+    return _frame(cursor, RAW_ACCOUNT_SCHEMA)
+
+
+def read_marks(db: Database) -> pl.DataFrame:
+    """``market_marks``: the latest mark price of every coin (``coin``, ``markPx``, ``at``)."""
+    docs = db[schema.MARKS].find({}, {"_id": 1, "markPx": 1, "at": 1})
+    return _frame(({"coin": d["_id"], "markPx": d.get("markPx"), "at": d.get("at")} for d in docs), MARKS_SCHEMA)
 
 
 def read_watchlist(db: Database) -> pl.DataFrame:

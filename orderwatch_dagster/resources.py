@@ -118,17 +118,30 @@ class ParquetStore(dg.ConfigurableResource):
         """One partition."""
         return pl.read_parquet(self.path(table, day))
 
-    def scan_until(self, table: str, day: str | date) -> pl.LazyFrame:
+    def scan_until(self, table: str, day: str | date, *, partition_day: str | None = None) -> pl.LazyFrame:
         """Every partition up to and including ``day`` as one lazy frame (no ``date`` column), in
         the table's current schema: columns added since an old partition was written (``dex``,
-        the replacement links) read as nulls there, and columns since dropped are ignored."""
+        the replacement links) read as nulls there, and columns since dropped are ignored.
+        ``partition_day``: add a ``pl.Date`` column of that name holding each row's partition day
+        (for snapshot-like tables whose rows repeat day after day)."""
         files = [self.path(table, d) for d in self.days(table) if d <= str(day)]
         schema = tables.schema(tables.TABLES[table])
         if not files:
-            return pl.LazyFrame(schema=schema)
-        return pl.scan_parquet(
-            files, hive_partitioning=False, schema=schema, missing_columns="insert", extra_columns="ignore"
+            extra = {partition_day: pl.Date()} if partition_day else {}
+            return pl.LazyFrame(schema=pl.Schema({**schema, **extra}))
+        lf = pl.scan_parquet(
+            files,
+            hive_partitioning=False,
+            schema=schema,
+            missing_columns="insert",
+            extra_columns="ignore",
+            include_file_paths=partition_day,
         )
+        if partition_day:
+            lf = lf.with_columns(
+                pl.col(partition_day).str.extract(r"date=(\d{4}-\d{2}-\d{2})", 1).str.to_date("%Y-%m-%d")
+            )
+        return lf
 
 
 class LeaderboardSource(dg.ConfigurableResource):

@@ -337,6 +337,114 @@ TWAPS = _cols(
     ("slices", pl.UInt32(), "slice fills of this TWAP in the fills table by the day's end"),
 )
 
+TRADER_ACCOUNT_DAYS = _cols(
+    ("ethAddress", pl.String(), "trader"),
+    ("dex", pl.String(), 'perp dex of the account: "" = main perp dex (with spot), else the HIP-3 dex'),
+    ("day", pl.Date(), "the UTC day; (ethAddress, dex, day) is unique"),
+    ("samples", pl.UInt32(), "trader_accounts samples that day (by serverTime)"),
+    ("firstAt", UTC_TS, "the day's first sample (exchange clock)"),
+    ("lastAt", UTC_TS, "the day's last sample (exchange clock)"),
+    ("openValue", pl.Float64(), "accountValue of the day's first sample, USD"),
+    ("highValue", pl.Float64(), "highest accountValue that day"),
+    ("lowValue", pl.Float64(), "lowest accountValue that day"),
+    ("closeValue", pl.Float64(), "accountValue of the day's last sample"),
+    (
+        "maxDrawdown",
+        pl.Float64(),
+        "largest fall within the day from a running peak, as a fraction of that peak (0.1 = 10 %)",
+    ),
+    ("closeNtlPos", pl.Float64(), "totalNtlPos (total position notional) of the day's last sample, USD"),
+)
+
+SCORECARD_WINDOWS = ("1d", "7d", "30d", "followed")
+"""The scorecards' windows: the last 1, 7 and 30 days up to the day's end, and since the trader was followed."""
+
+TRADER_SCORECARDS = _cols(
+    ("ethAddress", pl.String(), "trader"),
+    ("window", pl.String(), "1d | 7d | 30d | followed; (ethAddress, window) is unique"),
+    (
+        "windowStart",
+        UTC_TS,
+        "the window's start: the day's end minus 1, 7 or 30 days; for followed, followedSince",
+    ),
+    ("windowEnd", UTC_TS, "the window's end: the partition day's end (exclusive)"),
+    (
+        "followedSince",
+        UTC_TS,
+        "the first time orderwatch observed the trader: its first order event, fill received or account sample",
+    ),
+    (
+        "partial",
+        pl.Boolean(),
+        "true: followedSince is after windowStart, so the order-behaviour figures (and the account and position "
+        "figures) cover only [followedSince, windowEnd)",
+    ),
+    ("fills", pl.UInt32(), "fills with time in the window (including fills recovered over REST from before following)"),
+    ("volumeUsd", pl.Float64(), "sum of px x sz over those fills"),
+    ("realizedPnl", DECIMAL, "sum of those fills' closedPnl (gross of fees; funding not included)"),
+    ("fees", DECIMAL, "sum of those fills' fees charged in USDC (negative: net rebates); other tokens left out"),
+    (
+        "unrealizedPnl",
+        pl.Float64(),
+        "at the window's end (the day's end): sum over open positions of szi x (mark - entryPx), with the "
+        "market_marks mark when it was served after the position's last update and before the day's end, else the "
+        "position's own unrealizedPnl as last seen",
+    ),
+    ("unrealizedAsOf", UTC_TS, "the oldest price time behind unrealizedPnl (a mark's time or a position's update)"),
+    ("openPositions", pl.UInt32(), "non-zero positions at the window's end"),
+    (
+        "roundTrips",
+        pl.UInt32(),
+        "perp round trips closed in the window: a position opened from flat (or by a flip) and closed to flat or "
+        "flipped; both its opening and its closing fill must be in the fills table",
+    ),
+    ("wins", pl.UInt32(), "round trips whose summed closedPnl is > 0"),
+    ("winRate", pl.Float64(), "wins / roundTrips; null without round trips"),
+    (
+        "profitFactor",
+        pl.Float64(),
+        "summed closedPnl of winning round trips / |that of losing ones|; null without a losing one",
+    ),
+    ("avgHoldS", pl.Float64(), "mean seconds from a round trip's opening fill to its closing fill"),
+    ("medianHoldS", pl.Float64(), "median of the same"),
+    (
+        "accountValue",
+        pl.Float64(),
+        "main-dex account value at the last trader_accounts sample before the window's end, USD",
+    ),
+    (
+        "maxDrawdown",
+        pl.Float64(),
+        "largest fall of the main-dex account value from a running peak within the window, as a fraction of the "
+        "peak (deposits and withdrawals move it too)",
+    ),
+    (
+        "returnVolatility",
+        pl.Float64(),
+        "sample standard deviation of the daily returns (close / previous day's close - 1) of the days in the "
+        "window; null with fewer than two",
+    ),
+    (
+        "leverageAvg",
+        pl.Float64(),
+        "the positions' leverage setting, averaged over the end-of-day positions of the window's days weighted by "
+        "positionValue",
+    ),
+    ("leverageMax", pl.Int64(), "the highest leverage setting among those positions"),
+    ("ordersPlaced", pl.UInt32(), "logical orders (amend chains) seen in events and placed in the window"),
+    ("cancelRatio", pl.Float64(), "of those: the share whose last order was canceled (a replaced order is no cancel)"),
+    ("modifyRate", pl.Float64(), "of those: the share amended by a modify (a replacement, replacesOid)"),
+    ("medianTimeToFirstFillS", pl.Float64(), "of those with a fill: median seconds from placement to the first fill"),
+    ("makerShare", pl.Float64(), "maker (crossed = false) fills' notional / volumeUsd; null without fills"),
+    (
+        "medianDistanceBps",
+        pl.Float64(),
+        "of the orders placed in the window: median distance from mid at placement (distanceBps of the new event)",
+    ),
+    ("label", pl.String(), "the trader's label in the watch list (trader_watchlist), null when it has none"),
+    ("tags", pl.List(pl.String()), "the trader's watch-list tags (cohorts), empty when it has none"),
+)
+
 LEADERBOARD_DECIMAL = pl.Decimal(38, 10)
 """Leaderboard numbers: the document's decimal strings, exact (it gives up to 10 decimals)."""
 _WINDOW_COLUMNS = tuple(
@@ -389,6 +497,8 @@ DAILY_TABLES: dict[str, tuple[Column, ...]] = {
     "positions_snapshot": POSITIONS_SNAPSHOT,
     "trader_daily_stats": TRADER_DAILY_STATS,
     "twaps": TWAPS,
+    "trader_account_days": TRADER_ACCOUNT_DAYS,
+    "trader_scorecards": TRADER_SCORECARDS,
 }
 """The tables partitioned by UTC day: one ``<table>.parquet`` per ``date=`` folder, rebuilt whole."""
 

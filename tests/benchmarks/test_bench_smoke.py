@@ -7,7 +7,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import context, e2e, extraction, frames, journal, leaderboard, memory, node, polling, transforms
+import polars as pl
+
+from benchmarks import (
+    context,
+    e2e,
+    extraction,
+    frames,
+    journal,
+    leaderboard,
+    memory,
+    node,
+    polling,
+    scorecards,
+    transforms,
+)
 from benchmarks.events import write_events
 from benchmarks.measure import run_child
 from benchmarks.report import Section, markdown, table
@@ -39,6 +53,18 @@ def test_transforms_match_the_pure_python_reference(tmp_path: Path) -> None:
     assert transforms.agree(path) == dict.fromkeys(transforms.FAST, True)
     got = run_child("benchmarks.transforms", str(path), "order_lifecycles", "polars")
     assert got["rows"] > 0 and got["seconds"] > 0 and got["peak_rss_mib"] >= 0
+
+
+def test_scorecards_in_duckdb_sql_equal_the_polars_ones(tmp_path: Path) -> None:
+    day = scorecards.build(tmp_path, 4, traders_n=30)
+    fast, sql = scorecards.with_polars(tmp_path, day), scorecards.with_duckdb(tmp_path, day)
+    assert fast.height == 30 * 4
+    assert fast["roundTrips"].sum() > 100 and fast["ordersPlaced"].sum() > 1000  # the figures are exercised
+    assert scorecards.differences(fast, sql) == []
+    # The comparison does see a difference.
+    drawdown = pl.col("maxDrawdown")
+    off = sql.with_columns(pl.when(pl.col("window") == "7d").then(drawdown * 1.001).otherwise(drawdown))
+    assert scorecards.differences(fast, off) == ["maxDrawdown: 30 rows"]
 
 
 def test_extraction_reads_every_document() -> None:

@@ -158,10 +158,17 @@ def test_duplicates_block_downstream_assets(mongo_db: Database, resources: dict,
     assert "2 duplicated event keys" in (dedup.description or "")
 
     built = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
-    # positions_snapshot and fills do not depend on order_events; everything downstream of it is blocked.
-    assert built <= {"order_events", "positions_snapshot", "fills"}
+    # positions_snapshot, fills, trader_account_days and twaps do not depend on order_events;
+    # everything downstream of it is blocked.
+    assert built <= {"order_events", "positions_snapshot", "fills", "trader_account_days", "twaps"}
     assert "order_events" in built
-    for table in ("order_lifecycles", "large_change_alerts", "open_orders_snapshot", "trader_daily_stats"):
+    for table in (
+        "order_lifecycles",
+        "large_change_alerts",
+        "open_orders_snapshot",
+        "trader_daily_stats",
+        "trader_scorecards",
+    ):
         assert not store.exists(table, sc.D2), table
     assert mongo_db[schema.ALERTS].count_documents({}) == 0
 
@@ -189,8 +196,15 @@ def test_a_duplicated_fill_blocks_the_tables_built_on_fills(
 
     built = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
     # Tables that do not read fills are built; those that do are not.
-    assert built == {"order_events", "fills", "large_change_alerts", "open_orders_snapshot", "positions_snapshot"}
-    for table in ("order_lifecycles", "trader_daily_stats"):
+    assert built == {
+        "order_events",
+        "fills",
+        "large_change_alerts",
+        "open_orders_snapshot",
+        "positions_snapshot",
+        "trader_account_days",
+    }
+    for table in ("order_lifecycles", "trader_daily_stats", "trader_scorecards"):
         assert not store.exists(table, sc.D2), table
 
 

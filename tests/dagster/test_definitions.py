@@ -64,6 +64,7 @@ def test_wiring() -> None:
         ("fills", "fills_orders_seen_in_events"),
         ("order_lifecycles", "order_lifecycles_filled_sz_matches_fills"),
         ("order_lifecycles", "order_lifecycles_fills_agree_with_events"),
+        ("trader_scorecards", "trader_scorecards_agree_with_leaderboard"),
         ("leaderboard", "leaderboard_one_row_per_address"),
         ("leaderboard", "leaderboard_not_much_smaller"),
         ("trader_selection", "trader_selection_fresh_enough"),
@@ -206,7 +207,7 @@ def test_cli_materializes_a_day(
         evals = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             [k for k in defs.get_repository_def().asset_graph.asset_check_keys]
         )
-        assert len(evals) == 10
+        assert len(evals) == 11  # the daily group's checks
         assert all(e.status.value == "SUCCEEDED" for e in evals.values()), evals
     finally:
         instance.dispose()
