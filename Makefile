@@ -5,7 +5,7 @@
 #   make test-under-load   the same suite while two CPU-bound busy loops compete for the cores
 #               (scripts/under_load.py stops them whatever the outcome): no test may need an idle machine
 
-.PHONY: setup demo test test-under-load lint bench soak
+.PHONY: setup demo test test-under-load lint bench soak selection-soak
 
 PYTEST = .venv/bin/python -m pytest -p no:cacheprovider -n 2 $(PYTEST_ARGS)
 
@@ -35,3 +35,10 @@ bench: setup
 # one run per layout). Add --help for the knobs; exits 1 on any loss, duplicate or wrong final status.
 soak: setup
 	.venv/bin/python -m tests.reliability.soak $(SOAK_ARGS)
+
+# The selection acceptance run (tests/reliability/selection_soak.py, #21): the default rules select
+# 500 trading traders from a 30k-row simulated leaderboard, one collector follows them from 5 source
+# addresses (50 live, 450 polled), then the leaderboard changes; exits 1 on any failed check.
+# SELECTION_SOAK_ARGS="--traders 50 --addresses 2" for a small run; --help for the knobs.
+selection-soak: setup
+	.venv/bin/python -m tests.reliability.selection_soak $(SELECTION_SOAK_ARGS)
