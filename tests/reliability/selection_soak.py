@@ -129,7 +129,7 @@ def lifetimes(truth: Path, keys: list[tuple[str, int]]) -> dict[tuple[str, int],
         row = orjson.loads(line)
         key = (row["user"], int(row["order"]["oid"]))
         if key in found:
-            found[key].append(f"{row['time'][11:23]} {row['status']}")
+            found[key].append(f"{row['time'][11:23]} {row['status']} {row['order']['coin']}")
     return found
 
 
@@ -203,6 +203,7 @@ async def change_the_leaderboard(sim: ExchangeSim, db: pymongo.database.Database
     written = max((d["updatedAt"] for d in db[schema.WATCHLIST].find({"_id": {"$in": sorted(added)}})),
                   default=datetime.now(UTC))
     applied = loop.time() - (datetime.now(UTC) - written).total_seconds()
+    result.figures_["list_written_at"] = written.time().isoformat()[:12]
     # every incumbent stays (minimum stay), the leavers go, newcomers fill the free places only
     places = min(len(hidden), load_selection_rules().target - len(before - leavers))
     result.check("second_snapshot_ok", second.success, failure(second))
