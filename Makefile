@@ -6,7 +6,7 @@
 #               (scripts/under_load.py stops them whatever the outcome): no test may need an idle machine
 #   make docs   serve the documentation site (docs/, mkdocs.yml) on http://127.0.0.1:$(DOCS_PORT), rebuilt on edits
 
-.PHONY: setup demo test test-under-load lint bench soak docs
+.PHONY: setup demo test test-under-load lint bench soak selection-soak docs
 
 DOCS_PORT ?= 8000
 PYTEST = .venv/bin/python -m pytest -p no:cacheprovider -n 2 $(PYTEST_ARGS)
@@ -40,3 +40,10 @@ bench: setup
 # one run per layout). Add --help for the knobs; exits 1 on any loss, duplicate or wrong final status.
 soak: setup
 	.venv/bin/python -m tests.reliability.soak $(SOAK_ARGS)
+
+# The selection acceptance run (tests/reliability/selection_soak.py, #21): the default rules select
+# 500 trading traders from a 30k-row simulated leaderboard, one collector follows them from 5 source
+# addresses (50 live, 450 polled), then the leaderboard changes; exits 1 on any failed check.
+# SELECTION_SOAK_ARGS="--traders 50 --addresses 2" for a small run; --help for the knobs.
+selection-soak: setup
+	.venv/bin/python -m tests.reliability.selection_soak $(SELECTION_SOAK_ARGS)

@@ -82,6 +82,12 @@ class SimStats:
     rest_429: int = 0
     push_rounds: int = 0
     chaos_events: dict[str, int] = field(default_factory=dict)
+    info_calls: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    """(user, request type) -> loop times of the answered info requests naming that user."""
+
+    def calls(self, user: str, typ: str, since: float = float("-inf")) -> list[float]:
+        """When ``user`` was asked about with ``typ`` (loop time), from ``since`` on."""
+        return [t for t in self.info_calls.get((user.lower(), typ), ()) if t >= since]
 
 
 @dataclass

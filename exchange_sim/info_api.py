@@ -52,6 +52,8 @@ class InfoApi(Feeds):
         if typ in rules.PER_ITEM_WEIGHT_TYPES:
             weight += len(result) // rules.ITEMS_PER_EXTRA_WEIGHT
         window.add(now, weight)
+        if isinstance(user := body.get("user"), str):
+            self.stats.info_calls.setdefault((user.lower(), typ), []).append(now)
         return web.Response(body=orjson.dumps(result), content_type="application/json")
 
     def _info(self, typ: str, body: dict[str, Any]) -> Any:

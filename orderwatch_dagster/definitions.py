@@ -8,6 +8,7 @@ from orderwatch_dagster.jobs import daily_tables_job
 from orderwatch_dagster.leaderboard_assets import (
     leaderboard_assets,
     leaderboard_checks,
+    leaderboard_first_snapshot_sensor,
     leaderboard_job,
     leaderboard_schedule,
 )
@@ -20,7 +21,7 @@ defs = dg.Definitions(
     asset_checks=[*daily_checks, *leaderboard_checks],
     jobs=[daily_tables_job, leaderboard_job],
     schedules=[*daily_schedules, leaderboard_schedule],
-    sensors=daily_sensors,
+    sensors=[*daily_sensors, leaderboard_first_snapshot_sensor],
     resources=resources_from_env(),
     # One process per run: the steps are polars work that already uses every core, and starting
     # a Python process per step (dagster + polars imports) costs more than the steps themselves.

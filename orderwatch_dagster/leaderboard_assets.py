@@ -196,5 +196,18 @@ def leaderboard_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
     return dg.RunRequest(run_key=f"leaderboard:{at:%Y-%m-%dT%H:%M}", tags={"orderwatch/trigger": "leaderboard"})
 
 
+FIRST_SNAPSHOT_RUN_KEY = "leaderboard:first"
+
+
+@dg.sensor(job=leaderboard_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def leaderboard_first_snapshot_sensor(store: ParquetStore) -> dg.RunRequest | dg.SkipReason:
+    """A deployment without any leaderboard snapshot takes its first one (and makes its first
+    selection) at once, not at the schedule's next hour. Requested once per Dagster instance (one
+    run key): if that run fails, the schedule takes the next snapshot."""
+    if store.snapshots("leaderboard"):
+        return dg.SkipReason("a leaderboard snapshot exists; leaderboard_schedule takes the next ones")
+    return dg.RunRequest(run_key=FIRST_SNAPSHOT_RUN_KEY, tags={"orderwatch/trigger": "first-leaderboard"})
+
+
 leaderboard_assets = [leaderboard, trader_selection, trader_watchlist]
 leaderboard_checks = [leaderboard_one_row_per_address, leaderboard_not_much_smaller, trader_selection_fresh_enough]

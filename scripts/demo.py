@@ -10,6 +10,13 @@ Starts, each in its own process group with its output in ``<data>/logs/<name>.lo
 - a static web server (a thread of this process) for the daily HTML reports in ``<data>/reports``,
   which the ``daily_report`` asset links to (``ORDERWATCH_REPORT_BASE_URL``).
 
+Whom the collector follows: a manual list, ``<data>/manual_traders.txt`` (the first third of the
+simulated traders, written at each start), and the selection Dagster makes from the simulator's
+leaderboard (``HYPERLIQUID_LEADERBOARD_URL``) by the demo's rules, ``scripts/demo_selection.toml``,
+which it writes into MongoDB ``trader_watchlist`` (``TRADER_WATCHLIST_SELECTION=true``). The first
+snapshot and selection are made within a minute of the first start
+(``leaderboard_first_snapshot_sensor``), then hourly.
+
 Ctrl-C (SIGINT) or SIGTERM stops everything it started; a second run reuses ``<data>``.
 Environment: ``ORDERWATCH_DEMO_DATA_DIR`` (default ``./data``), ``ORDERWATCH_DEMO_MONGO_PORT``
 (27017), ``ORDERWATCH_DEMO_SIM_PORT`` (8765), ``ORDERWATCH_DEMO_HEALTH_PORT`` (9108),
@@ -47,6 +54,9 @@ MONGO_DB = "orderwatch"
 READY_TIMEOUT_S = {"mongo": 30.0, "exchange_sim": 30.0, "collector": 60.0, "dagster": 180.0}
 # Simulated orders per trader per minute: with 6 traders, about one new order a second.
 ORDERS_PER_TRADER_PER_MIN = 10.0
+SELECTION_RULES = ROOT / "scripts" / "demo_selection.toml"
+MANUAL_SHARE = 3
+"""One simulated trader in MANUAL_SHARE (at least one) is on the manual list; the selection may take the rest."""
 
 
 class DemoError(RuntimeError):
@@ -104,6 +114,14 @@ class DemoConfig:
     @property
     def addresses_file(self) -> Path:
         return self.data / "sim" / "trader_addresses.txt"
+
+    @property
+    def manual_file(self) -> Path:
+        return self.data / "manual_traders.txt"
+
+    @property
+    def leaderboard_url(self) -> str:
+        return f"http://{HOST}:{self.sim_port}/Mainnet/leaderboard"
 
     @property
     def logs(self) -> Path:
@@ -164,7 +182,7 @@ def specs(cfg: DemoConfig, seed: int) -> list[Spec]:
         {**base, "MONGO_URI": cfg.mongo_uri, "MONGO_DB": MONGO_DB,
          "HYPERLIQUID_WS_URL": f"ws://{HOST}:{cfg.sim_port}/ws",
          "HYPERLIQUID_INFO_URL": f"http://{HOST}:{cfg.sim_port}/info",
-         "TRADER_ADDRESSES": "", "TRADER_ADDRESSES_FILE": str(cfg.addresses_file),
+         "TRADER_ADDRESSES": "", "TRADER_ADDRESSES_FILE": str(cfg.manual_file), "TRADER_WATCHLIST_SELECTION": "true",
          "TRADER_WS_SOURCE_ADDRESSES": "", "TRADER_SHARD_INDEX": "0", "TRADER_SHARD_COUNT": "1",
          "TRADER_ORDERS_WS_FLUSH_INTERVAL": "1", "COLLECTOR_DATA_DIR": str(data / "collector"),
          "COLLECTOR_HEALTH_HOST": HOST, "COLLECTOR_HEALTH_PORT": str(cfg.health_port)},
@@ -174,7 +192,8 @@ def specs(cfg: DemoConfig, seed: int) -> list[Spec]:
         "dagster",
         [str(BIN / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"), "-h", HOST, "-p", str(cfg.dagster_port)],
         {**base, "DAGSTER_HOME": str(data / "dagster"), "ORDERWATCH_DATA_DIR": str(data),
-         "MONGO_URI": cfg.mongo_uri, "MONGO_DB": MONGO_DB, "ORDERWATCH_REPORT_BASE_URL": cfg.reports_url},
+         "MONGO_URI": cfg.mongo_uri, "MONGO_DB": MONGO_DB, "ORDERWATCH_REPORT_BASE_URL": cfg.reports_url,
+         "HYPERLIQUID_LEADERBOARD_URL": cfg.leaderboard_url, "ORDERWATCH_SELECTION_RULES": str(SELECTION_RULES)},
         data,
         # dagster dev shuts its webserver, daemon and code servers down on SIGINT only
         stop_signal=signal.SIGINT, stop_timeout=60.0, stop_alone=True,
@@ -233,10 +252,21 @@ def prepare(cfg: DemoConfig) -> None:
     cfg.addresses_file.unlink(missing_ok=True)
 
 
-def banner(cfg: DemoConfig, procs: list[Process], seed: int, elapsed: float) -> str:
+def write_manual_list(cfg: DemoConfig) -> int:
+    """The manual watch list: the first of every MANUAL_SHARE simulated traders, labelled; how many."""
+    traders = [line.split()[0] for line in cfg.addresses_file.read_text().splitlines() if line.strip()]
+    manual = traders[: max(1, len(traders) // MANUAL_SHARE)]
+    lines = [f"{address} manual-{i} [demo]" for i, address in enumerate(manual)]
+    cfg.manual_file.write_text("# the demo's manual list, written at each start (scripts/demo.py)\n"
+                               + "\n".join(lines) + "\n")
+    return len(manual)
+
+
+def banner(cfg: DemoConfig, procs: list[Process], seed: int, manual: int, elapsed: float) -> str:
     logs = {p.spec.name: p.log for p in procs}
+    ui = f"http://{HOST}:{cfg.dagster_port}"
     rows = [
-        ("Dagster UI", f"http://{HOST}:{cfg.dagster_port}", logs["dagster"]),
+        ("Dagster UI", ui, logs["dagster"]),
         ("collector health", f"http://{HOST}:{cfg.health_port}/healthz  (and /metrics)", logs["collector"]),
         ("exchange simulator", f"ws://{HOST}:{cfg.sim_port}/ws  ({cfg.traders} traders, seed {seed})",
          logs["exchange_sim"]),
@@ -249,7 +279,15 @@ def banner(cfg: DemoConfig, procs: list[Process], seed: int, elapsed: float) -> 
         f"  {'daily reports':<19} {cfg.reports_url}/date=YYYY-MM-DD/report.html  ({cfg.reports})",
         f"  {'':<19} log: {cfg.logs / 'reports.log'}",
         "",
-        f"Build today's tables: open http://{HOST}:{cfg.dagster_port}/locations/orderwatch/asset-groups/daily,",
+        f"Whom it follows: {manual} simulated traders on the manual list ({cfg.manual_file}), and those",
+        f"Dagster selects from the simulated leaderboard by {SELECTION_RULES.relative_to(ROOT)} (the first",
+        "snapshot and selection within a minute of the first start, then hourly), in MongoDB trader_watchlist:",
+        f"  {'leaderboard group':<19} {ui}/locations/orderwatch/asset-groups/leaderboard",
+        f"  {'snapshot':<19} {ui}/assets/leaderboard",
+        f"  {'decisions, coverage':<19} {ui}/assets/trader_selection  (metadata: list, changes, coverage)",
+        f"  {'coverage in force':<19} http://{HOST}:{cfg.health_port}/healthz  (coverage)",
+        "",
+        f"Build today's tables: open {ui}/locations/orderwatch/asset-groups/daily,",
         "click 'Materialize all…', choose 'Latest' (today, UTC) and 'Launch 1 run'.",
         "Left alone, a schedule rebuilds today every 15 minutes.",
         f"Stop everything: Ctrl-C here (or kill -TERM {os.getpid()}).",
@@ -303,6 +341,7 @@ def run(cfg: DemoConfig, started: list[Process], stop: threading.Event, say: Cal
     with serve_reports(cfg):
         seed = time.time_ns() // 1_000_000  # new traders each run: the simulator's order ids restart at each start
         ready = readiness(cfg)
+        manual = 0
         for spec in specs(cfg, seed):
             say(f"starting {spec.name} (log {cfg.logs / (spec.name + '.log')})")
             proc = Process.start(spec, cfg.logs)
@@ -310,7 +349,9 @@ def run(cfg: DemoConfig, started: list[Process], stop: threading.Event, say: Cal
             wait_ready(proc, ready[spec.name], stop)
             if stop.is_set():
                 return 0
-        say(banner(cfg, started, seed, time.monotonic() - t0))
+            if spec.name == "exchange_sim":
+                manual = write_manual_list(cfg)
+        say(banner(cfg, started, seed, manual, time.monotonic() - t0))
         reported = False
         client: pymongo.MongoClient = pymongo.MongoClient(cfg.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=2000)
         with client:

@@ -80,7 +80,11 @@ def test_wiring() -> None:
         "leaderboard_schedule",
     }
     assert defs.resolve_job_def("leaderboard_job").partitions_def is None
-    assert {s.name for s in repo.sensor_defs} == {"late_events_sensor", "fast_alert_sensor"}
+    assert {s.name for s in repo.sensor_defs} == {
+        "late_events_sensor",
+        "fast_alert_sensor",
+        "leaderboard_first_snapshot_sensor",
+    }
     assert set(repo.get_top_level_resources()) == {"mongo_db", "store", "leaderboard_source", "alert_channels"}
     # Today is a partition (the intraday refresh builds it); tomorrow is not.
     with dg.partition_loading_context(effective_dt=sc.at(sc.D2, "08:00:00")):

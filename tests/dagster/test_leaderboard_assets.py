@@ -7,6 +7,7 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -16,7 +17,12 @@ from pymongo.database import Database
 
 from exchange_sim import ExchangeSim, SimConfig
 from orderwatch_dagster.leaderboard import LeaderboardError
-from orderwatch_dagster.leaderboard_assets import leaderboard_assets, leaderboard_checks
+from orderwatch_dagster.leaderboard_assets import (
+    FIRST_SNAPSHOT_RUN_KEY,
+    leaderboard_assets,
+    leaderboard_checks,
+    leaderboard_first_snapshot_sensor,
+)
 from orderwatch_dagster.resources import LeaderboardSource, MongoResource, ParquetStore
 
 
@@ -135,3 +141,12 @@ def test_http_errors_and_time_outs_are_clear(sim: ExchangeSim) -> None:
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/Mainnet/leaderboard"
         with pytest.raises(LeaderboardError, match=f"GET {url}: .*timed out"):
             LeaderboardSource(url=url, timeout_s=0.5).fetch()
+
+
+def test_the_first_snapshot_is_requested_at_once_then_left_to_the_schedule(tmp_path: Path) -> None:
+    store = ParquetStore(data_dir=str(tmp_path / "data"))
+    request = leaderboard_first_snapshot_sensor(store=store)
+    assert isinstance(request, dg.RunRequest) and request.run_key == FIRST_SNAPSHOT_RUN_KEY
+    store.write_snapshot("leaderboard", datetime.now(UTC), pl.DataFrame({"ethAddress": ["0x" + "ab" * 20]}))
+    skip = leaderboard_first_snapshot_sensor(store=store)
+    assert isinstance(skip, dg.SkipReason) and "leaderboard_schedule" in (skip.skip_message or "")

@@ -121,7 +121,7 @@ async def _kill(collector: CollectorProcess, sim: ExchangeSim, egresses: tuple[s
     return during_flush
 
 
-async def _settle(sim: ExchangeSim, db: pymongo.database.Database, truth: Path, users: list[str],
+async def settle(sim: ExchangeSim, db: pymongo.database.Database, truth: Path, users: list[str],
                   timeout: float) -> float:
     """Wait (trading stopped) until MongoDB matches the truth: outcomes resolved, gaps recovered,
     open orders at the exchange's sizes."""
@@ -186,7 +186,7 @@ async def run_soak(cfg: SoakConfig, mongo_uri: str, db_name: str, workdir: Path)
                 if relisting is not None:
                     relisting.cancel()
                     changes.restore()
-                result.settle_s = await _settle(sim, db, truth, users, cfg.settle_timeout)
+                result.settle_s = await settle(sim, db, truth, users, cfg.settle_timeout)
                 result.wrong_sizes = wrong_sizes(db.trader_open_orders, sim, users)
                 result.exit_code = await asyncio.to_thread(collector.terminate)
             finally:
