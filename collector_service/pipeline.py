@@ -160,11 +160,7 @@ class Pipeline:
     def unfollow(self, user: str) -> None:
         """Stop following a trader removed from the watch list. What is stored stays: should it
         come back, its state is loaded again (:meth:`load`) from the stored open orders, gap and
-        newest event, and what it did meanwhile is recovered from there. That gap is journaled
-        now, from when the trader was last seen (or its older gap): a start that finds it listed
-        again recovers it as a re-add does, also when the sources' positions moved on meanwhile
-        (a node checkpoint past lines read while it was not followed)."""
-        self.open_gap(user, self.last_seen.get(user))
+        newest event, and what it did meanwhile is recovered from there."""
         self.users.discard(user)
         self._needs_recovery.discard(user)
         self.closed_seen.pop(user, None)
