@@ -73,6 +73,7 @@ class ExchangeSim(InfoApi):
         self.exchange.listeners.append(self.recorder.on_transition)
         self.exchange.fill_listeners.append(self.recorder.on_fill)
         self.node: NodeWriter | None = None
+        self.clock_held = False  # see hold_clock
         if cfg.node_dir is not None:
             self.node = NodeWriter(
                 cfg.node_dir,
@@ -336,6 +337,11 @@ class ExchangeSim(InfoApi):
         """Change the random traders' activity (0 stops them, e.g. before a ground-truth check)."""
         self.traders.rate_per_ms = orders_per_trader_per_min / 60_000.0
 
+    def hold_clock(self, held: bool) -> None:
+        """Stop simulated time (``True``: no trading, no node blocks) or let it run on from where
+        it stopped, e.g. to keep a scenario's timing whatever a loaded machine takes to start a client."""
+        self.clock_held = held
+
     def tick(self, dt_ms: float) -> None:
         """Advance the logical clock by `dt_ms`, let the random traders act (if enabled) and
         write the node-file blocks that are due."""
@@ -439,7 +445,8 @@ class ExchangeSim(InfoApi):
         while True:
             await asyncio.sleep(cfg.tick_interval)
             now = self._loop_time()
-            self.tick((now - last) * cfg.speed * 1000.0)
+            if not self.clock_held:
+                self.tick((now - last) * cfg.speed * 1000.0)
             last = now
             if now - last_flush >= 1.0:
                 self.recorder.flush()

@@ -57,8 +57,8 @@ class NodeSoakConfig:
     tracked: int = 200
     orders_per_trader_per_min: float = 3.0
     speed: float = 2.0
-    # simulated seconds before the first rotation: the prune outage needs a checkpoint before it,
-    # and a loaded machine can take 10 s to start the collector
+    # simulated seconds before the first rotation (the clock waits for the collector's first
+    # start): the prune outage needs a checkpoint before it
     start_before_hour: float = 40.0
     kill_every: float | None = 0.8  # mean seconds the collector reads before each kill -9 (None: never)
     min_kills: int = 10  # trading goes on past `duration` (up to three times as long) until this many kills
@@ -343,8 +343,13 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                 # (it refuses a NODE_DATA_DIR without them; a busy machine delays the first block)
                 folders = [node_dir / folder for folder in STREAM_DIRS.values()]
                 await _settle(lambda: all(f.is_dir() for f in folders), 30.0)
+                # simulated time waits for the first start (a loaded machine can take 10-20 s), so
+                # that the collector reads the hour before the rotation: the prune outage needs a
+                # checkpoint in it
+                sim.hold_clock(True)
                 collector.start()
                 await collector.wait_for_log("event=state_loaded")
+                sim.hold_clock(False)
                 # at the rotation, the old hour's last line comes late (the fills' with a prune outage:
                 # once the restarted collector is reading the new hour)
                 sim.node.late_append("order_statuses" if prune else None, delay_ms=1000)
