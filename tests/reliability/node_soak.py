@@ -45,6 +45,7 @@ LAYOUTS = ("by_block", "hourly")  # what the collector reads (NODE_LAYOUT); the 
 UNLIMITED_REST_WEIGHT = 1_000_000
 QUIET_BEFORE_ROTATION_MS = 8_000  # simulated ms before a whole hour without kills (the collector catches up)
 QUIET_AFTER_ROTATION_MS = 4_000  # ... and after it (the late line arrives and is read)
+LOAD_TIMEOUT_S = 120.0  # a start's state loaded: under load, imports and the journal replay took up to 45 s
 
 
 @dataclass
@@ -211,7 +212,7 @@ class RandomKills:
     async def run(self) -> None:
         """Kill and restart until cancelled; the prune outage as soon as its time comes."""
         while True:
-            await self._until(self._loaded, 60.0)
+            await self._until(self._loaded, LOAD_TIMEOUT_S)
             if not self._prune_due():  # the start is done (or the wait raises with the log)
                 await self.collector.wait_for_log("event=state_loaded", after=self.log_at, timeout=1)
                 await self._until(self.now.is_set, self.rng.uniform(0.1, 2 * self.mean_up_s - 0.1))
@@ -352,7 +353,7 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                 # checkpoint in it
                 sim.hold_clock(True)
                 collector.start()
-                await collector.wait_for_log("event=state_loaded")
+                await collector.wait_for_log("event=state_loaded", timeout=LOAD_TIMEOUT_S)
                 sim.hold_clock(False)
                 # at the rotation, the old hour's last line comes late (the fills' with a prune outage:
                 # once the restarted collector is reading the new hour)
@@ -385,7 +386,8 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                 if relisting is not None:
                     relisting.cancel()
                     changes.restore()
-                await collector.wait_for_log("event=state_loaded", after=kills.log_at)  # signal handlers set
+                # signal handlers set; as generous as each kill's wait (a loaded start took 45 s)
+                await collector.wait_for_log("event=state_loaded", after=kills.log_at, timeout=LOAD_TIMEOUT_S)
                 result.duration_s = time.monotonic() - started
                 sim.set_order_rate(0)
                 result.settle_s = await _settle(drained, cfg.settle_timeout)
