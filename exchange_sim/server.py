@@ -78,6 +78,7 @@ class ExchangeSim(InfoApi):
         self.twap_recorder = TwapRecorder(twaps_path_for(cfg.truth_file) if cfg.truth_file else None, truth_users)
         self.twaps.listeners.append(self.twap_recorder.on_status)
         self.node: NodeWriter | None = None
+        self.clock_held = False  # see hold_clock
         if cfg.node_dir is not None:
             self.node = NodeWriter(
                 cfg.node_dir,
@@ -376,6 +377,11 @@ class ExchangeSim(InfoApi):
         """Change the random traders' activity (0 stops them, e.g. before a ground-truth check)."""
         self.traders.rate_per_ms = orders_per_trader_per_min / 60_000.0
 
+    def hold_clock(self, held: bool) -> None:
+        """Stop simulated time (``True``: no trading, no node blocks) or let it run on from where
+        it stopped, e.g. to keep a scenario's timing whatever a loaded machine takes to start a client."""
+        self.clock_held = held
+
     def tick(self, dt_ms: float) -> None:
         """Advance the logical clock by `dt_ms`, let the random traders act (if enabled) and
         write the node-file blocks that are due."""
@@ -481,7 +487,8 @@ class ExchangeSim(InfoApi):
         while True:
             await asyncio.sleep(cfg.tick_interval)
             now = self._loop_time()
-            self.tick((now - last) * cfg.speed * 1000.0)
+            if not self.clock_held:
+                self.tick((now - last) * cfg.speed * 1000.0)
             last = now
             if now - last_flush >= 1.0:
                 self.recorder.flush()

@@ -99,6 +99,10 @@ whether the snapshot raced the trader's lines: the try counts as ambiguous)."""
 RESYNC_TRIES = 3
 """Snapshots taken of a trader's dex before one that raced its lines is used all the same."""
 
+FOLLOWED = "followed"
+"""The ``node_checkpoints`` document listing the traders whose lines the checkpoints include: a
+trader listed at a start but not in it has a gap (:meth:`NodeSource.resume`)."""
+
 REMEMBER_BYTES = 64 << 20
 """At a resume in the hourly layout, how far before the checkpoint the files are scanned for the
 tracked lines already applied (a node restart can write them again after ours)."""
@@ -309,7 +313,21 @@ class NodeSource:
             # trader was last seen, as after a reconnect
             for user in sorted(self.pipeline.users):
                 self.pipeline.open_gap(user, self.pipeline.last_seen.get(user))
+        followed = checkpoints.get(FOLLOWED)
+        if followed is not None:
+            # listed now but not followed by the run that moved the checkpoints on (let go from
+            # the list then, or listed again while we were down): their lines up to the
+            # checkpoints were read past, not applied; recover since each was last seen
+            for user in sorted(self.pipeline.users - set(followed["users"])):
+                self.pipeline.open_gap(user, self.pipeline.last_seen.get(user))
+        self._note_followed()
         return resumed
+
+    def _note_followed(self) -> None:
+        """Journal the traders followed from now on (the ``followed`` document of
+        ``node_checkpoints``), before any checkpoint that moves past lines read for them only."""
+        doc = {"_id": FOLLOWED, "users": sorted(self.pipeline.users), "updatedAt": datetime.now(UTC)}
+        self.pipeline.writer.submit([{"kind": "node_checkpoint", "doc": doc}])
 
     def _remember_applied(self, state: StreamState) -> None:
         """Hourly layout: note the tracked lines up to :data:`REMEMBER_BYTES` before the checkpoint
@@ -333,6 +351,7 @@ class NodeSource:
         """The tracked traders changed."""
         for state in self.streams.values():
             state.scanner.follow(users)
+        self._note_followed()
 
     def add(self, user: str) -> None:
         """Follow a trader added while running: its lines count from now on, its open orders

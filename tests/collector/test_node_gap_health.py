@@ -527,3 +527,54 @@ async def test_a_snapshot_ahead_of_the_files_does_not_count_their_later_fill_twi
             assert "orderwatch_node_resync_ambiguous 0.0" in (await _get(port, "/metrics"))[1]
     sizes = [d["sz"] for d in mongo_db[schema.ORDERS].find({"oid": 100}).sort("seq", 1)]
     assert sizes == ["1.0", "0.7"], sizes
+
+
+@pytest.mark.parametrize("away", ["let_go_while_running", "unlisted_while_down"])
+async def test_a_trader_not_followed_then_listed_at_a_restart_recovers_what_it_did_meanwhile(
+    away: str, tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database
+) -> None:
+    # The node soak's loss (#20): not followed for a while (removed from the watch list while the
+    # collector ran, or while it was down), the trader's lines were read past unapplied and the
+    # checkpoint moved on; the collector restarted (kill -9) with the trader listed again and
+    # resumed at that checkpoint as if it had followed it throughout: its open order's fill never
+    # closed it, and its order opened and cancelled meanwhile was never stored.
+    data_dir = tmp_path / "hl" / "data"
+    other = "0x00000000000000000000000000000000000000e5"
+    listing = tmp_path / "traders.txt"
+    listing.write_text(f"{USER}\n{other}\n")
+    now = datetime.now(UTC)  # a gap starts when the trader was last seen: the node's lines are current
+    order = _order(100, now)
+    _write(data_dir, True, 1, now, [_status("open", order, now)])
+    async with InfoStub() as stub:
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest",
+                                 trader_addresses="", trader_addresses_file=listing, trader_watch_interval=0.2)
+        async with RunningCollector(settings) as run:
+            await eventually(lambda: _events(mongo_db, 100) == [("new", "node", None)], what="order 100 open")
+            if away == "let_go_while_running":
+                listing.write_text(f"{other}\n")
+                await eventually(lambda: USER not in run.service.pipeline.users, what="the trader let go")
+        if away == "unlisted_while_down":
+            listing.write_text(f"{other}\n")
+        later = datetime.now(UTC)
+        _write(data_dir, True, 2, later, [_status("open", _order(200, later), later)])
+        ended = [_status("filled", order, later), _status("canceled", _order(200, later), later)]
+        _write(data_dir, True, 3, later, ended)
+        async with RunningCollector(settings):  # a run that does not follow USER reads its lines
+            await eventually(
+                lambda: mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses", "blockNumber": 3}),
+                what="the checkpoint past the lines of the trader not followed",
+            )
+        # down (kill -9 or not): listed again, as the next start reads the list
+        listing.write_text(f"{USER}\n{other}\n")
+        stamp = int(later.timestamp() * 1000)
+        stub.history = [
+            {"order": order, "status": "filled", "statusTimestamp": stamp},
+            {"order": _order(200, later), "status": "canceled", "statusTimestamp": stamp},
+        ]
+        async with RunningCollector(settings):
+            await eventually(
+                lambda: [e[2] for e in _events(mongo_db, 100)] == [None, "filled"], what="100 closed as filled"
+            )
+            await eventually(
+                lambda: [e[2] for e in _events(mongo_db, 200)] == [None, "canceled"], what="200, opened meanwhile"
+            )

@@ -303,27 +303,35 @@ def successful_runs(demo: RunningDemo, day: str) -> list[str]:
 
 @pytest.mark.slow
 # Two demo starts (five services each), a dagster CLI build, Chromium and the first leaderboard
-# run: 264 s and 299 s measured at load ~8 on 2 cores.
-@pytest.mark.timeout(480)
+# run: 264 s and 299 s measured at load ~8 on 2 cores; each step has its own bound, and under two
+# busy loops the whole takes longer.
+@pytest.mark.timeout(900)
 def test_demo_runs_the_whole_stack_stops_everything_and_restarts_on_its_data(demos: Demos) -> None:
     started = time.monotonic()
+
+    def phase(done: str) -> None:  # where the time goes, printed with any failure
+        print(f"{time.monotonic() - started:6.1f}s {done}")
+
     demo = demos.start()
     demo.wait_until_up()
+    phase("demo up")
     client: pymongo.MongoClient = pymongo.MongoClient(demo.mongo_uri, tz_aware=True)
     with client:
         orders = client.orderwatch.trader_orders
         wait_for(lambda: orders.find_one(CLOSED_WITH_OUTCOME), 90, "a closed order with its outcome in MongoDB")
         closed = orders.find_one(CLOSED_WITH_OUTCOME)
         assert closed is not None and isinstance(closed["statusTimestamp"], datetime)
-    print(f"closed order with its outcome in MongoDB {time.monotonic() - started:.1f}s after start")
+    phase("closed order with its outcome in MongoDB")
 
     day = datetime.now(UTC).date().isoformat()
     materialize_today(demo, day)
     check_parquet(demo, day)
+    phase("daily assets built by the dagster CLI")
     screenshot = check_asset_graph(demo)
     assert screenshot.stat().st_size > 20_000
     assert check_report(demo, day).stat().st_size > 50_000
     assert check_asset_chart(demo, "order_lifecycles").stat().st_size > 20_000
+    phase("asset graph, report and chart in Chromium")
     built = successful_runs(demo, day)
     assert built
     # checked last: the first selection (a sensor tick, then a run) was made meanwhile
@@ -332,18 +340,19 @@ def test_demo_runs_the_whole_stack_stops_everything_and_restarts_on_its_data(dem
         check_selection_followed(client, demo)
     print(f"selected traders followed {time.monotonic() - started:.1f}s after start")
     demo.interrupt_and_check_nothing_is_left()
-    print(f"first run done {time.monotonic() - started:.1f}s after start")
+    phase("first run stopped")
 
     # a second run reuses the data folder: the stored events and the run history are still there
     again = demos.start()
     again.wait_until_up()
+    phase("second run up")
     wait_for(lambda: "order events are flowing into MongoDB" in again.text(), 60, "the second run's first events")
     assert set(built) <= set(successful_runs(again, day))
     client = pymongo.MongoClient(again.mongo_uri, tz_aware=True)
     with client:
         assert client.orderwatch.trader_orders.find_one({"_id": closed["_id"]}) == closed
     again.interrupt_and_check_nothing_is_left()
-    print(f"whole e2e {time.monotonic() - started:.1f}s")
+    phase("second run stopped")
 
 
 def test_demo_refuses_ports_in_use_and_starts_nothing(tmp_path: Path) -> None:

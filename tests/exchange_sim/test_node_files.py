@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from collections import Counter
@@ -396,3 +397,19 @@ async def test_chaos_injects_node_faults(tmp_path: Path) -> None:
     for path in (tmp_path / "data" / STATUSES_BY_BLOCK).glob("*/*"):
         assert path.read_bytes().endswith(b"\n")
         assert all(json.loads(line)["events"] is not None for line in path.read_text().splitlines())
+
+
+async def test_a_held_clock_stops_trading_and_node_blocks_until_released(tmp_path: Path) -> None:
+    # The node soak holds simulated time while a loaded machine starts the collector, so that the
+    # hour rotation (and the prune outage around it) still comes while the collector reads.
+    cfg = SimConfig(traders=20, orders_per_trader_per_min=300, start_time_ms=START_MS, node_dir=tmp_path / "data")
+    async with ExchangeSim(cfg) as sim:
+        assert sim.node is not None
+        node = sim.node
+        await sim.wait_until(lambda: node.stats()["nodeBlocksWritten"] > 0, 5)
+        sim.hold_clock(True)  # the ticker runs on this loop: no tick lands after this
+        held_at, blocks = sim.clock.now_ms(), node.stats()["nodeBlocksWritten"]
+        await asyncio.sleep(10 * cfg.tick_interval)
+        assert (sim.clock.now_ms(), node.stats()["nodeBlocksWritten"]) == (held_at, blocks)
+        sim.hold_clock(False)
+        await sim.wait_until(lambda: node.stats()["nodeBlocksWritten"] > blocks, 5)
