@@ -89,6 +89,7 @@ class ExchangeSim(InfoApi):
             )
             self.exchange.listeners.append(self.node.on_transition)
             self.exchange.fill_listeners.append(self.node.on_fill)
+            self.twaps.listeners.append(self.node.on_twap)
         self.exchange.change_listeners.append(self._on_change)
         self.books = OrderBooks(
             self.market,
