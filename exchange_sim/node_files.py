@@ -130,6 +130,12 @@ class Block:
     twaps: list[dict[str, Any]] = field(default_factory=list)  # {time, twap_id, state, status}
     local_ms: int = 0  # set when written
 
+    def events(self, stream: str) -> list[Any]:
+        """The block's events of one stream."""
+        if stream == "order_statuses":
+            return self.statuses
+        return self.fills if stream == "fills" else self.twaps
+
 
 class _Output:
     """One stream of one layout: appends lines to the hour file of their local time.
@@ -379,9 +385,7 @@ class NodeWriter:
         block.local_ms = self._last_local = max(block.time_ms + self.write_lag_ms, self._last_local + 1)
         local, number = block.local_ms, block.number
         for (layout, stream), out in self.outputs.items():
-            events: list[Any] = {"order_statuses": block.statuses, "fills": block.fills, "twap_statuses": block.twaps}[
-                stream
-            ]
+            events = block.events(stream)
             if layout == "by-block":
                 line = orjson.dumps(
                     {
