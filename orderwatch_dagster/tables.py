@@ -323,7 +323,8 @@ TWAPS = _cols(
         pl.String(),
         "at the day's end: activated (still running), finished (ran its duration), terminated (stopped early), error",
     ),
-    ("endedAt", UTC_TS, "when it finished or was terminated (exchange clock, whole seconds); null while running"),
+    ("endedAt", UTC_TS, "when it finished or was terminated (exchange clock: whole seconds from twapHistory, "
+     "the line's time from a node); null while running"),
     (
         "executedSz",
         DECIMAL,
