@@ -367,6 +367,13 @@ class ExchangeSim(InfoApi):
         """Change the random traders' activity (0 stops them, e.g. before a ground-truth check)."""
         self.traders.rate_per_ms = orders_per_trader_per_min / 60_000.0
 
+    def stop_twaps(self) -> None:
+        """The random traders start no more TWAPs and stop those running (each ends
+        ``terminated``), so nothing changes any more, e.g. before a ground-truth check."""
+        self.twap_traders.rate_per_ms = 0.0
+        for twap_id in list(self.twaps.active):
+            self.twaps.terminate(twap_id)
+
     def tick(self, dt_ms: float) -> None:
         """Advance the logical clock by `dt_ms`, let the random traders act (if enabled) and
         write the node-file blocks that are due."""

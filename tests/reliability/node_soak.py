@@ -78,7 +78,7 @@ class NodeSoakConfig:
     settle_timeout: float = 60.0
     seed: int = 7
     relist_every: float | None = None  # mean seconds between traders removed from the watch list (None: never)
-    twaps_per_trader_per_hour: float = 6.0  # random TWAPs (~20 of tracked traders start in a run), sliced as fills
+    twaps_per_trader_per_hour: float = 2.0  # random TWAPs (~15-40 of tracked traders), sliced as fills
 
 
 @dataclass
@@ -408,6 +408,7 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                 await collector.wait_for_log("event=state_loaded", after=kills.log_at)  # signal handlers set
                 result.duration_s = time.monotonic() - started
                 sim.set_order_rate(0)
+                sim.stop_twaps()
                 result.settle_s = await _settle(drained, cfg.settle_timeout)
                 result.wrong_sizes = await asyncio.to_thread(wrong_sizes, db[schema.OPEN_ORDERS], sim, users)
                 result.exit_code = await asyncio.to_thread(collector.terminate)
