@@ -15,6 +15,7 @@ from orderwatch_dagster.assets import fills, order_events
 from orderwatch_dagster.jobs import daily_tables_job
 from orderwatch_dagster.resources import AlertChannels, MongoResource, ParquetStore
 from orderwatch_dagster.rules import load_rules
+from orderwatch_dagster.transforms import twaps
 from orderwatch_dagster.transforms.alerts import AlertThresholds, large_change_alerts
 
 LATE_BATCH = 50_000
@@ -268,11 +269,38 @@ def new_event_alerts(db: object, docs: list[dict], params: AlertThresholds | Non
     return pl.concat(out) if out else pl.DataFrame(schema=tables.schema(tables.LARGE_CHANGE_ALERTS))
 
 
+def new_twap_alerts(db: object, twap_docs: list[dict], slice_fills: list[dict], threshold_usd: float,
+                    now: datetime) -> pl.DataFrame:
+    """The large-TWAP alerts (:func:`twaps.twap_alerts`, the daily rule) of the TWAPs that new
+    ``trader_twaps`` documents or new slice fills touch, from each TWAP's documents and slice fills
+    stored by ``now``: an end with its end status, a start once a slice gave it a price. Alerts
+    already stored (by the daily asset or an earlier tick) have the same ``alertKey``."""
+    keys = {(d["ethAddress"], d["twapId"]) for d in [*twap_docs, *slice_fills]}
+    if not keys:
+        return pl.DataFrame(schema=twaps.TWAP_ALERT_SCHEMA)
+    docs, fills_of = mongo.read_twaps_of(db, keys)  # type: ignore[arg-type]
+    table = twaps.twaps_between(docs, fills_of, EPOCH, now)
+    return twaps.twap_alerts_between(table, EPOCH, now, threshold_usd)
+
+
+def _follow(coll: object, cursor: dict[str, str], key: str, projection: dict[str, int],
+            now: datetime) -> tuple[list[dict], str]:
+    """The documents of ``coll`` stored after the cursor's ``key`` (a cursor without it starts at
+    the newest: earlier ones are the daily asset's), and where the cursor goes next: to the newest
+    read, no further than :data:`STORE_MARGIN` ago, as for the orders."""
+    if key not in cursor:
+        return [], _iso(_newest(coll, "storedAt") or EPOCH)
+    since = datetime.fromisoformat(cursor[key])
+    docs = _batch(coll, "storedAt", since, None, projection)
+    return docs, _iso(max(since, min(docs[-1]["storedAt"], now - STORE_MARGIN)) if docs else since)
+
+
 @dg.sensor(
     minimum_interval_seconds=FAST_ALERT_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        f"Every {FAST_ALERT_INTERVAL_S} s: the large-change rule (alert_rules.toml) on new trader_orders events -> "
+        f"Every {FAST_ALERT_INTERVAL_S} s: the large-change rule (alert_rules.toml) on new trader_orders events "
+        "and the large-TWAP rule on new trader_twaps documents and TWAP slice fills -> "
         "order_alerts (outbox), the noise rules' decision per alert, then each message once per channel "
         "(generic webhook, Slack, Discord, Telegram)."
     ),
@@ -296,6 +324,11 @@ def fast_alert_sensor(
        channel (:func:`outbox.deliver_due`): decisions and delivery state live in MongoDB, not in
        the cursor, so a lost or reset cursor sends nothing twice.
 
+    Large TWAPs the same way (:func:`new_twap_alerts`): the ``trader_twaps`` documents and the
+    TWAP slice fills stored since their own cursors (``twapsStoredAt``, ``twapFillsStoredAt``)
+    name the TWAPs to check; their start and end alerts have the daily asset's ``alertKey``, so
+    each is stored once whichever writes it first.
+
     The rules file is read on every tick: an edit applies from the next one. The first tick
     starts the cursor at the newest document (earlier events are the daily asset's).
     """
@@ -313,7 +346,15 @@ def fast_alert_sensor(
         inserted = mongo.write_alerts(db, alerts, utc_now()) if not alerts.is_empty() else 0
         now = utc_now()
         upto = max(since, min(docs[-1]["storedAt"], now - STORE_MARGIN)) if docs else since
-        context.update_cursor(json.dumps({"storedAt": _iso(upto)}))
+        cursor = {**json.loads(context.cursor or "{}"), "storedAt": _iso(upto)}
+        key = {"ethAddress": 1, "twapId": 1}
+        twap_docs, cursor["twapsStoredAt"] = _follow(db[schema.TWAPS], cursor, "twapsStoredAt", key, now)
+        fills_read, cursor["twapFillsStoredAt"] = _follow(db[schema.FILLS], cursor, "twapFillsStoredAt", key, now)
+        slices = [f for f in fills_read if f.get("twapId") is not None]
+        # a document's statusTime or fill time may be ahead of this clock by up to the margin
+        twap_found = new_twap_alerts(db, twap_docs, slices, rules.thresholds.twap_threshold_usd, now + STORE_MARGIN)
+        inserted += mongo.write_alerts(db, twap_found, now) if not twap_found.is_empty() else 0
+        context.update_cursor(json.dumps(cursor))
         decided = outbox.decide_pending(db, rules, now)
         delivered = outbox.deliver_due(db, channels, rules, context.log, now)
     sent = sum(s for s, _ in delivered.values())
@@ -321,11 +362,12 @@ def fast_alert_sensor(
     per_channel = " ".join(f"{name}={s}/{f}" for name, (s, f) in delivered.items())
     decisions = " ".join(f"{k}={v}" for k, v in sorted(decided.items()))
     summary = (
-        f"events={len(docs)} alerts={alerts.height} new={inserted} sent={sent} failed={failed}"
+        f"events={len(docs)} alerts={alerts.height + twap_found.height} new={inserted} sent={sent} failed={failed} "
+        f"twap_statuses={len(twap_docs)} twap_slices={len(slices)}"
         + (f" decided: {decisions}" if decisions else "")
         + (f" channels(sent/failed): {per_channel}" if per_channel else " channels: none enabled")
     )
-    if docs or decided or sent or failed:
+    if docs or twap_docs or slices or decided or sent or failed:
         context.log.info(f"fast_alerts {summary}")
     # The cursor is already recorded (context.update_cursor): a skip keeps it too.
     return dg.SkipReason(summary)

@@ -8,7 +8,7 @@ from its slice fills stored by then.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import polars as pl
 
@@ -44,7 +44,13 @@ RAW_TWAP_SCHEMA = pl.Schema(
 def twaps_table(docs: pl.DataFrame, fills: pl.DataFrame | pl.LazyFrame, day: str | date) -> pl.DataFrame:
     """One row per TWAP that ran during the day (started before its end, not ended before its
     start), in its state at the day's end; see :data:`tables.TWAPS`."""
-    start, end = day_bounds(day)
+    return twaps_between(docs, fills, *day_bounds(day))
+
+
+def twaps_between(
+    docs: pl.DataFrame, fills: pl.DataFrame | pl.LazyFrame, start: datetime, end: datetime
+) -> pl.DataFrame:
+    """One row per TWAP that ran between ``start`` and ``end``, in its state at ``end``."""
     known = docs.lazy().filter(pl.col("statusTime") < end).with_columns(
         [pl.col(c).cast(tables.DECIMAL) for c in ("sz", "executedSz", "executedNtl")]
     )
@@ -123,8 +129,13 @@ ACTION_TWAP = "twap"
 def twap_alerts(twaps: pl.DataFrame, day: str | date, threshold_usd: float) -> pl.DataFrame:
     """One alert per start and one per end, within the day, of a TWAP whose planned notional
     (``notionalUsd``: size x average price) is at least ``threshold_usd``; a TWAP none of whose
-    slices has traded yet has no price, so its start is alerted once one has (the daily run after)."""
-    start, end = day_bounds(day)
+    slices has traded yet has no price, so its start is alerted once one has (by the fast alert
+    sensor, or the daily run after)."""
+    return twap_alerts_between(twaps, *day_bounds(day), threshold_usd)
+
+
+def twap_alerts_between(twaps: pl.DataFrame, start: datetime, end: datetime, threshold_usd: float) -> pl.DataFrame:
+    """:func:`twap_alerts` of the starts and ends between ``start`` and ``end``."""
     large = twaps.lazy().filter(pl.col("notionalUsd") >= threshold_usd)
     side = pl.when(pl.col("side") == "B").then(pl.lit("buy")).otherwise(pl.lit("sell"))
     base: list[str | pl.Expr] = [
