@@ -279,7 +279,7 @@ def new_twap_alerts(db: object, twap_docs: list[dict], slice_fills: list[dict], 
     if not keys:
         return pl.DataFrame(schema=twaps.TWAP_ALERT_SCHEMA)
     docs, fills_of = mongo.read_twaps_of(db, keys)  # type: ignore[arg-type]
-    table = twaps.twaps_between(docs, fills_of, EPOCH, now)
+    table = twaps.twaps_between(docs, fills_of, EPOCH, now, mongo.read_watchlist(db))  # type: ignore[arg-type]
     return twaps.twap_alerts_between(table, EPOCH, now, threshold_usd)
 
 

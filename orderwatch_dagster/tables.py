@@ -336,6 +336,8 @@ TWAPS = _cols(
     ("progress", pl.Float64(), "executedSz / sz (0..1)"),
     ("notionalUsd", pl.Float64(), "planned notional: sz x avgPx (what the large-TWAP alert compares)"),
     ("slices", pl.UInt32(), "slice fills of this TWAP in the fills table by the day's end"),
+    ("label", pl.String(), "the trader's label in the watch list (trader_watchlist), null when it has none"),
+    ("tags", pl.List(pl.String()), "the trader's watch-list tags (cohorts), empty when it has none"),
 )
 
 LEADERBOARD_DECIMAL = pl.Decimal(38, 10)

@@ -216,7 +216,8 @@ def test_a_large_twap_alerts_within_a_tick_of_its_first_slice_and_of_its_end_onc
                                                                   for f in slices]))
     third = tick(instance, resources, receiver.url, second.cursor)
     assert receiver.keys() == [f"{sc.A}:twap:1790001:activated"], third.skip_message
-    assert f"{sc.A} started TWAP 1790001 buy 4.0 BTC over 5 min (~$400000" in receiver.posts[0][2]["text"]
+    # named as the watch list labels A, like the order alerts
+    assert f"{sc.A} (Whale A) started TWAP 1790001 buy 4.0 BTC over 5 min (~$400000" in receiver.posts[0][2]["text"]
     # both end; A's end alerts in the next tick, with the exchange's final amounts
     ends = [status(sc.A, 1790001, "4.0", "finished", ("4.0", "401000.0"), now),
             status(sc.B, 1790002, "0.1", "terminated", ("0.05", "5000.0"), now)]
@@ -226,12 +227,17 @@ def test_a_large_twap_alerts_within_a_tick_of_its_first_slice_and_of_its_end_onc
     assert "finished TWAP 1790001 buy 4.0 BTC over 5 min (~$401000" in receiver.posts[1][2]["text"]
     # the daily asset's alerts of the day are the same ones: stored once, sent once
     days = sorted({started.date().isoformat(), now.date().isoformat()})  # (one day, unless run at midnight)
-    daily = pl.concat([twap_alerts(twaps_table(mongo.read_twaps(seeded_db, d), mongo.read_fills(seeded_db, d), d), d,
-                                   250_000.0) for d in days])
+    watchlist = mongo.read_watchlist(seeded_db)
+    built = [twaps_table(mongo.read_twaps(seeded_db, d), mongo.read_fills(seeded_db, d), d, watchlist) for d in days]
+    # the table carries the watch list's label and tags, as the other tables do
+    assert {(r["ethAddress"], r["label"], tuple(r["tags"])) for r in built[-1].iter_rows(named=True)} == {
+        (sc.A, "Whale A", ("whales", "btc")), (sc.B, "Bee", ())}
+    daily = pl.concat([twap_alerts(table, d, 250_000.0) for table, d in zip(built, days, strict=True)])
     assert sorted(daily["alertKey"]) == sorted(receiver.keys()) and mongo.write_alerts(seeded_db, daily) == 0
     tick(instance, resources, receiver.url, second.cursor)  # a replayed cursor
     tick(instance, resources, receiver.url, fourth.cursor)
-    assert len(receiver.posts) == 2 and seeded_db[schema.ALERTS].count_documents({"action": "twap"}) == 2
+    assert len(receiver.posts) == 2
+    assert seeded_db[schema.ALERTS].count_documents({"action": "twap", "label": "Whale A"}) == 2
 
 
 def test_an_event_journaled_earlier_but_stored_after_the_cursor_moved_is_alerted(
