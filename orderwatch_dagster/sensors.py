@@ -283,16 +283,21 @@ def new_twap_alerts(db: object, twap_docs: list[dict], slice_fills: list[dict], 
     return twaps.twap_alerts_between(table, EPOCH, now, threshold_usd)
 
 
+def _upto(since: datetime, docs: list[dict], now: datetime) -> datetime:
+    """Where a fast cursor goes after reading ``docs``: to the newest ``storedAt`` read, but no
+    further than :data:`STORE_MARGIN` ago (the last margin is read again next tick)."""
+    return max(since, min(docs[-1]["storedAt"], now - STORE_MARGIN)) if docs else since
+
+
 def _follow(coll: object, cursor: dict[str, str], key: str, projection: dict[str, int],
             now: datetime) -> tuple[list[dict], str]:
     """The documents of ``coll`` stored after the cursor's ``key`` (a cursor without it starts at
-    the newest: earlier ones are the daily asset's), and where the cursor goes next: to the newest
-    read, no further than :data:`STORE_MARGIN` ago, as for the orders."""
+    the newest: earlier ones are the daily asset's), and where the cursor goes next (:func:`_upto`)."""
     if key not in cursor:
         return [], _iso(_newest(coll, "storedAt") or EPOCH)
     since = datetime.fromisoformat(cursor[key])
     docs = _batch(coll, "storedAt", since, None, projection)
-    return docs, _iso(max(since, min(docs[-1]["storedAt"], now - STORE_MARGIN)) if docs else since)
+    return docs, _iso(_upto(since, docs, now))
 
 
 @dg.sensor(
@@ -345,8 +350,7 @@ def fast_alert_sensor(
         alerts = new_event_alerts(db, docs, rules.thresholds.params())
         inserted = mongo.write_alerts(db, alerts, utc_now()) if not alerts.is_empty() else 0
         now = utc_now()
-        upto = max(since, min(docs[-1]["storedAt"], now - STORE_MARGIN)) if docs else since
-        cursor = {**json.loads(context.cursor or "{}"), "storedAt": _iso(upto)}
+        cursor = {**json.loads(context.cursor or "{}"), "storedAt": _iso(_upto(since, docs, now))}
         key = {"ethAddress": 1, "twapId": 1}
         twap_docs, cursor["twapsStoredAt"] = _follow(db[schema.TWAPS], cursor, "twapsStoredAt", key, now)
         fills_read, cursor["twapFillsStoredAt"] = _follow(db[schema.FILLS], cursor, "twapFillsStoredAt", key, now)
