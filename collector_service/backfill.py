@@ -1,9 +1,11 @@
-"""``backfill``: store every order ``historicalOrders`` and every fill ``userFillsByTime`` still
-list for the configured traders, on the perp dexes ``TRADER_DEXES`` follows.
+"""``backfill``: store every order ``historicalOrders``, every fill ``userFillsByTime`` and every
+TWAP status change ``twapHistory`` still list for the configured traders, on the perp dexes
+``TRADER_DEXES`` follows.
 
 Closed orders become a ``new`` and a ``closed`` event, open ones a ``new`` event, all with
-``source: "rest"``; events already stored are skipped by the unique index, so running it again,
-or while a collector runs, adds nothing twice.
+``source: "rest"`` (TWAP status changes as the collector's recoveries store them); events already
+stored are skipped by the unique index, so running it again, or while a collector runs, adds
+nothing twice.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from collector_service.config import Settings
 from collector_service.dexes import fills_on, rows_on
 from collector_service.events.fills import FillLedger
 from collector_service.events.tracker import build_event, link, ms_to_datetime
+from collector_service.events.twaps import history_docs
 from collector_service.journal import Journal
 from collector_service.metrics import Stats
 from collector_service.outcomes import OPEN_STATUSES, latest_by_oid
 from collector_service.pipeline import recovered_events, replacements_in_history
 from collector_service.plan import owned
 from collector_service.rest import InfoClient, RestError
-from collector_service.store import Database, Writer, fill_ops, journal_folder, link_op, order_ops
+from collector_service.store import Database, Writer, fill_ops, journal_folder, link_op, order_ops, twap_ops
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +90,21 @@ async def run_backfill(settings: Settings) -> int:
             except RestError as exc:
                 failed += 1
                 log.error("event=backfill_fills_failed user=%s error=%r", user, str(exc))
-        log.info("event=backfill_user user=%s orders=%d events=%d replacements=%d", user, len(rows), len(events),
-                 len(links))
+        twaps = 0
+        if settings.trader_twaps_enabled:
+            try:
+                docs, bad = history_docs(user, await client.twap_history(user), now)
+            except RestError as exc:
+                failed += 1
+                log.error("event=backfill_twaps_failed user=%s error=%r", user, str(exc))
+            else:
+                docs = docs if everything else fills_on(docs, followed)
+                writer.submit(twap_ops(docs))
+                twaps = len(docs)
+                if bad:
+                    log.warning("event=bad_twap user=%s count=%d detail=%r", user, len(bad), str(bad[0]))
+        log.info("event=backfill_user user=%s orders=%d events=%d replacements=%d twap_statuses=%d", user, len(rows),
+                 len(events), len(links), twaps)
 
     try:
         await asyncio.gather(*(one(user, clients[i % len(clients)]) for i, user in enumerate(traders)))

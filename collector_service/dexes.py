@@ -36,7 +36,8 @@ def rows_on(rows: tuple[OrderStatusInner, ...], dexes: Collection[str]) -> tuple
 
 
 def fills_on(docs: list[dict[str, Any]], dexes: Collection[str]) -> list[dict[str, Any]]:
-    """The fill documents of these dexes (``userFills`` and ``userFillsByTime`` list every dex's)."""
+    """The fill or TWAP documents of these dexes (``userFills``, ``userFillsByTime`` and ``twapHistory`` list
+    every dex's)."""
     return [doc for doc in docs if doc["dex"] in dexes]
 
 

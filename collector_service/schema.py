@@ -170,8 +170,9 @@ Fields: ethAddress, twapId (int), status, coin, dex, side ("B"/"A"), sz (the TWA
 executedSz and executedNtl (exact decimal strings: how much had traded, and for how much, when this
 status was seen; at an end, the final amounts, so the average price is executedNtl / executedSz),
 minutes (the duration), reduceOnly, randomize, timestamp (the start, UTC datetime), statusTime (when
-the status was reached: the start for ``activated``, the exchange's time, whole seconds, for an
-end), source ("ws" the twapStates feed or webData2, "rest" twapHistory), observedAt, createdAt,
+the status was reached: the start for ``activated``; for an end, the exchange's time, whole seconds
+from twapHistory, the line's time from the node), source ("ws" the twapStates feed or webData2,
+"rest" twapHistory, "node" the node's ``node_twap_statuses`` lines), observedAt, createdAt,
 storedAt (as in ``trader_orders``). The TWAP's slices are ``trader_fills`` with this ``twapId``."""
 
 TWAP_ACTIVATED: Final = "activated"
@@ -205,7 +206,7 @@ LISTED_MAY_TAKE: Final = {"$or": [{"origin": {"$in": list(LISTED_ORIGINS)}}, {"w
 
 NODE_CHECKPOINTS: Final = "node_checkpoints"
 """How far the collector read each stream of a node's files (``NODE_DATA_DIR``), ``_id`` = the
-stream (``order_statuses`` | ``fills``): ``layout`` ("by_block" | "hourly"), ``path`` (the hour
+stream (``order_statuses`` | ``fills`` | ``twap_statuses``): ``layout`` ("by_block" | "hourly"), ``path`` (the hour
 file, relative to the data folder) and ``offset`` (bytes read, always at a line end),
 ``previousPath`` / ``previousOffset`` (the hour before, still read for late appends, or null),
 ``blockNumber`` / ``blockTime`` (the last block read; null in the hourly layout), ``updatedAt``.

@@ -5,13 +5,23 @@ What a node started with `--write-order-statuses --write-fills --disable-output-
 (NODE.md §1-§2, shapes checked against the real samples in tests/fixtures/hyperliquid/):
 
 - layout `hourly` (the default mode, one event per line):
-  `<root>/node_order_statuses/hourly/YYYYMMDD/H` lines `{"time","user","status","order"}` and
-  `<root>/node_fills/hourly/YYYYMMDD/H` lines `[user, fill]`;
+  `<root>/node_order_statuses/hourly/YYYYMMDD/H` lines `{"time","user","status","order"}`,
+  `<root>/node_fills/hourly/YYYYMMDD/H` lines `[user, fill]` and
+  `<root>/node_twap_statuses/hourly/YYYYMMDD/H` lines `{"time","twap_id","state","status"}`;
 - layout `by-block` (`--batch-by-block`, one block per line, empty blocks included):
-  `<root>/node_order_statuses_by_block/hourly/YYYYMMDD/H` and `node_fills_by_block/...` lines
-  `{"local_time","block_time","block_number","events":[...]}`, status events
-  `{"time","user","hash","builder","status","order"}` and fill events `[user, fill]`;
+  `<root>/node_order_statuses_by_block/hourly/YYYYMMDD/H`, `node_fills_by_block/...` and
+  `node_twap_statuses_by_block/...` lines `{"local_time","block_time","block_number","events":[...]}`,
+  status events `{"time","user","hash","builder","status","order"}`, fill events `[user, fill]` and
+  TWAP status events `{"time","twap_id","state","status"}`;
 - layout `both` writes both (a real node writes one; both lets one run feed both readers).
+
+TWAP statuses (`--write-fills` writes them, SAMPLE-NOTES.md §1 and §3 "TWAP slices"): one event per
+status change of a TWAP (`activated`, then `finished` or `terminated`), `state` the TwapState
+`{coin,user,side,sz,executedSz,executedNtl,minutes,reduceOnly,randomize,timestamp}` at that change,
+as in the `node_twap_statuses_by_block/hourly/20260128/15` example (SAMPLE-NOTES.md §3). Their
+folder: the node README writes `node_twap_statuses/{date}/{hour}` without `hourly/`, consumers list
+`node_twap_statuses_by_block/hourly` (NODE.md §1.2, "Verify"); the simulator writes `hourly/` in
+both layouts, like the other streams. A TWAP's slices write fills only, no status line.
 
 `H` is the hour of the line's `local_time` (the writer's clock, not the block's), not
 zero-padded; a new date folder starts at midnight UTC. Every line is written with one
@@ -39,7 +49,8 @@ Records, each with `kind` and `time` (simulated ms):
 - `partial_line` {stream, layout, path, block, offset, written, length, holdMs}, then
   `partial_line_completed` {stream, layout, block};
 - `restart` {pauseMs, rewriteBlocks, skipBlocks}, then at the resume `rewritten_blocks` {blocks}
-  or one `skipped_block` {block, orderStatuses: [[user, oid, status]...], fills: [[user, tid]...]}
+  or one `skipped_block` {block, orderStatuses: [[user, oid, status]...], fills: [[user, tid]...],
+  twapStatuses: [[user, twapId, status]...]}
   per dropped block: what a reader must recover from the info API;
 - `late_append_held` {stream, layout, path, block} at the rotation, then `late_append` (same
   fields) when the line is appended. Paths are relative to the node root.
@@ -59,15 +70,18 @@ import orjson
 
 from exchange_sim import rules
 from exchange_sim.clock import LogicalClock
+from exchange_sim.twaps import Twap
 
 LAYOUTS = ("hourly", "by-block", "both")
-STREAMS = ("order_statuses", "fills")
+STREAMS = ("order_statuses", "fills", "twap_statuses")
 # The directory of each stream per layout (NODE.md §1.2).
 STREAM_DIRS = {
     ("hourly", "order_statuses"): "node_order_statuses/hourly",
     ("hourly", "fills"): "node_fills/hourly",
     ("by-block", "order_statuses"): "node_order_statuses_by_block/hourly",
     ("by-block", "fills"): "node_fills_by_block/hourly",
+    ("hourly", "twap_statuses"): "node_twap_statuses/hourly",
+    ("by-block", "twap_statuses"): "node_twap_statuses_by_block/hourly",
 }
 # The order object's keys in the order a node writes them (real samples, 2025 and 2026).
 NODE_ORDER_KEYS = (
@@ -113,7 +127,14 @@ class Block:
     time_ms: int  # block_time
     statuses: list[dict[str, Any]] = field(default_factory=list)  # by-block event shape
     fills: list[list[Any]] = field(default_factory=list)  # [user, fill]
+    twaps: list[dict[str, Any]] = field(default_factory=list)  # {time, twap_id, state, status}
     local_ms: int = 0  # set when written
+
+    def events(self, stream: str) -> list[Any]:
+        """The block's events of one stream."""
+        if stream == "order_statuses":
+            return self.statuses
+        return self.fills if stream == "fills" else self.twaps
 
 
 class _Output:
@@ -305,6 +326,11 @@ class NodeWriter:
         """Add one fill to its block (an Exchange fill listener)."""
         self._block(int(fill["time"])).fills.append([user, fill])
 
+    def on_twap(self, twap: Twap, status: str, time_ms: int) -> None:
+        """Add one TWAP status change to its block (a Twaps listener)."""
+        event = {"time": node_time(time_ms), "twap_id": twap.twap_id, "state": twap.state(), "status": status}
+        self._block(time_ms).twaps.append(event)
+
     def _block(self, time_ms: int) -> Block:
         k = max(self._next, (time_ms - self._origin) // self.interval_ms)
         block = self._pending.get(k)
@@ -335,6 +361,7 @@ class NodeWriter:
                     block=block.number,
                     orderStatuses=[[e["user"], e["order"]["oid"], e["status"]] for e in block.statuses],
                     fills=[[u, f["tid"]] for u, f in block.fills],
+                    twapStatuses=[[e["state"]["user"], e["twap_id"], e["status"]] for e in block.twaps],
                 )
                 continue
             self._write_block(block, now)
@@ -358,7 +385,7 @@ class NodeWriter:
         block.local_ms = self._last_local = max(block.time_ms + self.write_lag_ms, self._last_local + 1)
         local, number = block.local_ms, block.number
         for (layout, stream), out in self.outputs.items():
-            events: list[Any] = block.statuses if stream == "order_statuses" else block.fills
+            events = block.events(stream)
             if layout == "by-block":
                 line = orjson.dumps(
                     {
@@ -377,7 +404,7 @@ class NodeWriter:
                     out.write(local, orjson.dumps(ev), number, now)
                     self.lines_written += 1
         self.blocks_written += 1
-        self.events_written += len(block.statuses) + len(block.fills)
+        self.events_written += len(block.statuses) + len(block.fills) + len(block.twaps)
         if not again:
             self._recent.append(block)
 

@@ -90,6 +90,7 @@ class ExchangeSim(InfoApi):
             )
             self.exchange.listeners.append(self.node.on_transition)
             self.exchange.fill_listeners.append(self.node.on_fill)
+            self.twaps.listeners.append(self.node.on_twap)
         self.exchange.change_listeners.append(self._on_change)
         self.books = OrderBooks(
             self.market,
@@ -381,6 +382,13 @@ class ExchangeSim(InfoApi):
         """Stop simulated time (``True``: no trading, no node blocks) or let it run on from where
         it stopped, e.g. to keep a scenario's timing whatever a loaded machine takes to start a client."""
         self.clock_held = held
+
+    def stop_twaps(self) -> None:
+        """The random traders start no more TWAPs and stop those running (each ends
+        ``terminated``), so nothing changes any more, e.g. before a ground-truth check."""
+        self.twap_traders.rate_per_ms = 0.0
+        for twap_id in list(self.twaps.active):
+            self.twaps.terminate(twap_id)
 
     def tick(self, dt_ms: float) -> None:
         """Advance the logical clock by `dt_ms`, let the random traders act (if enabled) and

@@ -226,7 +226,7 @@ def twap_orders(
     day = context.partition_key
     threshold = load_rules().thresholds.twap_threshold_usd
     with mongo_db.get_db() as db:
-        df = twaps.twaps_table(mongo.read_twaps(db, day), store.scan_until("fills", day), day)
+        df = twaps.twaps_table(mongo.read_twaps(db, day), store.scan_until("fills", day), day, mongo.read_watchlist(db))
         found = twaps.twap_alerts(df, day, threshold)
         inserted = mongo.write_alerts(db, found)
     context.log.info(f"twaps day={day} rows={df.height} alerts={found.height} new_in_mongo={inserted}")

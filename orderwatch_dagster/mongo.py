@@ -152,6 +152,18 @@ def read_marks(db: Database) -> pl.DataFrame:
     return _frame(({"coin": d["_id"], "markPx": d.get("markPx"), "at": d.get("at")} for d in docs), MARKS_SCHEMA)
 
 
+def read_twaps_of(db: Database, keys: Iterable[tuple[str, int]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The ``trader_twaps`` documents and the slice fills (typed as :func:`read_fills`) of these
+    TWAPs, each ``(ethAddress, twapId)``; one query per trader."""
+    ids: dict[str, set[int]] = {}
+    for address, twap_id in keys:
+        ids.setdefault(address, set()).add(twap_id)
+    filters = [{"ethAddress": address, "twapId": {"$in": sorted(found)}} for address, found in sorted(ids.items())]
+    docs = [d for f in filters for d in db[schema.TWAPS].find(f, _projection(RAW_TWAP_SCHEMA))]
+    fills = [d for f in filters for d in db[schema.FILLS].find(f, _projection(RAW_FILL_SCHEMA))]
+    return _frame(docs, RAW_TWAP_SCHEMA), normalize_fills(_frame(fills, RAW_FILL_SCHEMA))
+
+
 def read_watchlist(db: Database) -> pl.DataFrame:
     """``trader_watchlist`` as :func:`watchlist_frame` (``ethAddress, label, tags``)."""
     docs = db[schema.WATCHLIST].find({}, {"_id": 1, "label": 1, "tags": 1})

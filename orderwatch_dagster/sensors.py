@@ -15,6 +15,7 @@ from orderwatch_dagster.assets import fills, order_events
 from orderwatch_dagster.jobs import daily_tables_job
 from orderwatch_dagster.resources import AlertChannels, MongoResource, ParquetStore
 from orderwatch_dagster.rules import load_rules
+from orderwatch_dagster.transforms import twaps
 from orderwatch_dagster.transforms.alerts import AlertThresholds, large_change_alerts
 
 LATE_BATCH = 50_000
@@ -271,12 +272,44 @@ def new_event_alerts(db: object, docs: list[dict], params: AlertThresholds | Non
     return pl.concat(out) if out else pl.DataFrame(schema=tables.schema(tables.LARGE_CHANGE_ALERTS))
 
 
+def new_twap_alerts(db: object, twap_docs: list[dict], slice_fills: list[dict], threshold_usd: float,
+                    now: datetime) -> pl.DataFrame:
+    """The large-TWAP alerts (:func:`twaps.twap_alerts`, the daily rule) of the TWAPs that new
+    ``trader_twaps`` documents or new slice fills touch, from each TWAP's documents and slice fills
+    stored by ``now``: an end with its end status, a start once a slice gave it a price. Alerts
+    already stored (by the daily asset or an earlier tick) have the same ``alertKey``."""
+    keys = {(d["ethAddress"], d["twapId"]) for d in [*twap_docs, *slice_fills]}
+    if not keys:
+        return pl.DataFrame(schema=twaps.TWAP_ALERT_SCHEMA)
+    docs, fills_of = mongo.read_twaps_of(db, keys)  # type: ignore[arg-type]
+    table = twaps.twaps_between(docs, fills_of, EPOCH, now, mongo.read_watchlist(db))  # type: ignore[arg-type]
+    return twaps.twap_alerts_between(table, EPOCH, now, threshold_usd)
+
+
+def _upto(since: datetime, docs: list[dict], now: datetime) -> datetime:
+    """Where a fast cursor goes after reading ``docs``: to the newest ``storedAt`` read, but no
+    further than :data:`STORE_MARGIN` ago (the last margin is read again next tick)."""
+    return max(since, min(docs[-1]["storedAt"], now - STORE_MARGIN)) if docs else since
+
+
+def _follow(coll: object, cursor: dict[str, str], key: str, projection: dict[str, int],
+            now: datetime) -> tuple[list[dict], str]:
+    """The documents of ``coll`` stored after the cursor's ``key`` (a cursor without it starts at
+    the newest: earlier ones are the daily asset's), and where the cursor goes next (:func:`_upto`)."""
+    if key not in cursor:
+        return [], _iso(_newest(coll, "storedAt") or EPOCH)
+    since = datetime.fromisoformat(cursor[key])
+    docs = _batch(coll, "storedAt", since, None, projection)
+    return docs, _iso(_upto(since, docs, now))
+
+
 @dg.sensor(
     minimum_interval_seconds=FAST_ALERT_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         f"Every {FAST_ALERT_INTERVAL_S} s: the large-change rule (alert_rules.toml) on new trader_orders events, "
-        "position alerts on new trader_positions documents and the near_liquidation rule on open positions -> "
+        "position alerts on new trader_positions documents, the near_liquidation rule on open positions and "
+        "the large-TWAP rule on new trader_twaps documents and TWAP slice fills -> "
         "order_alerts (outbox), the noise rules' decision per alert, then each message once per channel "
         "(generic webhook, Slack, Discord, Telegram)."
     ),
@@ -299,6 +332,11 @@ def fast_alert_sensor(
        wrote it (this sensor or the daily asset), and send the due messages on every enabled
        channel (:func:`outbox.deliver_due`): decisions and delivery state live in MongoDB, not in
        the cursor, so a lost or reset cursor sends nothing twice.
+
+    Large TWAPs the same way (:func:`new_twap_alerts`): the ``trader_twaps`` documents and the
+    TWAP slice fills stored since their own cursors (``twapsStoredAt``, ``twapFillsStoredAt``)
+    name the TWAPs to check; their start and end alerts have the daily asset's ``alertKey``, so
+    each is stored once whichever writes it first.
 
     The rules file is read on every tick: an edit applies from the next one. The first tick
     starts the cursor at the newest document (earlier events are the daily asset's).
@@ -323,10 +361,19 @@ def fast_alert_sensor(
         now = utc_now()
         near_liquidation = liquidation.raise_alerts(db, rules, now)
         position_changes = position_alerts.raise_alerts(db, changes, now)
-        upto = max(since, min(docs[-1]["storedAt"], now - STORE_MARGIN)) if docs else since
-        upto_positions = (max(since_positions, min(changes[-1]["storedAt"], now - STORE_MARGIN)) if changes
-                          else since_positions)
-        context.update_cursor(json.dumps({"storedAt": _iso(upto), "positionsStoredAt": _iso(upto_positions)}))
+        cursor = {
+            **json.loads(context.cursor or "{}"),
+            "storedAt": _iso(_upto(since, docs, now)),
+            "positionsStoredAt": _iso(_upto(since_positions, changes, now)),
+        }
+        key = {"ethAddress": 1, "twapId": 1}
+        twap_docs, cursor["twapsStoredAt"] = _follow(db[schema.TWAPS], cursor, "twapsStoredAt", key, now)
+        fills_read, cursor["twapFillsStoredAt"] = _follow(db[schema.FILLS], cursor, "twapFillsStoredAt", key, now)
+        slices = [f for f in fills_read if f.get("twapId") is not None]
+        # a document's statusTime or fill time may be ahead of this clock by up to the margin
+        twap_found = new_twap_alerts(db, twap_docs, slices, rules.thresholds.twap_threshold_usd, now + STORE_MARGIN)
+        inserted += mongo.write_alerts(db, twap_found, now) if not twap_found.is_empty() else 0
+        context.update_cursor(json.dumps(cursor))
         decided = outbox.decide_pending(db, rules, now)
         delivered = outbox.deliver_due(db, channels, rules, context.log, now)
     sent = sum(s for s, _ in delivered.values())
@@ -334,13 +381,14 @@ def fast_alert_sensor(
     per_channel = " ".join(f"{name}={s}/{f}" for name, (s, f) in delivered.items())
     decisions = " ".join(f"{k}={v}" for k, v in sorted(decided.items()))
     summary = (
-        f"events={len(docs)} alerts={alerts.height} new={inserted} sent={sent} failed={failed}"
+        f"events={len(docs)} alerts={alerts.height + twap_found.height} new={inserted} sent={sent} failed={failed} "
+        f"twap_statuses={len(twap_docs)} twap_slices={len(slices)}"
         + (f" near_liquidation={near_liquidation}" if near_liquidation else "")
         + (f" positions={position_changes}" if position_changes else "")
         + (f" decided: {decisions}" if decisions else "")
         + (f" channels(sent/failed): {per_channel}" if per_channel else " channels: none enabled")
     )
-    if docs or near_liquidation or position_changes or decided or sent or failed:
+    if docs or twap_docs or slices or near_liquidation or position_changes or decided or sent or failed:
         context.log.info(f"fast_alerts {summary}")
     # The cursor is already recorded (context.update_cursor): a skip keeps it too.
     return dg.SkipReason(summary)

@@ -323,7 +323,8 @@ TWAPS = _cols(
         pl.String(),
         "at the day's end: activated (still running), finished (ran its duration), terminated (stopped early), error",
     ),
-    ("endedAt", UTC_TS, "when it finished or was terminated (exchange clock, whole seconds); null while running"),
+    ("endedAt", UTC_TS, "when it finished or was terminated (exchange clock: whole seconds from twapHistory, "
+     "the line's time from a node); null while running"),
     (
         "executedSz",
         DECIMAL,
@@ -335,6 +336,8 @@ TWAPS = _cols(
     ("progress", pl.Float64(), "executedSz / sz (0..1)"),
     ("notionalUsd", pl.Float64(), "planned notional: sz x avgPx (what the large-TWAP alert compares)"),
     ("slices", pl.UInt32(), "slice fills of this TWAP in the fills table by the day's end"),
+    ("label", pl.String(), "the trader's label in the watch list (trader_watchlist), null when it has none"),
+    ("tags", pl.List(pl.String()), "the trader's watch-list tags (cohorts), empty when it has none"),
 )
 
 TRADER_ACCOUNT_DAYS = _cols(

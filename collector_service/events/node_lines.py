@@ -2,7 +2,7 @@
 
 The node writes every user's orders on the exchange (~1,500 status events per block, 15 blocks
 a second); a collector follows a few traders, or a thousand. So a line is first searched as raw
-bytes for the user field (``"user":"0x…"`` in a status, ``["0x…",`` opening a fill) and each
+bytes for the user field (``"user":"0x…"`` in an order or TWAP status, ``["0x…",`` opening a fill) and each
 address found is looked up in the tracked set; only a line with a tracked user is decoded, and
 then only its tracked events get typed. Pure logic, no I/O.
 """
@@ -120,7 +120,8 @@ class Scanner:
     def __init__(self, kind: str, by_block: bool, users: set[str]) -> None:
         self.kind = kind
         self.by_block = by_block
-        self.needle, self.skip = (STATUS_USER, len(STATUS_USER)) if kind == "order_statuses" else (FILL_USER, 2)
+        # a TWAP status names its user inside its ``state``, as ``"user":"0x…"`` too
+        self.needle, self.skip = (FILL_USER, 2) if kind == "fills" else (STATUS_USER, len(STATUS_USER))
         self.users: frozenset[bytes] = frozenset()
         self.follow(users)
         self.lines = 0

@@ -13,6 +13,11 @@ from two exchange views (shapes from nktkas/hyperliquid, HEAD db80d59):
   ``activated`` | ``finished`` | ``terminated`` | ``error``. It is asked for when a TWAP leaves the
   feed, and with every REST recovery (reconnect gaps, polled traders, backfill).
 
+With the node source, a third view: the node's ``node_twap_statuses*`` lines (SAMPLE-NOTES §3, a
+``node_twap_statuses_by_block/hourly/20260128/15`` event): ``{"time": node time, "twap_id", "state":
+TwapState, "status": "activated" | "terminated" | "finished"}``, one per status change, read like
+the order statuses (:func:`node_twap_doc`).
+
 TwapState (``_base/commonSchemas.ts`` TwapStateSchema; the node_twap_statuses example in
 SAMPLE-NOTES §3): ``{coin, user, side, sz, executedSz, executedNtl, minutes, reduceOnly, randomize,
 timestamp}``. One document per ``(ethAddress, twapId, status)``; the unique index drops copies.
@@ -28,6 +33,7 @@ from typing import Annotated, Any
 import msgspec
 
 from collector_service import schema
+from collector_service.events.node_lines import node_time
 from collector_service.events.tracker import ms_to_datetime
 from collector_service.events.wire import EpochMs, FrameError, Id, Int64, excerpt
 
@@ -60,8 +66,19 @@ class TwapHistoryRow(msgspec.Struct, frozen=True, gc=False):
     twapId: Id | None = None  # optional in the nktkas type; a row without it cannot be keyed
 
 
+class NodeTwapStatus(msgspec.Struct, frozen=True, gc=False):
+    """A ``node_twap_statuses`` event. ``status`` is a plain string in the one example known; the
+    twapHistory object form (``{status, description}``, for ``error``) is accepted too."""
+
+    time: str
+    twap_id: Id
+    state: TwapState
+    status: str | TwapStatus
+
+
 _pair_decoder = msgspec.json.Decoder(tuple[Id, TwapState])
 _row_decoder = msgspec.json.Decoder(TwapHistoryRow)
+_node_decoder = msgspec.json.Decoder(NodeTwapStatus)
 
 
 def twap_doc(user: str, twap_id: int, state: TwapState, status: str, status_time: datetime, *, source: str,
@@ -129,3 +146,17 @@ def history_docs(user: str, raws: Iterable[msgspec.Raw], observed_at: datetime
         docs.append(twap_doc(user, row.twapId, row.state, status, when, source=schema.SOURCE_REST,
                              observed_at=observed_at, description=row.status.description))
     return docs, bad
+
+
+def node_twap_doc(user: str, raw: bytes, observed_at: datetime) -> dict[str, Any]:
+    """The document of a ``node_twap_statuses`` event of ``user`` (an activation dated by the TWAP's
+    own ``timestamp``, an end by the line's ``time``), or :class:`FrameError` saying what is wrong."""
+    try:
+        event = _node_decoder.decode(raw)
+        status = event.status if isinstance(event.status, TwapStatus) else TwapStatus(event.status)
+        when = (ms_to_datetime(event.state.timestamp) if status.status == schema.TWAP_ACTIVATED
+                else node_time(event.time))
+    except (msgspec.MsgspecError, ValueError) as exc:
+        raise FrameError("invalid", f"node TWAP status: {exc} in {excerpt(raw)!r}") from None
+    return twap_doc(user, event.twap_id, event.state, status.status, when, source=schema.SOURCE_NODE,
+                    observed_at=observed_at, description=status.description)

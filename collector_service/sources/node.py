@@ -1,8 +1,9 @@
-"""The node-file source: tail the node's order statuses and fills, exactly once across restarts.
+"""The node-file source: tail the node's order statuses, fills and TWAP statuses, exactly once
+across restarts.
 
 Exactly once is at-least-once reading plus idempotent writing, with the checkpoint kept
 consistent with the trackers' state: every chunk of lines read becomes one journal append
-holding its events *and* the checkpoint of both streams after it (``node_checkpoint``
+holding its events *and* the checkpoint of every stream after it (``node_checkpoint``
 operations, written to ``node_checkpoints`` after the events before them). A crash therefore
 leaves, after the journal replay at start, the stored open orders exactly as of the stored
 checkpoint, and reading resumes there: no line is applied twice (a partial fill is not
@@ -47,12 +48,14 @@ from collector_service.events.node_lines import (
 )
 from collector_service.events.node_transitions import SOURCE_NODE, Placed, Transitions
 from collector_service.events.tracker import ms_to_datetime
+from collector_service.events.twaps import node_twap_doc
 from collector_service.events.wire import FrameError
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
 from collector_service.pipeline import Pipeline
 from collector_service.rest import InfoClient, RestError
 from collector_service.sources.node_files import (
+    OPTIONAL,
     Chunk,
     Kind,
     NodeFilesError,
@@ -64,7 +67,7 @@ from collector_service.sources.node_files import (
     hour_files,
     last_line_end,
 )
-from collector_service.store import Op, fill_ops, order_ops
+from collector_service.store import Op, fill_ops, order_ops, twap_ops
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +295,13 @@ class NodeSource:
                     state.last_block,
                 )
             else:
+                tailer = Tailer.start(state.stream, self.start)
+                if doc is None and tailer is None and checkpoints:
+                    # a stream with no file yet after a run that read the others: nothing missed
+                    # (TWAP statuses before the first TWAP, hourly layout); read from its first file
+                    state.start_at(None)
+                    log.info("event=node_start stream=%s layout=%s start=first_file", kind, layout)
+                    continue
                 if doc is not None:
                     log.warning(
                         "event=node_layout_changed stream=%s was=%s now=%s note='starting at NODE_START'",
@@ -300,7 +310,7 @@ class NodeSource:
                         layout,
                     )
                 resumed = False
-                state.start_at(Tailer.start(state.stream, self.start))
+                state.start_at(tailer)
                 log.info(
                     "event=node_start stream=%s layout=%s start=%s file=%s",
                     kind,
@@ -596,6 +606,9 @@ class NodeSource:
                     if held and not _same_block(held[-1], (status, where)):
                         ops += self._statuses(held, observed_at)
                     held.append((status, where))
+                elif kind == "twap_statuses":  # touches no book: applied at once, even while resyncing
+                    if self.pipeline.record_twaps:
+                        ops += twap_ops([node_twap_doc(hit.user, hit.raw, observed_at)])
                 else:
                     user, fill, raw = decode_fill_event(hit.raw)
                     where = Placed(line.block, block_at or ms_to_datetime(fill.time))
@@ -851,7 +864,8 @@ class NodeSource:
                     else None
                 ),
                 "idle_seconds": mono - state.last_read_at,
-                "stalled": mono - state.last_read_at > STALL_S,
+                # one TWAP status a line (hourly layout) can be quiet for long: no line is no stall
+                "stalled": (state.stream.by_block or kind != OPTIONAL) and mono - state.last_read_at > STALL_S,
                 "gaps": state.gaps,
                 "blocks_missing": state.blocks_missing,
                 "blocks_repeated": state.blocks_repeated,

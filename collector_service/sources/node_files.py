@@ -21,10 +21,19 @@ from typing import BinaryIO, Literal
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["order_statuses", "fills"]
-KINDS: tuple[Kind, ...] = ("order_statuses", "fills")
-FOLDERS: dict[Kind, str] = {"order_statuses": "node_order_statuses", "fills": "node_fills"}
-"""Stream folder names under the node's data folder (``--write-order-statuses``, ``--write-fills``)."""
+Kind = Literal["order_statuses", "fills", "twap_statuses"]
+KINDS: tuple[Kind, ...] = ("order_statuses", "fills", "twap_statuses")
+FOLDERS: dict[Kind, str] = {
+    "order_statuses": "node_order_statuses",
+    "fills": "node_fills",
+    "twap_statuses": "node_twap_statuses",
+}
+"""Stream folder names under the node's data folder (``--write-order-statuses``; ``--write-fills``
+writes fills and TWAP statuses, SAMPLE-NOTES.md §1)."""
+
+OPTIONAL: Kind = "twap_statuses"
+"""A stream that may have no folder yet when reading starts: one event per line (hourly layout),
+it is written only once a TWAP changes. Its folder is then expected in the layout of the others."""
 
 BY_BLOCK_SUFFIX = "_by_block"
 """``--batch-by-block`` writes one whole block per line into ``<folder>_by_block``."""
@@ -56,19 +65,27 @@ class Stream:
 
 def find_streams(data_dir: Path, prefer_by_block: bool = True) -> dict[Kind, Stream]:
     """The streams present under the node's data folder, by kind; when a kind has both layouts,
-    ``prefer_by_block`` picks one (a block per line keeps "offset after line" = "block done")."""
+    ``prefer_by_block`` picks one (a block per line keeps "offset after line" = "block done").
+    The TWAP statuses' stream is always among them once another is (see :data:`OPTIONAL`)."""
     found: dict[Kind, Stream] = {}
     for kind in KINDS:
-        layouts = [
-            (True, data_dir / (FOLDERS[kind] + BY_BLOCK_SUFFIX) / "hourly"),
-            (False, data_dir / FOLDERS[kind] / "hourly"),
-        ]
+        one_per_line = [(False, data_dir / FOLDERS[kind] / "hourly")]
+        if kind == OPTIONAL:  # the node README's own path has no ``hourly/`` (NODE.md §1.2, unverified)
+            one_per_line.append((False, data_dir / FOLDERS[kind]))
+        layouts = [(True, data_dir / (FOLDERS[kind] + BY_BLOCK_SUFFIX) / "hourly"), *one_per_line]
         if not prefer_by_block:
-            layouts.reverse()
+            layouts = [*one_per_line, layouts[0]]
         for by_block, folder in layouts:
             if folder.is_dir():
                 found[kind] = Stream(kind, folder, by_block)
                 break
+    others = [stream for stream in found.values() if stream.kind != OPTIONAL]
+    if not others:  # no order statuses nor fills: not a node's folder (TWAP statuses alone follow nothing)
+        return {}
+    if OPTIONAL not in found:
+        by_block = others[0].by_block
+        found[OPTIONAL] = Stream(OPTIONAL, data_dir / (FOLDERS[OPTIONAL] + BY_BLOCK_SUFFIX * by_block) / "hourly",
+                                 by_block)
     return found
 
 

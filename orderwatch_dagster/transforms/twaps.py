@@ -8,13 +8,14 @@ from its slice fills stored by then.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import polars as pl
 
 from collector_service import schema
 from orderwatch_dagster import tables
 from orderwatch_dagster.partitions import day_bounds
+from orderwatch_dagster.transforms.common import with_labels
 
 TWAP_KEY = ["ethAddress", "twapId"]
 MAX_TWAP_MINUTES = 1440
@@ -41,10 +42,23 @@ RAW_TWAP_SCHEMA = pl.Schema(
 """``trader_twaps`` documents as read: decimals are still the exchange's strings."""
 
 
-def twaps_table(docs: pl.DataFrame, fills: pl.DataFrame | pl.LazyFrame, day: str | date) -> pl.DataFrame:
+def twaps_table(
+    docs: pl.DataFrame, fills: pl.DataFrame | pl.LazyFrame, day: str | date, watchlist: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """One row per TWAP that ran during the day (started before its end, not ended before its
-    start), in its state at the day's end; see :data:`tables.TWAPS`."""
-    start, end = day_bounds(day)
+    start), in its state at the day's end; see :data:`tables.TWAPS`. ``watchlist``
+    (:func:`.common.watchlist_frame`) gives ``label`` and ``tags``."""
+    return twaps_between(docs, fills, *day_bounds(day), watchlist)
+
+
+def twaps_between(
+    docs: pl.DataFrame,
+    fills: pl.DataFrame | pl.LazyFrame,
+    start: datetime,
+    end: datetime,
+    watchlist: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """One row per TWAP that ran between ``start`` and ``end``, in its state at ``end``."""
     known = docs.lazy().filter(pl.col("statusTime") < end).with_columns(
         [pl.col(c).cast(tables.DECIMAL) for c in ("sz", "executedSz", "executedNtl")]
     )
@@ -94,6 +108,7 @@ def twaps_table(docs: pl.DataFrame, fills: pl.DataFrame | pl.LazyFrame, day: str
             progress=pl.col("executedSz").cast(pl.Float64) / pl.col("sz").cast(pl.Float64),
         )
         .with_columns(notionalUsd=pl.col("sz").cast(pl.Float64) * pl.col("avgPx"))
+        .pipe(with_labels, watchlist)
     )
     return tables.conform(lf, tables.TWAPS).sort(["startedAt", *TWAP_KEY]).collect()
 
@@ -113,6 +128,8 @@ TWAP_ALERT_SCHEMA = pl.Schema(
         "notionalAfterUsd": pl.Float64(),
         "finalStatus": pl.String(),
         "message": pl.String(),
+        "label": pl.String(),
+        "tags": pl.List(pl.String()),
     }
 )
 """A TWAP alert as stored in ``order_alerts`` (the outbox delivers it like an order alert)."""
@@ -123,12 +140,17 @@ ACTION_TWAP = "twap"
 def twap_alerts(twaps: pl.DataFrame, day: str | date, threshold_usd: float) -> pl.DataFrame:
     """One alert per start and one per end, within the day, of a TWAP whose planned notional
     (``notionalUsd``: size x average price) is at least ``threshold_usd``; a TWAP none of whose
-    slices has traded yet has no price, so its start is alerted once one has (the daily run after)."""
-    start, end = day_bounds(day)
+    slices has traded yet has no price, so its start is alerted once one has (by the fast alert
+    sensor, or the daily run after)."""
+    return twap_alerts_between(twaps, *day_bounds(day), threshold_usd)
+
+
+def twap_alerts_between(twaps: pl.DataFrame, start: datetime, end: datetime, threshold_usd: float) -> pl.DataFrame:
+    """:func:`twap_alerts` of the starts and ends between ``start`` and ``end``."""
     large = twaps.lazy().filter(pl.col("notionalUsd") >= threshold_usd)
     side = pl.when(pl.col("side") == "B").then(pl.lit("buy")).otherwise(pl.lit("sell"))
     base: list[str | pl.Expr] = [
-        "ethAddress", "twapId", "coin", "dex", "side",
+        "ethAddress", "twapId", "coin", "dex", "side", "label", "tags",
         pl.lit(ACTION_TWAP).alias("action"), pl.lit(0.0).alias("notionalBeforeUsd"),
         pl.col("notionalUsd").alias("notionalAfterUsd"),
     ]
@@ -137,13 +159,16 @@ def twap_alerts(twaps: pl.DataFrame, day: str | date, threshold_usd: float) -> p
         "twapId", side, pl.col("sz").cast(pl.Float64), "coin", "minutes",
         pl.col("notionalUsd").round(0).cast(pl.Int64), pl.col("avgPx"),
     )
+    who = pl.when(pl.col("label").is_not_null()).then(pl.format("{} ({})", "ethAddress", "label")).otherwise(
+        "ethAddress"
+    )
     starts = large.filter((pl.col("startedAt") >= start) & (pl.col("startedAt") < end)).select(
         *base,
         eventAt="startedAt",
         reason=pl.lit("large_twap_start"),
         finalStatus=pl.lit(None, pl.String()),
         status_=pl.lit(schema.TWAP_ACTIVATED),
-        message=pl.format("{} started {}", "ethAddress", about),
+        message=pl.format("{} started {}", who, about),
     )
     ended = large.filter(pl.col("endedAt").is_not_null() & (pl.col("endedAt") >= start) & (pl.col("endedAt") < end))
     ends = ended.select(
@@ -152,7 +177,7 @@ def twap_alerts(twaps: pl.DataFrame, day: str | date, threshold_usd: float) -> p
         reason=pl.lit("large_twap_end"),
         finalStatus="status",
         status_="status",
-        message=pl.format("{} {} {} ({}% executed)", "ethAddress", "status", about,
+        message=pl.format("{} {} {} ({}% executed)", who, "status", about,
                           (pl.col("progress") * 100).round(1)),
     )
     out = pl.concat([starts, ends]).with_columns(

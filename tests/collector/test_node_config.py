@@ -30,6 +30,6 @@ def test_node_mode_follows_every_trader_without_websocket_or_polling(tmp_path: P
     service = Service(
         load_settings(node_data_dir=tmp_path, trader_addresses=",".join(users), collector_data_dir=tmp_path / "c")
     )
-    assert service.node is not None and list(service.node.streams) == ["order_statuses"]
+    assert service.node is not None and list(service.node.streams) == ["order_statuses", "twap_statuses"]
     assert service.feeds == [] and service.pollers == {} and service.not_followed() == []
     assert service.pipeline.users == set(users) and service.gauges()["tracked_traders"] == 50

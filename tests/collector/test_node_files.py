@@ -47,6 +47,20 @@ def test_find_streams_prefers_by_block_unless_told(tmp_path: Path) -> None:
     assert find_streams(tmp_path / "missing") == {}
 
 
+def test_twap_statuses_are_followed_in_the_layout_of_the_others_before_their_folder_exists(tmp_path: Path) -> None:
+    # one TWAP status a line (hourly layout): the folder appears with the first TWAP; by block the
+    # node writes a line per block. The node README's path has no hourly/ (NODE.md §1.2): read too.
+    (tmp_path / "node_order_statuses" / "hourly").mkdir(parents=True)
+    twaps = find_streams(tmp_path)["twap_statuses"]
+    assert (twaps.folder, twaps.by_block) == (tmp_path / "node_twap_statuses" / "hourly", False)
+    (tmp_path / "node_twap_statuses" / "20260128").mkdir(parents=True)
+    assert find_streams(tmp_path)["twap_statuses"].folder == tmp_path / "node_twap_statuses"
+    (tmp_path / "node_twap_statuses_by_block" / "hourly").mkdir(parents=True)
+    assert find_streams(tmp_path)["twap_statuses"].by_block
+    assert find_streams(tmp_path, prefer_by_block=False)["twap_statuses"].folder == tmp_path / "node_twap_statuses"
+    assert find_streams(tmp_path / "node_twap_statuses_by_block") == {}  # TWAP statuses alone: not a node folder
+
+
 def test_a_partial_last_line_is_never_read_past(tmp_path: Path) -> None:
     stream = _stream(tmp_path)
     path = stream.folder / "20260430" / "20"

@@ -67,6 +67,7 @@ class InfoStub:
             "clearinghouseState": json.loads((FIXTURES / "clearinghouseState_rest_response.json").read_text()),
             "orderStatus": {"status": "unknownOid"},
             "perpDexs": [None],
+            "twapHistory": [],
         }
         return web.json_response(answers[body["type"]])
 
@@ -219,6 +220,41 @@ async def test_start_now_begins_at_the_end_of_the_files_and_resyncs_the_traders(
             assert stub.calls.count("frontendOpenOrders") == 1
         checkpoint = mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"})
         assert checkpoint is not None and checkpoint["blockNumber"] == 2
+
+
+async def test_a_restart_before_the_first_twap_resumes_without_a_resync(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Hourly layout: the TWAP statuses' folder appears with the first TWAP. A stream with no file
+    # yet has missed nothing, so a restart before it still resumes from the checkpoints of the others.
+    data_dir = tmp_path / "hl" / "data"
+    path = hour_path(data_dir, "order_statuses", AT, by_block=False)
+    hourly = ("time", "user", "status", "order")
+
+    def line(status: str, oid: int, at: datetime) -> bytes:
+        event = _status(status, _order(oid, AT), at)
+        return json.dumps({k: event[k] for k in hourly}, separators=(",", ":")).encode() + b"\n"
+
+    append(path, line("open", 500, AT))
+    async with InfoStub() as stub:
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_layout="hourly")
+        stub.open_orders = [_order(500, AT)]
+        async with RunningCollector(settings) as run:  # no checkpoint, NODE_START=now: a resync
+            await eventually(lambda: _events(mongo_db, 500) == [("new", "rest", None)], what="500 from the resync")
+            await eventually(lambda: run.service.node is not None and not run.service.node.resyncing,
+                             what="the resync done")
+            append(path, line("open", 501, AT + timedelta(seconds=1)))
+            await eventually(lambda: _events(mongo_db, 501) == [("new", "node", None)], what="501 from its line")
+        asked = len(stub.calls)
+        monkeypatch.setattr(source, "STALL_S", 0.3)
+        async with RunningCollector(settings) as run:
+            append(path, line("canceled", 501, AT + timedelta(seconds=2)))
+            await eventually(lambda: len(_events(mongo_db, 501)) == 2, what="501 closed by the next line")
+            await eventually(lambda: run.service.health()["node"]["order_statuses"]["stalled"], what="a quiet node")
+            twaps = run.service.health()["node"]["twap_statuses"]
+        assert stub.calls[asked:] == [], "a restart before the first TWAP line resynced"
+        assert (twaps["file"], twaps["stalled"]) == (None, False), twaps  # quiet TWAP statuses are no stall
+        assert run.service.node is not None and run.service.node.figures()["twap_statuses"]["layout"] == "hourly"
 
 
 async def test_a_gap_is_journaled_before_the_checkpoint_that_passes_it(

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import msgspec
+import pytest
 
-from collector_service.events.twaps import TwapWatch, history_docs
+from collector_service.events.twaps import TwapWatch, history_docs, node_twap_doc
+from collector_service.events.wire import FrameError
 
 U = "0x" + "ab" * 20
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -44,3 +46,18 @@ def test_history_rows_date_ends_in_seconds_and_skip_rows_without_twap_id() -> No
         ("finished", datetime(2025, 12, 4, 17, 10, 22, tzinfo=UTC), "4000.5"),
     ]
     assert len(bad) == 2 and "without twapId" in str(bad[0]) and "twapHistory" in str(bad[1])
+
+
+def test_node_twap_status_lines_date_a_start_by_its_timestamp_and_an_end_by_the_line() -> None:
+    # the node_twap_statuses_by_block example of SAMPLE-NOTES §3: {time, twap_id, state, status}
+    line = {"time": "2026-01-28T15:00:05.423822681", "twap_id": 1544034, "state": STATE, "status": "activated"}
+    doc = node_twap_doc(U, msgspec.json.encode(line), NOW)
+    assert (doc["twapId"], doc["status"], doc["source"], doc["statusTime"]) == (
+        1544034, "activated", "node", datetime(2025, 12, 4, 17, 0, 22, 417000, tzinfo=UTC))
+    end = node_twap_doc(U, msgspec.json.encode({**line, "status": "terminated"}), NOW)
+    assert (end["status"], end["statusTime"]) == ("terminated", datetime(2026, 1, 28, 15, 0, 5, 423822, tzinfo=UTC))
+    error = {**line, "status": {"status": "error", "description": "Insufficient margin"}}
+    assert node_twap_doc(U, msgspec.json.encode(error), NOW)["description"] == "Insufficient margin"
+    for bad in ({**line, "twap_id": -1}, {**line, "time": "yesterday", "status": "finished"}, {"twap_id": 1}):
+        with pytest.raises(FrameError, match="node TWAP status"):
+            node_twap_doc(U, msgspec.json.encode(bad), NOW)

@@ -15,11 +15,14 @@ import polars as pl
 import pytest
 from pymongo.database import Database
 
-from collector_service import schema
+from collector_service import schema, store
+from collector_service.events.twaps import TwapState, twap_doc
+from collector_service.metrics import Stats
 from orderwatch_dagster import mongo, outbox, sensors
 from orderwatch_dagster.resources import AlertChannels
 from orderwatch_dagster.transforms.alerts import large_change_alerts
 from orderwatch_dagster.transforms.events import RAW_ORDER_SCHEMA, normalize_order_events
+from orderwatch_dagster.transforms.twaps import twap_alerts, twaps_table
 from tests.dagster import scenario as sc
 
 
@@ -177,6 +180,64 @@ def test_fast_alerts_are_the_daily_rule_delivered_once(
     assert doc["notifiedAt"] is not None and state["attempts"] == 2 and "lastError" not in state
     assert f"{sc.B} (Bee) B BTC oid 903" in receiver.posts[2][2]["text"]
     assert seeded_db[schema.ALERTS].count_documents({"notifiedAt": None}) == 0
+
+
+def store_as_collector(mongo_uri: str, db_name: str, ops: list[store.Op]) -> None:
+    """Write operations as a collector's writer does (it stamps ``storedAt``)."""
+    database = store.Database(mongo_uri, db_name)
+    try:
+        database.write(ops, Stats())
+    finally:
+        database.close()
+
+
+def test_a_large_twap_alerts_within_a_tick_of_its_first_slice_and_of_its_end_once(
+    seeded_db: Database, resources: dict, instance: dg.DagsterInstance, receiver: Receiver, mongo_uri: str
+) -> None:
+    first = tick(instance, resources, receiver.url, None)
+    now = datetime.now(UTC)
+    started = now - timedelta(seconds=40)
+
+    def status(user: str, twap_id: int, sz: str, status: str, executed: tuple[str, str], at: datetime) -> dict:
+        state = TwapState("BTC", "B", sz, int(started.timestamp() * 1000), 5, *executed)
+        return twap_doc(user, twap_id, state, status, at, source="node", observed_at=at)
+
+    # A starts a TWAP of 4 BTC (~400k USD), B one of 0.1 BTC (~10k): no price yet, no alert
+    starts = [status(sc.A, 1790001, "4.0", "activated", ("0.0", "0.0"), started),
+              status(sc.B, 1790002, "0.1", "activated", ("0.0", "0.0"), started)]
+    store_as_collector(mongo_uri, seeded_db.name, store.twap_ops(starts))
+    second = tick(instance, resources, receiver.url, first.cursor)
+    assert receiver.keys() == [] and "twap_statuses=2" in second.skip_message
+    # the first slices (fills with twapId and a zero hash) price them: A's start alerts in that tick
+    slices = [sc.fill(user, 500 + i, 600 + i, started + timedelta(seconds=30), coin="BTC", side="B", px="100000.0",
+                      sz=sz, crossed=True, fee="1.0", twapId=twap_id, hash="0x" + "0" * 64)
+              for i, (user, twap_id, sz) in enumerate([(sc.A, 1790001, "0.4"), (sc.B, 1790002, "0.01")])]
+    store_as_collector(mongo_uri, seeded_db.name, store.fill_ops([{k: v for k, v in f.items() if k != "storedAt"}
+                                                                  for f in slices]))
+    third = tick(instance, resources, receiver.url, second.cursor)
+    assert receiver.keys() == [f"{sc.A}:twap:1790001:activated"], third.skip_message
+    # named as the watch list labels A, like the order alerts
+    assert f"{sc.A} (Whale A) started TWAP 1790001 buy 4.0 BTC over 5 min (~$400000" in receiver.posts[0][2]["text"]
+    # both end; A's end alerts in the next tick, with the exchange's final amounts
+    ends = [status(sc.A, 1790001, "4.0", "finished", ("4.0", "401000.0"), now),
+            status(sc.B, 1790002, "0.1", "terminated", ("0.05", "5000.0"), now)]
+    store_as_collector(mongo_uri, seeded_db.name, store.twap_ops(ends))
+    fourth = tick(instance, resources, receiver.url, third.cursor)
+    assert receiver.keys() == [f"{sc.A}:twap:1790001:activated", f"{sc.A}:twap:1790001:finished"]
+    assert "finished TWAP 1790001 buy 4.0 BTC over 5 min (~$401000" in receiver.posts[1][2]["text"]
+    # the daily asset's alerts of the day are the same ones: stored once, sent once
+    days = sorted({started.date().isoformat(), now.date().isoformat()})  # (one day, unless run at midnight)
+    watchlist = mongo.read_watchlist(seeded_db)
+    built = [twaps_table(mongo.read_twaps(seeded_db, d), mongo.read_fills(seeded_db, d), d, watchlist) for d in days]
+    # the table carries the watch list's label and tags, as the other tables do
+    assert {(r["ethAddress"], r["label"], tuple(r["tags"])) for r in built[-1].iter_rows(named=True)} == {
+        (sc.A, "Whale A", ("whales", "btc")), (sc.B, "Bee", ())}
+    daily = pl.concat([twap_alerts(table, d, 250_000.0) for table, d in zip(built, days, strict=True)])
+    assert sorted(daily["alertKey"]) == sorted(receiver.keys()) and mongo.write_alerts(seeded_db, daily) == 0
+    tick(instance, resources, receiver.url, second.cursor)  # a replayed cursor
+    tick(instance, resources, receiver.url, fourth.cursor)
+    assert len(receiver.posts) == 2
+    assert seeded_db[schema.ALERTS].count_documents({"action": "twap", "label": "Whale A"}) == 2
 
 
 def test_an_event_journaled_earlier_but_stored_after_the_cursor_moved_is_alerted(

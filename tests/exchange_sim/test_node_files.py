@@ -20,6 +20,7 @@ from exchange_sim.market import Market
 from exchange_sim.node_files import NodeWriter
 from exchange_sim.traders import TraderPool, trader_addresses
 from exchange_sim.truth import TruthRecorder
+from exchange_sim.twaps import TwapRecorder, Twaps, twaps_path_for
 from tests.conftest import FIXTURES
 from tests.exchange_sim.conftest import START_MS
 
@@ -30,6 +31,8 @@ STATUSES_BY_BLOCK = "node_order_statuses_by_block/hourly"
 FILLS_BY_BLOCK = "node_fills_by_block/hourly"
 STATUSES = "node_order_statuses/hourly"
 FILLS = "node_fills/hourly"
+TWAPS = "node_twap_statuses/hourly"
+TWAPS_BY_BLOCK = "node_twap_statuses_by_block/hourly"
 
 
 class Run:
@@ -45,16 +48,22 @@ class Run:
         self.exchange.listeners += [self.truth.on_transition, self.node.on_transition]
         self.exchange.fill_listeners += [self.truth.on_fill, self.node.on_fill]
         self.pool = TraderPool(self.exchange, trader_addresses(7, traders), 7, rate)
+        self.twaps = Twaps(self.exchange)
+        self.twap_truth = TwapRecorder(twaps_path_for(root / "truth.jsonl"))
+        self.twaps.listeners += [self.twap_truth.on_status, self.node.on_twap]
 
     def run(self, ms: int, step: int = 50) -> None:
-        """Let the traders act for `ms` of simulated time, writing due blocks after each step."""
+        """Let the traders act (and TWAPs slice) for `ms` of simulated time, writing due blocks
+        after each step."""
         for _ in range(ms // step):
-            self.pool.tick(step)
+            self.pool.tick(step)  # advances the clock
+            self.twaps.advance()
             self.node.advance()
 
     def close(self) -> None:
         self.node.close()
         self.truth.close()
+        self.twap_truth.close()
 
     def files(self, directory: str) -> list[Path]:
         """The hour files of a stream, oldest first (hours sorted as numbers)."""
@@ -173,6 +182,36 @@ def test_every_truth_transition_and_fill_is_written_exactly_once(tmp_path: Path)
     # A partial fill happened (a repeated open in the truth) and wrote no status line.
     truth_rows = sum(1 for _ in (tmp_path / "truth.jsonl").open())
     assert truth_rows > sum(expected.values())
+
+
+def test_twap_status_lines_are_the_twap_ground_truth_and_slices_write_fills_only(tmp_path: Path) -> None:
+    # SAMPLE-NOTES.md §3: a TWAP's lifecycle is in node_twap_statuses* as {time, twap_id, state,
+    # status}; its slices are fills with twapId and a zero hash, and write no order-status line.
+    run = Run(tmp_path, START_MS, traders=2, rate=0.0)
+    alice, bob = trader_addresses(7, 2)
+    done = run.twaps.start(alice, "BTC", "B", "0.5", 5)
+    stopped = run.twaps.start(bob, "ETH", "A", "3", 10)
+    run.run(95_000, step=1000)
+    run.twaps.terminate(stopped.twap_id)
+    run.run(220_000, step=1000)
+    run.close()
+    truth = [json.loads(line) for line in twaps_path_for(tmp_path / "truth.jsonl").read_text().splitlines()]
+    assert [(t["twap_id"], t["status"]) for t in truth] == [
+        (done.twap_id, "activated"), (stopped.twap_id, "activated"), (stopped.twap_id, "terminated"),
+        (done.twap_id, "finished")]
+
+    def same(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [(e["twap_id"], e["status"], e["state"], e["time"][:26]) for e in events]
+
+    hourly, blocks = run.lines(TWAPS), run.lines(TWAPS_BY_BLOCK)
+    assert [tuple(e) for e in hourly] == [("time", "twap_id", "state", "status")] * 4
+    assert same(hourly) == same([e for b in blocks for e in b["events"]]) == same(truth)
+    assert truth[-1]["state"]["executedSz"] == "0.5" and truth[-1]["state"]["user"] == alice
+    # every block has a line in each by-block stream, TWAP statuses included
+    assert block_numbers(blocks) == block_numbers(run.lines(STATUSES_BY_BLOCK))
+    slices = [f for _, f in run.lines(FILLS) if f["twapId"] is not None]
+    assert len(slices) == 10 + 3 and {f["hash"] for f in slices} == {"0x" + "0" * 64}
+    assert run.lines(STATUSES) == []
 
 
 @pytest.mark.parametrize(

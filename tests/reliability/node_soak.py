@@ -15,7 +15,9 @@ are kept: their old hour's last line comes late, after the restart).
 Then trading stops, the collector drains, is stopped with SIGTERM, and the ground
 truth decides: every tracked order captured with its true final status and modify links, no
 order with two ``new`` or two ``closed`` events or one change recorded twice, every fill exactly
-once, and nothing at all of the untracked traders in MongoDB.
+once (TWAP slices included), every TWAP status change of the tracked traders in ``trader_twaps``
+(from the node's ``node_twap_statuses*`` lines, or ``twapHistory`` after a gap), and nothing at all
+of the untracked traders in MongoDB.
 
 The in-suite test calls :func:`run_node_soak` with a short duration; the long run is the soak
 CLI (``make soak SOAK_ARGS="--source node"``, see tests.reliability.soak).
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
 from collections.abc import Callable
@@ -38,6 +41,7 @@ from collector_service import schema
 from exchange_sim import ExchangeSim, FillReport, Report, SimConfig, compare, compare_fills
 from exchange_sim.clock import HOUR_MS, before_next_hour
 from exchange_sim.node_files import STREAM_DIRS, hour_file
+from exchange_sim.twaps import twaps_path_for
 from tests.reliability.collector_process import CollectorProcess, collector_for
 from tests.reliability.relist import WATCH_INTERVAL_S, ListChanges, wrong_sizes
 
@@ -79,6 +83,7 @@ class NodeSoakConfig:
     settle_timeout: float = 60.0
     seed: int = 7
     relist_every: float | None = None  # mean seconds between traders removed from the watch list (None: never)
+    twaps_per_trader_per_hour: float = 2.0  # random TWAPs (~15-40 of tracked traders), sliced as fills
 
 
 @dataclass
@@ -104,6 +109,9 @@ class NodeSoakResult:
     pruned: list[str] = field(default_factory=list)  # node files deleted while the collector was down
     files_missing: int = 0  # pruned files the collector reported (event=node_file_missing)
     wrong_sizes: list[tuple[str, int, str | None, str]] = field(default_factory=list)  # see wrong_sizes
+    twaps: int = 0  # TWAP status changes of tracked traders in the ground truth
+    twaps_missing: list[tuple[str, int, str]] = field(default_factory=list)  # in the truth, not in trader_twaps
+    twaps_extra: list[tuple[str, int, str]] = field(default_factory=list)  # in trader_twaps, not in the truth
     exit_code: int | None = None
     relist: str = "list_removals=0 list_readds=0 list_most_away=0"
     most_away: int = 0  # the most traders off the watch list at one time (ListChanges.most_away)
@@ -119,6 +127,8 @@ class NodeSoakResult:
             and self.untracked_documents == 0
             and not self.repeated
             and not self.wrong_sizes
+            and not self.twaps_missing
+            and not self.twaps_extra
             and self.exit_code == 0
         )
 
@@ -131,7 +141,8 @@ class NodeSoakResult:
             f"capture_rate={r.capture_rate:.4f} events={self.events} fills={f.total} fill_documents="
             f"{self.fill_documents} fills_captured={f.captured} duplicates={len(r.duplicates) + len(f.duplicates)} "
             f"wrong_final_status={len(r.wrong_final_status)} repeated_updates={len(self.repeated)} "
-            f"wrong_sizes={len(self.wrong_sizes)} "
+            f"wrong_sizes={len(self.wrong_sizes)} twap_statuses={self.twaps} twaps_missing={len(self.twaps_missing)} "
+            f"twaps_extra={len(self.twaps_extra)} "
             f"untracked_documents={self.untracked_documents} "
             f"kills_survived={self.kills} gaps={self.gaps} traders_resynced={self.resynced} "
             f"rotations={self.rotations} late_appends_read={self.late_appends} pruned={len(self.pruned)} "
@@ -180,6 +191,21 @@ def repeated_updates(orders: pymongo.collection.Collection) -> list[tuple[str, i
             repeated.append(key)
         seen.add(key)
     return repeated
+
+
+def twap_statuses(truth: Path) -> set[tuple[str, int, str]]:
+    """Every status change of the tracked traders' TWAPs in the ground truth (the recorder writes
+    only theirs)."""
+    path = twaps_path_for(truth)
+    if not path.exists():
+        return set()
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(rec["state"]["user"], rec["twap_id"], rec["status"]) for rec in lines}
+
+
+def stored_twaps(db: pymongo.database.Database) -> set[tuple[str, int, str]]:
+    """The ``trader_twaps`` documents' keys (the unique index keeps each once)."""
+    return {(d["ethAddress"], d["twapId"], d["status"]) for d in db[schema.TWAPS].find({}, {"_id": 0})}
 
 
 def untracked_documents(db: pymongo.database.Database, tracked: set[str]) -> int:
@@ -305,6 +331,7 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
         node_dir=node_dir,
         node_layout="both",
         rest_weight_per_min=cfg.rest_weight_per_min,
+        twaps_per_trader_per_hour=cfg.twaps_per_trader_per_hour,
     )
     client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000)
     db = client[db_name]
@@ -334,9 +361,11 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
 
             def drained() -> bool:
                 sim.recorder.flush()
+                sim.twap_recorder.flush()
                 return (
                     compare(db[schema.ORDERS], truth, None, users).ok
                     and compare_fills(db[schema.FILLS], truth, users).ok
+                    and twap_statuses(truth) == stored_twaps(db)
                 )
 
             prune = cfg.prune_outage and cfg.kill_every is not None
@@ -346,7 +375,8 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
             try:
                 # as an operator would, start the collector once the node has written its folders
                 # (it refuses a NODE_DATA_DIR without them; a busy machine delays the first block)
-                folders = [node_dir / folder for folder in STREAM_DIRS.values()]
+                # (not the TWAP statuses' in the hourly layout: it appears with the first TWAP)
+                folders = [node_dir / path for (_, stream), path in STREAM_DIRS.items() if stream != "twap_statuses"]
                 await _settle(lambda: all(f.is_dir() for f in folders), 30.0)
                 # simulated time waits for the first start (a loaded machine can take 10-20 s), so
                 # that the collector reads the hour before the rotation: the prune outage needs a
@@ -390,6 +420,7 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
                 await collector.wait_for_log("event=state_loaded", after=kills.log_at, timeout=LOAD_TIMEOUT_S)
                 result.duration_s = time.monotonic() - started
                 sim.set_order_rate(0)
+                sim.stop_twaps()
                 result.settle_s = await _settle(drained, cfg.settle_timeout)
                 result.exit_code = await asyncio.to_thread(collector.terminate)
                 # once the SIGTERM flushed everything, as the comparisons below (a settle that ran
@@ -416,6 +447,9 @@ async def run_node_soak(cfg: NodeSoakConfig, mongo_uri: str, db_name: str, workd
         result.fill_documents = await asyncio.to_thread(db[schema.FILLS].count_documents, {})
         result.repeated = await asyncio.to_thread(repeated_updates, db[schema.ORDERS])
         result.untracked_documents = await asyncio.to_thread(untracked_documents, db, set(users))
+        expected, stored = twap_statuses(truth), await asyncio.to_thread(stored_twaps, db)
+        result.twaps = len(expected)
+        result.twaps_missing, result.twaps_extra = sorted(expected - stored), sorted(stored - expected)
         return result
     finally:
         client.close()

@@ -45,6 +45,7 @@ async def test_node_soak_matches_ground_truth(
     assert f.ok and f.total > 50, f.summary()
     assert result.repeated == [] and result.wrong_sizes == [], (result.repeated[:5], result.wrong_sizes[:5])
     assert result.untracked_documents == 0, result.figures()
+    assert result.twaps >= 5 and not result.twaps_missing and not result.twaps_extra, result.figures()
     assert "list_removals=0" not in result.relist, result.figures()
     # the fills stream rotates; the statuses stream moves past its pruned hour instead
     assert result.kills >= 10 and result.rotations >= 1 and result.late_appends >= 1, result.figures()
