@@ -22,6 +22,11 @@ then frames `{"channel":"twapStates","data":{"dex":"","user","states":[[twapId, 
 with the user's running TWAPs, on subscribe, after every change (a start, a slice, an end) and in
 every full push round. webData2's `twapStates` holds the same list.
 
+`orderUpdates` (per user, no dex): the ack echoes `{"type":"orderUpdates","user"}`; no snapshot;
+then, in the push round after a change, `{"channel":"orderUpdates","data":[WsOrder, ...]}` with
+every status change of the user's orders (all dexes) since the previous frame, oldest first. The
+frame carries no user (PROTOCOL.md §1.6): a subscriber of several users tells them apart by oid.
+
 `l2Book` (public, per coin; see exchange_sim.book for the book model): subscribe
 `{"type":"l2Book","coin":"BTC"}` with optional `nSigFigs` (2..5), `mantissa` (1/2/5, with
 nSigFigs 5) and `fast`; the ack echoes `{"type":"l2Book","coin","nSigFigs","mantissa","fast"}`
@@ -93,9 +98,9 @@ class Connection:
     opened: float
     last_sent: float
     subs: dict[bytes, dict[str, Any]] = field(default_factory=dict)  # key -> normalized sub
-    # userFills subscription key -> the user's fills_total already delivered (set by the
-    # snapshot; absent until the snapshot is built, so a push round cannot overtake it)
-    fill_cursors: dict[bytes, int] = field(default_factory=dict)
+    # userFills / orderUpdates subscription key -> the user's fills_total / updates_total already
+    # delivered (set at the subscribe; absent until then, so a push round cannot overtake it)
+    cursors: dict[bytes, int] = field(default_factory=dict)
     closing: bool = False
     busy: bool = False  # a push to this connection is in progress
 
@@ -198,7 +203,7 @@ class Feeds:
         for sub in conn.subs.values():
             self._unaccount(ipst, sub)
         conn.subs.clear()
-        conn.fill_cursors.clear()
+        conn.cursors.clear()
 
     def _unaccount(self, ipst: IpState, sub: dict[str, Any]) -> None:
         ipst.subscriptions -= 1
@@ -288,7 +293,7 @@ class Feeds:
         user = sub["user"]
         if not isinstance(user, str) or not ADDRESS_RE.match(user):
             raise ValueError(user)
-        if typ in ("webData2", "twapStates"):
+        if typ in ("webData2", "twapStates", "orderUpdates"):
             return {"type": typ, "user": user.lower()}
         if typ == "userFills":
             # The real ack fills in the default (oppen mainnet and hftbacktest testnet captures).
@@ -335,7 +340,7 @@ class Feeds:
             await self._error(conn, rules.ERR_ALREADY_UNSUBSCRIBED.format(sub=key.decode()))
             return
         del conn.subs[key]
-        conn.fill_cursors.pop(key, None)
+        conn.cursors.pop(key, None)
         self._unaccount(ipst, sub)
         await self._send(conn, frames.ack_frame("unsubscribe", sub))
 
@@ -445,7 +450,7 @@ class Feeds:
                 fills = self.exchange.user_fills(user)[: rules.USER_FILLS_SNAPSHOT_LIMIT]
                 frame = cache[ckey] = frames.user_fills_frame(user.encode(), orjson.dumps(fills), snapshot=True)
         else:
-            seen = conn.fill_cursors.get(key)
+            seen = conn.cursors.get(key)
             if seen is None:  # the subscribe has not built its snapshot yet
                 return None
             total = self.exchange.user(user).fills_total
@@ -456,7 +461,33 @@ class Feeds:
             if frame is None:
                 fills, total = self.exchange.fills_after(user, seen)
                 frame = cache[ckey] = frames.user_fills_frame(user.encode(), orjson.dumps(fills), snapshot=False)
-        conn.fill_cursors[key] = total
+        conn.cursors[key] = total
+        return frame
+
+    def _updates_frame(
+        self,
+        conn: Connection,
+        key: bytes,
+        sub: dict[str, Any],
+        cache: dict[tuple[str, str, str], bytes],
+        snapshot: bool,
+    ) -> bytes | None:
+        """The next orderUpdates frame of a subscription (None: nothing new), advancing its
+        cursor. The subscribe sends nothing (no snapshot): it only starts the cursor."""
+        user = sub["user"]
+        total = self.exchange.user(user).updates_total
+        if snapshot:
+            conn.cursors[key] = total
+            return None
+        seen = conn.cursors.get(key)
+        if seen is None or total <= seen:  # not subscribed yet, or nothing new
+            return None
+        ckey = ("orderUpdates", user, f"{seen}:{total}")
+        frame = cache.get(ckey)
+        if frame is None:
+            updates, total = self.exchange.updates_after(user, seen)
+            frame = cache[ckey] = frames.order_updates_frame(orjson.dumps(updates))
+        conn.cursors[key] = total
         return frame
 
     async def _send_sub(
@@ -471,11 +502,12 @@ class Feeds:
         view: UserView | None = None
         if sub["type"] == "l2Book":
             frame = self._book_frame(sub, cache)
-        elif sub["type"] == "userFills":
-            fills_frame = self._fills_frame(conn, key, sub, cache, snapshot)
-            if fills_frame is None:
+        elif sub["type"] in ("userFills", "orderUpdates"):
+            stream_frame = (self._fills_frame if sub["type"] == "userFills" else self._updates_frame)(
+                conn, key, sub, cache, snapshot)
+            if stream_frame is None:
                 return
-            frame = fills_frame
+            frame = stream_frame
         else:
             frame, view = self._frame(sub, cache)
         chaos = self.config.chaos
