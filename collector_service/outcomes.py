@@ -11,7 +11,8 @@ the queue and is retried with backoff, and unresolved orders are re-queued at th
 
 Live traders' outcomes mostly come for free: the ``orderUpdates`` feed tells each status change
 as it happens (:meth:`OutcomeResolver.learnt`), often a moment before the snapshot that shows the
-order gone, so such an outcome waits here for its close instead of being asked for.
+order gone, so such an outcome waits here for its close, which is then stored with it
+(:meth:`OutcomeResolver.fold`), instead of being asked for.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from typing import Any
 
+from collector_service.events.tracker import ms_to_datetime
 from collector_service.events.wire import OrderStatusInner
 from collector_service.logs import RateLimitedLog
 from collector_service.rest import InfoClient, RestError
@@ -97,6 +100,19 @@ class OutcomeResolver:
             return False
         self._done(user, oid)
         self.submit([final_op(user, oid, status, status_ms)])
+        return True
+
+    def fold(self, event: dict[str, Any]) -> bool:
+        """Give a ``closed`` event the outcome the feed already told, if it did: the event is then
+        stored with it, with no write of its own. The old half of a replacement is left to
+        :meth:`want`, whose write checks the link against the outcome."""
+        if "replacedByOid" in event:
+            return False
+        early = self._early.pop((event["ethAddress"], event["oid"]), None)
+        if early is None:
+            return False
+        event["finalStatus"], event["statusTimestamp"] = early[0], ms_to_datetime(early[1])
+        self.client.stats.outcomes_from_feed += 1
         return True
 
     def wanted(self, user: str, oid: int) -> bool:

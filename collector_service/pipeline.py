@@ -241,12 +241,14 @@ class Pipeline:
                 self.l2books.stamp(events)
             if events:
                 self.activity.record(user, len(events))
-                self.writer.submit(order_ops(events))
                 resolver = self.resolvers[user]
+                # closes whose outcome the feed has not told yet (the others are stored with it)
+                unknown = [e["oid"] for e in events if e["action"] == schema.ACTION_CLOSED and not resolver.fold(e)]
+                self.writer.submit(order_ops(events))
+                for oid in unknown:
+                    resolver.want(user, oid, delay=self.outcome_grace if source == schema.SOURCE_WS else 0.0)
                 for event in events:
                     if event["action"] == schema.ACTION_CLOSED:
-                        resolver.want(user, event["oid"], delay=self.outcome_grace if source == schema.SOURCE_WS
-                                      else 0.0)
                         self._closed_seen(user, event["oid"])
                     elif "replacesOid" in event:
                         self.stats.replacements[event["replaceMatch"]] += 1

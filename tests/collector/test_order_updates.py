@@ -20,13 +20,14 @@ from tests.collector.harness import RunningCollector, collector_settings, eventu
 from tests.collector.test_recovery import Journaled
 
 OTHER = "0x" + "ef" * 20
+CLOID = "0x" + "ab" * 16
 NOW = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
 
 
-def order(oid: int) -> dict[str, Any]:
+def order(oid: int, cloid: str | None = None) -> dict[str, Any]:
     """The real captured frontend order under another oid, without children."""
     found = copy.deepcopy(frontend_orders()[0])
-    found.update(children=[], oid=oid)
+    found.update(children=[], oid=oid, cloid=cloid)
     return found
 
 
@@ -37,15 +38,20 @@ def update(oid: int, status: str, at_ms: int, coin: str = "BTC") -> dict[str, An
             "status": status, "statusTimestamp": at_ms}
 
 
-def snapshot(pipe: Pipeline, user: str, oids: list[int]) -> None:
-    msg = decode_frame(encode(open_orders_frame([order(oid) for oid in oids], user=user)))
+def snapshot(pipe: Pipeline, user: str, orders: list[dict[str, Any]]) -> None:
+    msg = decode_frame(encode(open_orders_frame(orders, user=user)))
     assert isinstance(msg, OpenOrdersMsg)
     pipe.on_orders(user, "", msg.data.orders, None, NOW)
 
 
-def finals(journal: Journaled) -> dict[int, tuple[str, str, int]]:
-    return {d["oid"]: (d["ethAddress"], d["finalStatus"], int(d["statusTimestamp"].timestamp() * 1000))
-            for d in journal.of("final")}
+def tell(pipe: Pipeline, users: list[str], *updates: dict[str, Any]) -> None:
+    msg = decode_frame(encode({"channel": "orderUpdates", "data": list(updates)}))
+    assert isinstance(msg, OrderUpdatesMsg)
+    pipe.on_order_updates(users, msg.data)
+
+
+def ms(at: Any) -> int:
+    return int(at.timestamp() * 1000)
 
 
 def test_updates_are_matched_by_oid_and_settle_closes_before_or_after_the_snapshot() -> None:
@@ -55,34 +61,36 @@ def test_updates_are_matched_by_oid_and_settle_closes_before_or_after_the_snapsh
     resolver = OutcomeResolver(client, journal.submit)  # one egress: one resolver for both traders
     pipe = Pipeline(journal, stats, {USER: client, OTHER: client},  # type: ignore[arg-type]
                     {USER: resolver, OTHER: resolver}, dexes=lambda: [""], record_fills=False, record_twaps=False)
-    snapshot(pipe, USER, [1001, 1002])
-    snapshot(pipe, OTHER, [2001])
+    snapshot(pipe, USER, [order(1001), order(1002), order(1003, CLOID)])
+    snapshot(pipe, OTHER, [order(2001)])
 
-    # the feed tells first: USER's 1001 filled, OTHER's 2001 canceled, 1002 partly filled (still
-    # open), and an order none of them was seen holding (it lived between two snapshots)
-    frame = encode({"channel": "orderUpdates", "data": [
-        update(1001, "filled", 1_765_000_000_001), update(1002, "open", 1_765_000_000_002),
-        update(2001, "canceled", 1_765_000_000_003), update(3003, "filled", 1_765_000_000_004)]})
-    msg = decode_frame(frame)
-    assert isinstance(msg, OrderUpdatesMsg)
-    pipe.on_order_updates([USER, OTHER], msg.data)
-    assert finals(journal) == {} and len(resolver) == 0  # nothing closed yet: kept for the closes
+    # the feed tells first: USER's 1001 filled and 1003 canceled, OTHER's 2001 canceled, 1002
+    # partly filled (still open), and an order none of them was seen holding (it lived between
+    # two snapshots)
+    tell(pipe, [USER, OTHER], update(1001, "filled", 1_765_000_000_001), update(1002, "open", 1_765_000_000_002),
+         update(2001, "canceled", 1_765_000_000_003), update(3003, "filled", 1_765_000_000_004),
+         update(1003, "canceled", 1_765_000_000_006))
+    assert journal.of("final") == [] and len(resolver) == 0  # nothing closed yet: kept for the closes
 
-    snapshot(pipe, USER, [1002])  # 1001 gone
-    snapshot(pipe, OTHER, [])  # 2001 gone
-    assert finals(journal) == {1001: (USER, "filled", 1_765_000_000_001), 2001: (OTHER, "canceled", 1_765_000_000_003)}
-    kinds = [(op["kind"], op["doc"]["oid"]) for op in journal.ops if op["kind"] in ("order", "final")]
-    assert kinds.index(("final", 1001)) > kinds.index(("order", 1001))  # the outcome after its close
+    # the snapshots that show them gone: each close is stored with its outcome, no write of its own
+    snapshot(pipe, USER, [order(1002), order(1004, CLOID)])  # 1003 modified: replaced by 1004
+    snapshot(pipe, OTHER, [])
+    closed = {d["oid"]: d for d in journal.of("order") if d["action"] == "closed"}
+    assert {oid: (d["ethAddress"], d["finalStatus"], ms(d["statusTimestamp"])) for oid, d in closed.items()
+            if oid != 1003} == {1001: (USER, "filled", 1_765_000_000_001), 2001: (OTHER, "canceled", 1_765_000_000_003)}
+    # the replaced order's outcome is written apart, where the store checks the link against it
+    assert closed[1003]["replacedByOid"] == 1004 and closed[1003]["finalStatus"] == "unknown"
+    assert [(d["oid"], d["finalStatus"], ms(d["statusTimestamp"])) for d in journal.of("final")] == [
+        (1003, "canceled", 1_765_000_000_006)]
 
     # the snapshot first: the close waits for its outcome, which the feed then tells
-    snapshot(pipe, USER, [])
+    snapshot(pipe, USER, [order(1004, CLOID)])
     assert len(resolver) == 1
-    msg = decode_frame(encode({"channel": "orderUpdates", "data": [update(1002, "marginCanceled", 1_765_000_000_005)]}))
-    assert isinstance(msg, OrderUpdatesMsg)
-    pipe.on_order_updates([OTHER, USER], msg.data)
-    assert finals(journal)[1002] == (USER, "marginCanceled", 1_765_000_000_005)
-    assert len(resolver) == 0 and 3003 not in finals(journal)
-    assert stats.outcomes_from_feed == 3 and not stats.rest_calls
+    tell(pipe, [OTHER, USER], update(1002, "marginCanceled", 1_765_000_000_005))
+    assert [(d["ethAddress"], d["oid"], d["finalStatus"]) for d in journal.of("final")][1:] == [
+        (USER, 1002, "marginCanceled")]
+    assert len(resolver) == 0 and 3003 not in closed
+    assert stats.outcomes_from_feed == 4 and not stats.rest_calls
 
 
 def test_one_order_updates_subscription_per_user_with_the_main_dex() -> None:
