@@ -103,6 +103,11 @@ def _subscription(key: SubKey) -> dict[str, Any]:
     return {"type": typ, "user": user} if typ in UNDEXED else {"type": typ, "user": user, "dex": dex}
 
 
+OPTIONAL = frozenset({"orderUpdates"})
+"""Subscriptions a trader is followed well without (outcomes then come over REST): one the exchange
+never acknowledges is given up alone, not the trader (several users' orderUpdates on one socket
+are not documented either way, PROTOCOL.md §1.6)."""
+
 UNDEXED = frozenset({"webData2", "userFills", "twapStates", "orderUpdates"})
 """Subscriptions that take no dex: webData2 is the main dex's, userFills, twapStates and orderUpdates
 cover every dex."""
@@ -274,7 +279,10 @@ class FeedConnection:
             except TimeoutError:
                 kind, who, dexes = "", (), None
             late = [key for key, deadline in self._pending.items() if deadline <= time.monotonic()]
-            if late:
+            for key in late:
+                if key[0] in OPTIONAL:
+                    self._give_up(key, "no subscribe ack within timeout")
+            if late := [key for key in late if key[0] not in OPTIONAL]:
                 self._refuse(late, "no subscribe ack within timeout")
             if kind == "unsubscribe":
                 for key in [k for k in (*self._acked, *self._pending) if k[1] in who]:
@@ -468,14 +476,20 @@ class FeedConnection:
             key = _sub_key(request["subscription"])
         except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
             return False
-        if self._pending.pop(key, None) is None:
+        if key not in self._pending:
             return False
+        self._give_up(key, "the exchange could not parse it")
+        return True
+
+    def _give_up(self, key: SubKey, why: str) -> None:
+        """Stop asking for this one subscription (not sent again), loudly; the rest of its trader
+        is followed."""
+        self._pending.pop(key, None)
         self.rejected.add(key)
         self.stats.exchange_errors["subscription_rejected"] += 1
         self._warn.log(logging.ERROR, f"rejected:{key[0]}", "event=subscription_rejected conn=%s subscription=%s "
-                       "note='the exchange does not serve it; the rest of the trader is followed'", self.name,
-                       msgspec.json.encode(_subscription(key)).decode())
-        return True
+                       "why=%r note='not asked for again; the rest of the trader is followed'", self.name,
+                       msgspec.json.encode(_subscription(key)).decode(), why)
 
     def _refuse(self, keys: list[SubKey], reason: str, *, capacity: bool = False) -> None:
         """The exchange refused these subscriptions: report their users once and leave them

@@ -131,3 +131,34 @@ async def test_live_closes_get_their_outcomes_from_the_feed_without_info_calls(
             assert stats.rest_calls.get("historicalOrders") == calls_before.get("historicalOrders")
     report = compare(db.trader_orders, truth, users=[alice, bob])
     assert report.wrong_final_status == [] and report.duplicates == [] and report.unknown == []
+
+
+async def test_an_order_updates_subscription_the_exchange_refuses_costs_only_itself(
+        tmp_path: Path, mongo_uri: str, mongo_db: Any) -> None:
+    """Several users' orderUpdates on one socket are not documented either way: should the exchange
+    refuse them, the traders stay live and their outcomes come over REST."""
+    db = mongo_db
+    async with ExchangeSim(SimConfig(traders=2, push_interval=0.2)) as sim:
+        alice, bob = sim.addresses
+        subscribe = sim._subscribe
+
+        async def refusing(conn: Any, ipst: Any, key: bytes, sub: dict[str, Any]) -> None:
+            if sub["type"] == "orderUpdates":  # an error frame and no ack
+                await sim._error(conn, "Cannot subscribe to orderUpdates multiple times")
+                return
+            await subscribe(conn, ipst, key, sub)
+
+        sim._subscribe = refusing  # type: ignore[method-assign]
+        settings = collector_settings(sim, mongo_uri, db.name, tmp_path / "c", [alice, bob], trader_ws_clients=1)
+        oids = [sim.place(alice, "BTC", "B", "0.5", "60000"), sim.place(bob, "ETH", "A", "1", "4000")]
+        async with RunningCollector(settings) as run:
+            stats = run.service.stats
+            await eventually(lambda: stats.exchange_errors["subscription_rejected"] == 2, timeout=30,
+                             what="both orderUpdates given up after the ack timeout")
+            assert run.service.refused_users() == [] and set(run.service.live_users) == {alice, bob}
+            for oid in oids:
+                sim.cancel(oid, "marginCanceled")
+            await eventually(lambda: db.trader_orders.count_documents({"finalStatus": "marginCanceled"}) == 2,
+                             timeout=30, what="outcomes over REST")
+            assert stats.outcomes_from_feed == 0 and stats.rest_calls["orderStatus"] == 2
+            assert run.service.refused_users() == []
