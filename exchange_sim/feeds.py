@@ -429,7 +429,7 @@ class Feeds:
             cache[key] = frame
         return frame, view if typ in rules.ORDER_SUBSCRIPTION_TYPES else None
 
-    def _fills_frame(
+    def _stream_frame(
         self,
         conn: Connection,
         key: bytes,
@@ -437,58 +437,35 @@ class Feeds:
         cache: dict[tuple[str, str, str], bytes],
         snapshot: bool,
     ) -> bytes | None:
-        """The next userFills frame of a subscription (None: nothing new), advancing its cursor.
-
-        The snapshot holds the newest fills, newest first; later frames the fills made since
-        the previous frame of this subscription, oldest first."""
-        user = sub["user"]
-        if snapshot:
-            total = self.exchange.user(user).fills_total
-            ckey = ("userFills", user, f"snapshot:{total}")
-            frame = cache.get(ckey)
-            if frame is None:
-                fills = self.exchange.user_fills(user)[: rules.USER_FILLS_SNAPSHOT_LIMIT]
-                frame = cache[ckey] = frames.user_fills_frame(user.encode(), orjson.dumps(fills), snapshot=True)
-        else:
-            seen = conn.cursors.get(key)
-            if seen is None:  # the subscribe has not built its snapshot yet
-                return None
-            total = self.exchange.user(user).fills_total
-            if total <= seen:
-                return None
-            ckey = ("userFills", user, f"{seen}:{total}")
-            frame = cache.get(ckey)
-            if frame is None:
-                fills, total = self.exchange.fills_after(user, seen)
-                frame = cache[ckey] = frames.user_fills_frame(user.encode(), orjson.dumps(fills), snapshot=False)
-        conn.cursors[key] = total
-        return frame
-
-    def _updates_frame(
-        self,
-        conn: Connection,
-        key: bytes,
-        sub: dict[str, Any],
-        cache: dict[tuple[str, str, str], bytes],
-        snapshot: bool,
-    ) -> bytes | None:
-        """The next orderUpdates frame of a subscription (None: nothing new), advancing its
-        cursor. The subscribe sends nothing (no snapshot): it only starts the cursor."""
-        user = sub["user"]
-        total = self.exchange.user(user).updates_total
+        """The next frame of a userFills or orderUpdates subscription (None: nothing new),
+        advancing its cursor: what the user did since the previous frame of this subscription,
+        oldest first. A userFills subscribe gets the newest fills, newest first; an orderUpdates
+        subscribe gets nothing (no snapshot), it only starts the cursor."""
+        typ, user = sub["type"], sub["user"]
+        st = self.exchange.user(user)
+        total = st.fills_total if typ == "userFills" else st.updates_total
         if snapshot:
             conn.cursors[key] = total
-            return None
+            if typ != "userFills":
+                return None
+            ckey = (typ, user, f"snapshot:{total}")
+            if ckey not in cache:
+                fills = self.exchange.user_fills(user)[: rules.USER_FILLS_SNAPSHOT_LIMIT]
+                cache[ckey] = frames.user_fills_frame(user.encode(), orjson.dumps(fills), snapshot=True)
+            return cache[ckey]
         seen = conn.cursors.get(key)
-        if seen is None or total <= seen:  # not subscribed yet, or nothing new
+        if seen is None or total <= seen:  # the subscribe has not started the cursor yet, or nothing new
             return None
-        ckey = ("orderUpdates", user, f"{seen}:{total}")
-        frame = cache.get(ckey)
-        if frame is None:
-            updates, total = self.exchange.updates_after(user, seen)
-            frame = cache[ckey] = frames.order_updates_frame(orjson.dumps(updates))
+        ckey = (typ, user, f"{seen}:{total}")
+        if ckey not in cache:
+            if typ == "userFills":
+                fills, total = self.exchange.fills_after(user, seen)
+                cache[ckey] = frames.user_fills_frame(user.encode(), orjson.dumps(fills), snapshot=False)
+            else:
+                updates, total = self.exchange.updates_after(user, seen)
+                cache[ckey] = frames.order_updates_frame(orjson.dumps(updates))
         conn.cursors[key] = total
-        return frame
+        return cache[ckey]
 
     async def _send_sub(
         self,
@@ -503,8 +480,7 @@ class Feeds:
         if sub["type"] == "l2Book":
             frame = self._book_frame(sub, cache)
         elif sub["type"] in ("userFills", "orderUpdates"):
-            stream_frame = (self._fills_frame if sub["type"] == "userFills" else self._updates_frame)(
-                conn, key, sub, cache, snapshot)
+            stream_frame = self._stream_frame(conn, key, sub, cache, snapshot)
             if stream_frame is None:
                 return
             frame = stream_frame
