@@ -41,7 +41,7 @@ def subscriptions_for_ten(hours: float = 1.0) -> tuple[int, int, int]:
         sim.tick(1000)
     dexes = 1 + len(sim.market.dexes)
     coins = {o.coin for a in sim.addresses for o in sim.exchange.open_orders(a) if not o.is_trigger}
-    return 10 * (2 * dexes + 1), len(coins), dexes
+    return 10 * (2 * dexes + 3), len(coins), dexes  # + userFills, twapStates, orderUpdates
 
 
 def run(quick: bool = False) -> Section:
@@ -85,7 +85,8 @@ def run(quick: bool = False) -> Section:
     section.add("a changed frame's ~4 events stamped, vs the frame", f"{4 * t['stamp'] / t['frame']:.2f}x")
     users, coins, dexes = subscriptions_for_ten(0.1 if quick else 1.0)
     total = users + coins
-    section.add(f"subscriptions for 10 traders: user ({dexes} dexes + userFills) + l2Book (coins with resting orders)",
+    section.add(f"subscriptions for 10 traders: user ({dexes} dexes + userFills, twapStates, orderUpdates) + l2Book "
+                "(coins with resting orders)",
                 f"{users} + {coins} = {total}")
     section.add("share of the exchange's 1000 subscriptions per IP", f"{total / exchange.MAX_SUBSCRIPTIONS_PER_IP:.0%}",
                 "< 100%", total < exchange.MAX_SUBSCRIPTIONS_PER_IP)

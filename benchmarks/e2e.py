@@ -174,6 +174,7 @@ class Settle:
     gaps_done: float | None = None
     journal_done: float | None = None
     calls: dict[str, int] = field(default_factory=dict)  # info calls made while settling, by type
+    from_feed: tuple[int, int] = (0, 0)  # outcomes the orderUpdates feed told: before the stop, while settling
     samples: list[tuple[float, int, int, int]] = field(default_factory=list)  # (t, outcomes, gaps, journal)
 
 
@@ -189,6 +190,7 @@ def _settle(port: int, recoveries: Any, timeout: float) -> Settle:
     out = Settle()
     started = time.monotonic()
     calls0 = _metric(port, "orderwatch_rest_calls_total")
+    feed0 = _metric(port, "orderwatch_outcomes_from_feed_total").get("", 0)
     time.sleep(FLUSH_INTERVAL * 3)  # the last pushes reach the collector
     while time.monotonic() - started < timeout:
         health = _health(port)
@@ -209,11 +211,17 @@ def _settle(port: int, recoveries: Any, timeout: float) -> Settle:
     out.seconds = time.monotonic() - started
     calls = _metric(port, "orderwatch_rest_calls_total")
     out.calls = {k: int(v - calls0.get(k, 0)) for k, v in calls.items() if v > calls0.get(k, 0)}
+    out.from_feed = (int(feed0), int(_metric(port, "orderwatch_outcomes_from_feed_total").get("", 0) - feed0))
     return out
 
 
+def least_weight(calls: dict[str, int]) -> int:
+    """The least REST weight these info calls cost: each its base weight (rows add more)."""
+    return sum(n * (2 if kind in ("orderStatus", "clearinghouseState", "l2Book") else 20) for kind, n in calls.items())
+
+
 def _metric(port: int, name: str) -> dict[str, float]:
-    """One Prometheus counter of the collector, by its label's value."""
+    """One Prometheus counter of the collector, by its label's value ("" for one without labels)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
     out: dict[str, float] = {}
@@ -221,6 +229,8 @@ def _metric(port: int, name: str) -> dict[str, float]:
         if line.startswith(name + "{"):
             label, value = line.rsplit(" ", 1)
             out[label.split('"')[1]] = float(value)
+        elif line.startswith(name + " "):
+            out[""] = float(line.rsplit(" ", 1)[1])
     return out
 
 
@@ -501,8 +511,11 @@ def run(
             section.add("after the stop, done at: outcomes / gaps / journal",
                         " / ".join("-" if t is None else f"{t:.1f} s"
                                    for t in (settle.outcomes_done, settle.gaps_done, settle.journal_done)))
-            section.add("info calls while settling",
-                        ", ".join(f"{k} {v}" for k, v in sorted(settle.calls.items())) or "none")
+            section.add("info calls while settling (least weight they cost)",
+                        (", ".join(f"{k} {v}" for k, v in sorted(settle.calls.items())) or "none")
+                        + f" ({least_weight(settle.calls):,})")
+            section.add("outcomes told by orderUpdates (no info call): before the stop / while settling",
+                        " / ".join(str(n) for n in settle.from_feed))
             section.add("ground truth", report.summary())
             section.checks["zero_loss"] = not report.missed_visible and not report.missed_gap_only
             section.checks["zero_duplicates"] = not report.duplicates

@@ -168,6 +168,15 @@ class Settings(BaseSettings):
             "`userFillsByTime` after gaps and restarts and in polled traders' sweeps."
         ),
     )
+    trader_order_updates_enabled: bool = Field(
+        True,
+        description=(
+            "Subscribe `orderUpdates` for live traders (one more subscription of a user already followed: no "
+            "user slot) and take closed orders' final statuses from it instead of `orderStatus` / "
+            "`historicalOrders` calls. Its frames name no user: an update is matched by oid to the live trader "
+            "whose order it is. `false`: every outcome is asked for over REST."
+        ),
+    )
     trader_twaps_enabled: bool = Field(
         True, description="Record TWAP orders (twapStates feed for live traders, twapHistory with every REST recovery)."
     )

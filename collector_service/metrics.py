@@ -34,6 +34,7 @@ class Stats:
     twaps_written: int = 0
     fills_duplicate: int = 0
     final_statuses_resolved: int = 0
+    outcomes_from_feed: int = 0  # final statuses the orderUpdates feed told (no info call)
     flushes: int = 0
     flush_errors: int = 0
     journal_corrupt_records: int = 0  # cut out of the journal at start (kept in side files)
@@ -88,6 +89,8 @@ class StatsCollector(Collector):
                       s.fills_duplicate)
         yield counter("final_statuses_resolved", "Closed orders whose final status was recorded.", None,
                       s.final_statuses_resolved)
+        yield counter("outcomes_from_feed", "Final statuses learnt from the orderUpdates feed, with no info call.",
+                      None, s.outcomes_from_feed)
         yield counter("flushes", "Successful batch writes.", None, s.flushes)
         yield counter("flush_errors", "Failed batch writes (retried).", None, s.flush_errors)
         yield counter("journal_corrupt_records", "Corrupt journal records cut out at start (kept in side files).",

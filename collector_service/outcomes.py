@@ -8,6 +8,11 @@ instead (weight 20 plus 1 per 20 rows, for up to 2000 outcomes): a busy market m
 more orders a minute than single lookups could keep up with under 1200 weight a minute.
 Failures and an exhausted budget only delay the answer: the order stays in
 the queue and is retried with backoff, and unresolved orders are re-queued at the next start.
+
+Live traders' outcomes mostly come for free: the ``orderUpdates`` feed tells each status change
+as it happens (:meth:`OutcomeResolver.learnt`), often a moment before the snapshot that shows the
+order gone, so such an outcome waits here for its close, which is then stored with it
+(:meth:`OutcomeResolver.fold`), instead of being asked for.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ import asyncio
 import heapq
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
+from typing import Any
 
+from collector_service.events.tracker import ms_to_datetime
 from collector_service.events.wire import OrderStatusInner
 from collector_service.logs import RateLimitedLog
 from collector_service.rest import InfoClient, RestError
@@ -32,6 +39,10 @@ fired and keeps its oid through ``triggered`` until it fills or is cancelled (PR
 
 MAX_ATTEMPTS = 8
 RETRY_BASE_S = 2.0
+
+EARLY_KEPT = 10_000
+"""Outcomes told by the orderUpdates feed before the snapshot that closes their order, kept for
+that close (the oldest are dropped beyond this many: their closes are then asked for)."""
 
 BATCH_MIN = 10
 """From this many waiting closes of one trader, one historicalOrders call (weight 20 + rows/20)
@@ -60,6 +71,7 @@ class OutcomeResolver:
         self._queue: list[tuple[float, int, str, int]] = []
         self._queued: set[tuple[str, int]] = set()
         self._waiting: Counter[str] = Counter()  # queued closes per trader
+        self._early: OrderedDict[tuple[str, int], tuple[str, int]] = OrderedDict()  # see learnt()
         self._wake = asyncio.Event()
         self._errors = RateLimitedLog(log)
 
@@ -67,8 +79,14 @@ class OutcomeResolver:
         return len(self._queued)
 
     def want(self, user: str, oid: int, attempt: int = 0, delay: float = 0.0) -> None:
-        """Queue an order (idempotent while it is queued)."""
+        """Queue an order (idempotent while it is queued); one whose outcome the feed already
+        told is recorded at once."""
         if (user, oid) in self._queued and attempt == 0:
+            return
+        early = self._early.pop((user, oid), None)
+        if early is not None:
+            self.client.stats.outcomes_from_feed += 1
+            self.submit([final_op(user, oid, *early)])
             return
         if (user, oid) not in self._queued:
             self._queued.add((user, oid))
@@ -83,6 +101,34 @@ class OutcomeResolver:
         self._done(user, oid)
         self.submit([final_op(user, oid, status, status_ms)])
         return True
+
+    def fold(self, event: dict[str, Any]) -> bool:
+        """Give a ``closed`` event the outcome the feed already told, if it did: the event is then
+        stored with it, with no write of its own. The old half of a replacement is left to
+        :meth:`want`, whose write checks the link against the outcome."""
+        if "replacedByOid" in event:
+            return False
+        early = self._early.pop((event["ethAddress"], event["oid"]), None)
+        if early is None:
+            return False
+        event["finalStatus"], event["statusTimestamp"] = early[0], ms_to_datetime(early[1])
+        self.client.stats.outcomes_from_feed += 1
+        return True
+
+    def wanted(self, user: str, oid: int) -> bool:
+        return (user, oid) in self._queued
+
+    def learnt(self, user: str, oid: int, status: str, status_ms: int) -> None:
+        """The orderUpdates feed told how ``user``'s order ended: record it if its close is
+        waiting, else keep it for the close that the next snapshot brings."""
+        if status in OPEN_STATUSES:
+            return
+        if self.known(user, oid, status, status_ms):
+            self.client.stats.outcomes_from_feed += 1
+            return
+        self._early[(user, oid)] = (status, status_ms)
+        if len(self._early) > EARLY_KEPT:
+            self._early.popitem(last=False)
 
     def _done(self, user: str, oid: int) -> None:
         self._queued.discard((user, oid))

@@ -42,6 +42,10 @@ T = TypeVar("T")
 GAP_MARGIN = timedelta(seconds=60)
 """Recover orders closed a little before the last snapshot too: clocks and pushes are not exact."""
 
+OUTCOME_FEED_GRACE_S = 5.0
+"""With the orderUpdates feed, a live trader's close is asked for over REST only if the feed has
+not told its outcome within this long (the feed's frame and the snapshot come in either order)."""
+
 RECOVERY_RETRY_MAX_S = 15.0
 """A failed recovery is retried with backoff up to this pause, until it succeeds: the REST
 weight budget, not the retry schedule, keeps the calls within the exchange's limits."""
@@ -124,6 +128,7 @@ class Pipeline:
         self.record_twaps = record_twaps
         self.twaps = TwapWatch()
         self.l2books: Books | None = None  # order-book context, when enabled
+        self.outcome_grace = 0.0  # OUTCOME_FEED_GRACE_S when live traders' orderUpdates are followed
         self.books: dict[tuple[str, str], OrderBook] = {}  # by (trader, dex)
         self.positions: dict[tuple[str, str], PositionBook] = {}
         self.last_seen: dict[str, datetime] = {}
@@ -240,11 +245,14 @@ class Pipeline:
                 self.l2books.stamp(events)
             if events:
                 self.activity.record(user, len(events))
-                self.writer.submit(order_ops(events))
                 resolver = self.resolvers[user]
+                # closes whose outcome the feed has not told yet (the others are stored with it)
+                unknown = [e["oid"] for e in events if e["action"] == schema.ACTION_CLOSED and not resolver.fold(e)]
+                self.writer.submit(order_ops(events))
+                for oid in unknown:
+                    resolver.want(user, oid, delay=self.outcome_grace if source == schema.SOURCE_WS else 0.0)
                 for event in events:
                     if event["action"] == schema.ACTION_CLOSED:
-                        resolver.want(user, event["oid"])
                         self._closed_seen(user, event["oid"])
                     elif "replacesOid" in event:
                         self.stats.replacements[event["replaceMatch"]] += 1
@@ -254,6 +262,23 @@ class Pipeline:
             self.subscribed((user,))
         self.last_seen[user] = observed_at
         return events
+
+    def on_order_updates(self, users: Collection[str], updates: tuple[OrderStatusInner, ...]) -> None:
+        """Record the outcomes an ``orderUpdates`` frame tells. The frame names no user (PROTOCOL.md
+        §1.6): each update belongs to the one of ``users`` (the connection's) whose close of that oid
+        is waiting or whose book holds it (oids are unique across the exchange). An oid none of
+        them was seen holding (an order that opened and closed between two snapshots) is left to
+        gap recovery, as without this feed."""
+        for update in updates:
+            if update.status in OPEN_STATUSES:
+                continue
+            oid, dex = update.order.oid, schema.dex_of(update.order.coin)
+            for user in users:
+                book = self.books.get((user, dex))
+                if user in self.users and (self.resolvers[user].wanted(user, oid)
+                                           or (book is not None and oid in book.orders)):
+                    self.resolvers[user].learnt(user, oid, update.status, update.statusTimestamp)
+                    break
 
     def noted(self, events: list[dict[str, Any]], observed_at: datetime) -> None:
         """Account for events a source built itself (the node's transitions): activity,

@@ -24,7 +24,7 @@ from collector_service.health import start_health_server
 from collector_service.journal import Journal
 from collector_service.metrics import Stats, registry_for
 from collector_service.outcomes import OutcomeResolver
-from collector_service.pipeline import Pipeline
+from collector_service.pipeline import OUTCOME_FEED_GRACE_S, Pipeline
 from collector_service.plan import Plan, owned, plan_connections
 from collector_service.rest import InfoClient, WeightBudget
 from collector_service.sources.marks import MarkFeed
@@ -124,6 +124,8 @@ class Service:
         # this budget paces reconnects so a flapping server cannot make us exceed it
         reconnects = {egress: WeightBudget(exchange.MAX_NEW_CONNECTIONS_PER_MINUTE - settings.trader_ws_clients)
                       for egress in self.clients}
+        if settings.trader_order_updates_enabled and settings.trader_ws_enabled:
+            self.pipeline.outcome_grace = OUTCOME_FEED_GRACE_S
         if settings.trader_books_enabled and settings.trader_ws_enabled and self.plan.connections:
             self.pipeline.l2books = Books(watch=lambda coin: self.feeds[0].watch_coin(coin),
                                         unwatch=lambda coin: self.feeds[0].unwatch_coin(coin))
@@ -133,6 +135,7 @@ class Service:
                 stats=self.stats, ping_interval=settings.trader_ws_ping_interval,
                 pong_timeout=settings.trader_ws_pong_timeout, reconnect_budget=reconnects[conn.egress],
                 dexes=lambda: self.dexes.names, fills=settings.trader_fills_enabled,
+                order_updates=settings.trader_order_updates_enabled,
                 books=self.pipeline.l2books if i == 0 else None,
             )
             for i, conn in enumerate(self.plan.connections)

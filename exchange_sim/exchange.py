@@ -39,6 +39,8 @@ DEFAULT_LEVERAGE = 5
 OID_START = 300_000_000_000  # the size of real oids in 2026 samples (~3.2e11)
 TID_START = 900_000_000_000_000
 ZERO_HASH = "0x" + "0" * 64
+WS_BASIC_ORDER_KEYS = ("coin", "side", "limitPx", "sz", "oid", "timestamp", "origSz", "cloid")
+"""The order fields of an orderUpdates element (WsBasicOrder, PROTOCOL.md §1.6), in that order."""
 
 
 class OrderError(ValueError):
@@ -65,6 +67,9 @@ class UserState:
     fills: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.FILLS_RETAINED))
     fills_total: int = 0  # fills ever made (the deque keeps only the newest FILLS_RETAINED)
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.HISTORICAL_ORDERS_LIMIT))
+    # every status change as orderUpdates frames carry it, and how many were ever made
+    updates: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.ORDER_UPDATES_RETAINED))
+    updates_total: int = 0
     realized: Decimal = Decimal(0)  # main-dex realized PnL minus fees
     # HIP-3 dexes have their own clearinghouse: realized PnL per dex, present once the user
     # traded there (the simulator then credits STARTING_BALANCE, as if USDC had been moved in).
@@ -146,9 +151,11 @@ class Exchange:
     # ----- transitions ---------------------------------------------------------------------
     def _emit(self, order: Order, status: str, ts: int, *, record_history: bool) -> None:
         fo = order.frontend()
+        st = self.user(order.user)
         if record_history:
-            st = self.user(order.user)
             st.history.append({"order": fo, "status": status, "statusTimestamp": ts})
+        st.updates.append({"order": {k: fo[k] for k in WS_BASIC_ORDER_KEYS}, "status": status, "statusTimestamp": ts})
+        st.updates_total += 1
         self.status_counts[status] = self.status_counts.get(status, 0) + 1
         for listener in self.listeners:
             listener(order.user, status, fo, ts)
@@ -668,10 +675,13 @@ class Exchange:
         """The user's fills made after the first `seen` ones, oldest first, and how many fills the
         user has made in all (pass it as `seen` next time). Fills no longer retained are skipped."""
         st = self.user(address)
-        new = min(st.fills_total - seen, len(st.fills))
-        if new <= 0:
-            return [], st.fills_total
-        return [st.fills[i] for i in range(len(st.fills) - new, len(st.fills))], st.fills_total
+        return _after(st.fills, st.fills_total, seen), st.fills_total
+
+    def updates_after(self, address: str, seen: int) -> tuple[list[dict[str, Any]], int]:
+        """The user's orderUpdates elements after the first `seen` status changes, oldest first,
+        and how many were ever made (as :meth:`fills_after`)."""
+        st = self.user(address)
+        return _after(st.updates, st.updates_total, seen), st.updates_total
 
     def user_fills_by_time(self, address: str, start: int, end: int | None = None) -> list[dict[str, Any]]:
         """Fills with start <= time <= end, oldest first, at most 2000 (paginate on time)."""
@@ -682,6 +692,13 @@ class Exchange:
                 if len(out) >= rules.USER_FILLS_LIMIT:
                     break
         return out
+
+
+def _after(items: deque[dict[str, Any]], total: int, seen: int) -> list[dict[str, Any]]:
+    """The newest ``total - seen`` of ``items`` (a deque of the newest of ``total`` ever made)
+    that it still holds, oldest first."""
+    new = min(total - seen, len(items))
+    return [items[i] for i in range(len(items) - new, len(items))] if new > 0 else []
 
 
 def _fee(sz: Decimal, px: Decimal, crossed: bool) -> Decimal:

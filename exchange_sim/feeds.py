@@ -22,6 +22,11 @@ then frames `{"channel":"twapStates","data":{"dex":"","user","states":[[twapId, 
 with the user's running TWAPs, on subscribe, after every change (a start, a slice, an end) and in
 every full push round. webData2's `twapStates` holds the same list.
 
+`orderUpdates` (per user, no dex): the ack echoes `{"type":"orderUpdates","user"}`; no snapshot;
+then, in the push round after a change, `{"channel":"orderUpdates","data":[WsOrder, ...]}` with
+every status change of the user's orders (all dexes) since the previous frame, oldest first. The
+frame carries no user (PROTOCOL.md §1.6): a subscriber of several users tells them apart by oid.
+
 `l2Book` (public, per coin; see exchange_sim.book for the book model): subscribe
 `{"type":"l2Book","coin":"BTC"}` with optional `nSigFigs` (2..5), `mantissa` (1/2/5, with
 nSigFigs 5) and `fast`; the ack echoes `{"type":"l2Book","coin","nSigFigs","mantissa","fast"}`
@@ -101,9 +106,9 @@ class Connection:
     opened: float
     last_sent: float
     subs: dict[bytes, dict[str, Any]] = field(default_factory=dict)  # key -> normalized sub
-    # userFills subscription key -> the user's fills_total already delivered (set by the
-    # snapshot; absent until the snapshot is built, so a push round cannot overtake it)
-    fill_cursors: dict[bytes, int] = field(default_factory=dict)
+    # userFills / orderUpdates subscription key -> the user's fills_total / updates_total already
+    # delivered (set at the subscribe; absent until then, so a push round cannot overtake it)
+    cursors: dict[bytes, int] = field(default_factory=dict)
     closing: bool = False
     busy: bool = False  # a push to this connection is in progress
 
@@ -206,7 +211,7 @@ class Feeds:
         for sub in conn.subs.values():
             self._unaccount(ipst, sub)
         conn.subs.clear()
-        conn.fill_cursors.clear()
+        conn.cursors.clear()
 
     def _unaccount(self, ipst: IpState, sub: dict[str, Any]) -> None:
         ipst.subscriptions -= 1
@@ -301,7 +306,7 @@ class Feeds:
         user = sub["user"]
         if not isinstance(user, str) or not ADDRESS_RE.match(user):
             raise ValueError(user)
-        if typ in ("webData2", "twapStates"):
+        if typ in ("webData2", "twapStates", "orderUpdates"):
             return {"type": typ, "user": user.lower()}
         if typ == "userFills":
             # The real ack fills in the default (oppen mainnet and hftbacktest testnet captures).
@@ -348,7 +353,7 @@ class Feeds:
             await self._error(conn, rules.ERR_ALREADY_UNSUBSCRIBED.format(sub=key.decode()))
             return
         del conn.subs[key]
-        conn.fill_cursors.pop(key, None)
+        conn.cursors.pop(key, None)
         self._unaccount(ipst, sub)
         await self._send(conn, frames.ack_frame("unsubscribe", sub))
 
@@ -437,7 +442,7 @@ class Feeds:
             cache[key] = frame
         return frame, view if typ in rules.ORDER_SUBSCRIPTION_TYPES else None
 
-    def _fills_frame(
+    def _stream_frame(
         self,
         conn: Connection,
         key: bytes,
@@ -445,32 +450,35 @@ class Feeds:
         cache: dict[tuple[str, str, str], bytes],
         snapshot: bool,
     ) -> bytes | None:
-        """The next userFills frame of a subscription (None: nothing new), advancing its cursor.
-
-        The snapshot holds the newest fills, newest first; later frames the fills made since
-        the previous frame of this subscription, oldest first."""
-        user = sub["user"]
+        """The next frame of a userFills or orderUpdates subscription (None: nothing new),
+        advancing its cursor: what the user did since the previous frame of this subscription,
+        oldest first. A userFills subscribe gets the newest fills, newest first; an orderUpdates
+        subscribe gets nothing (no snapshot), it only starts the cursor."""
+        typ, user = sub["type"], sub["user"]
+        st = self.exchange.user(user)
+        total = st.fills_total if typ == "userFills" else st.updates_total
         if snapshot:
-            total = self.exchange.user(user).fills_total
-            ckey = ("userFills", user, f"snapshot:{total}")
-            frame = cache.get(ckey)
-            if frame is None:
+            conn.cursors[key] = total
+            if typ != "userFills":
+                return None
+            ckey = (typ, user, f"snapshot:{total}")
+            if ckey not in cache:
                 fills = self.exchange.user_fills(user)[: rules.USER_FILLS_SNAPSHOT_LIMIT]
-                frame = cache[ckey] = frames.user_fills_frame(user.encode(), orjson.dumps(fills), snapshot=True)
-        else:
-            seen = conn.fill_cursors.get(key)
-            if seen is None:  # the subscribe has not built its snapshot yet
-                return None
-            total = self.exchange.user(user).fills_total
-            if total <= seen:
-                return None
-            ckey = ("userFills", user, f"{seen}:{total}")
-            frame = cache.get(ckey)
-            if frame is None:
+                cache[ckey] = frames.user_fills_frame(user.encode(), orjson.dumps(fills), snapshot=True)
+            return cache[ckey]
+        seen = conn.cursors.get(key)
+        if seen is None or total <= seen:  # the subscribe has not started the cursor yet, or nothing new
+            return None
+        ckey = (typ, user, f"{seen}:{total}")
+        if ckey not in cache:
+            if typ == "userFills":
                 fills, total = self.exchange.fills_after(user, seen)
-                frame = cache[ckey] = frames.user_fills_frame(user.encode(), orjson.dumps(fills), snapshot=False)
-        conn.fill_cursors[key] = total
-        return frame
+                cache[ckey] = frames.user_fills_frame(user.encode(), orjson.dumps(fills), snapshot=False)
+            else:
+                updates, total = self.exchange.updates_after(user, seen)
+                cache[ckey] = frames.order_updates_frame(orjson.dumps(updates))
+        conn.cursors[key] = total
+        return cache[ckey]
 
     async def _send_sub(
         self,
@@ -486,11 +494,11 @@ class Feeds:
             frame = self._book_frame(sub, cache)
         elif sub["type"] == marks.CHANNEL:
             frame = marks.active_asset_ctx_frame(self.market, sub["coin"])
-        elif sub["type"] == "userFills":
-            fills_frame = self._fills_frame(conn, key, sub, cache, snapshot)
-            if fills_frame is None:
+        elif sub["type"] in ("userFills", "orderUpdates"):
+            stream_frame = self._stream_frame(conn, key, sub, cache, snapshot)
+            if stream_frame is None:
                 return
-            frame = fills_frame
+            frame = stream_frame
         else:
             frame, view = self._frame(sub, cache)
         chaos = self.config.chaos

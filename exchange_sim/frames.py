@@ -89,6 +89,11 @@ def user_fills_frame(user: bytes, fills: bytes, *, snapshot: bool) -> bytes:
     return head + user + b'","fills":' + fills + b"}}"
 
 
+def order_updates_frame(updates: bytes) -> bytes:
+    """An orderUpdates frame: a list of WsOrder, and no user (PROTOCOL.md §1.6)."""
+    return b'{"channel":"orderUpdates","data":' + updates + b"}"
+
+
 def l2_book_frame(data: bytes) -> bytes:
     """`{"channel":"l2Book","data":{"coin","time","levels"}}` around a serialized data object."""
     return b'{"channel":"l2Book","data":' + data + b"}"

@@ -54,7 +54,9 @@ ERR_ALREADY_UNSUBSCRIBED = "Already unsubscribed: {sub}"
 ERR_PARSE = "Error parsing JSON into valid websocket request: {raw}"
 
 # Subscription types served, with the user-specific ones that count towards the user cap.
-USER_SUBSCRIPTION_TYPES = frozenset({"openOrders", "clearinghouseState", "webData2", "userFills", "twapStates"})
+USER_SUBSCRIPTION_TYPES = frozenset(
+    {"openOrders", "clearinghouseState", "webData2", "userFills", "twapStates", "orderUpdates"}
+)
 # Subscriptions whose frames carry the user's open orders (used for visibility records).
 ORDER_SUBSCRIPTION_TYPES = frozenset({"openOrders", "webData2"})
 
@@ -99,3 +101,12 @@ MAKER_FEE_RATE = "0.0001"
 # The snapshot holds at most this many of the newest fills (the REST userFills limit; the real
 # snapshot size is unverified).
 USER_FILLS_SNAPSHOT_LIMIT = USER_FILLS_LIMIT
+
+# orderUpdates WS subscription [§1.6]: `{"type":"orderUpdates","user"}`, acked as sent (user
+# lower-cased). No snapshot ("Subscribing does not give you your resting orders"): frames
+# `{"channel":"orderUpdates","data":[WsOrder…]}`, each `{order: {coin, side, limitPx, sz, oid,
+# timestamp, origSz, cloid}, status, statusTimestamp}`, carry every status change made since the
+# previous frame of that subscription, oldest first, and NO user field. The simulator keeps this
+# many of a user's newest status changes for them (a subscriber that falls further behind loses
+# the oldest, as with fills).
+ORDER_UPDATES_RETAINED = 10000

@@ -153,6 +153,16 @@ class TwapStatesMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="twapS
     data: TwapStatesData
 
 
+class OrderStatusInner(msgspec.Struct, frozen=True, gc=False):
+    order: FrontendOrder
+    status: str
+    statusTimestamp: EpochMs
+
+
+class OrderUpdatesMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="orderUpdates"):
+    data: tuple[OrderStatusInner, ...]  # no user: attributed by oid (PROTOCOL.md §1.6)
+
+
 class L2BookMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="l2Book"):
     data: msgspec.Raw  # decoded by collector_service.events.books
 
@@ -176,8 +186,8 @@ class ErrorMsg(msgspec.Struct, frozen=True, tag_field="channel", tag="error"):
 
 
 Message = (
-    OpenOrdersMsg | ClearinghouseMsg | WebData2Msg | UserFillsMsg | TwapStatesMsg | L2BookMsg | SubscriptionResponseMsg
-    | PongMsg | ErrorMsg
+    OpenOrdersMsg | ClearinghouseMsg | WebData2Msg | UserFillsMsg | TwapStatesMsg | OrderUpdatesMsg | L2BookMsg
+    | SubscriptionResponseMsg | PongMsg | ErrorMsg
 )
 
 
@@ -250,12 +260,6 @@ def decode_clearinghouse(raw: msgspec.Raw | bytes) -> ClearinghouseState:
         return _clearinghouse_decoder.decode(raw)
     except msgspec.MsgspecError as exc:
         raise FrameError("invalid", f"clearinghouseState: {exc} in {excerpt(bytes(raw))!r}") from None
-
-
-class OrderStatusInner(msgspec.Struct, frozen=True, gc=False):
-    order: FrontendOrder
-    status: str
-    statusTimestamp: EpochMs
 
 
 class OrderStatusResponse(msgspec.Struct, frozen=True, gc=False):

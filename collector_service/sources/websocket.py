@@ -33,6 +33,7 @@ from collector_service.events.wire import (
     L2BookMsg,
     Message,
     OpenOrdersMsg,
+    OrderUpdatesMsg,
     SubscriptionResponseMsg,
     TwapStatesMsg,
     UserFillsMsg,
@@ -57,16 +58,19 @@ RECONNECT_FLOOR_AFTER_CAPACITY_S = 15.0
 
 
 def subscriptions_for(user: str, feed: Feed, dexes: list[str], *, fills: bool = False,
-                      twaps: bool = False) -> list[dict[str, Any]]:
+                      twaps: bool = False, order_updates: bool = False) -> list[dict[str, Any]]:
     """The subscription objects that carry one user's orders and positions on these dexes (and,
     with ``fills`` and the main dex among them, the user's fills of every dex; with ``twaps``, the
-    user's running TWAPs: ``twapStates``, unless webData2 carries them already).
+    user's running TWAPs: ``twapStates``, unless webData2 carries them already; with
+    ``order_updates``, every status change of the user's orders on every dex: ``orderUpdates``).
 
     The legacy webData2 feed covers the main dex (and spot) only: other dexes are followed with
     their own openOrders / clearinghouseState subscriptions in either mode. The exchange counts a
     user once however many of these it holds (PROTOCOL.md §0.2).
     """
     subs: list[dict[str, Any]] = []
+    if order_updates and schema.MAIN_DEX in dexes:
+        subs.append({"type": "orderUpdates", "user": user})
     if fills and schema.MAIN_DEX in dexes:
         subs.append({"type": "userFills", "user": user})
     if twaps and feed != "webData2" and schema.MAIN_DEX in dexes:
@@ -99,8 +103,14 @@ def _subscription(key: SubKey) -> dict[str, Any]:
     return {"type": typ, "user": user} if typ in UNDEXED else {"type": typ, "user": user, "dex": dex}
 
 
-UNDEXED = frozenset({"webData2", "userFills", "twapStates"})
-"""Subscriptions that take no dex: webData2 is the main dex's, userFills and twapStates cover every dex."""
+OPTIONAL = frozenset({"orderUpdates"})
+"""Subscriptions a trader is followed well without (outcomes then come over REST): one the exchange
+never acknowledges is given up alone, not the trader (several users' orderUpdates on one socket
+are not documented either way, PROTOCOL.md §1.6)."""
+
+UNDEXED = frozenset({"webData2", "userFills", "twapStates", "orderUpdates"})
+"""Subscriptions that take no dex: webData2 is the main dex's, userFills, twapStates and orderUpdates
+cover every dex."""
 
 
 class FeedConnection:
@@ -119,12 +129,14 @@ class FeedConnection:
         reconnect_budget: WeightBudget,
         dexes: Callable[[], list[str]],
         fills: bool = True,
+        order_updates: bool = True,
         books: Books | None = None,
     ) -> None:
         self.plan = plan
         self.users = list(plan.users)  # changes when traders move between live and polled
         self.dexes = dexes
         self.fills = fills
+        self.order_updates = order_updates
         self.books = books  # this connection also carries the l2Book subscriptions
         self.books_paused_until = 0.0  # the exchange's subscription cap refused books
         self.rejected: set[SubKey] = set()  # subscriptions the exchange cannot parse: not sent again
@@ -267,7 +279,10 @@ class FeedConnection:
             except TimeoutError:
                 kind, who, dexes = "", (), None
             late = [key for key, deadline in self._pending.items() if deadline <= time.monotonic()]
-            if late:
+            for key in late:
+                if key[0] in OPTIONAL:
+                    self._give_up(key, "no subscribe ack within timeout")
+            if late := [key for key in late if key[0] not in OPTIONAL]:
                 self._refuse(late, "no subscribe ack within timeout")
             if kind == "unsubscribe":
                 for key in [k for k in (*self._acked, *self._pending) if k[1] in who]:
@@ -287,7 +302,7 @@ class FeedConnection:
         while self._unsent:
             user = self._unsent.pop(0)
             for sub in subscriptions_for(user, self.feed, dexes, fills=self.fills,
-                                         twaps=self.pipeline.record_twaps):
+                                         twaps=self.pipeline.record_twaps, order_updates=self.order_updates):
                 key = _sub_key(sub)
                 if key in self.rejected or key in self._acked or key in self._pending:
                     continue
@@ -399,6 +414,9 @@ class FeedConnection:
             self.stats.frames["twapStates"] += 1
             if self._ours(user := msg.data.user.lower()):
                 self.pipeline.on_twaps(user, msg.data.states, observed_at)
+        elif isinstance(msg, OrderUpdatesMsg):
+            self.stats.frames["orderUpdates"] += 1
+            self.pipeline.on_order_updates(self.users, msg.data)
         elif isinstance(msg, L2BookMsg):
             self.stats.frames["l2Book"] += 1
             if self.books is not None:
@@ -458,14 +476,20 @@ class FeedConnection:
             key = _sub_key(request["subscription"])
         except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
             return False
-        if self._pending.pop(key, None) is None:
+        if key not in self._pending:
             return False
+        self._give_up(key, "the exchange could not parse it")
+        return True
+
+    def _give_up(self, key: SubKey, why: str) -> None:
+        """Stop asking for this one subscription (not sent again), loudly; the rest of its trader
+        is followed."""
+        self._pending.pop(key, None)
         self.rejected.add(key)
         self.stats.exchange_errors["subscription_rejected"] += 1
         self._warn.log(logging.ERROR, f"rejected:{key[0]}", "event=subscription_rejected conn=%s subscription=%s "
-                       "note='the exchange does not serve it; the rest of the trader is followed'", self.name,
-                       msgspec.json.encode(_subscription(key)).decode())
-        return True
+                       "why=%r note='not asked for again; the rest of the trader is followed'", self.name,
+                       msgspec.json.encode(_subscription(key)).decode(), why)
 
     def _refuse(self, keys: list[SubKey], reason: str, *, capacity: bool = False) -> None:
         """The exchange refused these subscriptions: report their users once and leave them

@@ -111,8 +111,10 @@ def built(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     resources = {"mongo_db": MongoResource(uri=mongo_uri, database=name), "store": parquet}
     try:
         for day in wk.DAYS:
-            instance = dg.DagsterInstance.ephemeral()
-            assert dg.materialize(BUILT, partition_key=day, resources=resources, instance=instance).success, day
+            # entered: the instance is the current definitions-state storage while it builds (a
+            # storage left current by an earlier test's instance may be gone)
+            with dg.DagsterInstance.ephemeral() as instance:
+                assert dg.materialize(BUILT, partition_key=day, resources=resources, instance=instance).success, day
         yield resources
     finally:
         client.drop_database(name)
@@ -192,10 +194,10 @@ def test_realized_pnl_is_compared_with_the_leaderboard(built: dict, store: Parqu
     })  # fmt: skip
     store.write_snapshot("leaderboard", at(wk.W8, "23:00:00"), board)
     check = checks.trader_scorecards_agree_with_leaderboard
-    result = dg.materialize(
-        [assets.trader_scorecards, check], partition_key=wk.W8, resources=built,
-        instance=dg.DagsterInstance.ephemeral(),
-    )  # fmt: skip
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [assets.trader_scorecards, check], partition_key=wk.W8, resources=built, instance=instance
+        )
     (evaluation,) = result.get_asset_check_evaluations()
     assert not evaluation.passed
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
