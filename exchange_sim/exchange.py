@@ -65,6 +65,7 @@ class UserState:
     fills: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.FILLS_RETAINED))
     fills_total: int = 0  # fills ever made (the deque keeps only the newest FILLS_RETAINED)
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.HISTORICAL_ORDERS_LIMIT))
+    deposit: Decimal = STARTING_BALANCE  # main-dex USDC before PnL (a scripted whale has more)
     realized: Decimal = Decimal(0)  # main-dex realized PnL minus fees
     # HIP-3 dexes have their own clearinghouse: realized PnL per dex, present once the user
     # traded there (the simulator then credits STARTING_BALANCE, as if USDC had been moved in).
@@ -570,7 +571,7 @@ class Exchange:
         """
         st = self.user(address)
         if dex == MAIN_DEX:
-            balance = STARTING_BALANCE + st.realized
+            balance = st.deposit + st.realized
         elif dex in st.dex_realized:
             balance = STARTING_BALANCE + st.dex_realized[dex]
         else:
