@@ -45,7 +45,9 @@ TABLES = ("order_events", "fills", "order_lifecycles", "large_change_alerts", "o
           "positions_snapshot", "trader_daily_stats")
 ASSETS = (*TABLES, "daily_report")
 REPORT_CHARTS = 6
-"""Images in the daily report: activity heatmap, events per hour, lifetimes, outcomes, volume, large changes."""
+"""Images in the daily report before its trader pages: activity heatmap, events per hour, lifetimes, outcomes,
+volume, large changes; then three per trader page and, with a leaderboard snapshot, the cohorts' chart."""
+TRADER_PAGE_CHARTS = 3
 CLOSED_WITH_OUTCOME = {"action": "closed", "finalStatus": {"$nin": ["unknown"]}}
 
 
@@ -260,9 +262,12 @@ def check_report(demo: RunningDemo, day: str) -> Path:
     screenshot = OUTPUT / "report.png"
     with chromium() as driver:
         driver.get(f"{demo.reports_url}/date={day}/report.html")
-        wait_for(lambda: len(rendered(driver)) == REPORT_CHARTS, 30, "every chart of the report to render")
+        images = driver.execute_script("return document.images.length")
+        assert images >= REPORT_CHARTS + TRADER_PAGE_CHARTS  # the demo's traders have pages
+        wait_for(lambda: len(rendered(driver)) == images, 30, "every chart of the report to render")
         text = page_text(driver)
-        for title in ("Activity per trader", "Order lifetimes", "Fill rates", "Large changes", "Data quality"):
+        for title in ("Activity per trader", "Order lifetimes", "Fill rates", "Large changes", "Traders", "Cohorts",
+                      "Data quality"):
             assert title in text
         assert f"orderwatch daily report: {day}" in text
         assert all(width >= 600 for _, width, _, _ in rendered(driver))
