@@ -42,6 +42,11 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         default=d.twaps_per_trader_per_hour,
         help="random TWAPs started per trader per simulated hour (0 = none)",
     )
+    p.add_argument(
+        "--whale",
+        action="store_true",
+        help="the first trader is a scripted whale crossing every alert threshold (exchange_sim.whale)",
+    )
     p.add_argument("--speed", type=float, default=d.speed, help="simulated seconds per real second")
     p.add_argument("--push-interval", type=float, default=d.push_interval)
     p.add_argument("--change-push-delay", type=float, default=d.change_push_delay)
@@ -117,6 +122,7 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         traders=a.traders,
         orders_per_trader_per_min=a.orders_per_trader_per_min,
         twaps_per_trader_per_hour=a.twaps_per_trader_per_hour,
+        whale=a.whale,
         speed=a.speed,
         push_interval=a.push_interval,
         change_push_delay=a.change_push_delay,

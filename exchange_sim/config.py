@@ -102,6 +102,7 @@ class SimConfig:
     traders: int = 20
     orders_per_trader_per_min: float = 0.0  # 0 = no random trading (scripted tests)
     twaps_per_trader_per_hour: float = 0.0  # random traders' TWAPs (exchange_sim.twaps); 0 = none
+    whale: bool = False  # the first trader is the scripted whale of exchange_sim.whale, not a random one
     speed: float = 1.0  # simulated seconds per real second
     tick_interval: float = 0.1  # real seconds between simulation ticks
     start_time_ms: int | None = None  # logical clock start; None = wall clock now

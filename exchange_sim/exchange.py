@@ -70,6 +70,7 @@ class UserState:
     # every status change as orderUpdates frames carry it, and how many were ever made
     updates: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.ORDER_UPDATES_RETAINED))
     updates_total: int = 0
+    deposit: Decimal = STARTING_BALANCE  # main-dex USDC before PnL (a scripted whale has more)
     realized: Decimal = Decimal(0)  # main-dex realized PnL minus fees
     # HIP-3 dexes have their own clearinghouse: realized PnL per dex, present once the user
     # traded there (the simulator then credits STARTING_BALANCE, as if USDC had been moved in).
@@ -577,7 +578,7 @@ class Exchange:
         """
         st = self.user(address)
         if dex == MAIN_DEX:
-            balance = STARTING_BALANCE + st.realized
+            balance = st.deposit + st.realized
         elif dex in st.dex_realized:
             balance = STARTING_BALANCE + st.dex_realized[dex]
         else:

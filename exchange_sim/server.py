@@ -46,6 +46,7 @@ from exchange_sim.node_files import NodeWriter
 from exchange_sim.traders import TraderPool, trader_addresses, write_addresses
 from exchange_sim.truth import TruthRecorder
 from exchange_sim.twaps import Twap, TwapRecorder, Twaps, TwapTraders, twaps_path_for
+from exchange_sim.whale import Whale
 
 
 class ExchangeSim(InfoApi):
@@ -61,7 +62,7 @@ class ExchangeSim(InfoApi):
         self.addresses = trader_addresses(cfg.seed, cfg.traders)
         self.traders = TraderPool(
             self.exchange,
-            self.addresses,
+            self.addresses[1:] if cfg.whale else self.addresses,
             cfg.seed,
             cfg.orders_per_trader_per_min,
             spot_share=cfg.spot_order_share,
@@ -77,6 +78,7 @@ class ExchangeSim(InfoApi):
         self.twap_traders = TwapTraders(self.twaps, self.addresses, cfg.seed, cfg.twaps_per_trader_per_hour)
         self.twap_recorder = TwapRecorder(twaps_path_for(cfg.truth_file) if cfg.truth_file else None, truth_users)
         self.twaps.listeners.append(self.twap_recorder.on_status)
+        self.whale = Whale(self.exchange, self.twaps, self.addresses[0], self.set_mark) if cfg.whale else None
         self.node: NodeWriter | None = None
         self.clock_held = False  # see hold_clock
         if cfg.node_dir is not None:
@@ -391,9 +393,11 @@ class ExchangeSim(InfoApi):
             self.twaps.terminate(twap_id)
 
     def tick(self, dt_ms: float) -> None:
-        """Advance the logical clock by `dt_ms`, let the random traders act (if enabled) and
+        """Advance the logical clock by `dt_ms`, let the random traders and the whale (if enabled) act and
         write the node-file blocks that are due."""
         self.traders.tick(dt_ms)
+        if self.whale is not None:
+            self.whale.tick()
         self.twap_traders.tick(dt_ms)
         self.twaps.advance()
         if self.node is not None:

@@ -14,7 +14,7 @@ import dagster as dg
 import polars as pl
 
 from orderwatch_dagster import charts, mongo, report, tables
-from orderwatch_dagster.partitions import daily_partitions
+from orderwatch_dagster.partitions import daily_partitions, day_bounds
 from orderwatch_dagster.resources import MongoResource, ParquetStore
 from orderwatch_dagster.rules import load_rules
 from orderwatch_dagster.transforms import alerts, daily_stats, lifecycles, open_orders, positions, scorecards, twaps
@@ -284,22 +284,27 @@ def trader_scorecards(
     partitions_def=daily_partitions,
     group_name=GROUP,
     kinds={"html"},
-    deps=[order_events, fills, order_lifecycles, large_change_alerts, trader_daily_stats],
+    deps=[order_events, fills, order_lifecycles, large_change_alerts, trader_daily_stats, positions_snapshot,
+          trader_scorecards],
     description=(
         "The day's HTML report for people: activity per trader, order lifetimes, fill rates, large changes on a "
-        "timeline and data-quality notes; one self-contained page at <data>/reports/date=YYYY-MM-DD/report.html."
+        "timeline, a page per large trader (PnL, position and price, distance to liquidation, amend chains), "
+        "leaderboard cohorts and data-quality notes; one self-contained page at "
+        "<data>/reports/date=YYYY-MM-DD/report.html."
     ),
 )
 def daily_report(context: dg.AssetExecutionContext, store: ParquetStore) -> dg.MaterializeResult:
     day = context.partition_key
     missing = [t for t in report.TABLES if not store.exists(t, day)]
     frames = {t: report.empty(t) if t in missing else store.read(t, day) for t in report.TABLES}
+    board = store.latest_snapshot("leaderboard", day_bounds(day)[1])
     page = report.build(
         day,
         frames,
         missing_tables=missing,
         gaps=report.missing_days(store.days("order_events"), day),
         built_at=datetime.now(UTC),
+        leaderboard=None if board is None else pl.read_parquet(board),
     )
     path = store.write_report(day, page)
     url = store.report_url(day)

@@ -13,7 +13,7 @@ import base64
 import io
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import matplotlib as mpl
@@ -389,6 +389,134 @@ def pnl_per_trader(cards: pl.DataFrame, day: str | date) -> Figure:
         xlabel="PnL (USD)",
         money=True,
     )
+
+
+# Per-trader charts (the report's trader pages) ---------------------------------------------------
+
+
+def _day_axis(ax: Axes, day: str | date) -> None:
+    """A UTC time axis over the whole day, a tick every 3 hours."""
+    start, end = day_bounds(day)
+    ax.set_xlim(date2num(start), date2num(end))
+    ax.xaxis.set_major_locator(HourLocator(byhour=range(0, 24, 3), tz=start.tzinfo))
+    ax.xaxis.set_major_formatter(DateFormatter("%H:%M", tz=start.tzinfo))
+    ax.set_xlabel("time (UTC)")
+
+
+def trader_pnl(fills: pl.DataFrame, unrealized: float | None, followed_since: datetime | None,
+               day: str | date, who: str) -> Figure:
+    """One trader's PnL through the day: realized (the fills' closedPnl, summed in time order) and,
+    apart, the unrealized PnL of the open positions at the day's end; a line where following began
+    when that was during the day."""
+    title = f"{who}: PnL on {day}, realized and unrealized apart"
+    if fills.is_empty() and unrealized is None:
+        return no_data(title)
+    start, end = day_bounds(day)
+    ordered = fills.sort("time", "tid")
+    times = [start, *ordered["time"].to_list(), end]
+    realized = np.concatenate([[0.0], ordered["closedPnl"].cast(pl.Float64).cum_sum().to_numpy()])
+    realized = np.append(realized, realized[-1])
+    with _figure(2.8) as (fig, ax):
+        ax.step(date2num(times), realized, where="post", color=GREEN, label="realized (fills' closedPnl)")
+        if unrealized is not None:
+            ax.plot([date2num(end)], [unrealized], "s", color=SKY, markersize=7, clip_on=False,
+                    label=f"unrealized at the day's end ({usd(unrealized)})")
+        if followed_since is not None and start <= followed_since < end:
+            ax.axvline(date2num(followed_since), color=GREY, linestyle="--", linewidth=1, label="following began")
+        ax.axhline(0, color=GREY, linewidth=0.6)
+        _day_axis(ax, day)
+        ax.yaxis.set_major_formatter(FuncFormatter(usd))
+        ax.set_ylabel("PnL (USD)")
+        ax.set_title(title)
+        ax.legend(**LEGEND_OUTSIDE)
+    return fig
+
+
+def trader_position(fills: pl.DataFrame, day: str | date, who: str) -> Figure:
+    """One trader's position in its most traded perp that day, after each fill (startPosition plus
+    the fill), with the fill prices on a second axis."""
+    perps = fills.filter(pl.col("dir").is_in(["Buy", "Sell"]).not_())
+    title = f"{who}: position on {day}"
+    if perps.is_empty():
+        return no_data(title)
+    coin = perps.group_by("coin").agg(pl.col("notionalUsd").sum()).sort("notionalUsd", "coin",
+                                                                          descending=[True, False])["coin"][0]
+    ordered = perps.filter(pl.col("coin") == coin).sort("time", "tid")
+    signed = pl.when(pl.col("side") == "B").then(pl.col("sz")).otherwise(-pl.col("sz")).cast(pl.Float64)
+    after = ordered.select("time", size=pl.col("startPosition").cast(pl.Float64) + signed,
+                           px=pl.col("px").cast(pl.Float64))
+    start, end = day_bounds(day)
+    first = float(ordered["startPosition"].cast(pl.Float64)[0])
+    times = date2num([start, *after["time"].to_list(), end])
+    sizes = np.concatenate([[first], after["size"].to_numpy(), [after["size"][-1]]])
+    with _figure(2.8) as (fig, ax):
+        ax.step(times, sizes, where="post", color=BLUE, label=f"{coin} position (size)")
+        ax.axhline(0, color=GREY, linewidth=0.6)
+        ax.set_ylabel(f"size ({coin}; > 0 long)")
+        price = ax.twinx()
+        price.plot(date2num(after["time"].to_list()), after["px"].to_numpy(), ".", color=ORANGE, markersize=4,
+                   label="fill price")
+        price.set_ylabel("fill price (USD)")
+        price.grid(False)
+        price.spines["right"].set_visible(True)
+        _day_axis(ax, day)
+        ax.set_title(title + f": {coin}, {after.height} fill(s)")
+        handles = [*ax.get_legend_handles_labels()[0], *price.get_legend_handles_labels()[0]]
+        ax.legend(handles=handles, **{**LEGEND_OUTSIDE, "bbox_to_anchor": (1.08, 1.0)})
+    return fig
+
+
+def liquidation_distance(positions: pl.DataFrame, day: str | date, who: str) -> Figure:
+    """One trader's open positions at the day's end (positions_snapshot): how far the mark
+    (positionValue / |szi|) is from each liquidation price, in % of the mark."""
+    title = f"{who}: distance to liquidation at the end of {day}"
+    mark = pl.col("positionValue").cast(pl.Float64) / pl.col("szi").cast(pl.Float64).abs()
+    liq = pl.col("liquidationPx").cast(pl.Float64)
+    rows = (
+        positions.filter(pl.col("szi").cast(pl.Float64) != 0)
+        .with_columns(mark=mark)
+        .with_columns(distance=pl.when(pl.col("side") == "long").then(pl.col("mark") - liq)
+                      .otherwise(liq - pl.col("mark")) / pl.col("mark") * 100)
+        .sort("coin")
+    )
+    if rows.is_empty():
+        return no_data(title)
+    with _figure(1.2 + ROW_IN * rows.height) as (fig, ax):
+        y = np.arange(rows.height)
+        distance = rows["distance"].fill_null(0.0).to_numpy()
+        colours = [VERMILLION if d is not None and d <= 10 else BLUE for d in rows["distance"].to_list()]
+        ax.barh(y, distance, color=colours)
+        labels = [f"{c} {s}" + ("" if d is not None else " (no liquidation price)")
+                  for c, s, d in rows.select("coin", "side", "distance").iter_rows()]
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.axvline(10, color=GREY, linestyle="--", linewidth=1, label="10 % (near_liquidation default)")
+        ax.set_xlabel("distance from the mark to the liquidation price (% of the mark)")
+        ax.set_title(title)
+        ax.legend(**LEGEND_OUTSIDE)
+    return fig
+
+
+def cohort_roi(cohorts: pl.DataFrame, day: str | date) -> Figure:
+    """Per leaderboard size cohort (rows of :func:`orderwatch_dagster.report.cohort_table`): the median
+    30-day return of every account and of the followed ones, side by side."""
+    title = f"Median 30-day return per size cohort, leaderboard up to the end of {day}"
+    if cohorts.is_empty():
+        return no_data(title)
+    with _figure(1.2 + 2 * ROW_IN * cohorts.height) as (fig, ax):
+        y = np.arange(cohorts.height)
+        for offset, column, legend, colour in ((-0.2, "medianRoiAll", "all accounts", GREY),
+                                               (0.2, "medianRoiFollowed", "followed", BLUE)):
+            values = cohorts[column].fill_null(0.0).to_numpy().astype(float) * 100
+            ax.barh(y + offset, values, height=0.4, color=colour, label=legend)
+        ax.set_yticks(y, cohorts["sizeCohort"].fill_null("–").to_list())
+        ax.invert_yaxis()
+        ax.axvline(0, color=GREY, linewidth=0.6)
+        ax.set_xlabel("median month ROI (%)")
+        ax.grid(axis="y", visible=False)
+        ax.set_title(title)
+        ax.legend(**LEGEND_OUTSIDE)
+    return fig
 
 
 TABLE_CHARTS: dict[str, Callable[[pl.DataFrame, str], Figure]] = {

@@ -1,7 +1,6 @@
 """Asset checks, beside the assets they guard. The duplicate-key checks are blocking: a day with
 duplicated events or fills stops the run before any downstream table is built on it."""
 
-from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
@@ -9,7 +8,7 @@ import polars as pl
 from orderwatch_dagster import mongo
 from orderwatch_dagster.assets import fills, order_events, order_lifecycles, trader_scorecards
 from orderwatch_dagster.partitions import day_bounds
-from orderwatch_dagster.resources import MongoResource, ParquetStore
+from orderwatch_dagster.resources import MongoResource, ParquetStore, snapshot_at
 from orderwatch_dagster.transforms.common import ORDER_KEY
 from orderwatch_dagster.transforms.events import closes_without_new, duplicate_event_keys
 from orderwatch_dagster.transforms.fills import duplicate_fill_keys, unseen_fill_orders
@@ -238,16 +237,6 @@ def order_lifecycles_fills_agree_with_events(
     )
 
 
-LEADERBOARD_MAX_AGE = timedelta(days=1)
-"""A leaderboard snapshot older than this at the day's end is not compared with."""
-
-
-def _snapshot_at(path: str) -> datetime:
-    """The time in a snapshot file's name, ``<table>-YYYYmmddTHHMMSSffffffZ.parquet``."""
-    stamp = path.rsplit("-", 1)[-1].removesuffix(".parquet")
-    return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
-
-
 @dg.asset_check(asset=trader_scorecards)
 def trader_scorecards_agree_with_leaderboard(
     context: dg.AssetCheckExecutionContext, store: ParquetStore
@@ -258,15 +247,15 @@ def trader_scorecards_agree_with_leaderboard(
     day = context.partition_key
     _, end = day_bounds(day)
     tolerance = f"max(${LEADERBOARD_TOLERANCE_USD:.0f}, {LEADERBOARD_TOLERANCE_SHARE:.0%} of the leaderboard's PnL)"
-    near = [p for p in store.snapshots("leaderboard") if end - LEADERBOARD_MAX_AGE <= _snapshot_at(p) <= end]
-    if not near:
+    near = store.latest_snapshot("leaderboard", end)
+    if near is None:
         return dg.AssetCheckResult(
             passed=True,
             severity=dg.AssetCheckSeverity.WARN,
             description="no leaderboard snapshot in the day before the day's end: nothing compared",
             metadata={"compared": 0, "tolerance": tolerance},
         )
-    compared, bad = leaderboard_disagreements(store.read("trader_scorecards", day), pl.read_parquet(near[-1]))
+    compared, bad = leaderboard_disagreements(store.read("trader_scorecards", day), pl.read_parquet(near))
     return dg.AssetCheckResult(
         passed=bad.is_empty(),
         severity=dg.AssetCheckSeverity.WARN,
@@ -275,7 +264,7 @@ def trader_scorecards_agree_with_leaderboard(
             "compared": compared,
             "disagreeing": bad.height,
             "tolerance": tolerance,
-            "snapshot": _snapshot_at(near[-1]).isoformat(),
+            "snapshot": snapshot_at(near).isoformat(),
             "disagreements": _keys_md(bad),
         },
     )

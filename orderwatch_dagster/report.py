@@ -17,16 +17,23 @@ from matplotlib.figure import Figure
 from collector_service import schema
 from orderwatch_dagster import charts, tables
 
-TABLES = ("order_events", "fills", "order_lifecycles", "large_change_alerts", "trader_daily_stats")
+TABLES = ("order_events", "fills", "order_lifecycles", "large_change_alerts", "trader_daily_stats",
+          "positions_snapshot", "trader_scorecards")
 """The partitions the report reads."""
 REPORT_DPI = 110
 TOP_CHANGES = 15
 """Largest changes listed under the timeline."""
+TRADER_PAGES = 8
+"""Traders given a page of their own: the largest by the day's fill volume, then by position value."""
+AMEND_CHAINS = 5
+"""Latest amend chains listed on a trader's page."""
 SECTIONS = {
     "activity": "Activity per trader",
     "lifetimes": "Order lifetimes",
     "fill-rates": "Fill rates",
     "large-changes": "Large changes",
+    "traders": "Traders",
+    "cohorts": "Cohorts",
     "data-quality": "Data quality",
 }
 
@@ -36,6 +43,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: 
 main { max-width: 980px; margin: 0 auto; padding: 24px 28px 48px; background: #fff; }
 h1 { font-size: 22px; margin: 0 0 4px; }
 h2 { font-size: 17px; margin: 32px 0 8px; padding-top: 8px; border-top: 1px solid #e3e6eb; }
+h3 { font-size: 15px; margin: 24px 0 4px; }
 .sub { color: #5b6576; margin: 0 0 16px; }
 .kpis { display: flex; flex-wrap: wrap; gap: 10px; margin: 12px 0 8px; padding: 0; list-style: none; }
 .kpis li { background: #f0f3f7; border-radius: 6px; padding: 8px 12px; min-width: 110px; }
@@ -161,6 +169,101 @@ def _large_changes(day: str, alerts: pl.DataFrame) -> str:
     return chart + caption + _table(header, rows, 5)
 
 
+def trader_page_addresses(fills: pl.DataFrame, positions: pl.DataFrame) -> list[str]:
+    """The traders given a page: the :data:`TRADER_PAGES` largest by fill volume, then by position value."""
+    volume = fills.group_by("ethAddress").agg(v=pl.col("notionalUsd").sum())
+    held = positions.group_by("ethAddress").agg(p=pl.col("positionValue").cast(pl.Float64).abs().sum())
+    ranked = volume.join(held, on="ethAddress", how="full", coalesce=True).fill_null(0.0)
+    ranked = ranked.sort("v", "p", "ethAddress", descending=[True, True, False])
+    return ranked["ethAddress"].head(TRADER_PAGES).to_list()
+
+
+def _size(value: object) -> str:
+    return "–" if value is None else f"{float(str(value)):g}"
+
+
+def _amend_chains(chains: pl.DataFrame) -> str:
+    amended = chains.filter(pl.col("amendCount") > 0).sort("placedAt", "rootOid", descending=True).head(AMEND_CHAINS)
+    rows = [
+        (r["placedAt"].strftime("%H:%M:%S") if r["placedAt"] else "–", r["coin"], r["side"], r["rootOid"], r["oid"],
+         r["amendCount"], r["nPriceChanges"], f"{_size(r['origSz'])} → {_size(r['lastSz'])}", r["outcome"])
+        for r in amended.iter_rows(named=True)
+    ]
+    header = ("placed (UTC)", "coin", "side", "first oid", "last oid", "amends", "price changes", "size", "outcome")
+    caption = (f'<p class="sub">The latest {len(rows)} of {chains.filter(pl.col("amendCount") > 0).height} '
+               "amended order(s) (amend chains) of the day:</p>")
+    return caption + _table(header, rows, 3) if rows else '<p class="sub">No amended order that day.</p>'
+
+
+def _trader_pages(day: str, frames: Mapping[str, pl.DataFrame], names: pl.DataFrame) -> str:
+    fills, positions, cards = frames["fills"], frames["positions_snapshot"], frames["trader_scorecards"]
+    chains = frames["order_lifecycles"]
+    addresses = trader_page_addresses(fills, positions)
+    if not addresses:
+        return '<p class="sub">No trader traded or held a position that day.</p>'
+    label = dict(names.iter_rows())
+    pages = []
+    for address in addresses:
+        who = label.get(address) or f"{address[:6]}…{address[-4:]}"
+        mine = fills.filter(pl.col("ethAddress") == address)
+        held = positions.filter(pl.col("ethAddress") == address)
+        day_card = cards.filter((pl.col("ethAddress") == address) & (pl.col("window") == "1d"))
+        followed = cards.filter((pl.col("ethAddress") == address) & (pl.col("window") == "followed"))
+        unrealized = float(held["unrealizedPnl"].cast(pl.Float64).sum()) if held.height else None
+        if unrealized is None and day_card.height:
+            unrealized = day_card["unrealizedPnl"][0]
+        since = followed["followedSince"][0] if followed.height else None
+        pages.append(
+            f'<section id="trader-{_e(address)}"><h3>{_e(who)}</h3><p class="sub">{_e(address)}</p>'
+            + _chart(charts.trader_pnl(mine, unrealized, since, day, who), f"{who}: PnL")
+            + _chart(charts.trader_position(mine, day, who), f"{who}: position and price")
+            + _chart(charts.liquidation_distance(held, day, who), f"{who}: distance to liquidation")
+            + _amend_chains(chains.filter(pl.col("ethAddress") == address))
+            + "</section>"
+        )
+    links = " ".join(f'<a href="#trader-{_e(a)}">{_e(label.get(a) or a[:10])}</a>' for a in addresses)
+    caption = (f'<p class="sub">The {len(addresses)} largest traders by the day\'s fill volume (then position '
+               "value): PnL through the day, the position in their most traded perp with the fill prices, the "
+               "distance to liquidation at the day's end and their latest amended orders.</p>")
+    return caption + f"<nav>{links}</nav>" + "".join(pages)
+
+
+def cohort_table(board: pl.DataFrame, cards: pl.DataFrame) -> pl.DataFrame:
+    """Per size cohort of a leaderboard snapshot: accounts, median month ROI, and the same for the
+    traders followed that day (those with a scorecard) with their 30-day realized PnL by our fills."""
+    followed = cards.filter(pl.col("window") == "30d").select("ethAddress", ourPnl=pl.col("realizedPnl").cast(
+        pl.Float64))
+    rows = board.select("ethAddress", "sizeCohort", roi=pl.col("monthRoi").cast(pl.Float64),
+                        pnl=pl.col("monthPnl").cast(pl.Float64)).join(followed, on="ethAddress", how="left")
+    is_followed = pl.col("ourPnl").is_not_null()
+    return rows.group_by("sizeCohort").agg(
+        accounts=pl.len(),
+        medianRoiAll=pl.col("roi").median(),
+        followed=is_followed.sum(),
+        medianRoiFollowed=pl.col("roi").filter(is_followed).median(),
+        boardPnlFollowed=pl.col("pnl").filter(is_followed).sum(),
+        ourPnlFollowed=pl.col("ourPnl").sum(),
+    ).sort("sizeCohort", nulls_last=True)
+
+
+def _cohorts(day: str, board: pl.DataFrame | None, cards: pl.DataFrame) -> str:
+    if board is None:
+        return '<p class="sub">No leaderboard snapshot within a day before the day\'s end: no cohort figures.</p>'
+    table = cohort_table(board, cards)
+    rows = [
+        (r["sizeCohort"] or "–", r["accounts"], _pct(r["medianRoiAll"]), r["followed"], _pct(r["medianRoiFollowed"]),
+         charts.usd(r["boardPnlFollowed"] or 0.0), charts.usd(r["ourPnlFollowed"] or 0.0))
+        for r in table.iter_rows(named=True)
+    ]
+    header = ("size cohort", "accounts", "median month ROI", "followed", "their median ROI",
+              "their month PnL (leaderboard)", "their 30-day realized PnL (our fills)")
+    at = board.select(pl.col("snapshotAt").max()).item()
+    caption = (f'<p class="sub">The leaderboard snapshot of {at:%Y-%m-%d %H:%M} UTC ({board.height} accounts) by '
+               "size cohort (account value), and within each the traders followed that day (a scorecard); "
+               "their realized PnL by our fills covers only the time we followed them.</p>")
+    return _chart(charts.cohort_roi(table, day), "median month ROI per size cohort") + caption + _table(header, rows)
+
+
 def quality_notes(
     frames: Mapping[str, pl.DataFrame], missing_tables: Sequence[str], gaps: Sequence[str]
 ) -> list[tuple[bool, str]]:
@@ -209,8 +312,10 @@ def build(
     missing_tables: Sequence[str] = (),
     gaps: Sequence[str] = (),
     built_at: datetime | None = None,
+    leaderboard: pl.DataFrame | None = None,
 ) -> str:
-    """The report page for ``day`` from the day's partitions of :data:`TABLES` (empty frames for missing ones)."""
+    """The report page for ``day`` from the day's partitions of :data:`TABLES` (empty frames for missing ones)
+    and the last ``leaderboard`` snapshot up to the day's end (None: none)."""
     events, fills, lifecycles = frames["order_events"], frames["fills"], frames["order_lifecycles"]
     alerts, stats = frames["large_change_alerts"], frames["trader_daily_stats"]
     names = _names(frames)
@@ -233,6 +338,8 @@ def build(
         "saw; orders still open at the day's end are left out.</p>",
         "fill-rates": _fill_rates(day, stats, fills, names),
         "large-changes": _large_changes(day, alerts),
+        "traders": _trader_pages(day, frames, names),
+        "cohorts": _cohorts(day, leaderboard, frames["trader_scorecards"]),
         "data-quality": f'<ul class="notes">{notes}</ul>',
     }
     built = f" · built {built_at:%Y-%m-%d %H:%M:%S} UTC" if built_at else ""

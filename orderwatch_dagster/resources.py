@@ -6,7 +6,7 @@ import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import polars as pl
@@ -19,6 +19,17 @@ from orderwatch_dagster.channels import Channel
 
 TELEGRAM_API_URL = settings.default("ORDERWATCH_TELEGRAM_API_URL")
 LEADERBOARD_URL = settings.default("HYPERLIQUID_LEADERBOARD_URL")
+
+
+SNAPSHOT_MAX_AGE = timedelta(days=1)
+"""A snapshot older than this at a day's end is not used for that day (the scorecards' leaderboard check,
+the report's cohorts)."""
+
+
+def snapshot_at(path: str) -> datetime:
+    """The time in a snapshot file's name, ``<table>-YYYYmmddTHHMMSSffffffZ.parquet``."""
+    stamp = path.rsplit("-", 1)[-1].removesuffix(".parquet")
+    return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
 
 
 class MongoResource(dg.ConfigurableResource):
@@ -99,6 +110,11 @@ class ParquetStore(dg.ConfigurableResource):
         """A snapshot table's files (paths or URLs), oldest first."""
         keys = [k for k in self.tables().keys(table) if k.rsplit("/", 1)[-1].startswith(f"{table}-")]
         return [self.tables().url(k) for k in sorted(keys, key=lambda k: k.rsplit("/", 1)[-1])]
+
+    def latest_snapshot(self, table: str, until: datetime, max_age: timedelta = SNAPSHOT_MAX_AGE) -> str | None:
+        """The newest snapshot of ``table`` taken in ``[until - max_age, until]``, or None."""
+        near = [p for p in self.snapshots(table) if until - max_age <= snapshot_at(p) <= until]
+        return near[-1] if near else None
 
     def report_url(self, day: str | date) -> str | None:
         """Where the day's report is served, when ``report_base_url`` is set."""

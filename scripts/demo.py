@@ -8,7 +8,16 @@ Starts, each in its own process group with its output in ``<data>/logs/<name>.lo
 - ``collector``: the collector pointed at both, its journal in ``<data>/collector``;
 - ``dagster``: ``dagster dev`` with ``DAGSTER_HOME=<data>/dagster`` and Parquet in ``<data>/parquet``;
 - a static web server (a thread of this process) for the daily HTML reports in ``<data>/reports``,
-  which the ``daily_report`` asset links to (``ORDERWATCH_REPORT_BASE_URL``).
+  which the ``daily_report`` asset links to (``ORDERWATCH_REPORT_BASE_URL``);
+- the alert inbox (another thread, :mod:`scripts.demo_inbox`): receivers standing in for the
+  generic webhook, Slack, Discord and Telegram, to which Dagster's alert channels post, and a
+  page of what each received.
+
+The first simulated trader is a whale (``exchange_sim --whale``, :mod:`exchange_sim.whale`):
+every minute it places and fills orders above the large-change threshold, opens, adds to,
+reduces and closes a BTC position, runs a large TWAP and has its position pushed towards
+liquidation by the mark, so that large-change, position and near-liquidation alerts reach the
+inbox within minutes. The fast alert sensor runs every ``FAST_ALERT_INTERVAL_S`` seconds.
 
 Whom the collector follows: a manual list, ``<data>/manual_traders.txt`` (the first third of the
 simulated traders, written at each start), and the selection Dagster makes from the simulator's
@@ -20,7 +29,8 @@ snapshot and selection are made within a minute of the first start
 Ctrl-C (SIGINT) or SIGTERM stops everything it started; a second run reuses ``<data>``.
 Environment: ``ORDERWATCH_DEMO_DATA_DIR`` (default ``./data``), ``ORDERWATCH_DEMO_MONGO_PORT``
 (27017), ``ORDERWATCH_DEMO_SIM_PORT`` (8765), ``ORDERWATCH_DEMO_HEALTH_PORT`` (9108),
-``ORDERWATCH_DEMO_DAGSTER_PORT`` (3000), ``ORDERWATCH_DEMO_REPORT_PORT`` (3100), ``ORDERWATCH_DEMO_TRADERS`` (6).
+``ORDERWATCH_DEMO_DAGSTER_PORT`` (3000), ``ORDERWATCH_DEMO_REPORT_PORT`` (3100), ``ORDERWATCH_DEMO_INBOX_PORT``
+(3200), ``ORDERWATCH_DEMO_TRADERS`` (6).
 """
 
 from __future__ import annotations
@@ -41,10 +51,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pymongo
 
+from scripts.demo_inbox import Inbox, LogToFile, channel_env, inbox_server, serving
 from scripts.supervise import Process, Spec, port_in_use, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +66,8 @@ READY_TIMEOUT_S = {"mongo": 30.0, "exchange_sim": 30.0, "collector": 60.0, "dags
 ORDERS_PER_TRADER_PER_MIN = 10.0
 SELECTION_RULES = ROOT / "scripts" / "demo_selection.toml"
 MANUAL_SHARE = 3
+FAST_ALERT_INTERVAL_S = 10
+"""The demo's ``ORDERWATCH_FAST_ALERT_INTERVAL_S`` (default 30): alerts in the inbox sooner."""
 """One simulated trader in MANUAL_SHARE (at least one) is on the manual list; the selection may take the rest."""
 
 
@@ -83,6 +95,7 @@ class DemoConfig:
     health_port: int
     dagster_port: int
     report_port: int
+    inbox_port: int
     traders: int
 
     @classmethod
@@ -94,6 +107,7 @@ class DemoConfig:
             health_port=_env_int("ORDERWATCH_DEMO_HEALTH_PORT", 9108),
             dagster_port=_env_int("ORDERWATCH_DEMO_DAGSTER_PORT", 3000),
             report_port=_env_int("ORDERWATCH_DEMO_REPORT_PORT", 3100),
+            inbox_port=_env_int("ORDERWATCH_DEMO_INBOX_PORT", 3200),
             traders=_env_int("ORDERWATCH_DEMO_TRADERS", 6),
         )
 
@@ -105,6 +119,7 @@ class DemoConfig:
             "collector health": (self.health_port, "ORDERWATCH_DEMO_HEALTH_PORT"),
             "Dagster UI": (self.dagster_port, "ORDERWATCH_DEMO_DAGSTER_PORT"),
             "daily reports": (self.report_port, "ORDERWATCH_DEMO_REPORT_PORT"),
+            "alert inbox": (self.inbox_port, "ORDERWATCH_DEMO_INBOX_PORT"),
         }
 
     @property
@@ -134,6 +149,10 @@ class DemoConfig:
     @property
     def reports_url(self) -> str:
         return f"http://{HOST}:{self.report_port}"
+
+    @property
+    def inbox_url(self) -> str:
+        return f"http://{HOST}:{self.inbox_port}"
 
 
 def check_ports(cfg: DemoConfig) -> None:
@@ -169,7 +188,7 @@ def specs(cfg: DemoConfig, seed: int) -> list[Spec]:
     sim = Spec(
         "exchange_sim",
         [sys.executable, "-m", "exchange_sim", "--host", HOST, "--port", str(cfg.sim_port),
-         "--traders", str(cfg.traders), "--seed", str(seed),
+         "--traders", str(cfg.traders), "--seed", str(seed), "--whale",
          "--orders-per-trader-per-min", str(ORDERS_PER_TRADER_PER_MIN), "--push-interval", "2",
          "--addresses-file", str(cfg.addresses_file), "--truth-file", str(data / "sim" / "truth.jsonl")],
         base, data,
@@ -193,7 +212,8 @@ def specs(cfg: DemoConfig, seed: int) -> list[Spec]:
         [str(BIN / "dagster"), "dev", "-w", str(ROOT / "workspace.yaml"), "-h", HOST, "-p", str(cfg.dagster_port)],
         {**base, "DAGSTER_HOME": str(data / "dagster"), "ORDERWATCH_DATA_DIR": str(data),
          "MONGO_URI": cfg.mongo_uri, "MONGO_DB": MONGO_DB, "ORDERWATCH_REPORT_BASE_URL": cfg.reports_url,
-         "HYPERLIQUID_LEADERBOARD_URL": cfg.leaderboard_url, "ORDERWATCH_SELECTION_RULES": str(SELECTION_RULES)},
+         "HYPERLIQUID_LEADERBOARD_URL": cfg.leaderboard_url, "ORDERWATCH_SELECTION_RULES": str(SELECTION_RULES),
+         "ORDERWATCH_FAST_ALERT_INTERVAL_S": str(FAST_ALERT_INTERVAL_S), **channel_env(cfg.inbox_url)},
         data,
         # dagster dev shuts its webserver, daemon and code servers down on SIGINT only
         stop_signal=signal.SIGINT, stop_timeout=60.0, stop_alone=True,
@@ -245,7 +265,7 @@ def wait_ready(proc: Process, ready: Callable[[], bool], stop: threading.Event) 
 
 def prepare(cfg: DemoConfig) -> None:
     """Create the data folders and give Dagster its instance settings."""
-    for sub in ("mongo", "sim", "collector", "dagster", "logs", "parquet", "reports"):
+    for sub in ("mongo", "sim", "collector", "dagster", "logs", "parquet", "reports", "inbox"):
         (cfg.data / sub).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "dagster.yaml", cfg.data / "dagster" / "dagster.yaml")
     # a fresh address file is the simulator's "I am serving" signal
@@ -278,6 +298,9 @@ def banner(cfg: DemoConfig, procs: list[Process], seed: int, manual: int, elapse
         f"  {'Parquet tables':<19} {cfg.data / 'parquet'}/<table>/date=YYYY-MM-DD/",
         f"  {'daily reports':<19} {cfg.reports_url}/date=YYYY-MM-DD/report.html  ({cfg.reports})",
         f"  {'':<19} log: {cfg.logs / 'reports.log'}",
+        f"  {'alert inbox':<19} {cfg.inbox_url}/  (what the webhook, Slack, Discord and Telegram channels received)",
+        f"  {'':<19} the first simulated trader is a whale: large-change, position and near-liquidation",
+        f"  {'':<19} alerts arrive within a few minutes ({cfg.data / 'inbox'})",
         "",
         f"Whom it follows: {manual} simulated traders on the manual list ({cfg.manual_file}), and those",
         f"Dagster selects from the simulated leaderboard by {SELECTION_RULES.relative_to(ROOT)} (the first",
@@ -307,38 +330,27 @@ def first_event_at(client: pymongo.MongoClient, since: datetime) -> datetime | N
     return None if doc is None else doc["observedAt"]
 
 
-class _ReportHandler(SimpleHTTPRequestHandler):
+class _ReportHandler(LogToFile, SimpleHTTPRequestHandler):
     """Serves files from ``directory``; one access-log line per request to ``log``, not to the console."""
-
-    def __init__(self, *args: Any, log: Path, **kwargs: Any) -> None:
-        self.log = log
-        super().__init__(*args, **kwargs)
-
-    def log_message(self, format: str, *args: object) -> None:
-        with self.log.open("a") as out:
-            out.write(f"{self.log_date_time_string()} {self.address_string()} {format % args}\n")
 
 
 @contextmanager
-def serve_reports(cfg: DemoConfig) -> Iterator[ThreadingHTTPServer]:
-    """Serve ``<data>/reports`` on loopback from a thread of this process while the block runs."""
-    handler = functools.partial(_ReportHandler, directory=str(cfg.reports), log=cfg.logs / "reports.log")
-    server = ThreadingHTTPServer((HOST, cfg.report_port), handler)
-    thread = threading.Thread(target=server.serve_forever, name="reports", daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def serve_pages(cfg: DemoConfig, started_at: datetime) -> Iterator[None]:
+    """Serve ``<data>/reports`` and the alert inbox on loopback from threads of this process while
+    the block runs."""
+    reports = type("ReportHandler", (_ReportHandler,), {"log": cfg.logs / "reports.log"})
+    handler = functools.partial(reports, directory=str(cfg.reports))
+    inbox = Inbox(cfg.data / "inbox", started_at)
+    with (serving(ThreadingHTTPServer((HOST, cfg.report_port), handler), "reports"),
+          serving(inbox_server(HOST, cfg.inbox_port, inbox, cfg.logs / "inbox.log"), "inbox")):
+        yield
 
 
 def run(cfg: DemoConfig, started: list[Process], stop: threading.Event, say: Callable[[str], None]) -> int:
     """Start everything, report, then watch until ``stop`` is set or a service dies."""
     t0, started_at = time.monotonic(), datetime.now(UTC)
     prepare(cfg)
-    with serve_reports(cfg):
+    with serve_pages(cfg, started_at):
         seed = time.time_ns() // 1_000_000  # new traders each run: the simulator's order ids restart at each start
         ready = readiness(cfg)
         manual = 0

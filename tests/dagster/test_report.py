@@ -1,10 +1,12 @@
-"""The charts in each table's metadata and the daily HTML report, on the scenario's days and on an empty day."""
+"""The charts in each table's metadata and the daily HTML report, on the scenario's days and on an empty day;
+the report's trader pages rendered in headless Chromium (screenshot: ``test-output/dagster/report_traders.png``)."""
 
 from __future__ import annotations
 
 import base64
 import io
 import re
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -17,9 +19,16 @@ from orderwatch_dagster import charts, report, tables
 from orderwatch_dagster.assets import daily_assets
 from orderwatch_dagster.resources import MongoResource, ParquetStore
 from tests.dagster import scenario as sc
+from tests.e2e.browser import chromium
 
 DATA_URI = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=]+)")
 BASE_URL = "http://127.0.0.1:3100"
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "dagster"
+TRADER_CHARTS = 3
+"""Images on a trader's page: PnL, position with price, distance to liquidation."""
+RENDERED = """
+return Array.from(document.images).map(img => [img.complete && img.naturalWidth > 0, img.closest('section').id]);
+"""
 
 
 def images(text: str) -> list[Image.Image]:
@@ -31,6 +40,23 @@ def images(text: str) -> list[Image.Image]:
         assert image.format == "PNG"
         out.append(image)
     return out
+
+
+SNAPSHOT_AT = datetime.fromisoformat(f"{sc.D2}T12:00:00+00:00")
+OTHERS = ["0x" + f"{i:02x}" * 20 for i in range(0x10, 0x14)]
+"""Leaderboard accounts nobody follows."""
+
+
+def leaderboard() -> pl.DataFrame:
+    """A leaderboard snapshot of the scenario's traders and four others in two size cohorts."""
+    rows = {sc.A: ("whale", "0.10"), sc.B: ("small", "-0.05"), OTHERS[0]: ("whale", "0.30"),
+            OTHERS[1]: ("whale", "0.02"), OTHERS[2]: ("small", "0.01"), OTHERS[3]: (None, "0.5")}
+    given = {"snapshotAt": [SNAPSHOT_AT] * len(rows), "ethAddress": list(rows),
+             "sizeCohort": [c for c, _ in rows.values()], "monthRoi": [r for _, r in rows.values()],
+             "monthPnl": ["1000.0"] * len(rows)}
+    frame = pl.DataFrame(given).with_columns(pl.lit(None).alias(c.name) for c in tables.LEADERBOARD
+                                             if c.name not in given)
+    return tables.conform(frame, tables.LEADERBOARD).collect()
 
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str, day: str) -> dict:
@@ -49,6 +75,7 @@ def built(seeded_db: Database, mongo_uri: str, mongo_db_name: str, data_dir: Pat
         "mongo_db": MongoResource(uri=mongo_uri, database=mongo_db_name),
         "store": ParquetStore(data_dir=str(data_dir), report_base_url=BASE_URL),
     }
+    ParquetStore(data_dir=str(data_dir)).write_snapshot("leaderboard", SNAPSHOT_AT, leaderboard())
     instance = dg.DagsterInstance.ephemeral()
     for day in (sc.D1, sc.D2):
         assert dg.materialize(daily_assets, partition_key=day, resources=resources, instance=instance).success
@@ -79,8 +106,15 @@ def test_every_table_carries_its_chart_and_the_report_is_written_and_linked(
     for anchor, title in report.SECTIONS.items():
         assert f'<section id="{anchor}"><h2>{title}</h2>' in page
     assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
-    # activity heatmap, events per hour, lifetimes, outcomes, volume, large changes
-    assert len(images(page)) == 6
+    # activity heatmap, events per hour, lifetimes, outcomes, volume, large changes; then each trader's page
+    traders = report.trader_page_addresses(store.read("fills", sc.D2), store.read("positions_snapshot", sc.D2))
+    assert len(traders) >= 2
+    assert len(images(page)) == 6 + TRADER_CHARTS * len(traders) + 1  # + the cohorts' chart
+    for address in traders:
+        section = page[page.index(f'<section id="trader-{address}">'):]
+        section = section[: section.index("</section>")]
+        assert len(images(section)) == TRADER_CHARTS
+        assert "amended order(s)" in section or "No amended order that day." in section
     assert "Whale A" in page and "Bee" in page  # the watch list's labels name the traders
     lifecycles = store.read("order_lifecycles", sc.D2)
     alerts = store.read("large_change_alerts", sc.D2)
@@ -103,7 +137,9 @@ def test_an_empty_day_says_no_data_and_names_what_is_missing() -> None:
         gaps=report.missing_days(["2026-01-01", "2026-01-03"], "2026-01-05"),
     )
     pictures = images(page)
-    assert len(pictures) == 6 and all(p.width > 0 for p in pictures)
+    assert len(pictures) == 6 and all(p.width > 0 for p in pictures)  # no trader page, no cohort chart
+    assert "No trader traded or held a position that day." in page
+    assert "No leaderboard snapshot within a day before the day's end" in page
     assert "No partition for this day in: fills." in page
     assert "2 earlier day(s) have no order_events partition: 2026-01-02, 2026-01-04." in page
     for table in tables.DAILY_TABLES:  # every metadata chart copes with an empty table
@@ -133,3 +169,33 @@ def test_charts_are_deterministic_and_follow_the_data() -> None:
     first = charts.table_chart("order_events", events, "2026-01-05")
     assert first == charts.table_chart("order_events", events, "2026-01-05")
     assert first != charts.table_chart("order_events", events.head(2), "2026-01-05")
+
+
+def test_the_trader_pages_render_in_chromium(built: dg.DagsterInstance, data_dir: Path) -> None:
+    """The report opens from its file in headless Chromium (no server, no external request) with every
+    image decoded, each trader's three in its own section."""
+    path = Path(ParquetStore(data_dir=str(data_dir)).report_path(sc.D2))
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with chromium() as driver:
+        driver.get(path.as_uri())
+        shown = driver.execute_script(RENDERED)
+        assert shown and all(ok for ok, _ in shown), shown
+        per_trader = [section for _, section in shown if section.startswith("trader-")]
+        assert per_trader and all(per_trader.count(s) == TRADER_CHARTS for s in per_trader)
+        driver.get(path.as_uri() + "#traders")
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1100, min(int(height) + 40, 16_000))
+        assert driver.save_screenshot(str(OUTPUT / "report_traders.png"))
+    assert (OUTPUT / "report_traders.png").stat().st_size > 50_000
+
+
+def test_the_cohort_table_compares_followed_traders_with_their_cohort() -> None:
+    cards = pl.DataFrame({"ethAddress": [sc.A, sc.A, sc.B], "window": ["30d", "7d", "30d"],
+                          "realizedPnl": ["120.5", "99.0", "-3.5"]})
+    table = report.cohort_table(leaderboard(), cards)
+    assert table.select("sizeCohort", "accounts", "followed").rows() == [
+        ("small", 2, 1), ("whale", 3, 1), (None, 1, 0)]
+    whale = table.row(1, named=True)
+    assert whale["medianRoiAll"] == pytest.approx(0.10) and whale["medianRoiFollowed"] == pytest.approx(0.10)
+    assert whale["ourPnlFollowed"] == pytest.approx(120.5) and whale["boardPnlFollowed"] == pytest.approx(1000.0)
+    assert table.row(0, named=True)["ourPnlFollowed"] == pytest.approx(-3.5)

@@ -78,6 +78,16 @@ class Daemon:
         return None
 
 
+def daemon_for(tmp_path: Path, mongo_uri: str, db: str, env: dict[str, str]) -> Daemon:
+    """A daemon with its own ``DAGSTER_HOME`` under ``tmp_path``, on MongoDB ``db``, with ``env`` added."""
+    home = tmp_path / "dagster"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    base = {**os.environ, "DAGSTER_HOME": str(home), "MONGO_URI": mongo_uri, "MONGO_DB": db,
+            "ORDERWATCH_DATA_DIR": str(tmp_path / "data")}
+    return Daemon(home, {**base, **env}, tmp_path / "daemon.log")
+
+
 @pytest.fixture
 def receivers() -> Iterator[FakeReceivers]:
     r = FakeReceivers()
@@ -93,15 +103,7 @@ def alert_keys(receivers: FakeReceivers) -> list[str]:
 async def test_a_large_order_reaches_every_channel_once_across_a_killed_daemon(
     tmp_path: Path, mongo_uri: str, mongo_db, receivers: FakeReceivers
 ) -> None:
-    home = tmp_path / "dagster"
-    home.mkdir()
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "MONGO_URI": mongo_uri,
-        "MONGO_DB": mongo_db.name,
-        "ORDERWATCH_DATA_DIR": str(tmp_path / "data"),
+    daemon = daemon_for(tmp_path, mongo_uri, mongo_db.name, {
         "ORDERWATCH_FAST_ALERT_INTERVAL_S": str(INTERVAL_S),
         "ORDERWATCH_ALERT_WEBHOOK_URL": receivers.base + WEBHOOK_PATH,
         "ORDERWATCH_SLACK_WEBHOOK_URL": receivers.base + SLACK_PATH,
@@ -109,8 +111,7 @@ async def test_a_large_order_reaches_every_channel_once_across_a_killed_daemon(
         "ORDERWATCH_TELEGRAM_BOT_TOKEN": TOKEN,
         "ORDERWATCH_TELEGRAM_CHAT_ID": "-100777",
         "ORDERWATCH_TELEGRAM_API_URL": receivers.base + "/telegram",
-    }
-    daemon = Daemon(home, env, tmp_path / "daemon.log")
+    })
     async with ExchangeSim(SimConfig(traders=2, push_interval=0.3)) as sim:
         whale = sim.addresses[0]
         settings = collector_settings(sim, mongo_uri, mongo_db.name, tmp_path / "collector", [whale])

@@ -4,8 +4,9 @@ leaderboard and the collector follows them beside the manual list, the ``dagster
 today's tables and report, the Parquet files hold them, the Dagster UI in headless Chromium shows every asset with its
 latest materialization (screenshot: ``test-output/e2e/asset_graph.png``) and an asset's chart
 (``asset_chart.png``), the demo serves the daily report with every chart rendered
-(``report.png``), Ctrl-C stops every process the demo started, and a second run picks up the same
-data. Ports in use stop it early."""
+(``report.png``), the alert inbox it links to holds a large-change, a position and a near-liquidation
+alert from the whale within 3 minutes of the start, Ctrl-C stops every process the demo started, and a
+second run picks up the same data. Ports in use stop it early."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from selenium.webdriver.common.by import By
 
 from scripts.supervise import port_in_use
 from tests.e2e.browser import chromium
+from tests.e2e.test_demo_inbox import KINDS, WITHIN_S, channel_counts, first_alerts
 from tests.mongo_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +45,9 @@ TABLES = ("order_events", "fills", "order_lifecycles", "large_change_alerts", "o
           "positions_snapshot", "trader_daily_stats")
 ASSETS = (*TABLES, "daily_report")
 REPORT_CHARTS = 6
-"""Images in the daily report: activity heatmap, events per hour, lifetimes, outcomes, volume, large changes."""
+"""Images in the daily report before its trader pages: activity heatmap, events per hour, lifetimes, outcomes,
+volume, large changes; then three per trader page and, with a leaderboard snapshot, the cohorts' chart."""
+TRADER_PAGE_CHARTS = 3
 CLOSED_WITH_OUTCOME = {"action": "closed", "finalStatus": {"$nin": ["unknown"]}}
 
 
@@ -74,6 +78,10 @@ class RunningDemo:
     def reports_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['REPORT']}"
 
+    @property
+    def inbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['INBOX']}"
+
     def text(self) -> str:
         return self.output.read_text(errors="replace")
 
@@ -85,7 +93,8 @@ class RunningDemo:
                  "the demo to report it is up")
         assert self.proc.poll() is None, self.text()
         for name in ("Dagster UI", "collector health", "exchange simulator", "MongoDB (nx-27017)", "Ctrl-C",
-                     "/asset-groups/leaderboard", "/assets/trader_selection", "manual_traders.txt"):
+                     "/asset-groups/leaderboard", "/assets/trader_selection", "manual_traders.txt",
+                     f"alert inbox         {self.inbox_url}/"):
             assert name in self.text()
 
     def interrupt_and_check_nothing_is_left(self) -> None:
@@ -120,7 +129,7 @@ class Demos:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.data = tmp_path / "data"
-        self.ports = distinct_free_ports(("MONGO", "SIM", "HEALTH", "DAGSTER", "REPORT"))
+        self.ports = distinct_free_ports(("MONGO", "SIM", "HEALTH", "DAGSTER", "REPORT", "INBOX"))
         self.started: list[RunningDemo] = []
 
     def env(self) -> dict[str, str]:
@@ -223,6 +232,9 @@ def check_asset_graph(demo: RunningDemo) -> Path:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     screenshot = OUTPUT / "asset_graph.png"
     with chromium() as driver:
+        # Tall enough for the whole daily graph (12 assets since the scorecards and TWAPs): the graph
+        # draws only the nodes in view, and at 1600 px large_change_alerts and open_orders_snapshot were not.
+        driver.set_window_size(2400, 3000)
         driver.get(f"{demo.dagster_url}/locations/orderwatch/asset-groups/daily")  # the global graph folds groups
         wait_for(lambda: {m.group(1) for m in shown.finditer(page_text(driver))} >= set(ASSETS), 60,
                  "every asset with its latest materialization on the asset graph")
@@ -250,9 +262,12 @@ def check_report(demo: RunningDemo, day: str) -> Path:
     screenshot = OUTPUT / "report.png"
     with chromium() as driver:
         driver.get(f"{demo.reports_url}/date={day}/report.html")
-        wait_for(lambda: len(rendered(driver)) == REPORT_CHARTS, 30, "every chart of the report to render")
+        images = driver.execute_script("return document.images.length")
+        assert images >= REPORT_CHARTS + TRADER_PAGE_CHARTS  # the demo's traders have pages
+        wait_for(lambda: len(rendered(driver)) == images, 30, "every chart of the report to render")
         text = page_text(driver)
-        for title in ("Activity per trader", "Order lifetimes", "Fill rates", "Large changes", "Data quality"):
+        for title in ("Activity per trader", "Order lifetimes", "Fill rates", "Large changes", "Traders", "Cohorts",
+                      "Data quality"):
             assert title in text
         assert f"orderwatch daily report: {day}" in text
         assert all(width >= 600 for _, width, _, _ in rendered(driver))
@@ -332,6 +347,13 @@ def test_demo_runs_the_whole_stack_stops_everything_and_restarts_on_its_data(dem
     assert check_report(demo, day).stat().st_size > 50_000
     assert check_asset_chart(demo, "order_lifecycles").stat().st_size > 20_000
     phase("asset graph, report and chart in Chromium")
+    # the inbox records when each came: a late arrival fails the assertion below, not this wait
+    wait_for(lambda: set(first_alerts(demo.inbox_url)) >= set(KINDS), 60,
+             "a large-change, a position and a near-liquidation alert in the inbox")
+    first = first_alerts(demo.inbox_url)
+    phase(f"inbox: first alert of each kind {first} s after the demo started")
+    assert all(first[kind] <= WITHIN_S for kind in KINDS), first
+    assert all(n > 0 for n in channel_counts(demo.inbox_url).values())
     built = successful_runs(demo, day)
     assert built
     # checked last: the first selection (a sensor tick, then a run) was made meanwhile
