@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from collector_service.aio import wait_event
 from collector_service.events.wire import OrderStatusInner
 from collector_service.logs import RateLimitedLog
 from collector_service.rest import InfoClient, RestError
@@ -100,10 +101,7 @@ class OutcomeResolver:
             wait = due - time.monotonic()
             if wait > 0:
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
-                except TimeoutError:
-                    pass
+                await wait_event(self._wake, wait)
                 continue
             heapq.heappop(self._queue)
             if (user, oid) not in self._queued:
