@@ -25,6 +25,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from collector_service.aio import wait_event
 from collector_service.events.tracker import ms_to_datetime
 from collector_service.events.wire import OrderStatusInner
 from collector_service.logs import RateLimitedLog
@@ -146,10 +147,7 @@ class OutcomeResolver:
             wait = due - time.monotonic()
             if wait > 0:
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
-                except TimeoutError:
-                    pass
+                await wait_event(self._wake, wait)
                 continue
             heapq.heappop(self._queue)
             if (user, oid) not in self._queued:

@@ -40,6 +40,7 @@ import pymongo
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from collector_service import exchange, schema
+from collector_service.aio import wait_event
 from collector_service.config import Trader, mask_uri
 from collector_service.journal import Journal
 from collector_service.logs import RateLimitedLog
@@ -407,10 +408,7 @@ class Writer:
         while True:
             timeout = started + self.flush_interval + self._backoff - loop.time()
             if timeout > 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-                except TimeoutError:
-                    pass
+                await wait_event(self._wake, timeout)
             self._wake.clear()
             started = loop.time()
             await self.flush()

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector_service import exchange, schema
+from collector_service.aio import wait_event
 from collector_service.events.wire import FrameError
 from collector_service.logs import RateLimitedLog
 from collector_service.metrics import Stats
@@ -160,10 +161,7 @@ class Poller:
                 wait = 1.0 if polled is None else max(self._next_poll, polled.last_poll + self.min_interval) - now
                 if wait > 0:
                     self._changed.clear()
-                    try:
-                        await asyncio.wait_for(self._changed.wait(), timeout=min(wait, 1.0))
-                    except TimeoutError:
-                        pass
+                    await wait_event(self._changed, min(wait, 1.0))
                     continue
                 assert polled is not None
                 await slots.acquire()

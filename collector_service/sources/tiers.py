@@ -15,12 +15,12 @@ whose subscription was not acknowledged are polled too, without lowering the cap
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from collector_service.aio import wait_event
 from collector_service.plan import REFUSED_RETRY_S
 
 if TYPE_CHECKING:
@@ -63,8 +63,7 @@ class Tiers:
     async def run(self) -> None:
         """Rebalance every :data:`REBALANCE_S`, and at once when the exchange refused someone."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._refused.wait(), REBALANCE_S)
+            await wait_event(self._refused, REBALANCE_S)
             self._refused.clear()
             self.rebalance()
 

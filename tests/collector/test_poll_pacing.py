@@ -211,3 +211,30 @@ def test_a_trader_new_to_polling_is_swept_as_soon_as_the_share_pays(loop: Virtua
     api, _, _ = run_poller(loop, 30, minutes=8, late=405.0)
     first = min(r.at for r in api.requests if r.body["type"] == "historicalOrders" and r.body["user"] == "0xlate")
     assert first - added <= 40 / (exchange.REST_WEIGHT_PER_MINUTE * (1 - POLL_SHARE) * SWEEP_SHARE) * 60 + 1
+
+
+def test_a_stop_that_comes_as_the_poller_is_woken_ends_it(loop: VirtualLoop) -> None:
+    # the service stops (cancels the poller) in the loop iteration where a poll ended or a trader
+    # was added (the poller's wake-up set): the poller must end, not drop the cancel and go on
+    # polling (seen as a collector that did not exit within 40 s of SIGTERM)
+    stats = Stats()
+    client = InfoClient("http://info", None, exchange.REST_WEIGHT_PER_MINUTE, stats, poll_share=POLL_SHARE)
+    client._client = lambda: InfoApi(loop.time)  # type: ignore[assignment, method-assign, return-value]
+    poller = Poller(client, Pipeline(client), stats, min_interval=600.0, sweep_interval=600.0,  # type: ignore[arg-type]
+                    dexes=lambda: [""])
+
+    async def main() -> bool:
+        poller.add(f"0x{1:040x}")
+        task = asyncio.create_task(poller.run())
+        while not poller.traders[f"0x{1:040x}"].last_done:  # polled once; its next turn is 600 s away
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # waiting for a wake-up or the next turn
+        poller.add(f"0x{2:040x}")  # sets the wake-up ...
+        task.cancel()  # ... and the stop comes in the same iteration
+        done, _ = await asyncio.wait({task}, timeout=30.0)
+        if not done:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return bool(done)
+
+    assert loop.run_until_complete(main()), "the poller went on after it was cancelled"

@@ -19,7 +19,11 @@ stops and MongoDB is checked against the ground truth (every observable order of
 once with its final status, no duplicate for anyone, no HTTP 429).
 
 Time is compressed as in benchmarks/polling.py: the REST budget is ``scale`` x 1200 weight a minute
-on both sides, so periods are ``scale`` times shorter; ratios do not change.
+on both sides, so periods are ``scale`` times shorter; ratios do not change. The sweep interval is
+compressed the same way (600 s / ``scale``), and the settle lasts at least one expected sweep period:
+an order that never rests (filled at once, IOC cancel, rejected) of a polled trader is recorded only
+by that trader's next ``historicalOrders`` sweep, so an uncompressed 600 s sweep after a 180 s settle
+counted orders still on their way as missed.
 
     python -m tests.reliability.selection_soak [--traders 500 --addresses 5]   (make selection-soak)
 
@@ -48,6 +52,7 @@ import psutil
 import pymongo
 
 from collector_service import exchange, schema
+from collector_service.config import Settings
 from exchange_sim import ExchangeSim, Report, SimConfig, compare
 from orderwatch_dagster.leaderboard_assets import leaderboard_assets, leaderboard_checks
 from orderwatch_dagster.resources import LeaderboardSource, MongoResource, ParquetStore
@@ -58,6 +63,7 @@ from tests.reliability.relist import WATCH_INTERVAL_S
 from tests.reliability.soak import USERS_PER_EGRESS, settle
 
 POLL = "frontendOpenOrders"
+SWEEP_INTERVAL_S = float(Settings.model_fields["trader_poll_sweep_interval"].default)
 
 
 @dataclass
@@ -69,7 +75,7 @@ class SelectionSoakConfig:
     scale: int = 10
     rounds: float = 3.0  # poll periods measured
     orders_per_trader_per_min: float = 1.0  # quiet traders, as benchmarks/polling.py
-    settle_timeout: float = 180.0
+    settle_timeout: float = 180.0  # at least; longer when a sweep round of the polled traders takes longer
     seed: int = 21
 
     @property
@@ -275,6 +281,7 @@ async def run_selection_soak(cfg: SelectionSoakConfig, mongo_uri: str, db_name: 
                 trader_watch_interval=WATCH_INTERVAL_S, trader_ws_source_addresses=",".join(cfg.egresses),
                 trader_ws_max_users_per_ip=USERS_PER_EGRESS, collector_rest_weight_per_minute=budget,
                 trader_poll_min_interval=0.2, trader_orders_ws_flush_interval=0.5,
+                trader_poll_sweep_interval=SWEEP_INTERVAL_S / cfg.scale,
             )
             try:
                 collector.start()
@@ -283,7 +290,11 @@ async def run_selection_soak(cfg: SelectionSoakConfig, mongo_uri: str, db_name: 
                 optimum = await steady_state(sim, collector, chosen, cfg, result)
                 final = await change_the_leaderboard(sim, db, hidden, run, cfg, optimum, result)
                 sim.set_order_rate(0)
-                result.figures_["settle_s"] = await settle(sim, db, truth, sorted(final), cfg.settle_timeout)
+                # every polled trader is swept once more after trading stopped (see the module docstring)
+                sweep_period = max(p["expected_sweep_period_s"] for p in collector.health()["tiers"]["polled"].values())
+                result.figures_["sweep_period_s"] = sweep_period * cfg.scale
+                result.figures_["settle_s"] = await settle(sim, db, truth, sorted(final),
+                                                           max(cfg.settle_timeout, 1.5 * sweep_period))
                 result.figures_["rest_429_collector"] = collector.health()["rest_429"]
                 exit_code = await asyncio.to_thread(collector.terminate)
             finally:
