@@ -218,7 +218,8 @@ async def _latency(
     task = asyncio.create_task(service.run(stop))
     node = service.node
     assert node is not None
-    while any(state.tailer is None for state in node.streams.values()):  # state loaded, files opened
+    statuses = node.streams["order_statuses"]  # the TWAP statuses' stream has no file here: it stays unopened
+    while statuses.tailer is None:  # state loaded, the file opened
         await asyncio.sleep(0.05)
     threads = [
         threading.Thread(target=_write_paced, args=(hour / "20", lines, written, halt)),

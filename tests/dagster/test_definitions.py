@@ -48,7 +48,8 @@ def test_wiring() -> None:
     assert graph.get(dg.AssetKey("positions_snapshot")).parent_keys == set()
     assert graph.get(dg.AssetKey("daily_report")).parent_keys == {
         dg.AssetKey(t)
-        for t in ("order_events", "fills", "order_lifecycles", "large_change_alerts", "trader_daily_stats")
+        for t in ("order_events", "fills", "order_lifecycles", "large_change_alerts", "trader_daily_stats",
+                  "positions_snapshot", "trader_scorecards")
     }
     assert graph.get(dg.AssetKey("fills")).parent_keys == set()
 
