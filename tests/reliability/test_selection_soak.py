@@ -14,8 +14,8 @@ from tests.reliability.selection_soak import SelectionSoakConfig, run_selection_
 
 @pytest.mark.slow
 async def test_a_changing_selection_is_followed_without_loss(tmp_path: Path, mongo_uri: str, mongo_db) -> None:
-    cfg = SelectionSoakConfig(traders=30, addresses=2, churn=3, leaderboard_rows=5_000, scale=4,
-                              orders_per_trader_per_min=4.0)
+    cfg = SelectionSoakConfig(traders=30, addresses=2, churn=3, leaderboard_rows=5_000, scale=10,
+                              orders_per_trader_per_min=12.0)
     result = await run_selection_soak(cfg, mongo_uri, mongo_db.name, tmp_path)
     print(result.figures())
     assert result.ok, (result.problems, result.report.summary(), result.missed)
