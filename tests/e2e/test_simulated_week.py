@@ -1,14 +1,14 @@
 """A simulated week, end to end: the scorecards and the TWAP table against the simulator's truth.
 
 Three traders trade for seven UTC days of the simulator's logical clock: A opens a BTC long, adds
-to it (through a modified order), reduces it, flips it into a short, closes it and opens again;
-B shorts ETH, reduces and closes it with a loss, runs a TWAP it terminates and closes that short;
-C buys SOL by a TWAP, adds a large order and is liquidated when the mark falls. The clock is held
-and moved by the test a step at a time (``hold_clock``, ``tick``): each step waits until the
-collector stored the account sample it makes, so the run's timing does not depend on a busy
-machine. Then the daily chain is materialized for the seven partitions and compared, figure by
-figure, with a reference computed here from the truth files alone (fills, order statuses, marks,
-TWAPs), never by the transforms.
+to it (through a modified order filled in two parts), reduces it, flips it into a short, closes it,
+opens again and is half stopped out (a stop-loss trigger); B shorts ETH, reduces and closes it with
+a loss, runs a TWAP it terminates and closes that short; C buys SOL by a TWAP, adds a large order
+and is liquidated when the mark falls. The clock is held and moved by the test a step at a time
+(``hold_clock``, ``tick``): each step waits until the collector stored the account sample it makes,
+so what is recorded does not depend on a busy machine. Then the daily chain is materialized for
+the seven partitions and compared, figure by figure, with a reference computed here from the truth
+files alone (fills, order statuses, marks, TWAPs), never by the transforms.
 
 What the truth decides, and what it cannot:
 
@@ -94,6 +94,7 @@ class Week:
         """Move the clock to ``at_ms``, act there, then 1 s on (so every state pushed from now on
         has a time after the step's fills); wait for the account samples due: of the traders whose
         position the step ``moved`` and of those last sampled a minute or more before."""
+        assert at_ms >= self.sim.clock.now_ms(), f"the script goes back in time to {utc(at_ms)}"
         self.sim.tick(at_ms - self.sim.clock.now_ms())
         if act is not None:
             act()
@@ -109,10 +110,10 @@ class Week:
         self.sampled.update(dict.fromkeys(due, now))
         return now
 
-    async def place(self, day: int, clock: str, user: str, coin: str, side: str, sz: str, px: str) -> int:
+    async def place(self, day: int, clock: str, user: str, coin: str, side: str, sz: str, px: str, **kw: Any) -> int:
         """A resting order, placed at ``day clock``; waits until the collector recorded it."""
         oids: list[int] = []
-        await self.step(day, clock, lambda: oids.append(self.sim.place(user, coin, side, sz, px)))
+        await self.step(day, clock, lambda: oids.append(self.sim.place(user, coin, side, sz, px, **kw)))
         await eventually(lambda: self.db.trader_orders.count_documents({"oid": oids[0]}), what=f"order {oids[0]}")
         return oids[0]
 
@@ -161,7 +162,8 @@ async def run_week(w: Week) -> None:
     await w.step(1, "00:10:00")
     oid = await w.place(1, "02:00:00", a, "BTC", "B", "0.1", "101000")
     oid = await w.amend(1, "03:00:00", oid, "100500")
-    await w.step(1, "04:00:00", lambda: sim.fill(oid), moved=(a,))  # A adds
+    await w.step(1, "04:00:00", lambda: sim.fill(oid, "0.04"), moved=(a,))  # A adds, in two fills
+    await w.step(1, "05:00:00", lambda: sim.fill(oid), moved=(a,))
     oid = await w.place(1, "06:00:00", b, "ETH", "B", "1", "2450")
     await w.step(1, "07:00:00", lambda: sim.exchange.fill(oid, crossed=True), moved=(b,))  # B reduces (taker)
     await w.step(1, "10:00:00", lambda: marks(BTC="98000"))
@@ -203,6 +205,8 @@ async def run_week(w: Week) -> None:
     await w.step(6, "00:10:00")
     oid = await w.place(6, "02:00:00", a, "BTC", "B", "0.1", "100000")
     await w.step(6, "03:00:00", lambda: sim.fill(oid), moved=(a,))  # A opens again
+    stop = await w.place(6, "04:00:00", a, "BTC", "A", "0.05", "0", trigger_px="99000", tpsl="sl", reduce_only=True)
+    await w.step(6, "10:00:00", lambda: (marks(BTC="99000"), sim.trigger(stop)), moved=(a,))  # half stopped out
     oid = await w.place(6, "05:00:00", b, "ETH", "A", "1", "2600")
     oid = await w.amend(6, "06:00:00", oid, "2650")
     await w.step(6, "08:00:00", lambda: sim.cancel(oid))
