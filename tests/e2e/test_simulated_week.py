@@ -56,16 +56,9 @@ from exchange_sim.twaps import load_twaps, twaps_path_for
 from orderwatch_dagster import assets
 from orderwatch_dagster.resources import MongoResource, ParquetStore
 from tests.collector.harness import RunningCollector, collector_settings, eventually
+from tests.dagster.test_scorecards import BUILT as SCORECARD_CHAIN
 
-BUILT = [
-    assets.order_events,
-    assets.fills,
-    assets.order_lifecycles,
-    assets.positions_snapshot,
-    assets.trader_account_days,
-    assets.trader_scorecards,
-    assets.twap_orders,
-]
+BUILT = [*SCORECARD_CHAIN, assets.twap_orders]
 WINDOW_DAYS = {"1d": 1, "7d": 7, "30d": 30}
 LEVERAGE = 5  # the simulator's leverage setting, min(5, maxLeverage): 5 for BTC, ETH and SOL
 Fill = dict[str, Any]
@@ -206,10 +199,10 @@ async def run_week(w: Week) -> None:
     oid = await w.place(6, "02:00:00", a, "BTC", "B", "0.1", "100000")
     await w.step(6, "03:00:00", lambda: sim.fill(oid), moved=(a,))  # A opens again
     stop = await w.place(6, "04:00:00", a, "BTC", "A", "0.05", "0", trigger_px="99000", tpsl="sl", reduce_only=True)
-    await w.step(6, "10:00:00", lambda: (marks(BTC="99000"), sim.trigger(stop)), moved=(a,))  # half stopped out
     oid = await w.place(6, "05:00:00", b, "ETH", "A", "1", "2600")
     oid = await w.amend(6, "06:00:00", oid, "2650")
     await w.step(6, "08:00:00", lambda: sim.cancel(oid))
+    await w.step(6, "10:00:00", lambda: (marks(BTC="99000"), sim.trigger(stop)), moved=(a,))  # half stopped out
     await w.step(6, "20:00:00", lambda: marks(BTC="103000"))  # A's open long gains
     await w.step(6, "23:50:00")
 
