@@ -585,7 +585,8 @@ def load_fills(fills_path: str | Path) -> dict[FillKey, dict[str, Any]]:
 def load_marks(marks_path: str | Path) -> list[tuple[int, str, str]]:
     """The mark moves of a marks file as `(time ms, coin, markPx)`, in the order they were made."""
     with open(marks_path) as f:
-        return [(parse_time(rec["time"]), rec["coin"], rec["markPx"]) for rec in map(json.loads, f) if rec]
+        records = [json.loads(line) for line in f if line.strip()]
+    return [(parse_time(rec["time"]), rec["coin"], rec["markPx"]) for rec in records]
 
 
 def _time_ms(value: Any) -> int | None:
