@@ -242,10 +242,18 @@ class Truth:
                 held[f["coin"]] = moved_position(held[f["coin"]], f)
         return {coin: p for coin, p in held.items() if p[0] != 0}
 
+    def mark(self, t: int) -> dict[str, Decimal]:
+        return {coin: Decimal(px) for at, coin, px in self.marks if at <= t}
+
     def unrealized(self, user: str, t: int) -> Decimal:
-        mark = {coin: Decimal(px) for at, coin, px in self.marks if at <= t}
+        mark = self.mark(t)
         return sum((szi * (mark[coin] - entry) for coin, (szi, entry) in self.positions(user, t).items()),
                    Decimal(0))
+
+    def notional(self, user: str, t: int) -> Decimal:
+        """Total position notional at the marks of time ``t`` (totalNtlPos)."""
+        mark = self.mark(t)
+        return sum((abs(szi) * mark[coin] for coin, (szi, _) in self.positions(user, t).items()), Decimal(0))
 
     def account_value(self, user: str, t: int) -> Decimal:
         """Deposit + realized PnL - fees + unrealized PnL at the marks of time ``t``."""
@@ -409,9 +417,23 @@ def test_a_simulated_weeks_scorecards_and_twaps_equal_the_simulators_truth(
     for user in users:
         docs = list(db.trader_accounts.find({"ethAddress": user, "dex": ""}).sort("serverTime", 1))
         samples[user] = [(int(d["serverTime"].timestamp() * 1000), Decimal(d["accountValue"])) for d in docs]
-        for t, value in samples[user]:  # each sampled value is one the simulator had
+        for doc, (t, value) in zip(docs, samples[user], strict=True):  # each sampled value is one the simulator had
             assert abs(value - truth.account_value(user, t)) <= Decimal("0.000001"), (user, utc(t))
+            assert Decimal(doc["totalNtlPos"]) == truth.notional(user, t), (user, utc(t))
     assert {user: samples[user][0][0] for user in users} == dict.fromkeys(users, start_ms)
+    for day in days:  # the account days: the day's samples as open / high / low / close
+        rows = {r["ethAddress"]: r for r in store.read("trader_account_days", day).iter_rows(named=True)}
+        assert set(rows) == set(users) and {r["dex"] for r in rows.values()} == {""}, day
+        for user, row in rows.items():
+            times = [t for t, _ in samples[user] if utc(t).date().isoformat() == day]
+            values = [truth.account_value(user, t) for t in times]
+            expected = {"samples": len(times), "firstAt": utc(times[0]), "lastAt": utc(times[-1]),
+                        "openValue": values[0], "highValue": max(values), "lowValue": min(values),
+                        "closeValue": values[-1], "closeNtlPos": truth.notional(user, times[-1]),
+                        "maxDrawdown": account_figures(list(zip(times, values, strict=True)), times[0],
+                                                       times[-1] + 1)["maxDrawdown"]}  # fmt: skip
+            wrong = {k: (row[k], v) for k, v in expected.items() if not same(row[k], v)}
+            assert not wrong, (day, user, wrong)
 
     for day in days:
         cards = store.read("trader_scorecards", day)
