@@ -103,18 +103,13 @@ class Week:
         self.sampled.update(dict.fromkeys(due, now))
         return now
 
-    async def place(self, day: int, clock: str, user: str, coin: str, side: str, sz: str, px: str, **kw: Any) -> int:
-        """A resting order, placed at ``day clock``; waits until the collector recorded it."""
+    async def order(self, day: int, clock: str, make: Callable[[], int]) -> int:
+        """The order that ``make`` places (or the replacement it makes) at ``day clock``; waits until
+        the collector recorded it."""
         oids: list[int] = []
-        await self.step(day, clock, lambda: oids.append(self.sim.place(user, coin, side, sz, px, **kw)))
+        await self.step(day, clock, lambda: oids.append(make()))
         await eventually(lambda: self.db.trader_orders.count_documents({"oid": oids[0]}), what=f"order {oids[0]}")
         return oids[0]
-
-    async def amend(self, day: int, clock: str, oid: int, px: str) -> int:
-        new: list[int] = []
-        await self.step(day, clock, lambda: new.append(self.sim.amend(oid, limit_px=px)))
-        await eventually(lambda: self.db.trader_orders.count_documents({"oid": new[0]}), what=f"order {new[0]}")
-        return new[0]
 
     async def twap(self, day: int, clock: str, user: str, coin: str, side: str, sz: str, minutes: int,
                    slices: int | None = None) -> int:
@@ -144,42 +139,42 @@ async def run_week(w: Week) -> None:
             sim.set_mark(coin, px)
 
     await w.step(0, "00:10:00", lambda: marks(BTC="100000", ETH="2500", SOL="150"))
-    oid = await w.place(0, "02:00:00", a, "BTC", "B", "0.1", "100000")
+    oid = await w.order(0, "02:00:00", lambda: sim.place(a, "BTC", "B", "0.1", "100000"))
     await w.step(0, "03:00:00", lambda: sim.fill(oid), moved=(a,))  # A opens long (maker)
-    oid = await w.place(0, "04:00:00", b, "ETH", "A", "2", "2500")
+    oid = await w.order(0, "04:00:00", lambda: sim.place(b, "ETH", "A", "2", "2500"))
     await w.step(0, "05:00:00", lambda: sim.fill(oid), moved=(b,))  # B opens short
     await w.step(0, "12:00:00", lambda: marks(BTC="102000"))
     await w.step(0, "20:00:00", lambda: marks(ETH="2450"))
     await w.step(0, "23:50:00")
 
     await w.step(1, "00:10:00")
-    oid = await w.place(1, "02:00:00", a, "BTC", "B", "0.1", "101000")
-    oid = await w.amend(1, "03:00:00", oid, "100500")
+    oid = await w.order(1, "02:00:00", lambda: sim.place(a, "BTC", "B", "0.1", "101000"))
+    oid = await w.order(1, "03:00:00", lambda: sim.amend(oid, limit_px="100500"))
     await w.step(1, "04:00:00", lambda: sim.fill(oid, "0.04"), moved=(a,))  # A adds, in two fills
     await w.step(1, "05:00:00", lambda: sim.fill(oid), moved=(a,))
-    oid = await w.place(1, "06:00:00", b, "ETH", "B", "1", "2450")
+    oid = await w.order(1, "06:00:00", lambda: sim.place(b, "ETH", "B", "1", "2450"))
     await w.step(1, "07:00:00", lambda: sim.exchange.fill(oid, crossed=True), moved=(b,))  # B reduces (taker)
     await w.step(1, "10:00:00", lambda: marks(BTC="98000"))
     await w.step(1, "23:50:00")
 
     await w.step(2, "00:10:00")
     await w.twap(2, "01:00:00", c, "SOL", "B", "20", 5)  # C opens long by TWAP, finished
-    oid = await w.place(2, "09:00:00", a, "BTC", "A", "0.05", "99000")
+    oid = await w.order(2, "09:00:00", lambda: sim.place(a, "BTC", "A", "0.05", "99000"))
     await w.step(2, "10:00:00", lambda: sim.fill(oid), moved=(a,))  # A reduces at a loss
-    oid = await w.place(2, "14:00:00", a, "BTC", "B", "0.1", "95000")
+    oid = await w.order(2, "14:00:00", lambda: sim.place(a, "BTC", "B", "0.1", "95000"))
     await w.step(2, "16:00:00", lambda: sim.cancel(oid))
     await w.step(2, "23:50:00")
 
     await w.step(3, "00:10:00")
-    oid = await w.place(3, "02:00:00", a, "BTC", "A", "0.35", "101000")
+    oid = await w.order(3, "02:00:00", lambda: sim.place(a, "BTC", "A", "0.35", "101000"))
     await w.step(3, "03:00:00", lambda: sim.fill(oid), moved=(a,))  # A flips long -> short
     await w.step(3, "03:30:00", lambda: marks(BTC="101000"))
-    oid = await w.place(3, "08:00:00", b, "ETH", "B", "1", "2560")
+    oid = await w.order(3, "08:00:00", lambda: sim.place(b, "ETH", "B", "1", "2560"))
     await w.step(3, "09:00:00", lambda: sim.fill(oid), moved=(b,))  # B closes at a loss
     await w.step(3, "23:50:00")
 
     await w.step(4, "00:10:00")
-    oid = await w.place(4, "02:00:00", c, "SOL", "B", "2000", "150")
+    oid = await w.order(4, "02:00:00", lambda: sim.place(c, "SOL", "B", "2000", "150"))
     await w.step(4, "03:00:00", lambda: sim.fill(oid), moved=(c,))  # C adds a lot
     held = sim.exchange.clearinghouse_state(c)["assetPositions"][0]["position"]
     edge = str(Decimal(held["liquidationPx"]) - Decimal("0.5"))
@@ -188,19 +183,20 @@ async def run_week(w: Week) -> None:
     await w.step(4, "23:50:00")
 
     await w.step(5, "00:10:00")
-    oid = await w.place(5, "02:00:00", a, "BTC", "B", "0.2", "99500")
+    oid = await w.order(5, "02:00:00", lambda: sim.place(a, "BTC", "B", "0.2", "99500"))
     await w.step(5, "04:00:00", lambda: sim.fill(oid), moved=(a,))  # A closes its short
     await w.twap(5, "06:00:00", b, "ETH", "A", "2", 10, slices=5)  # B shorts by TWAP, terminated
-    oid = await w.place(5, "10:00:00", b, "ETH", "B", "0.5", "2400")
+    oid = await w.order(5, "10:00:00", lambda: sim.place(b, "ETH", "B", "0.5", "2400"))
     await w.step(5, "11:00:00", lambda: sim.fill(oid), moved=(b,))  # B closes with a win
     await w.step(5, "23:50:00")
 
     await w.step(6, "00:10:00")
-    oid = await w.place(6, "02:00:00", a, "BTC", "B", "0.1", "100000")
+    oid = await w.order(6, "02:00:00", lambda: sim.place(a, "BTC", "B", "0.1", "100000"))
     await w.step(6, "03:00:00", lambda: sim.fill(oid), moved=(a,))  # A opens again
-    stop = await w.place(6, "04:00:00", a, "BTC", "A", "0.05", "0", trigger_px="99000", tpsl="sl", reduce_only=True)
-    oid = await w.place(6, "05:00:00", b, "ETH", "A", "1", "2600")
-    oid = await w.amend(6, "06:00:00", oid, "2650")
+    stop = await w.order(6, "04:00:00", lambda: sim.place(a, "BTC", "A", "0.05", "0", trigger_px="99000", tpsl="sl",
+                                                          reduce_only=True))
+    oid = await w.order(6, "05:00:00", lambda: sim.place(b, "ETH", "A", "1", "2600"))
+    oid = await w.order(6, "06:00:00", lambda: sim.amend(oid, limit_px="2650"))
     await w.step(6, "08:00:00", lambda: sim.cancel(oid))
     await w.step(6, "10:00:00", lambda: (marks(BTC="99000"), sim.trigger(stop)), moved=(a,))  # half stopped out
     await w.step(6, "20:00:00", lambda: marks(BTC="103000"))  # A's open long gains
