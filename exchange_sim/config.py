@@ -177,3 +177,8 @@ class SimConfig:
 def fills_path_for(truth_file: str | Path) -> Path:
     """The default fill ground-truth file next to a truth file: `<truth_file>.fills.jsonl`."""
     return Path(str(truth_file) + ".fills.jsonl")
+
+
+def marks_path_for(truth_file: str | Path) -> Path:
+    """The mark ground-truth file next to a truth file: `<truth_file>.marks.jsonl`."""
+    return Path(str(truth_file) + ".marks.jsonl")

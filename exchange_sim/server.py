@@ -34,14 +34,14 @@ from aiohttp import web
 from exchange_sim import leaderboard, marks, rules
 from exchange_sim.book import OrderBooks
 from exchange_sim.clock import LogicalClock
-from exchange_sim.config import SimConfig
+from exchange_sim.config import SimConfig, marks_path_for
 from exchange_sim.exchange import Exchange, Order
 from exchange_sim.feeds import Connection, SimStats, UserView
 from exchange_sim.info_api import InfoApi
 from exchange_sim.leaderboard import Leaderboard
 from exchange_sim.limits import IpState
 from exchange_sim.logs import event
-from exchange_sim.market import MAIN_DEX, Market
+from exchange_sim.market import MAIN_DEX, Market, fmt
 from exchange_sim.node_files import NodeWriter
 from exchange_sim.traders import TraderPool, trader_addresses, write_addresses
 from exchange_sim.truth import TruthRecorder
@@ -70,7 +70,8 @@ class ExchangeSim(InfoApi):
         )
         self.tracked = self.addresses[: cfg.tracked_traders] if cfg.tracked_traders is not None else self.addresses
         truth_users = self.tracked if cfg.tracked_traders is not None else None
-        self.recorder = TruthRecorder(cfg.truth_file, cfg.visibility_path(), cfg.fills_path(), truth_users)
+        self.recorder = TruthRecorder(cfg.truth_file, cfg.visibility_path(), cfg.fills_path(), truth_users,
+                                      marks_path_for(cfg.truth_file) if cfg.truth_file else None)
         self.exchange.replace_listeners.append(self.recorder.on_replace)
         self.exchange.listeners.append(self.recorder.on_transition)
         self.exchange.fill_listeners.append(self.recorder.on_fill)
@@ -372,6 +373,7 @@ class ExchangeSim(InfoApi):
         positions whose liquidation price it reached are liquidated (exchange_sim.liquidation).
         Returns the oids of the liquidation orders."""
         marks.set_mark(self.market, coin, px)
+        self.recorder.on_mark(coin, fmt(self.market.coin(coin).mark_px), self.clock.now_ms())
         self._dirty_coins.add(coin)
         self._dirty_event.set()
         return [order.oid for order in self.exchange.mark_moved(coin)]

@@ -30,6 +30,11 @@ order the exchange made them: `{"time": ISO-8601 UTC of the fill, "user": lower-
 "kind": "fill", "fill": <fill in the REST userFills shape, with "cloid" if the order has one>}`.
 It is a separate file so that every truth-file line stays an order-status line. compare_fills()
 checks a collector's `trader_fills` documents against it.
+
+Marks file (`<truth-file>.marks.jsonl`, written with the truth file), one line per scripted mark
+move (`ExchangeSim.set_mark`), for every coin: `{"time": ISO-8601 UTC, "coin", "markPx"}`. Before
+its first line a coin's mark is the market capture's. With the fills and the deposits it gives a
+trader's positions, unrealized PnL and account value at any time; `load_marks` reads it back.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ class TruthRecorder:
         visibility_path: Path | None,
         fills_path: Path | None = None,
         users: Iterable[str] | None = None,
+        marks_path: Path | None = None,
     ) -> None:
         self.truth_path = truth_path
         self.users = None if users is None else {u.lower() for u in users}
@@ -81,6 +87,7 @@ class TruthRecorder:
         self._truth: IO[str] | None = open(truth_path, "w") if truth_path else None  # noqa: SIM115
         self._vis: IO[str] | None = open(visibility_path, "w") if visibility_path else None  # noqa: SIM115
         self._fills: IO[str] | None = open(fills_path, "w") if fills_path else None  # noqa: SIM115
+        self._marks: IO[str] | None = open(marks_path, "w") if marks_path else None  # noqa: SIM115
         self.rows = 0
         self.fills = 0
         self.pushed: set[int] = set()
@@ -119,6 +126,12 @@ class TruthRecorder:
         if self._fills:
             line = {"time": iso_ms(int(fill["time"])), "user": user, "kind": "fill", "fill": fill}
             self._fills.write(json.dumps(line, separators=(",", ":")) + "\n")
+
+    def on_mark(self, coin: str, mark_px: str, time_ms: int) -> None:
+        """Record a scripted mark move of `coin` (any coin: marks are public)."""
+        if self._marks:
+            line = {"time": iso_ms(time_ms), "coin": coin, "markPx": mark_px}
+            self._marks.write(json.dumps(line, separators=(",", ":")) + "\n")
 
     def on_pushed(self, user: str, oids: Iterable[int], time_ms: int) -> None:
         """Record that these oids were in a frame sent to a subscriber of `user`."""
@@ -173,16 +186,16 @@ class TruthRecorder:
 
     def flush(self) -> None:
         """Push buffered lines to disk."""
-        for f in (self._truth, self._vis, self._fills):
+        for f in (self._truth, self._vis, self._fills, self._marks):
             if f:
                 f.flush()
 
     def close(self) -> None:
         """Flush and close the files."""
-        for f in (self._truth, self._vis, self._fills):
+        for f in (self._truth, self._vis, self._fills, self._marks):
             if f:
                 f.close()
-        self._truth = self._vis = self._fills = None
+        self._truth = self._vis = self._fills = self._marks = None
 
 
 # ----- comparison ----------------------------------------------------------------------------
@@ -567,6 +580,13 @@ def load_fills(fills_path: str | Path) -> dict[FillKey, dict[str, Any]]:
             fill = rec["fill"]
             out[(str(rec["user"]).lower(), int(fill["tid"]))] = fill
     return out
+
+
+def load_marks(marks_path: str | Path) -> list[tuple[int, str, str]]:
+    """The mark moves of a marks file as `(time ms, coin, markPx)`, in the order they were made."""
+    with open(marks_path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [(parse_time(rec["time"]), rec["coin"], rec["markPx"]) for rec in records]
 
 
 def _time_ms(value: Any) -> int | None:

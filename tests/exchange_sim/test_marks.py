@@ -6,6 +6,8 @@ import json
 from decimal import Decimal
 
 from exchange_sim import ExchangeSim, SimConfig
+from exchange_sim.config import marks_path_for
+from exchange_sim.truth import load_marks
 from tests.exchange_sim.conftest import START_MS, connect, quiet_for, recv_channel, recv_json, sub
 
 CTX_KEYS = {"funding", "openInterest", "prevDayPx", "dayNtlVlm", "premium", "oraclePx", "markPx", "midPx",
@@ -99,3 +101,13 @@ async def test_a_mark_pushed_towards_the_liquidation_price_liquidates_the_positi
         assert fill["liquidation"] == {"liquidatedUser": whale, "markPx": fill["px"], "method": "market"}
         assert Decimal(fill["closedPnl"]) == Decimal("0.5") * (Decimal(fill["px"]) - Decimal(100000))
         assert "liquidation" not in sim.exchange.user_fills(other)[0]
+
+
+async def test_mark_moves_are_ground_truth_with_their_time(tmp_path) -> None:
+    truth = tmp_path / "truth.jsonl"
+    async with ExchangeSim(SimConfig(traders=1, push_interval=30.0, start_time_ms=START_MS, truth_file=truth)) as sim:
+        sim.hold_clock(True)
+        sim.set_mark("BTC", "100000")
+        sim.tick(60_000)
+        sim.set_mark("ETH", "2500.50")
+    assert load_marks(marks_path_for(truth)) == [(START_MS, "BTC", "100000.0"), (START_MS + 60_000, "ETH", "2500.5")]
