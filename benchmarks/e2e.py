@@ -417,7 +417,7 @@ def run(
     trace: Path | None = None,
 ) -> Section:
     section = Section("e2e", "2. End to end: simulator -> collector -> MongoDB")
-    n, push, rate, secs = (20, 0.1, 60, 8) if quick else (100, 0.05, 30, 60)
+    n, push, rate, secs = (10, 0.1, 60, 8) if quick else (100, 0.05, 30, 60)
     traders, window = traders or n, window or secs
     with tempfile.TemporaryDirectory() as tmp_name, mongo_server(Path(tmp_name)) as (uri, nx):
         tmp = Path(tmp_name)
