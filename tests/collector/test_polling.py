@@ -5,7 +5,7 @@ swept (``historicalOrders``) for the orders that opened and closed between two p
 simulator's ground truth counts every order of a trader nobody streamed as observable, so a
 capture rate of 1.0 means the sweeps found everything the polls could not see.
 
-Time is compressed for the suite: the REST budget is 8x the exchange's on both sides (the
+Time is compressed for the suite: the REST budget is 4x the exchange's on both sides (the
 simulator enforces it and answers 429 past it), so a polling round and a sweep round take
 seconds instead of a minute.
 """
@@ -23,10 +23,7 @@ from exchange_sim import ExchangeSim, SimConfig, compare
 from tests.collector.harness import RunningCollector, collector_settings, eventually
 from tests.mongo_server import free_port
 
-BUDGET = 8 * 1200
-POLL_SHARE = 0.3
-"""Polls every ~16 s (as 4x at the default 0.6 would), and 35 % of the budget left for the sweeps: a sweep
-round of the 30 polled traders takes ~35 s instead of ~110 s."""
+BUDGET = 4 * 1200
 
 
 @pytest.mark.slow
@@ -37,8 +34,7 @@ async def test_forty_traders_on_one_address_all_followed(tmp_path: Path, mongo_u
     health_port = free_port()
     async with ExchangeSim(config) as sim:
         settings = collector_settings(sim, mongo_uri, mongo_db.name, tmp_path / "c", sim.addresses,
-                                      collector_rest_weight_per_minute=BUDGET, trader_poll_budget_share=POLL_SHARE,
-                                      trader_poll_sweep_interval=10,
+                                      collector_rest_weight_per_minute=BUDGET, trader_poll_sweep_interval=10,
                                       collector_health_port=health_port)
         async with RunningCollector(settings) as run:
             service = run.service
