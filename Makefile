@@ -1,7 +1,8 @@
 # orderwatch: the two commands a fresh machine needs, and the long-running extras.
 #   make demo   set up .venv and run the whole system on embedded defaults (Ctrl-C stops it)
-#   make test   set up .venv (and Chromium for the UI test) and run the whole test suite, two tests at a
-#               time (most tests wait on servers on loopback: two workers halve the wall time on two cores)
+#   make test   set up .venv (and Chromium for the UI test) and run the whole test suite, four tests at a
+#               time: most tests wait on servers, budgets and clocks on loopback (with two workers the suite
+#               kept the two cores ~30 % busy), so four workers halve the wall time again (WORKERS=N to change)
 #   make test-under-load   the same suite while two CPU-bound busy loops compete for the cores
 #               (scripts/under_load.py stops them whatever the outcome): no test may need an idle machine
 #   make docs   serve the documentation site (docs/, mkdocs.yml) on http://127.0.0.1:$(DOCS_PORT), rebuilt on edits
@@ -9,7 +10,8 @@
 .PHONY: setup demo test test-under-load lint bench soak selection-soak docs
 
 DOCS_PORT ?= 8000
-PYTEST = .venv/bin/python -m pytest -p no:cacheprovider -n 2 $(PYTEST_ARGS)
+WORKERS ?= 4
+PYTEST = .venv/bin/python -m pytest -p no:cacheprovider -n $(WORKERS) $(PYTEST_ARGS)
 
 setup:
 	@scripts/bootstrap.sh
