@@ -7,6 +7,10 @@ The events are :func:`benchmarks.events.events_frame`'s (amend chains, a market 
 re-quote chains, spurious links to ignore, partial fills, orders open across days) with a book
 distance on a third of the new events; the fills are what those events tell was traded (each
 partial fill and each filled close), plus orders known only from their fills (they never rested).
+
+The SQL rules a replacement link out when its old order has any close that is filled or rejected
+(polars looks those closes up in two steps: the same with one close per order, which the unique
+keys guarantee), and reads every partition of the two tables (here none is later than the day).
 """
 
 from __future__ import annotations

@@ -36,6 +36,8 @@ from orderwatch_dagster.transforms.scorecards import MARKS_SCHEMA, trader_scorec
 
 RUNS = 3
 TRADERS = 500
+QUICK_TRADERS = 100
+"""``--quick``: a smoke run in seconds."""
 FIRST_DAY = date(2026, 10, 1)
 COINS = ("BTC", "ETH", "SOL", "HYPE", "DOGE")
 FILLS_PER_DAY = 40
@@ -411,19 +413,21 @@ def _report(section: Section, what: str, med: dict[str, dict[str, float]]) -> No
 
 
 def run(quick: bool = False) -> Section:
-    section = Section(
-        "scorecards",
-        "Trader scorecards and order lifecycles: 500 traders, 7 and 30 days of Parquet; polars vs DuckDB SQL",
-    )
     runs = 1 if quick else RUNS
     sizes = (3, 7) if quick else (7, 30)
+    traders = QUICK_TRADERS if quick else TRADERS
+    section = Section(
+        "scorecards",
+        f"Trader scorecards and order lifecycles: {traders} traders, {sizes[0]} and {sizes[1]} days of Parquet; "
+        "polars vs DuckDB SQL",
+    )
     cards: dict[int, dict[str, dict[str, float]]] = {}
     chains: dict[int, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for days in sizes:
             root, lc_root = Path(tmp) / f"d{days}", Path(tmp) / f"lc{days}"
-            day = build(root, days)
-            lifecycles.build(lc_root, day, days, TRADERS)
+            day = build(root, days, traders)
+            lifecycles.build(lc_root, day, days, traders)
             cards[days] = _compare(section, root, day, "scorecards", f"{days}d", runs)
             chains[days] = _compare(section, lc_root, day, "lifecycles", f"{days}d", runs)
             fills = pl.scan_parquet(f"{root}/parquet/fills/*/*.parquet").select(pl.len()).collect().item()
