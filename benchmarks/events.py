@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -45,14 +46,17 @@ def _uniform(name: str, seed: int) -> pl.Expr:
     return (pl.col(name).hash(seed) % 1_000_003).cast(pl.Float64) / 1_000_003
 
 
-def orders_frame(n_orders: int, seed: int = 1) -> pl.DataFrame:
-    """One row per order: who, what, when and how it ends."""
+def orders_frame(
+    n_orders: int, seed: int = 1, *, day: str = DAY, days: int = HISTORY_DAYS, traders: int | None = None
+) -> pl.DataFrame:
+    """One row per order: who, what, when and how it ends; placed over the ``days`` days up to
+    ``day``, by ``traders`` traders (default: one per 400 orders, at least 50)."""
     coins = Market.load().coins[:40]
     coin_names = pl.Series([("xyz:" if k >= len(coins) - HIP3_COINS else "") + c.name for k, c in enumerate(coins)])
     marks = pl.Series([float(c.mark_px) for c in coins])
-    start = datetime.fromisoformat(DAY).replace(tzinfo=UTC) - timedelta(days=HISTORY_DAYS - 1)
-    span_us = HISTORY_DAYS * 86_400_000_000
-    n_traders = max(50, n_orders // 400)
+    start = datetime.fromisoformat(day).replace(tzinfo=UTC) - timedelta(days=days - 1)
+    span_us = days * 86_400_000_000
+    n_traders = traders or max(50, n_orders // 400)
     df = pl.DataFrame({"i": pl.int_range(n_orders, eager=True, dtype=pl.Int64)})
     df = df.with_columns(
         oid=pl.col("i") + 300_000_000_000,
@@ -123,9 +127,10 @@ def orders_frame(n_orders: int, seed: int = 1) -> pl.DataFrame:
     )
 
 
-def events_frame(n_events: int, seed: int = 1) -> pl.DataFrame:
-    """About ``n_events`` events in the ``order_events`` schema (sorted by time, like MongoDB reads)."""
-    orders = orders_frame(max(1, int(n_events / EVENTS_PER_ORDER)), seed)
+def events_frame(n_events: int, seed: int = 1, **span: Any) -> pl.DataFrame:
+    """About ``n_events`` events in the ``order_events`` schema (sorted by time, like MongoDB reads);
+    ``span``: :func:`orders_frame`'s ``day``, ``days`` and ``traders``."""
+    orders = orders_frame(max(1, int(n_events / EVENTS_PER_ORDER)), seed, **span)
     n = pl.lit(1) + pl.col("nUpdates") + pl.col("closes").cast(pl.Int64)
     ev = orders.with_columns(seq=pl.int_ranges(0, n)).explode("seq")
     last = pl.col("seq") == pl.col("nUpdates") + 1

@@ -1,7 +1,8 @@
 """Benchmark: ``trader_scorecards`` for 500 traders over 7 and 30 days of synthetic Parquet tables
 (``fills``, ``order_lifecycles``, ``positions_snapshot``, ``trader_account_days``), as the asset
 reads them, against the same scorecards written as DuckDB SQL over the same files (what an analyst
-would write instead), in the same run.
+would write instead); and in the same run ``order_lifecycles`` for 500 traders over the same days
+of ``order_events`` and ``fills`` against its DuckDB SQL (:mod:`benchmarks.lifecycles`).
 
 Each figure is the median of ``RUNS`` fresh processes (seconds from the first scan to the result
 in memory; peak RSS growth from ``VmHWM``), polars and DuckDB interleaved. Both results must be
@@ -16,6 +17,7 @@ import math
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import numpy as np
 import polars as pl
 import psutil
 
+from benchmarks import lifecycles
 from benchmarks.measure import peak_rss, run_child
 from benchmarks.report import Section
 from orderwatch_dagster import tables
@@ -33,6 +36,8 @@ from orderwatch_dagster.transforms.scorecards import MARKS_SCHEMA, trader_scorec
 
 RUNS = 3
 TRADERS = 500
+QUICK_TRADERS = 100
+"""``--quick``: a smoke run in seconds."""
 FIRST_DAY = date(2026, 10, 1)
 COINS = ("BTC", "ETH", "SOL", "HYPE", "DOGE")
 FILLS_PER_DAY = 40
@@ -347,11 +352,11 @@ def with_duckdb(root: Path, day: str) -> pl.DataFrame:
     return tables.conform(pl.from_arrow(got), tables.TRADER_SCORECARDS).collect()  # type: ignore[arg-type]
 
 
-def differences(a: pl.DataFrame, b: pl.DataFrame) -> list[str]:
-    """Columns whose values differ (rows sorted by trader and window; floats to 1e-9)."""
+def differences(a: pl.DataFrame, b: pl.DataFrame, key: tuple[str, ...] = ("ethAddress", "window")) -> list[str]:
+    """Columns whose values differ (rows sorted by ``key``; floats to 1e-9)."""
     if a.height != b.height:
         return [f"rows: {a.height} vs {b.height}"]
-    a, b = (df.sort("ethAddress", "window") for df in (a, b))
+    a, b = (df.sort(key) for df in (a, b))
     out = []
     for col in a.columns:
         x, y = a[col].to_list(), b[col].to_list()
@@ -368,55 +373,84 @@ def differences(a: pl.DataFrame, b: pl.DataFrame) -> list[str]:
     return out
 
 
-def timed(root: Path, day: str, impl: str) -> dict[str, Any]:
-    """In this (fresh) process: one scorecards build; its result goes to ``<root>/<impl>.parquet``."""
+BUILDS: dict[str, dict[str, Callable[[Path, str], pl.DataFrame]]] = {
+    "scorecards": {"polars": with_polars, "duckdb": with_duckdb},
+    "lifecycles": {"polars": lifecycles.with_polars, "duckdb": lifecycles.with_duckdb},
+}
+KEYS = {"scorecards": ("ethAddress", "window"), "lifecycles": ("ethAddress", "rootOid")}
+
+
+def timed(root: Path, day: str, table: str, impl: str) -> dict[str, Any]:
+    """In this (fresh) process: one build of ``table``; its result goes to ``<root>/<impl>.parquet``."""
     base = psutil.Process().memory_info().rss
     started = time.perf_counter()
-    df = with_polars(root, day) if impl == "polars" else with_duckdb(root, day)
+    df = BUILDS[table][impl](root, day)
     seconds = time.perf_counter() - started
     peak = peak_rss() - base
     df.write_parquet(root / f"{impl}.parquet")
     return {"seconds": seconds, "rows": df.height, "peak_rss_mib": peak / 2**20}
 
 
+def _compare(section: Section, root: Path, day: str, table: str, label: str, runs: int) -> dict[str, dict[str, float]]:
+    """Median figures of polars and DuckDB building ``table`` over ``root`` (interleaved fresh
+    processes), and whether their results are equal."""
+    got: dict[str, list[dict[str, Any]]] = {"polars": [], "duckdb": []}
+    for _ in range(runs):  # interleaved: both see the same machine noise
+        for impl in got:
+            got[impl].append(run_child("benchmarks.scorecards", str(root), day, table, impl))
+    diff = differences(pl.read_parquet(root / "polars.parquet"), pl.read_parquet(root / "duckdb.parquet"), KEYS[table])
+    section.checks[f"duckdb_equal_{table}_{label}"] = not diff
+    if diff:
+        section.notes.append(f"{table} {label}: polars and DuckDB differ in {', '.join(diff)}")
+    return {impl: {k: statistics.median(r[k] for r in g) for k in g[0]} for impl, g in got.items()}
+
+
+def _report(section: Section, what: str, med: dict[str, dict[str, float]]) -> None:
+    p, d = med["polars"], med["duckdb"]
+    section.add(f"{what}: polars / DuckDB", f"{p['seconds']:.2f} / {d['seconds']:.2f} s")
+    section.add(f"{what}: peak RSS growth polars / DuckDB", f"{p['peak_rss_mib']:.0f} / {d['peak_rss_mib']:.0f} MiB")
+    section.ratio(f"{what}: DuckDB / polars time", d["seconds"] / p["seconds"], at_least=1.0)
+
+
 def run(quick: bool = False) -> Section:
-    section = Section("scorecards", "Trader scorecards: 500 traders, 7 and 30 days of Parquet; polars vs DuckDB SQL")
     runs = 1 if quick else RUNS
     sizes = (3, 7) if quick else (7, 30)
-    med: dict[tuple[int, str], dict[str, float]] = {}
+    traders = QUICK_TRADERS if quick else TRADERS
+    section = Section(
+        "scorecards",
+        f"Trader scorecards and order lifecycles: {traders} traders, {sizes[0]} and {sizes[1]} days of Parquet; "
+        "polars vs DuckDB SQL",
+    )
+    cards: dict[int, dict[str, dict[str, float]]] = {}
+    chains: dict[int, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for days in sizes:
-            root = Path(tmp) / f"d{days}"
-            day = build(root, days)
-            got: dict[str, list[dict[str, Any]]] = {"polars": [], "duckdb": []}
-            for _ in range(runs):  # interleaved: both see the same machine noise
-                for impl in got:
-                    got[impl].append(run_child("benchmarks.scorecards", str(root), day, impl))
-            for impl, g in got.items():
-                med[(days, impl)] = {k: statistics.median(r[k] for r in g) for k in g[0]}
-            diff = differences(*(pl.read_parquet(root / f"{i}.parquet") for i in got))
-            section.checks[f"duckdb_equal_{days}d"] = not diff
-            if diff:
-                section.notes.append(f"{days} days: polars and DuckDB differ in {', '.join(diff)}")
+            root, lc_root = Path(tmp) / f"d{days}", Path(tmp) / f"lc{days}"
+            day = build(root, days, traders)
+            lifecycles.build(lc_root, day, days, traders)
+            cards[days] = _compare(section, root, day, "scorecards", f"{days}d", runs)
+            chains[days] = _compare(section, lc_root, day, "lifecycles", f"{days}d", runs)
             fills = pl.scan_parquet(f"{root}/parquet/fills/*/*.parquet").select(pl.len()).collect().item()
-            section.add(f"{days} days: fills / scorecard rows", f"{fills:,} / {med[(days, 'polars')]['rows']:,.0f}")
-    small, large = sizes
+            section.add(f"{days} days: fills / scorecard rows", f"{fills:,} / {cards[days]['polars']['rows']:,.0f}")
+            events = pl.scan_parquet(f"{lc_root}/parquet/order_events/*/*.parquet").select(pl.len()).collect().item()
+            section.add(f"{days} days: order events / lifecycle rows on the last day",
+                        f"{events:,} / {chains[days]['polars']['rows']:,.0f}")  # fmt: skip
     for days in sizes:
-        p, d = med[(days, "polars")], med[(days, "duckdb")]
-        section.add(f"{days} days: polars / DuckDB", f"{p['seconds']:.2f} / {d['seconds']:.2f} s")
-        section.add(f"{days} days: peak RSS growth polars / DuckDB",
-                    f"{p['peak_rss_mib']:.0f} / {d['peak_rss_mib']:.0f} MiB")  # fmt: skip
-        section.ratio(f"{days} days: DuckDB / polars time", d["seconds"] / p["seconds"], at_least=1.0)
-    growth = med[(large, "polars")]["seconds"] / med[(small, "polars")]["seconds"]
-    section.ratio(f"polars growth {small} -> {large} days (data x{large / small:.1f})", growth)
+        _report(section, f"{days} days: scorecards", cards[days])
+    small, large = sizes
+    growth = cards[large]["polars"]["seconds"] / cards[small]["polars"]["seconds"]
+    section.ratio(f"scorecards polars growth {small} -> {large} days (data x{large / small:.1f})", growth)
+    for days in sizes:
+        _report(section, f"{days} days: lifecycles", chains[days])
     section.notes.append(f"median of {runs} fresh processes per figure, polars and DuckDB interleaved")
     return section
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="time one scorecards build (child of the scorecards benchmark)")
+    parser = argparse.ArgumentParser(description="time one build (child of the scorecards benchmark)")
     parser.add_argument("root", type=Path)
     parser.add_argument("day")
+    parser.add_argument("table", choices=sorted(BUILDS))
     parser.add_argument("impl", choices=["polars", "duckdb"])
     args = parser.parse_args()
-    print(json.dumps(timed(args.root, args.day, args.impl)))
+    print(json.dumps(timed(args.root, args.day, args.table, args.impl)))

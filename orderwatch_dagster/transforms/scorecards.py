@@ -5,11 +5,13 @@ orderwatch's own order-behaviour figures.
 
 Everything but the day's account samples and the latest marks comes from the Parquet tables
 already built (``fills``, ``order_lifecycles``, ``positions_snapshot``, ``trader_account_days``),
-read lazily; every figure is a vectorised aggregation over (trader, window) groups.
+each read once (only the columns in use); every figure is a vectorised aggregation per trader over
+each window's rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import polars as pl
@@ -40,6 +42,11 @@ SPOT_DIRS = ("Buy", "Sell")
 """``dir`` of spot fills: no position, so no round trip."""
 
 KEY = ["ethAddress", "window"]
+FILL_INPUTS = ["ethAddress", "coin", "time", "tid", "side", "sz", "startPosition", "closedPnl", "dir", "notionalUsd",
+               "feeUsd", "isMaker", "source", "observedAt", "createdAt"]
+LIFECYCLE_INPUTS = ["ethAddress", "rootOid", "oid", "placedAt", "closedAt", "outcome", "firstFillAt", "distanceBps",
+                    "seenInEvents", "firstSeenAt", "partitionDay"]
+"""The columns of ``fills`` and ``order_lifecycles`` the scorecards use."""
 ZERO = pl.lit(0).cast(tables.DECIMAL)
 
 
@@ -106,35 +113,50 @@ def _windows(followed: pl.LazyFrame, end: datetime) -> pl.LazyFrame:
     )
 
 
-def _in_window(lf: pl.LazyFrame, windows: pl.LazyFrame, at: str) -> pl.LazyFrame:
-    """``lf``'s rows joined to each window of their trader whose [start, end) holds ``at``."""
-    bounds = windows.select(*KEY, "windowStart", "windowEnd")
-    return lf.join(bounds, on="ethAddress").filter(
-        (pl.col(at) >= pl.col("windowStart")) & (pl.col(at) < pl.col("windowEnd"))
-    )
+def _per_window(
+    lf: pl.LazyFrame,
+    followed: pl.LazyFrame,
+    end: datetime,
+    at: str,
+    figures: Callable[[pl.LazyFrame], pl.LazyFrame],
+    *,
+    days: bool = False,
+) -> pl.LazyFrame:
+    """``figures`` (grouped by ``ethAddress``) of ``lf``'s rows in each window of their trader:
+    ``at`` in [start, end) (``days``: ``at`` is a date, compared with the bounds' days). Each window
+    filters ``lf`` once; only the ``followed`` window, whose start is the trader's, needs a join
+    (rather than joining every row to its trader's four windows)."""
 
+    def inside(start: pl.Expr) -> pl.Expr:
+        stop = pl.lit(end, dtype=tables.UTC_TS)
+        if days:
+            start, stop = start.dt.date(), stop.dt.date()
+        return (pl.col(at) >= start) & (pl.col(at) < stop)
 
-def _days_in_window(lf: pl.LazyFrame, windows: pl.LazyFrame, day: str = "day") -> pl.LazyFrame:
-    """``lf``'s per-day rows joined to each window of their trader that the day overlaps."""
-    bounds = windows.select(*KEY, "windowStart", "windowEnd")
-    return lf.join(bounds, on="ethAddress").filter(
-        (pl.col(day) >= pl.col("windowStart").dt.date()) & (pl.col(day) < pl.col("windowEnd").dt.date())
-    )
+    fixed = [
+        figures(lf.filter(inside(pl.lit(end - timedelta(days=n), dtype=tables.UTC_TS)))).with_columns(
+            window=pl.lit(window)
+        )
+        for window, n in WINDOW_DAYS.items()
+    ]
+    since = figures(lf.join(followed, on="ethAddress").filter(inside(pl.col("followedSince"))))
+    return pl.concat([*fixed, since.with_columns(window=pl.lit("followed"))])
 
 
 def round_trips(fills: pl.LazyFrame) -> pl.LazyFrame:
     """Perp round trips from the fills' ``startPosition``, ``sz`` and ``side``: a trip opens on a fill
     from flat (or on a flip) and closes on the fill back to flat (or the flip, whose closedPnl is the
     closing trip's). Only trips whose opening fill is in ``fills``: ``ethAddress, coin, openAt,
-    closeAt, pnl``."""
+    closeAt, pnl`` (trader and coin Categorical)."""
     start = pl.col("startPosition")
     end = start + pl.when(pl.col("side") == "B").then(pl.col("sz")).otherwise(-pl.col("sz"))
     by_coin = ["ethAddress", "coin"]
     lf = (
         fills.filter(~pl.col("dir").is_in(SPOT_DIRS))
-        .select(*by_coin, "time", "tid", "side", "sz", "startPosition", "closedPnl")
+        # Categorical (trader, coin): the window, group and join keys below are integers; the
+        # signs are computed before the sort so that it moves fewer columns.
+        .select(pl.col(by_coin).cast(pl.Categorical), "time", "tid", "closedPnl", s0=_sign(start), e0=_sign(end))
         .sort("time", "tid")  # the windows over (trader, coin) below keep this order within each
-        .with_columns(s0=_sign(start), e0=_sign(end))
         .with_columns(
             opens=(pl.col("s0") == 0) & (pl.col("e0") != 0),
             flip=(pl.col("s0") * pl.col("e0")) < 0,
@@ -158,40 +180,44 @@ def _sign(x: pl.Expr) -> pl.Expr:
     return (x > ZERO).cast(pl.Int8) - (x < ZERO).cast(pl.Int8)
 
 
-def _fill_figures(fills: pl.LazyFrame, windows: pl.LazyFrame) -> pl.LazyFrame:
+def _fill_figures(fills: pl.LazyFrame, followed: pl.LazyFrame, end: datetime) -> pl.LazyFrame:
     notional = pl.col("notionalUsd")
-    return (
-        _in_window(fills, windows, "time")
-        .group_by(KEY)
-        .agg(
+    return _per_window(
+        fills,
+        followed,
+        end,
+        "time",
+        lambda lf: lf.group_by("ethAddress").agg(
             fills=pl.len(),
             volumeUsd=notional.sum(),
             realizedPnl=pl.col("closedPnl").sum(),
             fees=pl.col("feeUsd").sum(),
             makerShare=notional.filter(pl.col("isMaker")).sum() / notional.sum(),
-        )
+        ),
     )
 
 
-def _trip_figures(fills: pl.LazyFrame, windows: pl.LazyFrame) -> pl.LazyFrame:
+def _trip_figures(fills: pl.LazyFrame, followed: pl.LazyFrame, end: datetime) -> pl.LazyFrame:
     pnl = pl.col("pnl").cast(pl.Float64)
     hold = (pl.col("closeAt") - pl.col("openAt")).dt.total_microseconds() / 1e6
     losses = -pnl.filter(pnl < 0).sum()
-    return (
-        _in_window(round_trips(fills), windows, "closeAt")
-        .group_by(KEY)
-        .agg(
+    trips = round_trips(fills).collect().lazy()  # once, not once per window
+    return _per_window(
+        trips,
+        followed,
+        end,
+        "closeAt",
+        lambda lf: lf.group_by("ethAddress").agg(
             roundTrips=pl.len(),
             wins=(pnl > 0).sum(),
             profitFactor=pl.when(losses > 0).then(pnl.filter(pnl > 0).sum() / losses),
             avgHoldS=hold.mean(),
             medianHoldS=hold.median(),
-        )
-        .with_columns(winRate=pl.col("wins") / pl.col("roundTrips"))
-    )
+        ),
+    ).with_columns(winRate=pl.col("wins") / pl.col("roundTrips"))
 
 
-def _order_figures(lifecycles: pl.LazyFrame, windows: pl.LazyFrame, day: str | date) -> pl.LazyFrame:
+def _order_figures(lifecycles: pl.LazyFrame, followed: pl.LazyFrame, day: str | date) -> pl.LazyFrame:
     """Chains seen in events and placed in the window, each in its final state: a chain is in every
     day's partition while open and in the day's it closed, so its closed row, or the day's own row
     while still open (no window over all chains to find the newest: that was most of the time)."""
@@ -201,20 +227,22 @@ def _order_figures(lifecycles: pl.LazyFrame, windows: pl.LazyFrame, day: str | d
         "seenInEvents", "partitionDay",
     ).filter(pl.col("seenInEvents") & final)  # fmt: skip
     to_first_fill = (pl.col("firstFillAt") - pl.col("placedAt")).dt.total_microseconds() / 1e6
-    return (
-        _in_window(latest, windows, "placedAt")
-        .group_by(KEY)
-        .agg(
+    return _per_window(
+        latest,
+        followed,
+        day_bounds(day)[1],
+        "placedAt",
+        lambda lf: lf.group_by("ethAddress").agg(
             ordersPlaced=pl.len(),
             cancelRatio=(pl.col("outcome") == "canceled").mean(),
             modifyRate=(pl.col("oid") != pl.col("rootOid")).mean(),
             medianTimeToFirstFillS=to_first_fill.median(),
             medianDistanceBps=pl.col("distanceBps").median(),
-        )
+        ),
     )
 
 
-def _account_figures(account_days: pl.LazyFrame, windows: pl.LazyFrame) -> pl.LazyFrame:
+def _account_figures(account_days: pl.LazyFrame, followed: pl.LazyFrame, end: datetime) -> pl.LazyFrame:
     """Drawdown and volatility of the main-dex account value. The window's maximum drawdown is
     exact from daily figures: a peak and a trough on one day are that day's ``maxDrawdown``; a
     peak on an earlier day of the window is that day's high against this day's low."""
@@ -223,28 +251,35 @@ def _account_figures(account_days: pl.LazyFrame, windows: pl.LazyFrame) -> pl.La
         .sort(["ethAddress", "day"])
         .with_columns(ret=pl.col("closeValue") / pl.col("closeValue").shift(1).over("ethAddress") - 1)
     )
-    prior_high = pl.col("highValue").cum_max().shift(1).over(KEY, order_by="day")
-    return (
-        _days_in_window(main, windows)
-        .with_columns(across=_drawdown(pl.col("lowValue"), prior_high))
-        .group_by(KEY)
+    prior_high = pl.col("highValue").cum_max().shift(1).over("ethAddress", order_by="day")
+    return _per_window(
+        main,
+        followed,
+        end,
+        "day",
+        lambda lf: lf.with_columns(across=_drawdown(pl.col("lowValue"), prior_high))
+        .group_by("ethAddress")
         .agg(
             accountValue=pl.col("closeValue").sort_by("day").last(),
             maxDrawdown=pl.max_horizontal(pl.col("maxDrawdown").max(), pl.col("across").max()),
             returnVolatility=pl.col("ret").drop_nulls().std(),
-        )
+        ),
+        days=True,
     )
 
 
-def _leverage_figures(positions: pl.LazyFrame, windows: pl.LazyFrame) -> pl.LazyFrame:
+def _leverage_figures(positions: pl.LazyFrame, followed: pl.LazyFrame, end: datetime) -> pl.LazyFrame:
     value = pl.col("positionValue").cast(pl.Float64).abs()
-    return (
-        _days_in_window(positions, windows, "partitionDay")
-        .group_by(KEY)
-        .agg(
+    return _per_window(
+        positions,
+        followed,
+        end,
+        "partitionDay",
+        lambda lf: lf.group_by("ethAddress").agg(
             leverageAvg=(pl.col("leverage") * value).sum() / value.sum(),
             leverageMax=pl.col("leverage").max(),
-        )
+        ),
+        days=True,
     )
 
 
@@ -287,16 +322,23 @@ def trader_scorecards(
     ``market_marks`` (``coin, markPx, at``).
     """
     _, end = day_bounds(day)
-    fills = fills.filter(pl.col("time") < end)
-    windows = _windows(followed_since(fills, lifecycles, account_days), end)
+    # Each table is read once, only its columns in use: the figures below share them (left lazy,
+    # polars planned the scans behind the windows once per figure: 17 Parquet scans). The trader
+    # is Categorical throughout (integer group and join keys); the output is conformed to String.
+    trader = pl.col("ethAddress").cast(pl.Categorical)
+    fills = fills.filter(pl.col("time") < end).select(FILL_INPUTS).with_columns(trader).collect().lazy()
+    lifecycles = lifecycles.select(LIFECYCLE_INPUTS).filter("seenInEvents").with_columns(trader).collect().lazy()
+    account_days = account_days.with_columns(trader).collect().lazy()
+    positions = positions.with_columns(trader)
+    followed = followed_since(fills, lifecycles, account_days).collect().lazy()
     per_window = [
-        _fill_figures(fills, windows),
-        _trip_figures(fills, windows),
-        _order_figures(lifecycles, windows, day),
-        _account_figures(account_days, windows),
-        _leverage_figures(positions, windows),
+        _fill_figures(fills, followed, end),
+        _trip_figures(fills, followed, end),
+        _order_figures(lifecycles, followed, day),
+        _account_figures(account_days, followed, end),
+        _leverage_figures(positions, followed, end),
     ]
-    out = windows
+    out = _windows(followed, end)
     for figures in per_window:
         out = out.join(figures, on=KEY, how="left")
     counts = ["fills", "roundTrips", "wins", "ordersPlaced", "openPositions"]

@@ -16,6 +16,7 @@ from benchmarks import (
     frames,
     journal,
     leaderboard,
+    lifecycles,
     memory,
     node,
     polling,
@@ -65,6 +66,24 @@ def test_scorecards_in_duckdb_sql_equal_the_polars_ones(tmp_path: Path) -> None:
     drawdown = pl.col("maxDrawdown")
     off = sql.with_columns(pl.when(pl.col("window") == "7d").then(drawdown * 1.001).otherwise(drawdown))
     assert scorecards.differences(fast, off) == ["maxDrawdown: 30 rows"]
+
+
+def test_lifecycles_in_duckdb_sql_equal_the_polars_ones(tmp_path: Path) -> None:
+    day = "2026-10-04"
+    lifecycles.build(tmp_path, day, 4, 30)
+    fast, sql = lifecycles.with_polars(tmp_path, day), lifecycles.with_duckdb(tmp_path, day)
+    # the figures are exercised: amend chains, open and closed orders, fills, orders known only
+    # from fills, the book
+    assert fast.height > 500 and fast["amendCount"].max() > 3 and fast["nFills"].sum() > 100  # type: ignore[operator]
+    assert set(fast["outcome"]) >= {"open", "filled", "canceled"} and (~fast["seenInEvents"]).sum() > 5
+    assert fast["distanceBps"].is_not_null().sum() > 50
+    key = ("ethAddress", "rootOid")
+    assert scorecards.differences(fast, sql, key) == []
+    # The comparison does see a difference, an exact decimal one.
+    filled = pl.col("filledSz")
+    first = pl.col("rootOid") == fast["rootOid"][0]
+    off = sql.with_columns(filledSz=pl.when(first).then(filled + pl.lit(1).cast(pl.Decimal(38, 8))).otherwise(filled))
+    assert scorecards.differences(fast, off, key) == ["filledSz: 1 rows"]
 
 
 def test_extraction_reads_every_document() -> None:
