@@ -1,11 +1,13 @@
 """``python -m benchmarks [--quick] [--only NAME ...]``: run the benchmarks, print the table and
-write ``benchmarks/RESULTS.md``."""
+write their sections of ``benchmarks/RESULTS.md`` (the sections of benchmarks not run are kept)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import (
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the markdown (default: %(default)s)")
     args = parser.parse_args(argv)
     sections = []
+    started_at, load = datetime.now(UTC), os.getloadavg()[0]
     for name in args.only or BENCHMARKS:
         started = time.monotonic()
         print(f"running {name} ...", file=sys.stderr, flush=True)
@@ -56,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         section.notes.append(f"benchmark took {time.monotonic() - started:.0f} s")
         sections.append(section)
         print(table([section]), flush=True)
-    command = "python -m benchmarks" + (" --quick" if args.quick else "")
-    args.results.write_text(markdown(sections, machine(), command))
+    command = "python -m benchmarks" + (" --quick" if args.quick else "") + (f" --only {' '.join(args.only)}"
+                                                                            if args.only else "")
+    measured = f"{started_at:%Y-%m-%d %H:%M} UTC by `{command}`, load average {load:.1f} at the start"
+    previous = args.results.read_text() if args.results.exists() else ""
+    args.results.write_text(markdown(sections, machine(), measured, previous))
     print(f"wrote {args.results}", file=sys.stderr)
     failed = [f"{s.name}:{c}" for s in sections for c, ok in s.checks.items() if not ok]
     if failed:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -64,7 +63,7 @@ def table(sections: list[Section]) -> str:
 
 
 def machine() -> dict[str, str]:
-    """Where and with what the run happened."""
+    """Where and with what the newest run happened (each section says when)."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -85,7 +84,6 @@ def machine() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions.append(f"{dist} (not installed)")
     return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{cpu}, {os.cpu_count()} cores, {mem_text} RAM, {platform.platform()}",
         "python": platform.python_version(),
         "versions": ", ".join(versions),
@@ -93,23 +91,54 @@ def machine() -> dict[str, str]:
     }
 
 
-def markdown(sections: list[Section], info: dict[str, str], command: str) -> str:
-    """RESULTS.md: the run's context, then one table per benchmark."""
-    out = [
+MARKER = "<!-- benchmark: {} -->"
+"""Opens each section of RESULTS.md: a run of some benchmarks replaces only their sections."""
+
+
+def section_markdown(s: Section, measured: str) -> str:
+    """One benchmark's section: its marker, heading (with when and how it was measured), table,
+    checks and notes."""
+    out = [MARKER.format(s.name), f"## {s.title}", "", f"Measured {measured}.", "",
+           "| figure | value | target | met |", "|---|---:|---:|:---:|"]
+    out += [f"| {r.label} | {r.value} | {r.target} | {_mark(r.met)} |" for r in s.rows]
+    out.append("")
+    if s.checks:
+        out += [f"- check `{name}`: {'ok' if ok else 'FAILED'}" for name, ok in s.checks.items()]
+    out += [f"- {n}" for n in s.notes]
+    return "\n".join(out) + "\n"
+
+
+def markdown(sections: list[Section], info: dict[str, str], measured: str, previous: str = "") -> str:
+    """RESULTS.md: the machine, then one section per benchmark. The sections of ``previous`` (the
+    file as it was) that this run did not measure are kept as they were, each with its own date."""
+    head = [
         "# Benchmark results",
         "",
-        f"Recorded by `{command}`. Ratios are measured in the same run, side by side; absolute",
-        "times on this shared machine are noisy.",
+        "Recorded by `python -m benchmarks` (`--only NAME` re-runs one section and keeps the others).",
+        "Ratios are measured in the same run, side by side; absolute times on this shared machine are",
+        "noisy, so each section says when it was measured and the load average then.",
         "",
         *(f"- **{k}**: {v}" for k, v in info.items()),
         "",
     ]
+    blocks = _blocks(previous)
     for s in sections:
-        out += [f"## {s.title}", "", "| figure | value | target | met |", "|---|---:|---:|:---:|"]
-        out += [f"| {r.label} | {r.value} | {r.target} | {_mark(r.met)} |" for r in s.rows]
-        out.append("")
-        if s.checks:
-            out += [f"- check `{name}`: {'ok' if ok else 'FAILED'}" for name, ok in s.checks.items()]
-        out += [f"- {n}" for n in s.notes]
-        out.append("")
-    return "\n".join(out)
+        blocks[s.name] = section_markdown(s, measured)
+    return "\n".join(head) + "\n" + "\n".join(blocks.values())
+
+
+def _blocks(text: str) -> dict[str, str]:
+    """The sections of a RESULTS.md by benchmark name, in file order (text before the first marker
+    is the head, rewritten by every run)."""
+    blocks: dict[str, str] = {}
+    name, lines = None, []
+    for line in text.splitlines():
+        if line.startswith("<!-- benchmark: ") and line.endswith(" -->"):
+            if name is not None:
+                blocks[name] = "\n".join(lines).rstrip("\n") + "\n"
+            name, lines = line[len("<!-- benchmark: "):-len(" -->")], []
+        if name is not None:
+            lines.append(line)
+    if name is not None:
+        blocks[name] = "\n".join(lines).rstrip("\n") + "\n"
+    return blocks

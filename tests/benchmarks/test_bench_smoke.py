@@ -31,7 +31,7 @@ from benchmarks.report import Section, markdown, table
 def assert_complete(section: Section) -> None:
     assert section.rows and all(r.value for r in section.rows)
     assert section.checks and all(section.checks.values()), section.checks
-    text = table([section]) + markdown([section], {"date": "today"}, "test")
+    text = table([section]) + markdown([section], {"machine": "here"}, "today")
     assert all(r.label in text for r in section.rows)
 
 
@@ -122,3 +122,17 @@ def test_leaderboard_fast_build_agrees_with_the_naive_one() -> None:
 
 def test_journal_fsync_policies_measured() -> None:
     assert_complete(journal.run(quick=True))
+
+
+def test_a_partial_run_replaces_only_its_own_sections() -> None:
+    def section(name: str, value: str) -> Section:
+        s = Section(name, f"{name} title")
+        s.add("figure", value)
+        return s
+
+    before = markdown([section("a", "1"), section("b", "2")], {"machine": "old"}, "yesterday")
+    after = markdown([section("b", "3"), section("c", "4")], {"machine": "new"}, "today", before)
+    assert after.index("a title") < after.index("b title") < after.index("c title")  # file order kept, new last
+    assert "| figure | 1 |" in after and "| figure | 3 |" in after and "| figure | 2 |" not in after
+    assert "Measured yesterday." in after and "Measured today." in after and "**machine**: new" in after
+    assert after.count("<!-- benchmark: b -->") == 1
