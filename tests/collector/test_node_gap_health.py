@@ -19,6 +19,7 @@ from aiohttp import web
 
 from collector_service import schema
 from collector_service.sources import node as source
+from collector_service.sources.node_resync import Resyncs
 from tests.collector.harness import RunningCollector, eventually
 from tests.collector.node_files import (
     FIXTURES,
@@ -241,7 +242,7 @@ async def test_a_restart_before_the_first_twap_resumes_without_a_resync(
         stub.open_orders = [_order(500, AT)]
         async with RunningCollector(settings) as run:  # no checkpoint, NODE_START=now: a resync
             await eventually(lambda: _events(mongo_db, 500) == [("new", "rest", None)], what="500 from the resync")
-            await eventually(lambda: run.service.node is not None and not run.service.node.resyncing,
+            await eventually(lambda: run.service.node is not None and not run.service.node.resyncs.waiting,
                              what="the resync done")
             append(path, line("open", 501, AT + timedelta(seconds=1)))
             await eventually(lambda: _events(mongo_db, 501) == [("new", "node", None)], what="501 from its line")
@@ -273,7 +274,7 @@ async def test_a_gap_is_journaled_before_the_checkpoint_that_passes_it(
         ]
         settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest")
         with monkeypatch.context() as patch:
-            patch.setattr(source.NodeSource, "resync_all", lambda self, since: None)  # the crash
+            patch.setattr(Resyncs, "start_all", lambda self, since: None)  # the crash
             async with RunningCollector(settings):
                 await eventually(
                     lambda: (mongo_db[schema.NODE_CHECKPOINTS].find_one({"_id": "order_statuses"}) or {}).get(
@@ -314,7 +315,7 @@ async def test_a_trader_removed_and_added_back_goes_on_from_its_stored_open_orde
             stub.open_orders = [{**order, "sz": "0.5"}]
             listing.write_text(f"{USER}\n{other}\n")
             await eventually(lambda: row() == "0.5", what="the row at the exchange's 0.5 after the resync")
-            await eventually(lambda: not run.service.node.resyncing, what="the resync done")
+            await eventually(lambda: not run.service.node.resyncs.waiting, what="the resync done")
             write_block(data_dir, 4, [], [_fill(order, "0.1", 3, AT + timedelta(seconds=4))])
             await eventually(lambda: row() == "0.4", what="the row at 0.4 after the next fill")
             sizes = [(d["eventKey"], d["sz"]) for d in mongo_db[schema.ORDERS].find({"oid": 100}).sort("seq", 1)]
@@ -414,7 +415,7 @@ async def _held_resync(run: RunningCollector, data_dir: Path, db: pymongo.databa
     """Once order 100 is open, a gap: the trader resyncs, and its snapshot is slow to come."""
     await eventually(lambda: _open_sz(db, 100) == "1.0", what="order 100 open")
     write_block(data_dir, 5, [])
-    await eventually(lambda: USER in run.service.node.resyncing, what="the resync")  # type: ignore[union-attr]
+    await eventually(lambda: USER in run.service.node.resyncs.waiting, what="the resync")  # type: ignore[union-attr]
 
 
 @contextlib.asynccontextmanager
@@ -448,7 +449,7 @@ async def test_lines_that_waited_for_a_resync_are_not_applied_twice(
         stub.release.set()
         fill = await eventually(lambda: mongo_db[schema.FILLS].find_one({"tid": 61}), what="the waiting fill")
         assert fill["source"] == "node"
-        await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
+        await eventually(lambda: USER not in run.service.node.resyncs.waiting, what="the resync done")  # type: ignore[union-attr]
         await eventually(lambda: mongo_db[schema.ORDERS].count_documents({"oid": 100}) >= 2, what="100 updated")
         assert _open_sz(mongo_db, 100) == "0.7", "the snapshot includes the fill: not applied again"
         assert _events(mongo_db, 200) == [("new", "node", None)]  # its line, applied before the snapshot
@@ -494,7 +495,7 @@ async def test_lines_waiting_for_a_resync_survive_a_restart(
             )
             fill = await eventually(lambda: mongo_db[schema.FILLS].find_one({"tid": 61}), what="the waiting fill")
             assert fill["source"] == "node"
-            await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
+            await eventually(lambda: USER not in run.service.node.resyncs.waiting, what="the resync done")  # type: ignore[union-attr]
             assert _open_sz(mongo_db, 100) == "0.7" and _events(mongo_db, 200) == [("new", "node", None)]
         assert mongo_db[schema.NODE_WAITING].count_documents({}) == 0
 
@@ -514,7 +515,7 @@ async def test_lines_that_waited_for_a_resync_are_linked_only_within_their_block
         )
         stub.open_orders = [order, _order(400, at)]
         stub.release.set()
-        await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
+        await eventually(lambda: USER not in run.service.node.resyncs.waiting, what="the resync done")  # type: ignore[union-attr]
         await eventually(lambda: len(_events(mongo_db, 300)) == 2, what="300 closed")
     assert not list(mongo_db[schema.ORDERS].find({"replaceMatch": {"$exists": True}})), "linked across blocks"
 
@@ -555,7 +556,7 @@ async def test_a_snapshot_ahead_of_the_files_does_not_count_their_later_fill_twi
             await eventually(lambda: _open_sz(mongo_db, 100) == "1.0", what="order 100 open")
             write_block(data_dir, 5, [])  # blocks 2-4 skipped: a gap, the trader resyncs
             await eventually(lambda: mongo_db[schema.FILLS].find_one({"tid": 61}), what="the fill written late")
-            await eventually(lambda: USER not in run.service.node.resyncing, what="the resync done")  # type: ignore[union-attr]
+            await eventually(lambda: USER not in run.service.node.resyncs.waiting, what="the resync done")  # type: ignore[union-attr]
             assert _open_sz(mongo_db, 100) == "0.7", "the fill in the snapshot counted again"
             assert stub.calls.count("frontendOpenOrders") == 2  # the first raced the fill's line
             health = json.loads((await _get(port, "/healthz"))[1])
