@@ -307,8 +307,8 @@ class Service:
         figures = self.node.figures()
         gauges: dict[str, Any] = {f"node_{name}": {kind: f[key] for kind, f in figures.items() if f[key] is not None}
                                   for name, key in NODE_GAUGES.items()}
-        gauges["node_traders_resyncing"] = len(self.node.resyncing)  # their lines wait for a snapshot
-        gauges["node_resync_ambiguous"] = self.node.resync_ambiguous  # snapshots used though they raced lines
+        gauges["node_traders_resyncing"] = len(self.node.resyncs.waiting)  # their lines wait for a snapshot
+        gauges["node_resync_ambiguous"] = self.node.resyncs.ambiguous  # snapshots used though they raced lines
         return gauges
 
     def _poll_figure(self, name: str) -> dict[str, Any]:
@@ -338,8 +338,8 @@ class Service:
         return {
             "ok": all_up and self.writer.last_flush_ok and not stalled,
             "node": node,
-            "node_traders_resyncing": len(self.node.resyncing) if self.node is not None else None,
-            "node_resync_ambiguous": self.node.resync_ambiguous if self.node is not None else None,
+            "node_traders_resyncing": len(self.node.resyncs.waiting) if self.node is not None else None,
+            "node_resync_ambiguous": self.node.resyncs.ambiguous if self.node is not None else None,
             "connections": connections,
             "tracked_traders": gauges["tracked_traders"],
             "traders_over_capacity": gauges["traders_over_capacity"],
@@ -400,7 +400,7 @@ class Service:
             if checkpoints is None or waiting is None:
                 return False
             self.node.resume(checkpoints)
-            self.node.reload_waiting(waiting)
+            self.node.resyncs.reload(waiting)
         log.info("event=state_loaded open_orders=%d unresolved_outcomes=%d traders_with_history=%d gaps_to_recover=%d",
                  self.pipeline.open_orders, len(stored.unresolved), len(stored.last_seen), len(stored.gaps))
         return True

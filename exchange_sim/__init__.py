@@ -9,8 +9,9 @@ protocol misunderstandings the collector would share with its own test doubles.
 
 from exchange_sim.config import ChaosConfig, SimConfig
 from exchange_sim.feeds import SimStats
+from exchange_sim.fill_truth import FillReport, compare_fills
 from exchange_sim.server import ExchangeSim
-from exchange_sim.truth import FillReport, Report, compare, compare_events, compare_fills
+from exchange_sim.truth import Report, compare, compare_events
 
 __all__ = [
     "ChaosConfig",

@@ -1,7 +1,9 @@
 """The exchange's state machine: orders, fills, positions and order history per user.
 
 Pure logic with no I/O: every order transition is reported to a listener (the ground-truth
-recorder) and every user-visible change bumps the user's version (the push scheduler).
+recorder) and every user-visible change bumps the user's version (the push scheduler). The
+accounts it changes (positions, balances, fills, history) and their arithmetic are in
+:mod:`exchange_sim.accounts`.
 
 Markets: main-dex perps, spot pairs (served with the first perp dex, no positions) and HIP-3
 perp dexes (coins "xyz:TSLA"; their orders and positions are served per dex). Order history,
@@ -17,11 +19,12 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from exchange_sim import liquidation, rules
+from exchange_sim.accounts import UserState, clearinghouse_state, fill_fee, move_position
 from exchange_sim.clock import LogicalClock
 from exchange_sim.market import MAIN_DEX, Market, dex_of, fmt
 from exchange_sim.orders import Order
@@ -34,8 +37,6 @@ FillListener = Callable[[str, dict[str, Any]], None]
 """Called as listener(user, fill) for every fill, with the fill dict in the REST userFills shape
 (the same object the user's fill list holds: do not modify it)."""
 
-STARTING_BALANCE = Decimal("10000.0")
-DEFAULT_LEVERAGE = 5
 OID_START = 300_000_000_000  # the size of real oids in 2026 samples (~3.2e11)
 TID_START = 900_000_000_000_000
 ZERO_HASH = "0x" + "0" * 64
@@ -45,39 +46,6 @@ WS_BASIC_ORDER_KEYS = ("coin", "side", "limitPx", "sz", "oid", "timestamp", "ori
 
 class OrderError(ValueError):
     """A scripted action that the exchange cannot perform (unknown oid, closed order...)."""
-
-
-@dataclass
-class Position:
-    """A one-way position in one coin; `szi` is signed (negative = short)."""
-
-    coin: str
-    szi: Decimal = Decimal(0)
-    entry_px: Decimal = Decimal(0)
-    cum_funding: Decimal = Decimal(0)
-
-
-@dataclass
-class UserState:
-    """Everything the exchange knows about one address."""
-
-    address: str
-    open_oids: dict[int, None] = field(default_factory=dict)  # insertion-ordered set
-    positions: dict[str, Position] = field(default_factory=dict)
-    fills: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.FILLS_RETAINED))
-    fills_total: int = 0  # fills ever made (the deque keeps only the newest FILLS_RETAINED)
-    history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.HISTORICAL_ORDERS_LIMIT))
-    # every status change as orderUpdates frames carry it, and how many were ever made
-    updates: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=rules.ORDER_UPDATES_RETAINED))
-    updates_total: int = 0
-    deposit: Decimal = STARTING_BALANCE  # main-dex USDC before PnL (a scripted whale has more)
-    realized: Decimal = Decimal(0)  # main-dex realized PnL minus fees
-    # HIP-3 dexes have their own clearinghouse: realized PnL per dex, present once the user
-    # traded there (the simulator then credits STARTING_BALANCE, as if USDC had been moved in).
-    dex_realized: dict[str, Decimal] = field(default_factory=dict)
-    # Spot base-token balances changed by spot fills; not enforced (may go negative).
-    spot_balances: dict[str, Decimal] = field(default_factory=dict)
-    version: int = 0
 
 
 class Exchange:
@@ -438,28 +406,8 @@ class Exchange:
         if coin.spot:
             self._apply_spot_fill(st, order, sz, px, crossed=crossed, ts=ts, twap_id=twap_id)
             return
-        pos = st.positions.setdefault(order.coin, Position(order.coin))
-        start = pos.szi
-        signed = sz if order.side == "B" else -sz
-        closed_pnl = Decimal(0)
-        if start == 0 or (start > 0) == (signed > 0):
-            new = start + signed
-            pos.entry_px = (abs(start) * pos.entry_px + sz * px) / abs(new)
-            direction = "Open Long" if new > 0 else "Open Short"
-        else:
-            closing = min(abs(start), sz)
-            closed_pnl = closing * (px - pos.entry_px) * (1 if start > 0 else -1)
-            new = start + signed
-            if new != 0 and (new > 0) != (start > 0):
-                pos.entry_px = px
-                direction = "Long > Short" if start > 0 else "Short > Long"
-            else:
-                direction = "Close Long" if start > 0 else "Close Short"
-        pos.szi = new
-        if new == 0:
-            pos.entry_px = Decimal(0)
-            del st.positions[order.coin]
-        fee = _fee(sz, px, crossed)
+        start, direction, closed_pnl = move_position(st, order.coin, order.side, sz, px)
+        fee = fill_fee(sz, px, crossed)
         if coin.dex == MAIN_DEX:
             st.realized += closed_pnl - fee
         else:
@@ -473,7 +421,7 @@ class Exchange:
         """A spot fill moves the base-token balance, never a perp position."""
         start = st.spot_balances.get(order.coin, Decimal(0))
         st.spot_balances[order.coin] = start + (sz if order.side == "B" else -sz)
-        fee = _fee(sz, px, crossed)
+        fee = fill_fee(sz, px, crossed)
         direction = "Buy" if order.side == "B" else "Sell"
         self._record_fill(st, order, sz, px, start, direction, Decimal(0), fee, crossed=crossed, ts=ts, twap_id=twap_id)
 
@@ -570,75 +518,10 @@ class Exchange:
         return done
 
     def clearinghouse_state(self, address: str, time_ms: int | None = None, dex: str = MAIN_DEX) -> dict[str, Any]:
-        """The user's clearinghouseState of one perp dex in the real REST shape.
-
-        Each dex has its own clearinghouse: dex `""` shows main-dex perp positions only, a HIP-3
-        dex only its coins' positions (spot never makes positions). A HIP-3 dex the user never
-        traded on is all zeros.
-        """
-        st = self.user(address)
-        if dex == MAIN_DEX:
-            balance = st.deposit + st.realized
-        elif dex in st.dex_realized:
-            balance = STARTING_BALANCE + st.dex_realized[dex]
-        else:
-            balance = Decimal(0)
-        positions: list[dict[str, Any]] = []
-        ntl = upnl_total = margin = raw_pos = maintenance = Decimal(0)
-        for pos in st.positions.values():
-            if dex_of(pos.coin) != dex:
-                continue
-            coin = self.market.coin(pos.coin)
-            lev = min(DEFAULT_LEVERAGE, coin.max_leverage)
-            value = abs(pos.szi) * coin.mark_px
-            upnl = pos.szi * (coin.mark_px - pos.entry_px)
-            used = value / lev
-            maintenance += liquidation.maintenance_margin(value, coin.max_leverage)
-            ntl += value
-            upnl_total += upnl
-            margin += used
-            raw_pos += pos.szi * coin.mark_px
-            init = abs(pos.szi) * pos.entry_px / lev
-            positions.append(
-                {
-                    "type": "oneWay",
-                    "position": {
-                        "coin": pos.coin,
-                        "szi": fmt(pos.szi),
-                        "leverage": {"type": "cross", "value": lev},
-                        "entryPx": fmt(pos.entry_px.quantize(Decimal("0.000001")).normalize()),
-                        "positionValue": fmt(value.quantize(Decimal("0.000001"))),
-                        "unrealizedPnl": fmt(upnl.quantize(Decimal("0.000001"))),
-                        "returnOnEquity": fmt((upnl / init).quantize(Decimal("0.0000000001"))) if init else "0.0",
-                        "liquidationPx": None,
-                        "marginUsed": fmt(used.quantize(Decimal("0.000001"))),
-                        "maxLeverage": coin.max_leverage,
-                        "cumFunding": {"allTime": "0.0", "sinceOpen": "0.0", "sinceChange": "0.0"},
-                    },
-                }
-            )
-        account = balance + upnl_total
-        q = Decimal("0.000001")
-        for entry in positions:  # cross margin: what the whole account has left above maintenance
-            held = entry["position"]
-            info = self.market.coin(held["coin"])
-            liq = liquidation.liquidation_px(info.mark_px, Decimal(held["szi"]), account - maintenance,
-                                             info.max_leverage)
-            held["liquidationPx"] = None if liq is None else fmt(self.market.round_px(info, liq))
-        summary = {
-            "accountValue": fmt(account.quantize(q)),
-            "totalNtlPos": fmt(ntl.quantize(q)),
-            "totalRawUsd": fmt((account - raw_pos).quantize(q)),
-            "totalMarginUsed": fmt(margin.quantize(q)),
-        }
-        return {
-            "marginSummary": summary,
-            "crossMarginSummary": dict(summary),
-            "crossMaintenanceMarginUsed": fmt(maintenance.quantize(q)),
-            "withdrawable": fmt(max(Decimal(0), account - margin).quantize(q)),
-            "assetPositions": positions,
-            "time": self.clock.now_ms() if time_ms is None else time_ms,
-        }
+        """The user's clearinghouseState of one perp dex in the real REST shape (see
+        :func:`exchange_sim.accounts.clearinghouse_state`)."""
+        now = self.clock.now_ms() if time_ms is None else time_ms
+        return clearinghouse_state(self.user(address), self.market, dex, now)
 
     # ----- info-style views ----------------------------------------------------------------
     # Assumption (no source says otherwise): orderStatus, historicalOrders, userFills and
@@ -701,8 +584,3 @@ def _after(items: deque[dict[str, Any]], total: int, seen: int) -> list[dict[str
     new = min(total - seen, len(items))
     return [items[i] for i in range(len(items) - new, len(items))] if new > 0 else []
 
-
-def _fee(sz: Decimal, px: Decimal, crossed: bool) -> Decimal:
-    """The fee of a fill: taker rate if it crossed the book, maker rate if it rested."""
-    rate = rules.TAKER_FEE_RATE if crossed else rules.MAKER_FEE_RATE
-    return (sz * px * Decimal(rate)).quantize(Decimal("0.000001"))

@@ -3,6 +3,11 @@
 `Feeds` is a mixin of :class:`exchange_sim.server.ExchangeSim`: the state it declares is
 set up there.
 
+Long because: the feeds are one state machine (a connection's subscriptions, the per-IP caps
+they count against, and the push rounds that serve them), and these notes give each feed's wire
+format; the book model (exchange_sim.book), TWAPs (exchange_sim.twaps) and marks
+(exchange_sim.marks) are apart already.
+
 Feeds per dex: `openOrders`/`clearinghouseState` with dex `""` carry main-dex perps and spot
 orders (spot makes no positions), with dex `"xyz"` only that HIP-3 dex's coins; webData2 is
 dex `""` only; an unknown dex gets empty snapshots.

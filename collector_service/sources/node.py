@@ -11,42 +11,33 @@ idempotent), none is skipped. Blocks the node writes again (a replay after its r
 dropped by block number; in the hourly layout, which has none, a tracked line byte for byte the
 same as one read recently is dropped.
 
-A jump in block numbers is a gap (the node lost its peer, or skipped blocks): the tracked
-traders' open orders are resynced from the node's own info server (``NODE_INFO_URL``) or the
-public info API within the REST budget, and what the gap hid is recovered from
-``historicalOrders`` as after a WebSocket reconnect. While a trader resyncs, its transitions
-wait: those read before a dex's snapshot was asked for are in it, those read once the files have
-caught up with its answer are applied on top of it, and a snapshot that a line raced is taken
-again (see :meth:`NodeSource._snapshots`).
+A jump in block numbers is a gap (the node lost its peer, or skipped blocks), and so is a file
+pruned unread: the tracked traders are resynced (:mod:`collector_service.sources.node_resync`).
+This module reads the streams and applies their lines in block order; the reading state of each
+stream and its checkpoint are in :mod:`collector_service.sources.node_streams`, the lines turned
+into operations in :mod:`collector_service.sources.node_ops`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import msgspec
-
 from collector_service import schema
 from collector_service.events.node_lines import (
     Line,
-    NodeFill,
     NodeStatus,
     Scanner,
     decode_fill_event,
     decode_status,
     node_time,
 )
-from collector_service.events.node_transitions import SOURCE_NODE, Placed, Transitions
+from collector_service.events.node_transitions import SOURCE_NODE, Placed
 from collector_service.events.tracker import ms_to_datetime
 from collector_service.events.twaps import node_twap_doc
 from collector_service.events.wire import FrameError
@@ -60,14 +51,13 @@ from collector_service.sources.node_files import (
     Kind,
     NodeFilesError,
     Position,
-    Stream,
     Tailer,
-    file_order,
     find_streams,
-    hour_files,
-    last_line_end,
 )
-from collector_service.store import Op, fill_ops, order_ops, twap_ops
+from collector_service.sources.node_ops import LineOps, same_block
+from collector_service.sources.node_resync import Resyncs
+from collector_service.sources.node_streams import StreamState, checkpoint_doc, event_time
+from collector_service.store import Op, twap_ops
 
 log = logging.getLogger(__name__)
 
@@ -86,22 +76,6 @@ NODE.md §1.3)."""
 RECENT_BLOCKS = 100_000
 """Block numbers remembered to drop a block the node writes twice (~2 hours of blocks)."""
 
-RECENT_LINES = 200_000
-"""Tracked lines remembered (as hashes) in the hourly layout, to drop a line the node writes twice:
-one event per line carries no block number, and a partial fill applied twice is two updates."""
-
-RESYNC_SETTLE_S = 1.0
-"""How far a snapshot's server (the public API at the chain's head, or the node's info server) is
-taken to be ahead of the node's files: after an answer, the files are read to where they end this
-long later before the snapshot is checked for lines that raced it (:meth:`NodeSource.resync`)."""
-
-RESYNC_CATCH_UP_S = 10.0
-"""How long a resync waits for the reader to reach that end (a reader this far behind cannot tell
-whether the snapshot raced the trader's lines: the try counts as ambiguous)."""
-
-RESYNC_TRIES = 3
-"""Snapshots taken of a trader's dex before one that raced its lines is used all the same."""
-
 FOLLOWED = "followed"
 """The ``node_checkpoints`` document listing the traders whose lines the checkpoints include: a
 trader listed at a start but not in it has a gap (:meth:`NodeSource.resume`)."""
@@ -109,120 +83,6 @@ trader listed at a start but not in it has a gap (:meth:`NodeSource.resume`)."""
 REMEMBER_BYTES = 64 << 20
 """At a resume in the hourly layout, how far before the checkpoint the files are scanned for the
 tracked lines already applied (a node restart can write them again after ours)."""
-
-
-@dataclass
-class StreamState:
-    """One stream being read, and what /healthz and /metrics say about it."""
-
-    stream: Stream
-    tailer: Tailer | None
-    scanner: Scanner
-    last_block: int | None = None
-    floor: int | None = None  # blocks at or below this were done before the restart
-    recent: dict[int, None] = field(default_factory=dict)
-    last_local_time: datetime | None = None
-    last_block_time: datetime | None = None
-    gap_since: datetime | None = None  # the time of the last block before the latest gap
-    last_read_at: float = field(default_factory=time.monotonic)
-    gaps: int = 0
-    blocks_missing: int = 0
-    blocks_repeated: int = 0
-    lines_repeated: int = 0  # hourly layout: tracked lines written twice, dropped
-    files_missing: int = 0  # files deleted (pruned) before they were read out
-    seen: dict[bytes, None] = field(default_factory=dict)  # hourly layout: hashes of recent tracked lines
-    bytes_read: int = 0
-    bad_events: int = 0
-    error: str | None = None  # why the stream cannot be read now (a truncated file, a line without end)
-    pending: deque[tuple[Path, Line]] = field(default_factory=deque)  # read, not applied yet
-    read_block: int = -1  # the highest block read
-    read_time: bytes | None = None  # hourly statuses: the ``time`` of the last line read (its block)
-    done: dict[Path, int] = field(default_factory=dict)  # per file, the offset after the last line applied
-    read_to: Position | None = None  # the end of the last chunk read and queued (not a late append)
-
-    def position(self) -> tuple[Position | None, Position | None]:
-        return (None, None) if self.tailer is None else (self.tailer.current, self.tailer.previous)
-
-    def start_at(self, tailer: Tailer | None) -> None:
-        """Read with ``tailer``; what it has not read yet counts as not applied."""
-        self.tailer = tailer
-        if tailer is not None:
-            self.read_to = tailer.current
-            for position in (tailer.previous, tailer.current):
-                if position is not None:
-                    self.done[position.path] = position.offset
-
-    def first_time(self, raw: bytes) -> bool:
-        """Whether a tracked line (hourly layout) is new; remembers it. Byte for byte the same
-        line is the same event (one status of one oid at one time, or one fill's tid), so a
-        repeat is the node writing it again after a restart, never a second event."""
-        key = hashlib.blake2b(raw, digest_size=16).digest()
-        if key in self.seen:
-            return False
-        self.seen[key] = None
-        if len(self.seen) > RECENT_LINES:
-            del self.seen[next(iter(self.seen))]
-        return True
-
-    def applied_through(self, end: Position) -> bool:
-        """Whether every line of the stream up to ``end`` was read and applied."""
-        limit = (file_order(end.path), end.offset)
-        return (
-            self.read_to is not None
-            and (file_order(self.read_to.path), self.read_to.offset) >= limit
-            and not any((file_order(path), line.end) <= limit for path, line in self.pending)
-        )
-
-    def applied(self, path: Path, line: Line) -> None:
-        """A line was applied: it is behind the checkpoint from now on."""
-        self.done[path] = line.end
-        if len(self.done) > 2:  # the two newest files (the hour and the one before) are enough
-            waiting = {p for p, _ in self.pending}
-            for old in sorted(self.done, key=file_order)[:-2]:
-                if old not in waiting:
-                    del self.done[old]
-
-
-def checkpoint_doc(state: StreamState, data_dir: Path) -> dict[str, Any]:
-    """The ``node_checkpoints`` document of a stream: the newest file a line was applied from
-    and the one before (still read for late appends), each at the end of its last applied line."""
-    files = sorted(state.done, key=file_order)
-    current, previous = files[-1], (files[-2] if len(files) > 1 else None)
-    return {
-        "_id": state.stream.kind,
-        "layout": "by_block" if state.stream.by_block else "hourly",
-        "path": str(current.relative_to(data_dir)),
-        "offset": state.done[current],
-        "previousPath": str(previous.relative_to(data_dir)) if previous else None,
-        "previousOffset": state.done[previous] if previous else None,
-        "blockNumber": state.last_block,
-        "blockTime": state.last_block_time,
-        "updatedAt": datetime.now(UTC),
-    }
-
-
-_EVENT_TIME = re.compile(rb'^\{"time":"([^"]+)"')
-
-
-def _event_time(line: bytes) -> bytes | None:
-    """The ``time`` of an hourly status line (its first key, as the node writes it), unparsed."""
-    found = _EVENT_TIME.match(line)
-    return found.group(1) if found else None
-
-
-def _dex_of(item: tuple[Kind, Any, Placed]) -> str:
-    """The dex of a waiting status or fill."""
-    kind, what, _ = item
-    return schema.dex_of(what.order.coin if kind == "order_statuses" else what[1].coin)
-
-
-def _same_block(a: tuple[NodeStatus, Placed], b: tuple[NodeStatus, Placed]) -> bool:
-    """Whether two statuses read one after the other come from one block: the same block number
-    in the by-block layout; in the hourly layout (no block number) the same ``time``, which a
-    node writes as the block's time on every event of the block."""
-    if a[1].block is not None or b[1].block is not None:
-        return a[1].block == b[1].block
-    return a[0].time == b[0].time
 
 
 class NodeSource:
@@ -246,7 +106,6 @@ class NodeSource:
         self.stats = stats
         self.start = start
         self.resync_client = resync_client
-        self.dexes = dexes
         self.poll_s = poll_s
         users = set(pipeline.users)
         self.streams: dict[Kind, StreamState] = {
@@ -259,12 +118,10 @@ class NodeSource:
                 "node_fills[_by_block]/hourly folder: run the node with --write-order-statuses "
                 "--write-fills --batch-by-block"
             )
-        self.transitions = Transitions(pipeline.book)
-        self.resyncing: dict[str, list[tuple[Kind, Any, Placed]]] = {}
-        self._resyncs: dict[str, asyncio.Task[Any]] = {}  # the resync task of each trader resyncing
-        self.positions_wanted: dict[tuple[str, str], None] = {}  # (trader, dex) with a fill since the last refresh
-        self.resync_ambiguous = 0  # snapshots used although they raced the trader's lines
-        self._read_ns = 0  # when the newest held-back line was read (strictly increasing)
+        self.ops = LineOps(pipeline)
+        self.resyncs = Resyncs(
+            pipeline, stats, self.streams, self.ops, client=resync_client, dexes=dexes, poll_s=poll_s
+        )
         self._warn = RateLimitedLog(log)
 
     def resume(self, checkpoints: dict[str, dict[str, Any]]) -> bool:
@@ -367,28 +224,19 @@ class NodeSource:
         """Follow a trader added while running: its lines count from now on, its open orders
         come from a snapshot and its history from recovery (the caller opened its gap)."""
         self.follow(self.pipeline.users)
-        self._resync(user, self.pipeline.gaps.get(user))
+        self.resyncs.start(user, self.pipeline.gaps.get(user))
 
     def remove(self, user: str) -> None:
         """Let go of a trader removed from the watch list: its lines no longer count, and a resync
         of it under way is dropped with the lines waiting for it (its gap stays journaled: a
         comeback recovers from its stored record, Service._join)."""
         self.follow(self.pipeline.users)
-        task = self._resyncs.pop(user, None)
-        if task is not None:
-            task.cancel()
-        self.resyncing.pop(user, None)
-
-    def _resync(self, user: str, since: datetime | None) -> None:
-        """Resync a trader (see :meth:`resync`); its transitions wait from now (after any already
-        waiting for it: reloaded at start, or held since a gap was found mid-chunk)."""
-        self.resyncing.setdefault(user, [])
-        self._resyncs[user] = self.pipeline.spawn(self.resync(user, since))
+        self.resyncs.drop(user)
 
     async def run(self) -> None:
         """Read until cancelled. Gaps a previous run did not repair are resynced first."""
-        for user in sorted({*self.pipeline.gaps, *self.resyncing}):  # lines reloaded wait too
-            self._resync(user, self.pipeline.gaps.get(user))
+        for user in sorted({*self.pipeline.gaps, *self.resyncs.waiting}):  # lines reloaded wait too
+            self.resyncs.start(user, self.pipeline.gaps.get(user))
         while True:
             busy = False
             for state in self.streams.values():
@@ -434,7 +282,7 @@ class NodeSource:
             state.read_to = Position(chunk.path, chunk.end)
         state.last_read_at = time.monotonic()
         if state.stream.kind == "order_statuses" and not state.stream.by_block:
-            state.read_time = _event_time(chunk.data[chunk.data.rfind(b"\n", 0, len(chunk.data) - 1) + 1 :])
+            state.read_time = event_time(chunk.data[chunk.data.rfind(b"\n", 0, len(chunk.data) - 1) + 1 :])
         if state.scanner.last_error is not None:
             self._warn.log(
                 logging.WARNING,
@@ -479,7 +327,7 @@ class NodeSource:
         elif (
             chosen.read_time is not None
             and chosen.pending[0][1].hits
-            and _event_time(chosen.pending[0][1].hits[0].raw) == chosen.read_time
+            and event_time(chosen.pending[0][1].hits[0].raw) == chosen.read_time
             and time.monotonic() - chosen.last_read_at < MERGE_WAIT_S
         ):
             # hourly layout: a block's statuses are lines written one by one, so the block of the
@@ -511,7 +359,7 @@ class NodeSource:
                 state.lines_repeated += len(line.hits) - len(fresh)
                 line.hits = fresh
             ops += self._apply(state.stream.kind, line, observed_at, held)
-        ops += self._statuses(held, observed_at)
+        ops += self.ops.statuses(held, observed_at)
         if not applied:
             return
         ops += [
@@ -527,7 +375,7 @@ class NodeSource:
                 self.pipeline.open_gap(user, gap_since)
         self.pipeline.writer.submit(ops)
         if gap:
-            self.resync_all(gap_since)
+            self.resyncs.start_all(gap_since)
 
     def _pruned(self, state: StreamState) -> None:
         """The tailer found files deleted before they were read out (pruned while we were down)
@@ -546,13 +394,7 @@ class NodeSource:
                   state.stream.kind)
         for user in sorted(self.pipeline.users):
             self.pipeline.open_gap(user, state.last_block_time)
-        self.resync_all(state.last_block_time)
-
-    def resync_all(self, since: datetime | None) -> None:
-        """Resync every tracked trader not resyncing already (their transitions wait from now)."""
-        for user in sorted(self.pipeline.users):
-            if user not in self.resyncing:
-                self._resync(user, since)
+        self.resyncs.start_all(state.last_block_time)
 
     def _block(self, state: StreamState, line: Line) -> Literal["done", "next", "gap"]:
         """Account for a block line: ``done`` already (the node wrote it twice, or it precedes
@@ -600,11 +442,11 @@ class NodeSource:
                 if kind == "order_statuses":
                     status = decode_status(hit.raw)
                     where = Placed(line.block, block_at or node_time(status.time))
-                    if status.user in self.resyncing:
-                        ops.append(self._wait(status.user, (kind, status, where), hit.raw))
+                    if status.user in self.resyncs.waiting:
+                        ops.append(self.resyncs.hold(status.user, (kind, status, where), hit.raw))
                         continue
-                    if held and not _same_block(held[-1], (status, where)):
-                        ops += self._statuses(held, observed_at)
+                    if held and not same_block(held[-1], (status, where)):
+                        ops += self.ops.statuses(held, observed_at)
                     held.append((status, where))
                 elif kind == "twap_statuses":  # touches no book: applied at once, even while resyncing
                     if self.pipeline.record_twaps:
@@ -612,206 +454,17 @@ class NodeSource:
                 else:
                     user, fill, raw = decode_fill_event(hit.raw)
                     where = Placed(line.block, block_at or ms_to_datetime(fill.time))
-                    if user in self.resyncing:
-                        ops.append(self._wait(user, (kind, (user, fill, raw), where), hit.raw))
+                    if user in self.resyncs.waiting:
+                        ops.append(self.resyncs.hold(user, (kind, (user, fill, raw), where), hit.raw))
                     else:
-                        ops += self._statuses(held, observed_at)  # a block's statuses before its fills
-                        ops += self._fill(user, fill, raw, where, observed_at)
+                        ops += self.ops.statuses(held, observed_at)  # a block's statuses before its fills
+                        ops += self.ops.fill(user, fill, raw, where, observed_at)
             except FrameError as exc:
                 self.streams[kind].bad_events += 1
                 self.stats.bad_frames[f"node_{kind}"] += 1
                 self._warn.log(
                     logging.WARNING, f"bad_node:{kind}", "event=bad_node_event stream=%s error=%r", kind, str(exc)
                 )
-        return ops
-
-    def _wait(self, user: str, item: tuple[Kind, Any, Placed], raw: bytes) -> Op:
-        """Hold a line of a resyncing trader back, and the operation journaling it: it is behind
-        the checkpoint of its chunk, so a restart before the resync applied it reloads it."""
-        self.resyncing[user].append(item)
-        self._read_ns = max(time.time_ns(), self._read_ns + 1)
-        kind, _, where = item
-        doc = {"_id": f"{user}:{self._read_ns}", "user": user, "kind": kind, "raw": raw.decode(),
-               "block": where.block, "at": where.at, "readAt": self._read_ns}
-        return {"kind": "node_waiting", "doc": doc}
-
-    def reload_waiting(self, docs: list[dict[str, Any]]) -> None:
-        """The lines a previous run held back for resyncing traders (:meth:`_wait`), waiting
-        again: they are older than any snapshot this run takes, so they are all in it."""
-        for doc in docs:
-            if doc["user"] not in self.pipeline.users:  # no longer followed: forgotten
-                self.pipeline.writer.submit([{"kind": "node_waiting_done", "doc": {"user": doc["user"]}}])
-                continue
-            kind, raw, where = doc["kind"], doc["raw"].encode(), Placed(doc["block"], doc["at"])
-            item: Any = decode_status(raw) if kind == "order_statuses" else decode_fill_event(raw)
-            self.resyncing.setdefault(doc["user"], []).append((kind, item, where))
-        if docs:
-            log.info("event=node_waiting_reloaded lines=%d traders=%d", len(docs), len({d["user"] for d in docs}))
-
-    def _statuses(self, held: list[tuple[NodeStatus, Placed]], observed_at: datetime) -> list[Op]:
-        """Apply the held statuses of one block together (and forget them): their operations."""
-        if not held:
-            return []
-        events = self.transitions.statuses(held, observed_at)
-        held.clear()
-        self.pipeline.noted(events, observed_at)
-        return order_ops(events)
-
-    def _fill(
-        self,
-        user: str,
-        fill: NodeFill,
-        raw: msgspec.Raw,
-        where: Placed,
-        observed_at: datetime,
-        in_snapshot: bool = False,
-    ) -> list[Op]:
-        """The operations of a fill (``in_snapshot``: a snapshot applied after it included it)."""
-        doc, event = self.transitions.fill(user, fill, raw, where, observed_at, to_book=not in_snapshot)
-        self.positions_wanted[(user, doc["dex"])] = None
-        ops = fill_ops([doc]) if self.pipeline.record_fills else []
-        if event is not None:
-            self.pipeline.noted([event], observed_at)
-            ops += order_ops([event])
-        return ops
-
-    async def resync(self, user: str, since: datetime | None) -> None:
-        """Rebuild a trader's open orders from a snapshot (node info server or public API) and
-        recover what a gap hid, then apply the transitions that waited meanwhile.
-
-        A snapshot answers at a block at least as new as the node's files, so the trader's lines
-        of a dex read before it was asked for are in it; :meth:`_snapshots` tells
-        which later ones are. The lines in it: their statuses are applied before the snapshot is
-        diffed (exact final statuses; the diff then agrees), their fills are stored without
-        touching the book (the snapshot's sizes include them: applied on top, a partial fill
-        would count twice). The lines after it are applied on top of it."""
-        self.resyncing.setdefault(user, [])  # set already when a gap was found mid-chunk
-        self.pipeline.open_gap(user, since)
-        client = self.resync_client or self.pipeline.clients[user]
-        try:
-            for dex, (orders, included) in (await self._snapshots(user, client)).items():
-                taken = {id(item) for item in included}
-                self.resyncing[user][:] = [item for item in self.resyncing[user] if id(item) not in taken]
-                observed_at = datetime.now(UTC)
-                self.pipeline.writer.submit(self._waited(included, observed_at, statuses_only=True))
-                try:  # source REST: the pipeline then recovers the gap from historicalOrders and fills
-                    self.pipeline.on_orders(user, dex, orders, None, observed_at, source=schema.SOURCE_REST)
-                    in_snapshot = True
-                except FrameError as exc:  # its orders are left as they were; the history below still runs
-                    in_snapshot = False
-                    self.stats.bad_frames["node_resync"] += 1
-                    log.warning("event=node_resync_bad_snapshot user=%s dex=%s error=%r", user, dex, str(exc))
-                fills = [item for item in included if item[0] == "fills"]
-                self.pipeline.writer.submit(self._waited(fills, observed_at, in_snapshot=in_snapshot))
-            self.pipeline.subscribed((user,))  # recover the gap, if no snapshot above has started it
-        finally:
-            waiting = self.resyncing.pop(user, [])
-            self._resyncs.pop(user, None)
-        done: Op = {"kind": "node_waiting_done", "doc": {"user": user}}
-        self.pipeline.writer.submit([*self._waited(waiting, datetime.now(UTC)), done])
-        log.info("event=node_resynced user=%s waited=%d", user, len(waiting))
-
-    async def _snapshots(self, user: str, client: InfoClient) -> dict[str, tuple[Any, list[Any]]]:
-        """Per dex, a trader's open orders and the waiting lines the snapshot includes.
-
-        No answer says at which block it was taken, and its server may be ahead of the files, so
-        the lines the trader's resync holds back are split by when they were read: those before
-        the request are in the snapshot; those read from the request until the reader has applied
-        every line the files held :data:`RESYNC_SETTLE_S` after the answer may or may not be (an
-        event just before the snapshot, written late); later ones happened after it. A dex's
-        snapshot with a line of that dex in between is ambiguous and taken again; after
-        :data:`RESYNC_TRIES` ambiguous ones the last is used with the lines read before its
-        answer taken as in it (``node_resync_ambiguous``: a fill read between the answer and the
-        catch-up may then count twice until the order's next status line). The dexes are asked
-        together: one settle for all."""
-        waiting = self.resyncing[user]
-        todo, done = list(self.dexes()), {}
-        for _ in range(RESYNC_TRIES):
-            asked = len(waiting)
-            answers = await asyncio.gather(*(self._open_orders(user, dex, client) for dex in todo))
-            answered = waiting[: len(waiting)]
-            await asyncio.sleep(RESYNC_SETTLE_S)
-            caught_up = await self._read_through(await asyncio.to_thread(self._files_end))
-            raced = {_dex_of(item) for item in waiting[asked:]} if caught_up else set(todo)
-            for dex, orders in zip(todo, answers, strict=True):
-                if dex not in raced:
-                    done[dex] = (orders, [item for item in waiting if _dex_of(item) == dex])
-            todo = [dex for dex in todo if dex in raced]
-            if not todo:
-                return done
-        for dex, orders in zip(todo, answers, strict=True):
-            self.resync_ambiguous += 1
-            log.warning(
-                "event=node_resync_ambiguous user=%s dex=%s tries=%d caught_up=%s "
-                "note='lines read before the last answer taken as in the snapshot'",
-                user,
-                dex,
-                RESYNC_TRIES,
-                caught_up,
-            )
-            done[dex] = (orders, [item for item in answered if _dex_of(item) == dex])
-        return done
-
-    async def _open_orders(self, user: str, dex: str, client: InfoClient) -> Any:
-        """``frontendOpenOrders`` of a trader on a dex, asked again until it answers."""
-        while True:
-            try:
-                return await client.frontend_open_orders(user, dex)
-            except RestError as exc:
-                self._warn.log(
-                    logging.WARNING, f"resync:{user}", "event=node_resync_retry user=%s error=%r", user, str(exc)
-                )
-                await asyncio.sleep(2.0)
-
-    def _files_end(self) -> list[tuple[StreamState, Position]]:
-        """Where each stream's files end now: the last complete line of its newest written file."""
-        ends: list[tuple[StreamState, Position]] = []
-        for state in self.streams.values():
-            for path in reversed(hour_files(state.stream.folder)):
-                try:
-                    offset = last_line_end(path)
-                except FileNotFoundError:  # pruned meanwhile
-                    continue
-                if offset:
-                    ends.append((state, Position(path, offset)))
-                    break
-        return ends
-
-    async def _read_through(self, ends: list[tuple[StreamState, Position]]) -> bool:
-        """Wait until every line up to ``ends`` was applied (its trader's lines waiting, if it
-        resyncs); False when that takes over :data:`RESYNC_CATCH_UP_S`."""
-        deadline = time.monotonic() + RESYNC_CATCH_UP_S
-        while not all(state.applied_through(end) for state, end in ends):
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(self.poll_s)
-        return True
-
-    def _waited(
-        self,
-        waiting: list[tuple[Kind, Any, Placed]],
-        observed_at: datetime,
-        *,
-        statuses_only: bool = False,
-        in_snapshot: bool = False,
-    ) -> list[Op]:
-        """Apply lines a trader's resync held back: its statuses (block by block, as read: a
-        modify's pair is linked within its block, never across blocks), then, unless
-        ``statuses_only``, its fills (``in_snapshot``: stored only, the snapshot's sizes include
-        them)."""
-        ops: list[Op] = []
-        block: list[tuple[NodeStatus, Placed]] = []
-        for kind, item, where in waiting:
-            if kind == "order_statuses":
-                if block and not _same_block(block[-1], (item, where)):
-                    ops += self._statuses(block, observed_at)
-                block.append((item, where))
-        ops += self._statuses(block, observed_at)
-        if not statuses_only:
-            for kind, item, where in waiting:
-                if kind == "fills":
-                    trader, fill, raw = item
-                    ops += self._fill(trader, fill, raw, where, observed_at, in_snapshot=in_snapshot)
         return ops
 
     async def run_positions(self, interval: float = 1.0) -> None:
@@ -821,7 +474,7 @@ class NodeSource:
         tell the new entry price or margin, the clearinghouse state does."""
         while True:
             await asyncio.sleep(interval)
-            wanted, self.positions_wanted = list(self.positions_wanted), {}
+            wanted, self.ops.positions_wanted = list(self.ops.positions_wanted), {}
             for user, dex in wanted:
                 if user not in self.pipeline.users:
                     continue
@@ -830,7 +483,7 @@ class NodeSource:
                     state = await client.clearinghouse_state(user, dex)
                     self.pipeline.on_positions(user, dex, state, datetime.now(UTC), source=SOURCE_NODE)
                 except (RestError, FrameError) as exc:
-                    self.positions_wanted[(user, dex)] = None  # try again next round
+                    self.ops.positions_wanted[(user, dex)] = None  # try again next round
                     self._warn.log(
                         logging.WARNING,
                         f"positions:{user}",

@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 
 from exchange_sim import ExchangeSim, SimConfig, compare, compare_fills
-from exchange_sim.truth import load_fills
+from exchange_sim.fill_truth import load_fills
 from orderwatch_dagster import mongo
 from orderwatch_dagster.transforms.lifecycles import order_lifecycles
 from tests.collector.harness import RunningCollector, collector_settings, eventually

@@ -49,9 +49,10 @@ import pymongo
 import pytest
 
 from exchange_sim import ExchangeSim, SimConfig, compare_fills
+from exchange_sim.accounts import STARTING_BALANCE
 from exchange_sim.config import fills_path_for, marks_path_for
-from exchange_sim.exchange import STARTING_BALANCE
-from exchange_sim.truth import load_fills, load_marks, parse_time
+from exchange_sim.fill_truth import load_fills
+from exchange_sim.truth import load_marks, parse_time
 from exchange_sim.twaps import load_twaps, twaps_path_for
 from orderwatch_dagster import assets
 from orderwatch_dagster.resources import MongoResource, ParquetStore

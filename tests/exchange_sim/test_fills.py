@@ -14,8 +14,9 @@ import aiohttp
 from exchange_sim import ChaosConfig, ExchangeSim, FillReport, SimConfig, compare_fills
 from exchange_sim.clock import LogicalClock
 from exchange_sim.exchange import Exchange
+from exchange_sim.fill_truth import load_fills
 from exchange_sim.market import Market
-from exchange_sim.truth import load_fills, load_truth
+from exchange_sim.truth import load_truth
 from tests.exchange_sim.conftest import START_MS, WAIT_S, connect, quiet_for, recv_channel, recv_json, sub
 
 U = "0x" + "cd" * 20
