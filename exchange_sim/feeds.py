@@ -566,8 +566,11 @@ class Feeds:
         next_full = self._loop_time() + cfg.push_interval
         while True:
             timeout = max(0.0, next_full - self._loop_time())
+            # not asyncio.wait_for: on Python 3.11 it drops a cancel that comes in the loop
+            # iteration where the event was set, and the simulator's stop then waits forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty_event.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._dirty_event.wait()
             if self._dirty_event.is_set():
                 await asyncio.sleep(cfg.change_push_delay)  # coalesce a burst of changes
                 self._dirty_event.clear()

@@ -72,6 +72,18 @@ async def test_pushes_follow_changes() -> None:
         assert (pos["coin"], pos["szi"]) == ("ETH", "-0.2")
 
 
+async def test_a_stop_that_comes_as_a_change_is_pushed_ends_the_push_loop() -> None:
+    # the simulator stops (cancels its push loop) in the loop iteration where a change woke the
+    # loop: it must end, not drop the cancel (seen as a simulator whose stop hung until the timeout)
+    async with ExchangeSim(SimConfig(traders=1, push_interval=600.0)) as sim:
+        push = next(t for t in sim._tasks if t.get_coro().__name__ == "_push_loop")  # type: ignore[union-attr]
+        await asyncio.sleep(0.2)  # waiting for a change or the next full push, 600 s away
+        sim._dirty_event.set()  # a change ...
+        push.cancel()  # ... and the stop in the same iteration
+        done, _ = await asyncio.wait({push}, timeout=WAIT_S)
+        assert push in done and push.cancelled(), "the push loop went on after it was cancelled"
+
+
 async def test_pushes_repeat_periodically(sim: ExchangeSim) -> None:
     user = sim.addresses[1]
     sim.place(user, "ETH", "A", "0.5", "2600.0")
