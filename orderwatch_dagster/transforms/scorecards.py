@@ -297,8 +297,9 @@ def _unrealized(
       totalRawUsd + sum(szi x mark) (the clearinghouseState samples in tests/fixtures and the
       simulator), so the unrealized PnL at that sample is closeValue - closeRawUsd -
       sum(szi x entryPx); as of the sample's time. The collector samples every position change
-      and at least once a minute otherwise, so that is within about a minute of the day's end
-      whenever the day is built: this is what a day built after midnight (the nightly run, a
+      and otherwise once a minute of the states it receives, so that is normally within about a
+      minute of the day's end, and never older than the positions' own figures (as of their last
+      change), whenever the day is built: what a day built after midnight (the nightly run, a
       rebuild) has, since ``market_marks`` then holds only later marks.
     - Else, or when every position of the dex has a ``market_marks`` mark served after its last
       update, before the day's end and after the account sample (the intraday build of today:
