@@ -151,6 +151,7 @@ def _per_trader_day(rng: np.random.Generator, traders: list[str], days: int, per
 
 
 def _positions(rng: np.random.Generator, traders: list[str], days: int) -> pl.DataFrame:
+    """Two positions per trader and day, changed at 12:00; one in ten isolated."""
     base = _per_trader_day(rng, traders, days, 2)
     return base.with_columns(
         coin=pl.Series(np.array(COINS)[base["k"].to_numpy()]),
@@ -160,13 +161,21 @@ def _positions(rng: np.random.Generator, traders: list[str], days: int) -> pl.Da
         positionValue=(pl.col("r") * 1000).round(2),
         unrealizedPnl=(pl.col("r") * 20 - 10).round(2),
         leverage=(pl.col("r") * 20).cast(pl.Int64) + 1,
+        leverageType=pl.when(pl.col("r") < 0.1).then(pl.lit("isolated")).otherwise(pl.lit("cross")),
         updatedAt=pl.lit(datetime(FIRST_DAY.year, FIRST_DAY.month, FIRST_DAY.day, 12, tzinfo=UTC))
         + pl.duration(days=pl.col("partition")),
-    ).with_columns(side=pl.when(pl.col("szi") > 0).then(pl.lit("long")).otherwise(pl.lit("short")))
+    ).with_columns(
+        side=pl.when(pl.col("szi") > 0).then(pl.lit("long")).otherwise(pl.lit("short")),
+        serverTime=pl.col("updatedAt") - pl.duration(milliseconds=300),
+    )
 
 
 def _account_days(rng: np.random.Generator, traders: list[str], days: int) -> pl.DataFrame:
+    """One main-dex row per trader and day. The last sample is at 23:59 for half of them (after the
+    marks, at 23:00: the positions are valued at the sample), at 22:00 for most others (the marks
+    are newer) and at 11:00 for one in twenty (before the positions' last change)."""
     base = _per_trader_day(rng, traders, days, 1)
+    last = pl.when(pl.col("r") >= 0.5).then(1439).when(pl.col("r") >= 0.05).then(1320).otherwise(660)
     walk = (10_000 * np.exp(np.cumsum(rng.normal(0, 0.03, (len(traders), days)), axis=1))).ravel()
     first = datetime(FIRST_DAY.year, FIRST_DAY.month, FIRST_DAY.day, tzinfo=UTC)
     return base.with_columns(
@@ -174,13 +183,14 @@ def _account_days(rng: np.random.Generator, traders: list[str], days: int) -> pl
         day=pl.lit(FIRST_DAY) + pl.duration(days=pl.col("partition")),
         samples=pl.lit(1440),
         firstAt=pl.lit(first) + pl.duration(days=pl.col("partition")),
-        lastAt=pl.lit(first) + pl.duration(days=pl.col("partition"), minutes=1439),
+        lastAt=pl.lit(first) + pl.duration(days=pl.col("partition"), minutes=last),
         openValue=pl.Series(walk) * 0.99,
         closeValue=pl.Series(walk),
         highValue=pl.Series(walk) * (1 + pl.col("r") * 0.05),
         lowValue=pl.Series(walk) * (1 - pl.col("r") * 0.05),
         maxDrawdown=pl.col("r") * 0.05,
         closeNtlPos=pl.Series(walk) * 2,
+        closeRawUsd=pl.Series(walk) - 50 + pl.col("r") * 100,
     )
 
 
@@ -314,15 +324,30 @@ lev_fig AS (
   FROM windows w JOIN pos p ON p.ethAddress = w.ethAddress AND p.partitionDay >= CAST(w.windowStart AS DATE)
                             AND p.partitionDay < CAST($end AS DATE)
   GROUP BY ALL),
-unreal AS (
-  SELECT p.ethAddress,
-         sum(CASE WHEN coalesce(m."at" >= p.updatedAt AND m."at" < $end, false)
-                  THEN CAST(p.szi AS DOUBLE) * (CAST(m.markPx AS DOUBLE) - CAST(p.entryPx AS DOUBLE))
-                  ELSE CAST(p.unrealizedPnl AS DOUBLE) END) AS unrealizedPnl,
-         min(CASE WHEN coalesce(m."at" >= p.updatedAt AND m."at" < $end, false) THEN m."at" ELSE p.updatedAt END)
-           AS unrealizedAsOf,
+pos_marked AS (
+  SELECT p.*, m."at", CAST(m.markPx AS DOUBLE) AS mark,
+         coalesce(m."at" >= p.updatedAt AND m."at" < $end, false) AS fresh
+  FROM pos p LEFT JOIN marks m ON m.coin = p.coin WHERE p.partitionDay = $day),
+unreal_dex AS (
+  SELECT ethAddress, dex,
+         sum(CASE WHEN fresh THEN CAST(szi AS DOUBLE) * (mark - CAST(entryPx AS DOUBLE))
+                  ELSE CAST(unrealizedPnl AS DOUBLE) END) AS marked,
+         min(CASE WHEN fresh THEN "at" ELSE updatedAt END) AS markedAsOf,
+         bool_and(fresh) AS allMarked, bool_and(coalesce(leverageType = 'cross', false)) AS allCross,
+         max(serverTime) AS changedAt, sum(CAST(szi AS DOUBLE) * CAST(entryPx AS DOUBLE)) AS entryNtl,
          count(*) AS openPositions
-  FROM pos p LEFT JOIN marks m ON m.coin = p.coin WHERE p.partitionDay = $day GROUP BY ALL)
+  FROM pos_marked GROUP BY ALL),
+unreal_by AS (
+  SELECT u.*, a.lastAt, a.closeValue, a.closeRawUsd,
+         coalesce(u.allCross AND a.lastAt >= u.changedAt AND a.closeRawUsd IS NOT NULL
+                  AND NOT (u.allMarked AND u.markedAsOf > a.lastAt), false) AS bySample
+  FROM unreal_dex u LEFT JOIN acct a ON a.ethAddress = u.ethAddress AND a.dex = u.dex AND a.day = $day),
+unreal AS (
+  SELECT ethAddress,
+         sum(CASE WHEN bySample THEN closeValue - closeRawUsd - entryNtl ELSE marked END) AS unrealizedPnl,
+         min(CASE WHEN bySample THEN lastAt ELSE markedAsOf END) AS unrealizedAsOf,
+         sum(openPositions) AS openPositions
+  FROM unreal_by GROUP BY ALL)
 SELECT w.ethAddress, w.win AS "window", w.windowStart, $end AS windowEnd, w.followedSince,
        w.followedSince > w.windowStart AS partial,
        coalesce(f.fills, 0) AS fills, coalesce(f.volumeUsd, 0) AS volumeUsd,

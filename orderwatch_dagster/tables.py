@@ -357,6 +357,12 @@ TRADER_ACCOUNT_DAYS = _cols(
         "largest fall within the day from a running peak, as a fraction of that peak (0.1 = 10 %)",
     ),
     ("closeNtlPos", pl.Float64(), "totalNtlPos (total position notional) of the day's last sample, USD"),
+    (
+        "closeRawUsd",
+        pl.Float64(),
+        "totalRawUsd of the day's last sample, USD: accountValue minus the sum of szi x mark over the dex's "
+        "positions, so the unrealized PnL at that sample is closeValue - closeRawUsd - sum of szi x entryPx",
+    ),
 )
 
 SCORECARD_WINDOWS = ("1d", "7d", "30d", "followed")
@@ -389,11 +395,18 @@ TRADER_SCORECARDS = _cols(
     (
         "unrealizedPnl",
         pl.Float64(),
-        "at the window's end (the day's end): sum over open positions of szi x (mark - entryPx), with the "
-        "market_marks mark when it was served after the position's last update and before the day's end, else the "
-        "position's own unrealizedPnl as last seen",
+        "at the window's end (the day's end), per dex: closeValue - closeRawUsd - sum of szi x entryPx of the open "
+        "positions at the day's last trader_accounts sample when it is not older than their last change and they are "
+        "all cross margined; else (or when every position has a newer mark) each position at szi x (mark - entryPx) "
+        "with the market_marks mark when it was served after the position's last update and before the day's end, "
+        "else at its own unrealizedPnl as last seen",
     ),
-    ("unrealizedAsOf", UTC_TS, "the oldest price time behind unrealizedPnl (a mark's time or a position's update)"),
+    (
+        "unrealizedAsOf",
+        UTC_TS,
+        "the oldest price time behind unrealizedPnl (an account sample's serverTime, a mark's time or a position's "
+        "update)",
+    ),
     ("openPositions", pl.UInt32(), "non-zero positions at the window's end"),
     (
         "roundTrips",

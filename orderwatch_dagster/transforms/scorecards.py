@@ -27,6 +27,7 @@ RAW_ACCOUNT_SCHEMA = pl.Schema(
         "dex": pl.String(),
         "accountValue": pl.String(),
         "totalNtlPos": pl.String(),
+        "totalRawUsd": pl.String(),
         "serverTime": tables.UTC_TS,
     }
 )
@@ -52,7 +53,8 @@ ZERO = pl.lit(0).cast(tables.DECIMAL)
 
 def trader_account_days(accounts: pl.DataFrame | pl.LazyFrame, day: str | date) -> pl.DataFrame:
     """Per (trader, dex): the day's account value samples (by ``serverTime``) as open / high / low /
-    close, the intraday maximum drawdown and the last total position notional."""
+    close, the intraday maximum drawdown, and the last sample's total position notional and cash
+    (``totalRawUsd``: what values the day's end positions, see ``_unrealized``)."""
     start, end = day_bounds(day)
     value = pl.col("value")
     lf = (
@@ -72,6 +74,7 @@ def trader_account_days(accounts: pl.DataFrame | pl.LazyFrame, day: str | date) 
             closeValue=value.last(),
             maxDrawdown=_drawdown(value, pl.col("peak")).max(),
             closeNtlPos=pl.col("ntl").last(),
+            closeRawUsd=pl.col("totalRawUsd").cast(pl.Float64).last(),
         )
         .with_columns(day=pl.lit(date.fromisoformat(str(day))))
     )
@@ -283,24 +286,64 @@ def _leverage_figures(positions: pl.LazyFrame, followed: pl.LazyFrame, end: date
     )
 
 
-def _unrealized(positions: pl.LazyFrame, marks: pl.DataFrame, day: str | date) -> pl.LazyFrame:
-    """Per trader at the day's end: unrealized PnL of the open positions against the mark when the
-    mark is newer than the position's last update (and from that day), else as last reported."""
+def _unrealized(
+    positions: pl.LazyFrame, account_days: pl.LazyFrame, marks: pl.DataFrame, day: str | date
+) -> pl.LazyFrame:
+    """Per trader at the day's end: unrealized PnL of the open positions and the time its prices
+    are from (``unrealizedAsOf``), worked out per (trader, dex) in one of two ways:
+
+    - From the day's last account sample, when it was taken at or after the last change of every
+      position of that dex (exchange clock) and all of them are cross margined: accountValue =
+      totalRawUsd + sum(szi x mark) (the clearinghouseState samples in tests/fixtures and the
+      simulator), so the unrealized PnL at that sample is closeValue - closeRawUsd -
+      sum(szi x entryPx); as of the sample's time. The collector samples every position change
+      and otherwise once a minute of the states it receives, so that is normally within about a
+      minute of the day's end, and never older than the positions' own figures (as of their last
+      change), whenever the day is built: what a day built after midnight (the nightly run, a
+      rebuild) has, since ``market_marks`` then holds only later marks.
+    - Else, or when every position of the dex has a ``market_marks`` mark served after its last
+      update, before the day's end and after the account sample (the intraday build of today:
+      marks are renewed every few seconds, samples once a minute): each position at
+      szi x (mark - entryPx) with such a mark (the newer price wins), else at its own
+      ``unrealizedPnl`` as last reported; as of the oldest of those prices.
+
+    Isolated margin: no real clearinghouseState here shows an isolated position, so whether
+    ``marginSummary.totalRawUsd`` holds its ``leverage.rawUsd`` is unverified; a dex with one keeps
+    the second way rather than risk a wrong figure."""
     _, end = day_bounds(day)
+    today = date.fromisoformat(str(day))
     fresh = (pl.col("at") >= pl.col("updatedAt")) & (pl.col("at") < end)
     szi, entry = pl.col("szi").cast(pl.Float64), pl.col("entryPx").cast(pl.Float64)
-    return (
-        positions.filter(pl.col("partitionDay") == date.fromisoformat(str(day)))
+    closes = account_days.filter(pl.col("day") == today).select(
+        "ethAddress", "dex", "lastAt", "closeValue", "closeRawUsd"
+    )
+    per_dex = (
+        positions.filter(pl.col("partitionDay") == today)
         .join(marks.lazy().with_columns(mark=pl.col("markPx").cast(pl.Float64)), on="coin", how="left")
         .with_columns(fresh=fresh.fill_null(False))
-        .group_by("ethAddress")
+        .group_by("ethAddress", "dex")
         .agg(
-            unrealizedPnl=pl.when("fresh").then(szi * (pl.col("mark") - entry))
+            marked=pl.when("fresh").then(szi * (pl.col("mark") - entry))
             .otherwise(pl.col("unrealizedPnl").cast(pl.Float64))
             .sum(),
-            unrealizedAsOf=pl.when("fresh").then(pl.col("at")).otherwise(pl.col("updatedAt")).min(),
+            markedAsOf=pl.when("fresh").then(pl.col("at")).otherwise(pl.col("updatedAt")).min(),
+            allMarked=pl.col("fresh").all(),
+            allCross=(pl.col("leverageType") == "cross").fill_null(False).all(),
+            changedAt=pl.col("serverTime").max(),
+            entryNtl=(szi * entry).sum(),
             openPositions=pl.len(),
         )
+        .join(closes, on=["ethAddress", "dex"], how="left")
+    )
+    sampled = pl.col("allCross") & (pl.col("lastAt") >= pl.col("changedAt")) & pl.col("closeRawUsd").is_not_null()
+    by_sample = (sampled & ~(pl.col("allMarked") & (pl.col("markedAsOf") > pl.col("lastAt")))).fill_null(False)
+    return per_dex.group_by("ethAddress").agg(
+        unrealizedPnl=pl.when(by_sample)
+        .then(pl.col("closeValue") - pl.col("closeRawUsd") - pl.col("entryNtl"))
+        .otherwise("marked")
+        .sum(),
+        unrealizedAsOf=pl.when(by_sample).then(pl.col("lastAt")).otherwise("markedAsOf").min(),
+        openPositions=pl.col("openPositions").sum(),
     )
 
 
@@ -343,7 +386,7 @@ def trader_scorecards(
         out = out.join(figures, on=KEY, how="left")
     counts = ["fills", "roundTrips", "wins", "ordersPlaced", "openPositions"]
     out = (
-        out.join(_unrealized(positions, marks, day), on="ethAddress", how="left")
+        out.join(_unrealized(positions, account_days, marks, day), on="ethAddress", how="left")
         .with_columns([pl.col(c).fill_null(0) for c in counts])
         .with_columns(
             volumeUsd=pl.col("volumeUsd").fill_null(0.0),

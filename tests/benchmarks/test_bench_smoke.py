@@ -61,6 +61,8 @@ def test_scorecards_in_duckdb_sql_equal_the_polars_ones(tmp_path: Path) -> None:
     fast, sql = scorecards.with_polars(tmp_path, day), scorecards.with_duckdb(tmp_path, day)
     assert fast.height == 30 * 4
     assert fast["roundTrips"].sum() > 100 and fast["ordersPlaced"].sum() > 1000  # the figures are exercised
+    # unrealized PnL both from the day's last account sample (23:59) and from marks (23:00)
+    assert {t.strftime("%H:%M") for t in fast["unrealizedAsOf"]} == {"23:59", "23:00"}
     assert scorecards.differences(fast, sql) == []
     # The comparison does see a difference.
     drawdown = pl.col("maxDrawdown")

@@ -3,10 +3,13 @@ nx-27017: every figure below is worked out by hand from the scenario's documents
 
 from __future__ import annotations
 
+import json
+import shutil
 import statistics
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -17,6 +20,8 @@ from collector_service import schema
 from orderwatch_dagster import assets, checks, tables
 from orderwatch_dagster.resources import MongoResource, ParquetStore
 from orderwatch_dagster.transforms import scorecards
+from orderwatch_dagster.transforms.positions import RAW_POSITION_SCHEMA, positions_snapshot
+from tests.conftest import FIXTURES
 from tests.dagster.conftest import create_indexes
 from tests.dagster.scenario import at
 from tests.dagster.scenario import week as wk
@@ -164,6 +169,63 @@ def test_the_account_days_keep_each_dex_apart(store: ParquetStore) -> None:
     last = store.read("trader_account_days", wk.W8).sort("dex")
     assert last.select("dex", "closeValue").rows() == [("", 1260.0), ("xyz", 500.0)]
     assert last["firstAt"].to_list() == [at(wk.W8, "12:00:00")] * 2
+
+
+def _unrealized_of_p(cards: pl.DataFrame) -> set[tuple[float, object, int]]:
+    return set(cards.filter(pl.col("ethAddress") == wk.P).select("unrealizedPnl", "unrealizedAsOf", "openPositions")
+               .rows())  # fmt: skip
+
+
+def test_a_day_built_after_its_end_values_positions_at_its_last_account_sample(
+    built: dict, store: ParquetStore, mongo_db: pymongo.database.Database, tmp_path: Path
+) -> None:
+    """Built after midnight, every mark in ``market_marks`` is newer than the day: P's open long is
+    valued at the day's last account sample (closeValue - closeRawUsd - szi x entryPx), as of that
+    sample, not at the position's own figure as of its last change (0.0 in the scenario)."""
+    for day in wk.DAYS[:-1]:  # the only mark of BTC is from W8 20:00
+        last = at(day, wk.ACCOUNT_VALUES[day][-1][0])
+        expected = (wk.UNREALIZED_AT_LAST_SAMPLE[day], last, 1) if day in wk.UNREALIZED_AT_LAST_SAMPLE else (
+            0.0, None, 0)
+        assert _unrealized_of_p(store.read("trader_scorecards", day)) == {expected}, day
+    # W8 was built while its mark was fresh and newer than its 12:00 sample (9.0 as of 20:00, see
+    # P_OPEN); rebuilt after midnight, it is the 12:00 sample's +6.
+    mongo_db[schema.MARKS].insert_many([m | {"at": END + timedelta(minutes=5)} for m in wk.marks()])
+    mongo_db[schema.WATCHLIST].insert_many(wk.watchlist())
+    shutil.copytree(store.data_dir, tmp_path / "data")  # the module's W8 stays as built
+    later = ParquetStore(data_dir=str(tmp_path / "data"))
+    resources = {"mongo_db": MongoResource(uri=built["mongo_db"].uri, database=mongo_db.name), "store": later}
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert dg.materialize([assets.trader_scorecards], partition_key=wk.W8, resources=resources,
+                              instance=instance).success  # fmt: skip
+    assert _unrealized_of_p(later.read("trader_scorecards", wk.W8)) == {(6.0, at(wk.W8, "12:00:00"), 1)}
+
+
+@pytest.mark.parametrize(("margin", "expected"), [("cross", 0.99324), ("isolated", -5.0)])
+def test_the_last_sample_values_positions_as_the_real_clearinghouse_state_does(margin: str, expected: float) -> None:
+    """The real clearinghouseState sample (tests/fixtures): its accountValue - totalRawUsd - szi x
+    entryPx is its cross BTC long's unrealizedPnl (0.99324), where the position was last recorded an
+    hour before at -5.0. An isolated position keeps its last recorded figure (not verified there)."""
+    state = json.loads((FIXTURES / "hyperliquid" / "clearinghouseState_rest_response.json").read_text())
+    served = datetime.fromtimestamp(state["time"] / 1000, UTC)
+    summary, held = state["marginSummary"], state["assetPositions"][0]["position"]
+    sample = {"ethAddress": wk.P, "dex": "", **summary, "serverTime": served}
+    accounts = pl.DataFrame([sample], schema=scorecards.RAW_ACCOUNT_SCHEMA)
+    changed = served - timedelta(hours=1)
+    doc = {**held, "ethAddress": wk.P, "unrealizedPnl": "-5.0", "leverageType": margin, "leverage": 1,
+           "serverTime": changed, "observedAt": changed}  # fmt: skip
+    positions = positions_snapshot(pl.DataFrame([doc], schema=RAW_POSITION_SCHEMA), served.date())
+    cards = scorecards.trader_scorecards(
+        served.date(),
+        fills=pl.LazyFrame(schema=tables.schema(tables.FILLS)),
+        lifecycles=pl.LazyFrame(schema=tables.schema(tables.ORDER_LIFECYCLES)).with_columns(partitionDay=served.date()),
+        positions=positions.lazy().with_columns(partitionDay=served.date()),
+        account_days=scorecards.trader_account_days(accounts, served.date()).lazy(),
+        marks=pl.DataFrame(schema=scorecards.MARKS_SCHEMA),
+    )
+    as_of = served if margin == "cross" else changed
+    assert cards.select("unrealizedPnl", "unrealizedAsOf", "openPositions").rows() == [
+        (pytest.approx(expected, abs=1e-9), as_of, 1)
+    ] * len(tables.SCORECARD_WINDOWS)
 
 
 def test_a_dropped_trader_keeps_its_rows_every_day(store: ParquetStore) -> None:

@@ -131,26 +131,32 @@ def positions() -> list[dict[str, Any]]:
 
 
 ACCOUNT_VALUES = {
-    W1: [("09:30:00", "1000.0"), ("12:00:00", "1250.0"), ("18:00:00", "1000.0")],
-    W2: [("10:00:00", "1050.0"), ("20:00:00", "1200.0")],
-    W3: [("10:00:00", "1020.0"), ("20:00:00", "1150.0")],
-    W4: [("12:00:00", "1170.0")],
-    W5: [("12:00:00", "1161.0")],
-    W6: [("12:00:00", "1161.0")],
-    W7: [("12:00:00", "1200.0")],
-    W8: [("12:00:00", "1260.0")],
+    W1: [("09:30:00", "1000.0", "1000.0"), ("12:00:00", "1250.0", "1140.0"), ("18:00:00", "1000.0", "810.0")],
+    W2: [("10:00:00", "1050.0", "935.0"), ("20:00:00", "1200.0", "1083.0")],
+    W3: [("10:00:00", "1020.0", "1224.0"), ("20:00:00", "1150.0", "1344.0")],
+    W4: [("12:00:00", "1170.0", "1360.0")],
+    W5: [("12:00:00", "1161.0", "1161.0")],
+    W6: [("12:00:00", "1161.0", "959.0")],
+    W7: [("12:00:00", "1200.0", "996.0")],
+    W8: [("12:00:00", "1260.0", "1054.0")],
 }
-"""P's main-dex account value samples (UTC time, accountValue)."""
+"""P's main-dex account samples (UTC time, accountValue, totalRawUsd). totalRawUsd = accountValue -
+szi x mark of the position held then, at these BTC marks: W1 12:00 1 @ 100 at 110 (unrealized +10),
+18:00 2 @ 105 at 95 (-20); W2 1 @ 105 at 115 (+10), 117 (+12); W3 -2 @ 100 at 102 (-4), 97 (+6);
+W4 -2 @ 100 at 95 (+10); W6, W7, W8 2 @ 100 at 101, 102, 103 (+2, +4, +6); flat otherwise."""
+
+UNREALIZED_AT_LAST_SAMPLE = {W1: -20.0, W2: 12.0, W3: 6.0, W6: 2.0, W7: 4.0, W8: 6.0}
+"""P's unrealized PnL at each day's last sample, of the days it ends with a position open."""
 
 
-def account(addr: str, dex: str, when: datetime, value: str) -> dict[str, Any]:
+def account(addr: str, dex: str, when: datetime, value: str, raw: str) -> dict[str, Any]:
     """A ``trader_accounts`` document (schema.ACCOUNTS)."""
     return {
         "ethAddress": addr,
         "dex": dex,
         "accountValue": value,
         "totalNtlPos": "200.0",
-        "totalRawUsd": value,
+        "totalRawUsd": raw,
         "totalMarginUsed": "20.0",
         "crossMaintenanceMarginUsed": "5.0",
         "withdrawable": value,
@@ -163,8 +169,8 @@ def account(addr: str, dex: str, when: datetime, value: str) -> dict[str, Any]:
 
 
 def accounts() -> list[dict[str, Any]]:
-    main = [account(P, "", at(day, hms), v) for day, samples in ACCOUNT_VALUES.items() for hms, v in samples]
-    return [*main, account(P, "xyz", at(W8, "12:00:00"), "500.0")]
+    main = [account(P, "", at(day, hms), v, raw) for day, samples in ACCOUNT_VALUES.items() for hms, v, raw in samples]
+    return [*main, account(P, "xyz", at(W8, "12:00:00"), "500.0", "500.0")]
 
 
 def marks() -> list[dict[str, Any]]:
