@@ -209,9 +209,11 @@ def _trader_pages(day: str, frames: Mapping[str, pl.DataFrame], names: pl.DataFr
         held = positions.filter(pl.col("ethAddress") == address)
         day_card = cards.filter((pl.col("ethAddress") == address) & (pl.col("window") == "1d"))
         followed = cards.filter((pl.col("ethAddress") == address) & (pl.col("window") == "followed"))
-        unrealized = float(held["unrealizedPnl"].cast(pl.Float64).sum()) if held.height else None
-        if unrealized is None and day_card.height:
+        # the scorecard's figure is valued at the day's end (the positions' own is as of their last change)
+        if day_card.height:
             unrealized = day_card["unrealizedPnl"][0]
+        else:
+            unrealized = float(held["unrealizedPnl"].cast(pl.Float64).sum()) if held.height else None
         since = followed["followedSince"][0] if followed.height else None
         pages.append(
             f'<section id="trader-{_e(address)}"><h3>{_e(who)}</h3><p class="sub">{_e(address)}</p>'

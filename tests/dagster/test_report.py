@@ -7,6 +7,7 @@ import base64
 import io
 import re
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
@@ -199,3 +200,22 @@ def test_the_cohort_table_compares_followed_traders_with_their_cohort() -> None:
     assert whale["medianRoiAll"] == pytest.approx(0.10) and whale["medianRoiFollowed"] == pytest.approx(0.10)
     assert whale["ourPnlFollowed"] == pytest.approx(120.5) and whale["boardPnlFollowed"] == pytest.approx(1000.0)
     assert table.row(0, named=True)["ourPnlFollowed"] == pytest.approx(-3.5)
+
+
+def test_a_trader_page_plots_the_unrealized_pnl_valued_at_the_days_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the position's own unrealizedPnl is as of its last change; the day's scorecard values it at the
+    # day's end (a mark or the last account sample): the PnL curve ends at the scorecard's figure
+    address, day = "0x" + "ab" * 20, "2026-01-05"
+    frames = {t: report.empty(t) for t in report.TABLES}
+    frames["positions_snapshot"] = pl.DataFrame(
+        [{"ethAddress": address, "coin": "BTC", "unrealizedPnl": Decimal("-5"), "positionValue": Decimal("1000")}],
+        schema=tables.schema(tables.TABLES["positions_snapshot"]), strict=False)
+    frames["trader_scorecards"] = pl.DataFrame(
+        [{"ethAddress": address, "window": "1d", "unrealizedPnl": 150.0}],
+        schema=tables.schema(tables.TABLES["trader_scorecards"]), strict=False)
+    plotted: list[float | None] = []
+    real = charts.trader_pnl
+    monkeypatch.setattr(charts, "trader_pnl", lambda fills, unrealized, *rest: plotted.append(unrealized)
+                        or real(fills, unrealized, *rest))
+    report.build(day, frames, missing_tables=[], gaps=[])
+    assert plotted == [150.0]
