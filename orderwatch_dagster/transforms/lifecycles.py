@@ -65,9 +65,9 @@ def _fill_aggs() -> dict[str, pl.Expr]:
 FILL_COLUMNS = list(_fill_aggs())
 
 
-def _per_order(lf: pl.LazyFrame, keep: pl.Expr) -> pl.LazyFrame:
-    """One row per ``(ethAddress, oid)`` that ``keep`` keeps: the order's own lifecycle, before
-    chains are joined. Strings stay Categorical (the caller casts what it returns)."""
+def _per_order(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per ``(ethAddress, oid)`` of ``lf``: the order's own lifecycle, before chains are
+    joined. Strings stay Categorical (the caller casts what it returns)."""
     is_closed = pl.col("action") == "closed"
     is_update = pl.col("action") == "updated"
     order = event_order()
@@ -122,8 +122,7 @@ def _per_order(lf: pl.LazyFrame, keep: pl.Expr) -> pl.LazyFrame:
     )
     zero = pl.lit(0).cast(tables.DECIMAL)
     return (
-        agg.filter(keep)
-        .with_columns(
+        agg.with_columns(
             placedAt=pl.coalesce("placedAt", "firstSeenAt"),
             lastSz=pl.coalesce("lastOpenSz", "closedSz"),
             outcome=outcome_expr(pl.col("finalStatus").cast(pl.String)),
@@ -161,28 +160,22 @@ def lifecycles_lazy(
     if members is None:
         members = chain_members(replacement_links(lf))
     members = members.with_columns(pl.col("ethAddress").cast(pl.Categorical))
-    open_or_today = pl.col("closedAt").is_null() | (pl.col("closedAt") >= start)
-    # Only orders that can show up: open or closed that day, or on a chain (whose last order
-    # decides). Chain members are matched by oid alone here (a superset), by key below.
-    orders = _per_order(lf, open_or_today | pl.col("oid").is_in(members["oid"].implode()))
+    ev = lf.with_columns(pl.col("ethAddress").cast(pl.Categorical))
+    # Orders closed before the day (every close of theirs) show up only on a chain whose last
+    # order (its largest oid) is open or closed that day: their events are dropped before the
+    # per-order aggregation, which then sees the few orders that can show up.
+    closes = ev.filter(pl.col("action") == "closed").select(*ORDER_KEY, today_=pl.col("eventAt") >= start)
+    closed_before = closes.filter(~pl.col("today_")).join(closes.filter("today_"), on=ORDER_KEY, how="anti")
+    last = members.lazy().group_by("ethAddress", "rootOid").agg(oid=pl.col("oid").max())
+    gone = last.join(closed_before, on=ORDER_KEY, how="semi")
+    current = members.lazy().join(gone.select("ethAddress", "rootOid"), on=["ethAddress", "rootOid"], how="anti")
+    dropped = closed_before.join(current, on=ORDER_KEY, how="anti")
+    orders = _per_order(ev.join(dropped, on=ORDER_KEY, how="anti"))
     if eager:
         orders = orders.collect().lazy()
-    # Only the chains whose last order is open or closed that day (or not seen yet) show up.
-    last = members.lazy().group_by("ethAddress", "rootOid").agg(oid=pl.col("oid").max())
-    gone = last.join(orders.filter(~open_or_today).select(ORDER_KEY), on=ORDER_KEY, how="semi")
-    current = members.lazy().join(gone.select("ethAddress", "rootOid"), on=["ethAddress", "rootOid"], how="anti")
-    # Orders on no chain (most of them) are their own chain: no second aggregation. (The oid
-    # test is a quick superset; the join decides the few orders it catches.)
-    maybe_member = pl.col("oid").is_in(members["oid"].implode())
-    singles = (
-        pl.concat(
-            [
-                orders.filter(~maybe_member),
-                orders.filter(maybe_member).join(members.lazy(), on=ORDER_KEY, how="anti"),
-            ]
-        )
-        .filter(open_or_today)
-        .with_columns(rootOid=pl.col("oid"), amendCount=pl.col("nAmends"), oids=pl.concat_list("oid"))
+    # Orders on no chain (most of them) are their own chain: no second aggregation.
+    singles = orders.join(members.lazy(), on=ORDER_KEY, how="anti").with_columns(
+        rootOid=pl.col("oid"), amendCount=pl.col("nAmends"), oids=pl.concat_list("oid")
     )
     # Chain members, including orders known only from a link (no events yet: a leaf without
     # events keeps its chain open). A replacement counts as a price change when its new event's
