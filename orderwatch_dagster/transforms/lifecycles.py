@@ -274,13 +274,10 @@ def _with_fills(
             lastFillAt=pl.lit(None, tables.UTC_TS),
         )
     chains = members.lazy().select(*ORDER_KEY, "rootOid")
-    per_chain = (
-        fills.lazy()
-        .join(chains, on=ORDER_KEY, how="left")
-        .with_columns(rootOid=pl.coalesce("rootOid", "oid"))
-        .group_by("ethAddress", "rootOid")
-        .agg(**_fill_aggs())
-    )
+    # Only the fills of the chains shown (each order is on one chain: its ``oids``) are
+    # aggregated, not the whole history's.
+    shown = lc.select("ethAddress", "rootOid", oid=pl.col("oids")).explode("oid")
+    per_chain = fills.lazy().join(shown, on=ORDER_KEY).group_by("ethAddress", "rootOid").agg(**_fill_aggs())
     traded = (
         lc.join(per_chain, on=["ethAddress", "rootOid"], how="left")
         .with_columns(
