@@ -165,11 +165,12 @@ def lifecycles_lazy(
     # order (its largest oid) is open or closed that day: their events are dropped before the
     # per-order aggregation, which then sees the few orders that can show up.
     closes = ev.filter(pl.col("action") == "closed").select(*ORDER_KEY, today_=pl.col("eventAt") >= start)
-    closed_before = closes.filter(~pl.col("today_")).join(closes.filter("today_"), on=ORDER_KEY, how="anti")
-    last = members.lazy().group_by("ethAddress", "rootOid").agg(oid=pl.col("oid").max())
+    # (Both collected: every query below uses them.)
+    closed_before = closes.filter(~pl.col("today_")).join(closes.filter("today_"), on=ORDER_KEY, how="anti").collect()
+    last = members.group_by("ethAddress", "rootOid").agg(oid=pl.col("oid").max())
     gone = last.join(closed_before, on=ORDER_KEY, how="semi")
-    current = members.lazy().join(gone.select("ethAddress", "rootOid"), on=["ethAddress", "rootOid"], how="anti")
-    dropped = closed_before.join(current, on=ORDER_KEY, how="anti")
+    current = members.join(gone.select("ethAddress", "rootOid"), on=["ethAddress", "rootOid"], how="anti")
+    dropped = closed_before.lazy().join(current.lazy(), on=ORDER_KEY, how="anti")
     orders = _per_order(ev.join(dropped, on=ORDER_KEY, how="anti"))
     if eager:
         orders = orders.collect().lazy()
@@ -183,7 +184,7 @@ def lifecycles_lazy(
     prev_px = orders.select("ethAddress", prevOid=pl.col("oid"), prevPx_=pl.col("closedPx"))
     seen_oid = pl.when(pl.col("firstSeenAt").is_not_null()).then(pl.col("oid"))
     chained = (
-        current.join(orders, on=ORDER_KEY, how="left")
+        current.lazy().join(orders, on=ORDER_KEY, how="left")
         .join(prev_px, on=["ethAddress", "prevOid"], how="left")
         .with_columns(
             seenOid_=seen_oid,
