@@ -143,6 +143,11 @@ def _per_order(lf: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+_ORDER_ID = (pl.col("ethAddress").to_physical().cast(pl.Int128) * (1 << 64) + pl.col("oid")).alias("orderId_")
+"""``ORDER_KEY`` (``ethAddress`` Categorical) as one integer: a set of them is a quicker filter
+than an anti-join on the two columns (2.4M events, 0.07 vs 0.18 s)."""
+
+
 def lifecycles_lazy(
     events: pl.DataFrame | pl.LazyFrame,
     day: str | date,
@@ -170,8 +175,8 @@ def lifecycles_lazy(
     last = members.group_by("ethAddress", "rootOid").agg(oid=pl.col("oid").max())
     gone = last.join(closed_before, on=ORDER_KEY, how="semi")
     current = members.join(gone.select("ethAddress", "rootOid"), on=["ethAddress", "rootOid"], how="anti")
-    dropped = closed_before.lazy().join(current.lazy(), on=ORDER_KEY, how="anti")
-    orders = _per_order(ev.join(dropped, on=ORDER_KEY, how="anti"))
+    dropped = closed_before.join(current, on=ORDER_KEY, how="anti").select(_ORDER_ID).to_series()
+    orders = _per_order(ev.filter(~_ORDER_ID.is_in(dropped.implode())))
     if eager:
         orders = orders.collect().lazy()
     # Orders on no chain (most of them) are their own chain: no second aggregation.
