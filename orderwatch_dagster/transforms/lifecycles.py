@@ -143,9 +143,13 @@ def _per_order(lf: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-_ORDER_ID = (pl.col("ethAddress").to_physical().cast(pl.Int128) * (1 << 64) + pl.col("oid")).alias("orderId_")
-"""``ORDER_KEY`` (``ethAddress`` Categorical) as one integer: a set of them is a quicker filter
-than an anti-join on the two columns (2.4M events, 0.07 vs 0.18 s)."""
+def _order_id(traders: pl.Enum) -> pl.Expr:
+    """``ORDER_KEY`` as one integer, the trader by its place in ``traders`` (null for another
+    trader): a set of them is a quicker filter than an anti-join on the two columns (2.4M events:
+    about a quarter of the CPU). An Enum, not a Categorical: its codes are fixed by its categories,
+    not by what else the process has cast."""
+    trader = pl.col("ethAddress").cast(traders, strict=False).to_physical().cast(pl.Int128)
+    return trader * (1 << 64) + pl.col("oid")
 
 
 def lifecycles_lazy(
@@ -165,18 +169,21 @@ def lifecycles_lazy(
     if members is None:
         members = chain_members(replacement_links(lf))
     members = members.with_columns(pl.col("ethAddress").cast(pl.Categorical))
-    ev = lf.with_columns(pl.col("ethAddress").cast(pl.Categorical))
     # Orders closed before the day (every close of theirs) show up only on a chain whose last
     # order (its largest oid) is open or closed that day: their events are dropped before the
     # per-order aggregation, which then sees the few orders that can show up.
-    closes = ev.filter(pl.col("action") == "closed").select(*ORDER_KEY, today_=pl.col("eventAt") >= start)
+    closes = lf.filter(pl.col("action") == "closed").select(
+        pl.col("ethAddress").cast(pl.Categorical), "oid", today_=pl.col("eventAt") >= start
+    )
     # (Both collected: every query below uses them.)
     closed_before = closes.filter(~pl.col("today_")).join(closes.filter("today_"), on=ORDER_KEY, how="anti").collect()
     last = members.group_by("ethAddress", "rootOid").agg(oid=pl.col("oid").max())
     gone = last.join(closed_before, on=ORDER_KEY, how="semi")
     current = members.join(gone.select("ethAddress", "rootOid"), on=["ethAddress", "rootOid"], how="anti")
-    dropped = closed_before.join(current, on=ORDER_KEY, how="anti").select(_ORDER_ID).to_series()
-    orders = _per_order(ev.filter(~_ORDER_ID.is_in(dropped.implode())))
+    dropped = closed_before.join(current, on=ORDER_KEY, how="anti")
+    order_id = _order_id(pl.Enum(dropped["ethAddress"].cast(pl.String).unique()))
+    dropped_ids = dropped.select(order_id).to_series().implode()
+    orders = _per_order(lf.filter(~order_id.is_in(dropped_ids).fill_null(False)))
     if eager:
         orders = orders.collect().lazy()
     # Orders on no chain (most of them) are their own chain: no second aggregation.
