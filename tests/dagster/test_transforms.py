@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import polars as pl
 import pytest
@@ -300,6 +301,43 @@ def test_conflicting_and_backward_links_still_make_paths() -> None:
     assert sorted(links.select("old", "new").iter_rows()) == [(1000, 1001), (1001, 1002)]
     lc = order_lifecycles(pl.concat([events, more]), sc.D2)
     assert rows(lc, ["rootOid", "oid"]) == [(1000, 1002), (1005, 1005), (1006, 1006)]
+
+
+def test_orders_closed_before_the_day_show_up_only_on_a_chain_still_going() -> None:
+    # The lifecycles drop the events of orders closed before the day before aggregating: only
+    # those of the whole order (every close before the day), of that trader, and not on a chain
+    # whose last order is open or closed that day.
+    t1, t2 = sc.at(sc.D1, "10:00:00"), sc.at(sc.D2, "10:00:00")
+
+    def ev(addr: str, oid: int, action: str, seq: int, at: datetime, **extra: Any) -> dict[str, Any]:
+        return sc.order(addr, oid, action, seq, at, coin="ETH", side="B", sz="1.0", px="100", placed=t1, **extra)
+
+    docs = [
+        # A's 5000 closed on D1; B's 5000 (another trader, the same oid) is still open
+        ev(sc.A, 5000, "new", 0, t1),
+        ev(sc.A, 5000, "closed", 1, t1 + timedelta(minutes=1), finalStatus="canceled"),
+        ev(sc.B, 5000, "new", 0, t1),
+        # a close on D1 and another on D2: closed on D2
+        ev(sc.A, 5001, "new", 0, t1),
+        ev(sc.A, 5001, "closed", 1, t1 + timedelta(minutes=1), finalStatus="canceled"),
+        ev(sc.A, 5001, "closed", 2, t2, finalStatus="filled"),
+        # 6000 replaced on D1 by 6001, still open: 6000 shows up in 6001's chain
+        ev(sc.C, 6000, "new", 0, t1),
+        ev(sc.C, 6000, "closed", 1, t1 + timedelta(minutes=1), finalStatus="canceled", replacedByOid=6001),
+        ev(sc.C, 6001, "new", 0, t1 + timedelta(minutes=1), replacesOid=6000),
+        # 6100 replaced on D1 by 6101, which closed on D1 too: gone
+        ev(sc.C, 6100, "new", 0, t1),
+        ev(sc.C, 6100, "closed", 1, t1 + timedelta(minutes=1), finalStatus="canceled", replacedByOid=6101),
+        ev(sc.C, 6101, "new", 0, t1 + timedelta(minutes=1), replacesOid=6100),
+        ev(sc.C, 6101, "closed", 1, t1 + timedelta(minutes=2), finalStatus="canceled"),
+    ]
+    events = normalize_order_events(pl.from_dicts(docs, schema=RAW_ORDER_SCHEMA, strict=False))
+    lc = order_lifecycles(events, sc.D2)
+    assert rows(lc, ["ethAddress", "rootOid", "oid", "outcome", "amendCount", "oids"]) == [
+        (sc.A, 5001, 5001, "filled", 0, [5001]),
+        (sc.B, 5000, 5000, "open", 0, [5000]),
+        (sc.C, 6000, 6001, "open", 1, [6000, 6001]),
+    ]
 
 
 def test_the_reference_implementation_agrees_on_the_scenario(events: pl.DataFrame) -> None:
