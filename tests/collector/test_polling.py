@@ -62,8 +62,10 @@ async def test_forty_traders_on_one_address_all_followed(tmp_path: Path, mongo_u
             polled = health["tiers"]["polled"]["default"]
             assert health["traders_over_capacity"] == 0 and health["tiers"]["live"]["traders"] == 10
             assert polled["traders"] == 30 and polled["period_median_s"] is not None
-            # the achieved refresh period is what the budget allows (30 traders x ~20.5 weight)
-            assert polled["period_median_s"] <= 1.3 * polled["expected_period_s"], polled
+            # the achieved refresh period is about what the budget allows (30 traders x ~20.5 weight); a
+            # loaded machine stretches it (1.31x in a run beside two busy loops), so this is a bound on
+            # gross mistakes: the polling benchmark measures the ratio (1.04x at 40, 100 and 500 traders)
+            assert polled["period_median_s"] <= 1.5 * polled["expected_period_s"], polled
             # traders polled throughout have only polled and recovered orders (a trader swapped
             # between the tiers, possible once it stayed MIN_STAY_S, was seen live too)
             (tiers,) = service.tiers

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 
 import pymongo
@@ -68,7 +69,17 @@ async def stop_trading_and_check_after_sigterm(sim: ExchangeSim, collector: Coll
                                                db: pymongo.database.Database, truth: Path) -> None:
     """SIGTERM with the whole run still buffered: every event built is in MongoDB after exit 0."""
     sim.set_order_rate(0)
-    await asyncio.sleep(2.0)  # the last changes reach the collector (pushes every 0.5 s)
+    sim.recorder.flush()
+    # every order the collector can learn of is in its hands: what the exchange showed since trading
+    # stopped (pushes every 0.5 s) and what the start-up recoveries find over REST (a fixed sleep was
+    # outrun on a loaded machine: 22 orders of the traders' start-up gaps not yet recovered)
+    await eventually(lambda: collector.health()["recoveries_pending"] == 0, timeout=120,
+                     what="start-up recoveries done")
+    rounds = sim.stats.push_rounds  # then two full push rounds after it, and the collector reading after them
+    await eventually(lambda: sim.stats.push_rounds >= rounds + 2, timeout=30, what="two push rounds")
+    pushed = time.monotonic()
+    await eventually(lambda: collector.health()["last_message_age_s"] < time.monotonic() - pushed, timeout=30,
+                     what="a message read after those rounds")
     metrics = collector.get("/metrics")[1]
     built = sum(float(v) for v in re.findall(r"^orderwatch_events_built_total\{[^}]*\} (\S+)$", metrics, re.M))
     assert await asyncio.to_thread(collector.terminate) == 0
