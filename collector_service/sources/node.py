@@ -71,7 +71,8 @@ MERGE_WAIT_S = 0.5
 """Both streams have a line per block (by-block layout), and a block's statuses are applied before
 its fills, so that a fill finds its order open and a cancel does not overtake a partial fill. A
 stream that has written nothing for this long no longer holds the other back (a stalled writer,
-NODE.md §1.3)."""
+NODE.md §1.3), except for the other's first lines after a pause of its own as long: when the node
+pauses, both streams resume together, and the one read first waits this long for the other."""
 
 RECENT_BLOCKS = 100_000
 """Block numbers remembered to drop a block the node writes twice (~2 hours of blocks)."""
@@ -280,7 +281,10 @@ class NodeSource:
         state.bytes_read += len(chunk.data)
         if not chunk.late:
             state.read_to = Position(chunk.path, chunk.end)
-        state.last_read_at = time.monotonic()
+        now = time.monotonic()
+        if now - state.last_read_at >= MERGE_WAIT_S:
+            state.resumed_at = now
+        state.last_read_at = now
         if state.stream.kind == "order_statuses" and not state.stream.by_block:
             state.read_time = event_time(chunk.data[chunk.data.rfind(b"\n", 0, len(chunk.data) - 1) + 1 :])
         if state.scanner.last_error is not None:
@@ -321,7 +325,7 @@ class NodeSource:
                     and not other.pending
                     and other.tailer is not None
                     and other.read_block < block
-                    and now - other.last_read_at < MERGE_WAIT_S
+                    and min(now - other.last_read_at, now - chosen.resumed_at) < MERGE_WAIT_S
                 ):
                     return None  # its line for this block is probably being written
         elif (

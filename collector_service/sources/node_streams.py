@@ -39,6 +39,7 @@ class StreamState:
     last_block_time: datetime | None = None
     gap_since: datetime | None = None  # the time of the last block before the latest gap
     last_read_at: float = field(default_factory=time.monotonic)
+    resumed_at: float = 0.0  # when a chunk was last read after a pause (see node.MERGE_WAIT_S)
     gaps: int = 0
     blocks_missing: int = 0
     blocks_repeated: int = 0

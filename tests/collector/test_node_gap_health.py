@@ -6,6 +6,7 @@ a resync are in test_node_resync.py."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,53 @@ async def test_a_block_gap_is_resynced_and_health_shows_gaps_and_stalls(
             status, body = await http_get(port, "/healthz")
             assert status == 503 and json.loads(body)["node"]["fills"]["stalled"] is True
             assert 'orderwatch_node_stalled{stream="order_statuses"} 1.0' in (await http_get(port, "/metrics"))[1]
+
+
+class FrozenClock:
+    """The node source's ``time``: its ``monotonic`` stands still until the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+async def test_after_a_pause_a_blocks_fills_read_first_wait_for_its_statuses(
+    tmp_path: Path, mongo_uri: str, mongo_db: pymongo.database.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The node pauses, then writes block 2 (order 200 partly filled, then cancelled): the reader
+    # happens to read the fills first. Applied at once, the fill would shrink an order whose
+    # cancel is in the same block (an ``updated`` that never was); it waits for the statuses.
+    data_dir = tmp_path / "hl" / "data"
+    write_block(data_dir, 1, [a_status("open", an_order(200, AT), AT)])
+    clock = FrozenClock()
+    monkeypatch.setattr(source, "time", clock)
+    async with InfoStub() as stub:
+        settings = node_settings(mongo_uri, mongo_db.name, USER, data_dir, tmp_path, stub.url, node_start="earliest")
+        async with RunningCollector(settings) as run:
+            await eventually(lambda: order_events(mongo_db, 200) == [("new", "node", None)], what="200 from its line")
+            node = run.service.node
+            assert node is not None
+            clock.now += 2 * source.MERGE_WAIT_S  # the pause
+            at = AT + timedelta(seconds=2)
+            append(hour_path(data_dir, "fills", AT), block_line(2, at, [a_fill(an_order(200, at), "0.001", 7, at)]))
+            await eventually(lambda: node.streams["fills"].read_block == 2, what="block 2's fills read")
+            canceled = [a_status("canceled", an_order(200, AT), at)]
+            append(hour_path(data_dir, "order_statuses", AT), block_line(2, at, canceled))
+            await eventually(
+                lambda: order_events(mongo_db, 200) == [("new", "node", None), ("closed", "node", "canceled")],
+                what="200 cancelled, with no update from the fill before it",
+            )
+            fill = await eventually(lambda: mongo_db[schema.FILLS].find_one({"tid": 7}), what="the fill stored")
+            assert fill["blockNumber"] == 2
+
+            # statuses that stay quiet hold a fill back no longer than MERGE_WAIT_S
+            at = AT + timedelta(seconds=3)
+            append(hour_path(data_dir, "fills", AT), block_line(3, at, [a_fill(an_order(201, at), "0.001", 8, at)]))
+            await eventually(lambda: node.streams["fills"].read_block == 3, what="block 3's fills read")
+            clock.now += 2 * source.MERGE_WAIT_S
+            await eventually(lambda: mongo_db[schema.FILLS].find_one({"tid": 8}), what="block 3's fill applied")
 
 
 async def test_start_now_begins_at_the_end_of_the_files_and_resyncs_the_traders(
