@@ -103,6 +103,9 @@ def alert_keys(receivers: FakeReceivers) -> list[str]:
 async def test_a_large_order_reaches_every_channel_once_across_a_killed_daemon(
     tmp_path: Path, mongo_uri: str, mongo_db, receivers: FakeReceivers
 ) -> None:
+    def all_notified() -> bool:
+        return all(a.get("notifiedAt") for a in mongo_db.order_alerts.find())
+
     daemon = daemon_for(tmp_path, mongo_uri, mongo_db.name, {
         "ORDERWATCH_FAST_ALERT_INTERVAL_S": str(INTERVAL_S),
         "ORDERWATCH_ALERT_WEBHOOK_URL": receivers.base + WEBHOOK_PATH,
@@ -128,6 +131,11 @@ async def test_a_large_order_reaches_every_channel_once_across_a_killed_daemon(
                 print(f"large order -> message on all 4 channels: {delay:.1f} s (interval {INTERVAL_S} s)")
                 assert delay <= BOUND_S, f"{delay:.1f} s > bound {BOUND_S} s"
                 assert any(f":{big}:" in key for key in alert_keys(receivers))
+                # the tick that sent it records sentAt and notifiedAt after its last POST: a kill
+                # before that leaves the message claimed until its lease ends (the one repeat the
+                # outbox allows: outbox.LEASE), so the kill below waits for them (a run beside two
+                # busy loops killed in between, and the restart could not notify for 5 minutes)
+                await eventually(all_notified, timeout=120, what="notifiedAt on the first alert")
 
                 # a second large order while the daemon is dead; a small one that is no alert
                 sim.place(whale, "ETH", "B", "20", "4000")  # 80k USD: below the 100k threshold
@@ -139,10 +147,9 @@ async def test_a_large_order_reaches_every_channel_once_across_a_killed_daemon(
                 daemon.start()
                 await eventually(lambda: all(len(receivers.got(c)) >= 2 for c in CHANNELS), timeout=120,
                                  what="the second large order's message on every channel after the restart")
-                # the tick that sent it records notifiedAt after its last POST: wait for that, not for
-                # a time a busy machine can outrun, before the daemon is killed again
-                await eventually(lambda: all(a.get("notifiedAt") for a in mongo_db.order_alerts.find()),
-                                 timeout=120, what="notifiedAt on every alert")
+                # likewise before the daemon is killed again: wait for notifiedAt, not for a time a
+                # busy machine can outrun
+                await eventually(all_notified, timeout=120, what="notifiedAt on every alert")
                 await asyncio.sleep(2 * INTERVAL_S)  # further ticks send nothing more
             finally:
                 daemon.kill()
