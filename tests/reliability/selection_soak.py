@@ -225,7 +225,13 @@ async def change_the_leaderboard(sim: ExchangeSim, db: pymongo.database.Database
                 first_seen[user] = polls[0] if polls else loop.time()
         await asyncio.sleep(0.1)
     followed_in = max((t - applied for t in first_seen.values()), default=float("inf"))
-    backfilled = [u for u in added if sim.stats.calls(u, "historicalOrders", run_started)]
+    # a newcomer's backfill follows its first poll, within the REST budget: wait for it (counted
+    # right at the first polls, 100 traders' tight budget once read 0 of 6 backfills done)
+    while True:
+        backfilled = [u for u in added if sim.stats.calls(u, "historicalOrders", run_started)]
+        if len(backfilled) == len(added) or loop.time() >= deadline:
+            break
+        await asyncio.sleep(0.1)
     result.newcomers, result.leavers = added, leavers
     result.figures_.update(newcomers=len(added), newcomers_followed_in_s=followed_in * cfg.scale,
                            newcomers_backfilled=len(backfilled))
