@@ -39,7 +39,7 @@ class Section:
         if at_most is not None:
             self.add(label, f"{value:.2f}x", f"<= {at_most:g}x", value <= at_most)
         elif at_least is not None:
-            self.add(label, f"{value:.1f}x", f">= {at_least:g}x", value >= at_least)
+            self.add(label, f"{value:.2f}x", f">= {at_least:g}x", value >= at_least)
         else:
             self.add(label, f"{value:.2f}x")
 

@@ -163,18 +163,18 @@ def test_the_collector_and_dagster_never_clobber_each_others_documents(mongo_uri
     try:
         write_listed(mongo_db, pl.DataFrame({"ethAddress": [b, c], "decision": ["selected", "pinned"],
                                              "label": ["B", None], "tags": [["Whale"], []]}))
-        for op in watch_ops([Trader(a, "mine"), Trader(b, "manual B")], watching=True):
-            database._watch(op["doc"])
-        for op in watch_ops([Trader(c, "was manual")], watching=False):  # not on the file: c stays pinned
-            database._watch(op["doc"])
+        database._watch([op["doc"] for op in watch_ops([Trader(a, "mine"), Trader(b, "manual B")], watching=True)])
+        # not on the file: c stays pinned (the upsert meets Dagster's document, a duplicate key)
+        database._watch([op["doc"] for op in watch_ops([Trader(c, "was manual")], watching=False)])
         assert {d["_id"]: (d["origin"], d["label"]) for d in mongo_db.trader_watchlist.find()} == {
             a: ("manual", "mine"), b: ("manual", "manual B"), c: ("pin", None)}
         assert [d["_id"] for d in database.listed()] == [c]
         # Dagster leaves manual entries alone and drops what it no longer lists
         assert write_listed(mongo_db, pl.DataFrame({"ethAddress": [a], "decision": ["selected"], "label": ["A"],
                                                     "tags": [[]]})) == {"written": 0, "manual": 1, "deleted": 1}
-        for op in watch_ops([Trader(b, "manual B")], watching=False):  # b left the file: Dagster may take it
-            database._watch(op["doc"])
+        # b left the file (after a last rename in the same batch: its entries apply in order)
+        database._watch([op["doc"] for op in [*watch_ops([Trader(b, "manual B2")], watching=True),
+                                              *watch_ops([Trader(b, "manual B")], watching=False)]])
         write_listed(mongo_db, pl.DataFrame({"ethAddress": [a, b], "decision": ["selected", "selected"],
                                              "label": ["A", "B"], "tags": [[], []]}))
         assert {d["_id"]: (d["origin"], d["label"]) for d in mongo_db.trader_watchlist.find()} == {
