@@ -94,6 +94,10 @@ def machine() -> dict[str, str]:
 MARKER = "<!-- benchmark: {} -->"
 """Opens each section of RESULTS.md: a run of some benchmarks replaces only their sections."""
 
+BY_HAND = "<!-- written by hand (each note dated): kept when the benchmark is re-run -->"
+"""Ends a section's generated part: the analysis written under it by hand stays when the
+benchmark is re-run (it used to be dropped with the table it explained)."""
+
 
 def section_markdown(s: Section, measured: str) -> str:
     """One benchmark's section: its marker, heading (with when and how it was measured), table,
@@ -114,7 +118,8 @@ def markdown(sections: list[Section], info: dict[str, str], measured: str, previ
     head = [
         "# Benchmark results",
         "",
-        "Recorded by `python -m benchmarks` (`--only NAME` re-runs one section and keeps the others).",
+        "Recorded by `python -m benchmarks` (`--only NAME` re-runs one section and keeps the others;",
+        "what is written by hand under a section's `written by hand` marker stays when it is re-run).",
         "Ratios are measured in the same run, side by side; absolute times on this shared machine are",
         "noisy, so each section says when it was measured and the load average then.",
         "",
@@ -123,7 +128,8 @@ def markdown(sections: list[Section], info: dict[str, str], measured: str, previ
     ]
     blocks = _blocks(previous)
     for s in sections:
-        blocks[s.name] = section_markdown(s, measured)
+        kept = blocks.get(s.name, "")
+        blocks[s.name] = section_markdown(s, measured) + (kept[kept.index(BY_HAND):] if BY_HAND in kept else "")
     return "\n".join(head) + "\n" + "\n".join(blocks.values())
 
 

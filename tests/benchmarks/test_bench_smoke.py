@@ -25,7 +25,7 @@ from benchmarks import (
 )
 from benchmarks.events import write_events
 from benchmarks.measure import run_child
-from benchmarks.report import Section, markdown, table
+from benchmarks.report import BY_HAND, Section, markdown, table
 
 
 def assert_complete(section: Section) -> None:
@@ -138,3 +138,9 @@ def test_a_partial_run_replaces_only_its_own_sections() -> None:
     assert "| figure | 1 |" in after and "| figure | 3 |" in after and "| figure | 2 |" not in after
     assert "Measured yesterday." in after and "Measured today." in after and "**machine**: new" in after
     assert after.count("<!-- benchmark: b -->") == 1
+    # what was written by hand under a section's table stays when that benchmark is re-run
+    edited = after.replace("| figure | 3 |  |  |\n", f"| figure | 3 |  |  |\n\n{BY_HAND}\n- b is slow because ...\n")
+    again = markdown([section("b", "5")], {"machine": "new"}, "later", edited)
+    assert "| figure | 5 |" in again and "| figure | 3 |" not in again and "Measured later." in again
+    assert again.index("| figure | 5 |") < again.index(BY_HAND) < again.index("- b is slow because ...")
+    assert again.index("- b is slow because ...") < again.index("c title") and again.count(BY_HAND) == 1
