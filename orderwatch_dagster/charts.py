@@ -467,16 +467,12 @@ def trader_position(fills: pl.DataFrame, day: str | date, who: str) -> Figure:
 
 
 def liquidation_distance(positions: pl.DataFrame, day: str | date, who: str) -> Figure:
-    """One trader's open positions at the day's end (positions_snapshot): how far the mark
-    (positionValue / |szi|) is from each liquidation price, in % of the mark."""
+    """One trader's open positions at the day's end (positions_snapshot): how far the mark each
+    was last valued at is from its liquidation price, in % of the mark."""
     title = f"{who}: distance to liquidation at the end of {day}"
-    mark = pl.col("positionValue").cast(pl.Float64) / pl.col("szi").cast(pl.Float64).abs()
-    liq = pl.col("liquidationPx").cast(pl.Float64)
     rows = (
         positions.filter(pl.col("szi").cast(pl.Float64) != 0)
-        .with_columns(mark=mark)
-        .with_columns(distance=pl.when(pl.col("side") == "long").then(pl.col("mark") - liq)
-                      .otherwise(liq - pl.col("mark")) / pl.col("mark") * 100)
+        .with_columns(distance=pl.col("liquidationDistancePct"))
         .sort("coin")
     )
     if rows.is_empty():

@@ -227,6 +227,10 @@ POSITIONS_SNAPSHOT = _cols(
     ("unrealizedPnl", DECIMAL, "unrealized PnL in USD"),
     ("returnOnEquity", DECIMAL, "return on equity (fraction)"),
     ("liquidationPx", DECIMAL, "liquidation price; null when none"),
+    ("markPx", pl.Float64(), "the mark this state was valued at: positionValue / |szi|"),
+    ("liquidationDistancePct", pl.Float64(),
+     "how far that mark may still move against the position before the liquidation price, in % of the mark "
+     "(0 or below: at or past it); null without a liquidation price"),
     ("marginUsed", DECIMAL, "margin used in USD"),
     ("leverageType", pl.String(), "cross or isolated"),
     ("leverage", pl.Int64(), "leverage"),

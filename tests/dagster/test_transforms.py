@@ -102,6 +102,18 @@ def test_positions_snapshot(day: str, expected: list[tuple]) -> None:
     assert df.schema == tables.schema(tables.POSITIONS_SNAPSHOT)
 
 
+def test_positions_snapshot_carries_each_positions_mark_and_distance_to_liquidation() -> None:
+    served = sc.at(sc.D1, "20:00:00")
+    docs = [  # a long 20 % above its liquidation price, a short 25 % below, and one with no liquidation price
+        sc.position(sc.A, "BTC", "2.0", served) | {"positionValue": "120000.0", "liquidationPx": "48000.0"},
+        sc.position(sc.A, "SOL", "-20.0", served) | {"positionValue": "4000.0", "liquidationPx": "250.0"},
+        sc.position(sc.B, "ETH", "5.0", served) | {"positionValue": "15000.0"},
+    ]
+    df = positions_snapshot(pl.from_dicts(docs, schema=RAW_POSITION_SCHEMA, strict=False), sc.D1)
+    assert rows(df, ["coin", "side", "markPx", "liquidationDistancePct"]) == [
+        ("BTC", "long", 60000.0, 20.0), ("SOL", "short", 200.0, 25.0), ("ETH", "long", 3000.0, None)]
+
+
 @pytest.mark.parametrize(("day", "expected"), [(sc.D1, sc.STATS_D1), (sc.D2, sc.STATS_D2)])
 def test_trader_daily_stats(events: pl.DataFrame, fills: pl.DataFrame, day: str, expected: list[tuple]) -> None:
     df = trader_daily_stats(events, day, fills=fills)
