@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import orjson
 import psutil
 import pymongo
 
@@ -60,7 +59,7 @@ from orderwatch_dagster.selection import SELECTION_ENV, load_selection_rules
 from tests.mongo_server import NxServer
 from tests.reliability.collector_process import CollectorProcess, collector_for
 from tests.reliability.relist import WATCH_INTERVAL_S
-from tests.reliability.soak import USERS_PER_EGRESS, settle
+from tests.reliability.soak import USERS_PER_EGRESS, lifetimes, settle
 
 POLL = "frontendOpenOrders"
 SWEEP_INTERVAL_S = float(Settings.model_fields["trader_poll_sweep_interval"].default)
@@ -126,17 +125,6 @@ def failure(result: dg.ExecuteInProcessResult) -> str:
     errors = [e.step_failure_data.error for e in result.all_events
               if e.event_type_value == "STEP_FAILURE" and e.step_failure_data.error]
     return " | ".join(e.message for e in errors)
-
-
-def lifetimes(truth: Path, keys: list[tuple[str, int]]) -> dict[tuple[str, int], list[str]]:
-    """The truth's status rows (time and status) of the given orders, to tell when a missed one lived."""
-    found: dict[tuple[str, int], list[str]] = {k: [] for k in keys}
-    for line in truth.read_bytes().splitlines():
-        row = orjson.loads(line)
-        key = (row["user"], int(row["order"]["oid"]))
-        if key in found:
-            found[key].append(f"{row['time'][11:23]} {row['status']} {row['order']['coin']}")
-    return found
 
 
 def listed(db: pymongo.database.Database) -> set[str]:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import pymongo
 
 from exchange_sim import ChaosConfig, ExchangeSim, Report, SimConfig, compare
@@ -87,6 +88,7 @@ class SoakResult:
     exit_code: int | None = None
     wrong_sizes: list[tuple[str, int, str | None, str]] = field(default_factory=list)
     relist: str = "list_removals=0 list_readds=0"
+    missed_log: list[str] = field(default_factory=list)  # the collector's lines about traders with a missed order
 
     @property
     def ok(self) -> bool:
@@ -119,6 +121,17 @@ async def _kill(collector: CollectorProcess, sim: ExchangeSim, egresses: tuple[s
     # the exchange frees the dead connections' user slots once it sees them close
     await sim.wait_until(lambda: all(sim.ip_stats(ip)["connections"] == 0 for ip in egresses), timeout=10)
     return during_flush
+
+
+def lifetimes(truth: Path, keys: list[tuple[str, int]]) -> dict[tuple[str, int], list[str]]:
+    """The truth's status rows (time and status) of the given orders, to tell when a missed one lived."""
+    found: dict[tuple[str, int], list[str]] = {k: [] for k in keys}
+    for line in truth.read_bytes().splitlines():
+        row = orjson.loads(line)
+        key = (row["user"], int(row["order"]["oid"]))
+        if key in found:
+            found[key].append(f"{row['time'][11:23]} {row['status']} {row['order']['coin']}")
+    return found
 
 
 async def settle(sim: ExchangeSim, db: pymongo.database.Database, truth: Path, users: list[str],
@@ -199,6 +212,13 @@ async def run_soak(cfg: SoakConfig, mongo_uri: str, db_name: str, workdir: Path)
             result.refused_connections = sim.stats.connections_refused
         result.report = await asyncio.to_thread(compare, orders, truth, None, users)
         result.events = await asyncio.to_thread(orders.count_documents, {})
+        missed = {user for user, _ in (*result.report.missed_visible, *result.report.missed_gap_only)}
+        if missed:  # when they lived and what the collector did about their traders (a loss seen beside
+            # busy loops once in seven suite runs, and not in six runs of this soak alone: say why at once)
+            keys = [*result.report.missed_visible, *result.report.missed_gap_only]
+            result.missed_log = [f"{key}: {rows}" for key, rows in lifetimes(truth, keys).items()]
+            lines = collector.log_text().splitlines()
+            result.missed_log += [line for line in lines if any(user in line for user in missed)][-60:]
         return result
     finally:
         client.close()

@@ -14,7 +14,7 @@ def check(result: SoakResult) -> None:
     print(result.figures())
     r = result.report
     assert result.exit_code == 0, "SIGTERM must flush and exit 0"
-    assert r.missed_visible == [] and r.missed_gap_only == [], r.summary()
+    assert r.missed_visible == [] and r.missed_gap_only == [], "\n".join([r.summary(), *result.missed_log])
     assert r.duplicates == [] and r.wrong_final_status == [] and r.unknown == [], r.summary()
     assert r.capture_rate == 1.0 and r.observable > 200, r.summary()
     assert result.wrong_sizes == [], result.wrong_sizes[:10]
