@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from collector_service import exchange
@@ -101,7 +102,9 @@ changed), serverTime, observedAt, createdAt, storedAt, source. Written with ever
 that dex and otherwise at most once per ``ACCOUNT_SAMPLE_S`` of exchange time, from every
 clearinghouse state the collector sees (the ``clearinghouseState`` feed, webData2's, polled and
 node-refreshed ones): the account value series the scorecards' drawdown and volatility come from. A
-later state with the same exchange time replaces the sample (collector_service.events.accounts)."""
+later state with the same exchange time replaces the sample (collector_service.events.accounts). The
+``_id`` is :func:`account_id`: matched by its fields instead, a sample replaced another taken in the same
+second on nx-27017, which compares datetimes a second wide."""
 
 ACCOUNT_SAMPLE_S: Final = 60.0
 """Seconds between two ``trader_accounts`` samples of an account whose positions did not change."""
@@ -270,6 +273,11 @@ def dex_of(coin: str) -> str:
 def open_order_id(eth_address: str, oid: int) -> str:
     """Return the ``_id`` of an order's document in :data:`OPEN_ORDERS`."""
     return f"{eth_address}:{oid}"
+
+
+def account_id(eth_address: str, dex: str, server_time: datetime) -> str:
+    """Return the ``_id`` of an account sample in :data:`ACCOUNTS` (its exchange time in ms)."""
+    return f"{eth_address}:{dex}:{round(server_time.timestamp() * 1000)}"
 
 
 # (keys, unique) pairs; keys are (field, direction) with 1 ascending and -1 descending.

@@ -38,7 +38,7 @@ from typing import Any
 
 import pymongo
 from pymongo import ReplaceOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from collector_service import exchange, schema
 from collector_service.aio import wait_event
@@ -195,8 +195,13 @@ class Database:
         for op in ops:  # in order, replacing: a later state of the same exchange time wins (events.accounts)
             if op["kind"] == "account":
                 doc = op["doc"]
-                key = {"ethAddress": doc["ethAddress"], "dex": doc["dex"], "serverTime": doc["serverTime"]}
-                self.db[schema.ACCOUNTS].replace_one(key, {**doc, "storedAt": datetime.now(UTC)}, upsert=True)
+                key = schema.account_id(doc["ethAddress"], doc["dex"], doc["serverTime"])
+                try:
+                    self.db[schema.ACCOUNTS].replace_one(
+                        {"_id": key}, {**doc, "_id": key, "storedAt": datetime.now(UTC)}, upsert=True
+                    )
+                except DuplicateKeyError:  # stored by an older version under another _id: that sample stays
+                    continue
                 stats.accounts_written += 1
         marks = {op["doc"]["_id"]: op["doc"] for op in ops if op["kind"] == "mark"}  # the newest per coin
         for doc in marks.values():  # a whole-document replace: nx-27017 stores $set datetimes as text

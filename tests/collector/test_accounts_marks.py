@@ -13,6 +13,8 @@ import pytest
 from collector_service.events.marks import ActiveAssetCtxMsg, MarkBoard, decode_mark_frame
 from collector_service.events.positions import PositionBook
 from collector_service.events.wire import FrameError, decode_frame
+from collector_service.metrics import Stats
+from collector_service.store import Database
 from exchange_sim import ExchangeSim, SimConfig
 from tests.collector.frames import USER, encode, webdata2_frame
 from tests.collector.harness import RunningCollector, collector_settings, eventually
@@ -99,6 +101,27 @@ def test_marks_are_written_at_most_every_interval_and_refreshed_when_quiet() -> 
     assert [d["markPx"] for d in board.due(65.0)] == ["1049.0"]
 
 
+def test_samples_within_one_second_are_kept_apart_and_one_exchange_time_is_replaced(mongo_uri: str,
+                                                                                     mongo_db) -> None:
+    # matched by (ethAddress, dex, serverTime), nx-27017 took a sample 300 ms after another for it
+    at = datetime(2026, 5, 1, 12, 0, 0, 100_000, tzinfo=UTC)
+
+    def sample(server_time: datetime, value: str) -> dict[str, Any]:
+        return {"kind": "account", "doc": {"ethAddress": USER, "dex": "", "accountValue": value,
+                                           "serverTime": server_time, "positionChanged": True}}
+
+    database = Database(mongo_uri, mongo_db.name)
+    try:
+        database.ensure_indexes()
+        later = at + timedelta(milliseconds=300)
+        database.write([sample(at, "1"), sample(later, "2"), sample(later, "3")], Stats())
+        database.write([sample(at, "1"), sample(later, "3")], Stats())  # a journal replay
+    finally:
+        database.close()
+    stored = sorted((d["serverTime"], d["accountValue"]) for d in mongo_db.trader_accounts.find())
+    assert stored == [(at, "1"), (later, "3")]
+
+
 async def test_account_samples_and_marks_reach_mongodb_from_a_real_collector(
         tmp_path: Path, mongo_uri: str, mongo_db) -> None:
     async with ExchangeSim(SimConfig(traders=2, push_interval=0.2)) as sim:
@@ -115,9 +138,11 @@ async def test_account_samples_and_marks_reach_mongodb_from_a_real_collector(
             sim.place(alice, "BTC", "B", "0.5", mark, tif="Ioc", fill_immediately=True)
             opened = await eventually(lambda: db.trader_positions.find_one({"ethAddress": alice, "coin": "BTC"}),
                                       what="BTC position")
-            # the position change is sampled with it, at the same exchange time
-            sampled = await eventually(lambda: db.trader_accounts.find_one(
-                {**main, "serverTime": opened["serverTime"]}), what="sample with the change")
+            # the position change is sampled with it, at the same exchange time (matched in Python:
+            # nx-27017 matches a datetime a second wide, and found the sample before it)
+            sampled = await eventually(lambda: next((d for d in db.trader_accounts.find(main)
+                                                     if d["serverTime"] == opened["serverTime"]), None),
+                                       what="sample with the change")
             served = sim.exchange.clearinghouse_state(alice)["marginSummary"]
             assert sampled["positionChanged"] is True and sampled["totalNtlPos"] == served["totalNtlPos"]
             await eventually(lambda: db.market_marks.find_one({"_id": "BTC", "markPx": mark}), what="BTC mark")
