@@ -12,12 +12,32 @@ from pathlib import Path
 
 import pymongo
 
+PORTS_FROM, PORTS_PER_PROCESS = 20_000, 1_000
+"""Test servers listen below the kernel's ephemeral range (32768-60999): a port handed out there
+is free now, but any client socket may take it before a server binds it, or while a killed one
+restarts on it (a collector restarted after kill -9 could not bind its health port once). Each
+pytest-xdist worker has its own slice (the main process the first), so workers never pick the same."""
+
+_next_port: int | None = None
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port on ``host`` that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """Return a TCP port on ``host`` that nothing listens on right now (see :data:`PORTS_FROM`)."""
+    global _next_port
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    first = PORTS_FROM + index * PORTS_PER_PROCESS
+    for _ in range(PORTS_PER_PROCESS):
+        port = _next_port if _next_port is not None and first <= _next_port < first + PORTS_PER_PROCESS else first
+        _next_port = port + 1
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no conflict
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + PORTS_PER_PROCESS - 1} on {host}")
 
 
 def stop_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grace_s: float = 10.0) -> None:
