@@ -287,8 +287,8 @@ async def run_selection_soak(cfg: SelectionSoakConfig, mongo_uri: str, db_name: 
                 # every polled trader is swept once more after trading stopped (see the module docstring)
                 sweep_period = max(p["expected_sweep_period_s"] for p in collector.health()["tiers"]["polled"].values())
                 result.figures_["sweep_period_s"] = sweep_period * cfg.scale
-                result.figures_["settle_s"] = await settle(sim, db, truth, sorted(final),
-                                                           max(cfg.settle_timeout, 1.5 * sweep_period))
+                result.figures_["settle_s"], result.figures_["pending_at_settle_end"] = await settle(
+                    sim, db, truth, sorted(final), max(cfg.settle_timeout, 1.5 * sweep_period), collector)
                 result.figures_["rest_429_collector"] = collector.health()["rest_429"]
                 exit_code = await asyncio.to_thread(collector.terminate)
             finally:

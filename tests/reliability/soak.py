@@ -89,6 +89,7 @@ class SoakResult:
     wrong_sizes: list[tuple[str, int, str | None, str]] = field(default_factory=list)
     relist: str = "list_removals=0 list_readds=0"
     missed_log: list[str] = field(default_factory=list)  # the collector's lines about traders with a missed order
+    pending: dict[str, int] = field(default_factory=dict)  # the collector's work left when the settle ended
 
     @property
     def ok(self) -> bool:
@@ -105,7 +106,8 @@ class SoakResult:
             f"burst429={c.get('info_429_burst', 0)} malformed_frames={c.get('malformed_frame', 0)} "
             f"duplicated_frames={c.get('duplicate_frame', 0)} kills_survived={self.kills} "
             f"mid_flush_kills={self.mid_flush_kills} {self.relist} wrong_sizes={len(self.wrong_sizes)} "
-            f"settle_s={self.settle_s:.1f} exit_code={self.exit_code} {r.summary()}"
+            f"settle_s={self.settle_s:.1f} pending_at_settle_end={self.pending} exit_code={self.exit_code} "
+            f"{r.summary()}"
         )
 
 
@@ -134,18 +136,33 @@ def lifetimes(truth: Path, keys: list[tuple[str, int]]) -> dict[tuple[str, int],
     return found
 
 
+PENDING = ("recoveries_pending", "outcomes_pending", "buffer_depth")
+"""The collector's /healthz figures of work still to do once trading stops."""
+
+
 async def settle(sim: ExchangeSim, db: pymongo.database.Database, truth: Path, users: list[str],
-                  timeout: float) -> float:
+                  timeout: float, collector: CollectorProcess | None = None) -> tuple[float, dict[str, int]]:
     """Wait (trading stopped) until MongoDB matches the truth: outcomes resolved, gaps recovered,
-    open orders at the exchange's sizes."""
+    open orders at the exchange's sizes. Return the seconds it took and the ``collector``'s
+    work still pending at the end (:data:`PENDING`), which tells a loss (nothing pending) from
+    a settle cut short: past ``timeout`` it waits on, up to twice as long, while that work is
+    pending (recoveries wait for the REST budget, which a loaded machine spends slower)."""
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
+    pending: dict[str, int] = {}
+    while (elapsed := time.monotonic() - started) < timeout or (any(pending.values()) and elapsed < 2 * timeout):
         sim.recorder.flush()
         report = await asyncio.to_thread(compare, db.trader_orders, truth, None, users)
         if report.ok and not wrong_sizes(db.trader_open_orders, sim, users):
             break
+        if collector is not None:
+            try:
+                health = await asyncio.to_thread(collector.health)
+            except OSError:  # restarted after a kill -9 and not serving yet: the last figures stand
+                pass
+            else:
+                pending = {name: health[name] for name in PENDING}
         await asyncio.sleep(1.0)
-    return time.monotonic() - started
+    return time.monotonic() - started, pending
 
 
 async def run_soak(cfg: SoakConfig, mongo_uri: str, db_name: str, workdir: Path) -> SoakResult:
@@ -199,7 +216,7 @@ async def run_soak(cfg: SoakConfig, mongo_uri: str, db_name: str, workdir: Path)
                 if relisting is not None:
                     relisting.cancel()
                     changes.restore()
-                result.settle_s = await settle(sim, db, truth, users, cfg.settle_timeout)
+                result.settle_s, result.pending = await settle(sim, db, truth, users, cfg.settle_timeout, collector)
                 result.wrong_sizes = wrong_sizes(db.trader_open_orders, sim, users)
                 result.exit_code = await asyncio.to_thread(collector.terminate)
             finally:
