@@ -25,9 +25,9 @@ exchange ever amend in place.
 from __future__ import annotations
 
 import struct
+from array import array
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from itertools import repeat
 from typing import Any
 
 import msgspec
@@ -152,6 +152,10 @@ def build_event(
     return doc
 
 
+_DIGEST = 16
+_NO_OIDS = array("q")
+
+
 class OrderBook:
     """The open orders of one trader on one dex and the diff of each new snapshot against them."""
 
@@ -161,8 +165,8 @@ class OrderBook:
         self.user = user
         self.dex = dex
         self.orders: dict[int, bytes] = {}
-        self.item_digests: bytes | None = None  # the last raw snapshot's order digests, joined
-        self.item_oids: dict[bytes, int] = {}  # ... each digest's oid
+        self.item_digests: bytes | None = None  # the last raw snapshot's order digests, 16 bytes each
+        self.item_oids = _NO_OIDS  # ... and their oids, in the same positions
         self.item_children: dict[int, tuple[int, ...]] | None = None  # ... and the children of those with any
         self.last_server_ms: int | None = None
 
@@ -171,7 +175,7 @@ class OrderBook:
         for doc in docs:
             order = order_from_doc(doc)
             self.orders[order.oid] = pack_state(pack_fields(order), int(doc.get("seq", 0)), doc.get("parentOid"))
-        self.item_digests, self.item_oids = None, {}
+        self.item_digests, self.item_oids = None, _NO_OIDS
 
     def is_stale(self, server_ms: int | None) -> bool:
         """True when a snapshot is older than the last one applied (frames have no sequence
@@ -207,13 +211,29 @@ class OrderBook:
             self.last_server_ms = server_ms
         digests = list(map(xxh3_128_digest, items))
         joined = b"".join(digests)
-        if joined == self.item_digests:
+        previous, previous_oids = self.item_digests, self.item_oids
+        if joined == previous:
             return []
-        # a kept oid is negative for an order with children (a TP/SL parent); 0: not seen as is
-        oids = list(map(self.item_oids.get, digests, repeat(0, len(digests))))
-        unchanged = {oid for oid in oids if oid > 0}
-        to_decode = [i for i, oid in enumerate(oids) if not oid]  # positions of the items to decode
-        parents = [i for i, oid in enumerate(oids) if oid < 0]  # ... and of TP/SL parents listed as before
+        previous = previous or b""
+        oids: list[int] = []
+        unchanged: set[int] = set()
+        to_decode: list[int] = []  # positions of the items to decode
+        parents: list[int] = []  # ... and of TP/SL parents listed as before
+        for i, item_digest in enumerate(digests):
+            at = i * _DIGEST
+            if not previous.startswith(item_digest, at):
+                at = previous.find(item_digest)
+                while at > 0 and at % _DIGEST:  # a match must start on a digest boundary
+                    at = previous.find(item_digest, at + 1)
+            # a kept oid is negative for an order with children (a TP/SL parent)
+            oid = previous_oids[at // _DIGEST] if at >= 0 else 0
+            if oid > 0:
+                unchanged.add(oid)
+            elif oid < 0:
+                parents.append(i)
+            else:
+                to_decode.append(i)
+            oids.append(oid)
         children: dict[int, tuple[int, ...]] = {}
         if parents:
             kept_children = self.item_children or {}
@@ -241,7 +261,7 @@ class OrderBook:
         events = self._diff(changed, unchanged, observed_at=observed_at, server_ms=server_ms, source=source)
         # the next snapshot may reuse these orders by their bytes, unless an oid was ambiguous
         self.item_digests = None if duplicated else joined
-        self.item_oids = {} if duplicated else dict(zip(digests, oids, strict=True))
+        self.item_oids = _NO_OIDS if duplicated else array("q", oids)
         self.item_children = None if duplicated or not children else children
         return events
 
@@ -256,7 +276,7 @@ class OrderBook:
         """Diff a full, decoded snapshot against the tracked state, update it, return the events."""
         if server_ms is not None:
             self.last_server_ms = server_ms
-        self.item_digests, self.item_oids = None, {}
+        self.item_digests, self.item_oids = None, _NO_OIDS
         return self._diff(snapshot, set(), observed_at=observed_at, server_ms=server_ms, source=source)
 
     def _diff(
