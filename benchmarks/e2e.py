@@ -113,7 +113,6 @@ async def _serve_sim(args: argparse.Namespace) -> None:
         Path(args.addresses).write_text("".join(a + "\n" for a in sim.addresses))
         print("ready", flush=True)
         await stop.wait()
-        print(json.dumps(sim.stats.__dict__ if hasattr(sim.stats, "__dict__") else {}), flush=True)
     wall.close()
     if args.trace:
         Path(args.truth + ".pushes.json").write_text(json.dumps(pushes))
