@@ -13,6 +13,7 @@ import pymongo
 from collector_service.config import load_settings
 from collector_service.service import Service
 from exchange_sim import ExchangeSim
+from exchange_sim.truth import Report, compare
 
 
 def collector_settings(sim: ExchangeSim, mongo_uri: str, db: str, data_dir: Path, users: list[str],
@@ -62,6 +63,23 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 15.0, what: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def settled(db: pymongo.database.Database, sim: ExchangeSim, truth: Path, *runs: RunningCollector,
+                  timeout: float = 60.0) -> Report:
+    """Wait (trading stopped) until the store matches the exchange's ground truth for its
+    traders and the collectors owe it nothing (no gap to recover, no journaled operation to
+    write); return the last comparison, for the caller to assert on. Closes can still come
+    just after the stop and are seen one push later, so no momentary state of the collector
+    alone (no unknown outcome, an empty journal) says it has caught up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sim.recorder.flush()
+        report = await asyncio.to_thread(compare, db.trader_orders, truth, None, sim.addresses)
+        idle = all(not run.service.pipeline.gaps and run.service.writer.pending_ops == 0 for run in runs)
+        if (report.ok and report.capture_rate == 1.0 and idle) or time.monotonic() > deadline:
+            return report
+        await asyncio.sleep(0.5)
 
 
 def events_of(db: pymongo.database.Database, user: str, oid: int) -> list[tuple[str, str]]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from exchange_sim import ExchangeSim, SimConfig, compare
-from tests.collector.harness import RunningCollector, collector_settings, eventually
+from exchange_sim import ExchangeSim, SimConfig
+from tests.collector.harness import RunningCollector, collector_settings, eventually, settled
 from tests.mongo_server import free_port
 
 
@@ -32,15 +32,11 @@ async def test_twenty_traders_over_two_egress_addresses(feed: str, tmp_path: Pat
             assert sim.ip_stats("127.0.0.1")["connections"] in (3, 4)
             await asyncio.sleep(4)
             sim.set_order_rate(0)
-            unresolved = {"action": "closed", "finalStatus": "unknown"}
-            await eventually(lambda: mongo_db.trader_orders.count_documents(unresolved) == 0
-                             and run.service.writer.pending_ops == 0, timeout=20, what="outcomes resolved")
+            report = await settled(mongo_db, sim, truth, run)
             assert run.service.plan.over_capacity == ()
             assert not run.service.stats.exchange_errors
-    report = compare(mongo_db.trader_orders, truth, users=sim.addresses)
     assert report.observable > 40, report.summary()
-    assert report.capture_rate == 1.0, report.summary()
-    assert report.duplicates == [] and report.wrong_final_status == [] and report.missed_visible == []
+    assert report.ok and report.capture_rate == 1.0, report.summary()
 
 
 async def test_traders_beyond_capacity_are_named_and_counted(tmp_path: Path, mongo_uri: str, mongo_db) -> None:
