@@ -96,17 +96,13 @@ def large_change_alerts(
     prev_notional = pl.col("notionalUsd").shift(1).over(ORDER_KEY, order_by=order)
     action = pl.col("action")
     is_new = action == "new"
+    told_before = pl.coalesce("prevSz", "sz").cast(f64) * pl.coalesce("prevLimitPx", "limitPx").cast(f64)
     # Before / after as for events of a single order; a replacement's new event is fixed below.
     generic_before = (
         pl.when(is_new)
         .then(pl.lit(0.0))
         .when(action == "updated")
-        .then(
-            pl.coalesce(
-                pl.coalesce("prevSz", "sz").cast(f64) * pl.coalesce("prevLimitPx", "limitPx").cast(f64),
-                prev_notional,
-            )
-        )
+        .then(pl.coalesce(told_before, prev_notional))
         .otherwise(pl.coalesce(prev_notional, pl.col("notionalUsd")))
     )
     after = pl.when(is_closed).then(pl.lit(0.0)).otherwise(pl.col("notionalUsd"))
@@ -119,8 +115,16 @@ def large_change_alerts(
     maybe = (pl.max_horizontal(a, b) >= lowest) | (is_new & pl.col("oid").is_in(links["new"].implode()))
     vs_book = params.min_change_vs_book_1pct
     depth = pl.col("bookDepth1pctUsd")
+    # Every notional before or after is an event's notionalUsd or told_before of the same order:
+    # only the touched orders with one that large, the replacements and (large_vs_book on) the
+    # orders with a book can raise an alert, so the window runs on those alone (a few percent).
+    could = pl.max_horizontal("notionalUsd", told_before) >= lowest
     if vs_book is not None:
         maybe = maybe | (depth > 0)
+        could = could | (depth > 0)
+    watched = pl.concat(
+        [lf.filter(could).select(ORDER_KEY), links.lazy().select("ethAddress", oid=pl.col("new"))]
+    ).join(touched, on=ORDER_KEY, how="semi")
     known_replacement = is_new & pl.col("lastNotional_").is_not_null()
     update_like = (action == "updated") | known_replacement
     change = (a - b).abs()
@@ -139,7 +143,7 @@ def large_change_alerts(
     what = pl.when(replacement).then(pl.format("new (replaces oid {})", "replacedOid_")).otherwise(action)
     who = pl.when(pl.col("label").is_not_null()).then(pl.format("{} ({})", "ethAddress", "label"))
     out = (
-        lf.join(touched, on=ORDER_KEY, how="semi")
+        lf.join(watched, on=ORDER_KEY, how="semi")
         .with_columns(notionalBeforeUsd=generic_before, notionalAfterUsd=after)
         .filter((pl.col("eventAt") >= start) & maybe)
         .join(link_info, on=ORDER_KEY, how="left")

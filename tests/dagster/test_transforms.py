@@ -352,6 +352,24 @@ def test_orders_closed_before_the_day_show_up_only_on_a_chain_still_going() -> N
     ]
 
 
+def test_an_order_large_only_before_its_first_stored_event_still_alerts() -> None:
+    # Only the orders with a large notional are looked at closely: an update's prevSz x
+    # prevLimitPx counts as one. Here the store holds none of the order's large states (its
+    # `new` event was never stored), only an update that shrank it from 200k to 10k USD.
+    t = sc.at(sc.D2, "10:00:00")
+    docs = [
+        sc.order(sc.A, 7000, "updated", 1, t, coin="BTC", side="B", sz="0.1", px="100000", placed=t,
+                 prevSz="2.0", prevLimitPx="100000", changes=["sz"]),
+        sc.order(sc.A, 7000, "closed", 2, t + timedelta(minutes=1), coin="BTC", side="B", sz="0.1",
+                 px="100000", placed=t, finalStatus="canceled"),
+    ]
+    events = normalize_order_events(pl.from_dicts(docs, schema=RAW_ORDER_SCHEMA, strict=False))
+    alerts = large_change_alerts(events, sc.D2)
+    assert rows(alerts, ["alertKey", "reason", "notionalBeforeUsd", "notionalAfterUsd"]) == [
+        (f"{sc.A}:7000:updated:1", "large_change", 200_000.0, 10_000.0)
+    ]
+
+
 def test_the_reference_implementation_agrees_on_the_scenario(events: pl.DataFrame) -> None:
     # The benchmark's pure-Python reference follows the same definitions (its equality check
     # on synthetic data is only as good as this agreement on hand-worked data).
