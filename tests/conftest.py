@@ -10,9 +10,14 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from tests.mongo_server import NxServer
+from tests.mongo_server import NxServer, claim_session_slot
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Claim this session's test ports before xdist starts its workers, which inherit the claim."""
+    claim_session_slot()
 
 
 @pytest.fixture(scope="session")

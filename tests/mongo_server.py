@@ -12,13 +12,42 @@ from pathlib import Path
 
 import pymongo
 
-PORTS_FROM, PORTS_PER_PROCESS = 20_000, 1_000
+PORTS_FROM, SESSION_PORTS, SESSIONS = 20_000, 2_500, 5
 """Test servers listen below the kernel's ephemeral range (32768-60999): a port handed out there
 is free now, but any client socket may take it before a server binds it, or while a killed one
-restarts on it (a collector restarted after kill -9 could not bind its health port once). Each
-pytest-xdist worker has its own slice (the main process the first), so workers never pick the same."""
+restarts on it (a collector restarted after kill -9 could not bind its health port once).
 
+So may another test session: a soak run beside ``make test`` once lost its collector's health port
+to it. Each session (a pytest run with its xdist workers, or a soak) claims one of ``SESSIONS``
+slots of ``SESSION_PORTS`` ports by listening on the slot's first port for as long as it runs
+(:func:`claim_session_slot`); the rest of the slot is split between its processes (the main one
+first, then each xdist worker), so neither two sessions nor two workers pick the same port."""
+
+_SLOT_ENV = "ORDERWATCH_TEST_PORT_SLOT"
+_slot_claim: socket.socket | None = None
 _next_port: int | None = None
+
+
+def claim_session_slot() -> int:
+    """This session's slot of ports: the one inherited from the process that started this one
+    (xdist workers, via the environment), else the first slot no other session holds, claimed
+    by listening on its first port until this process ends."""
+    global _slot_claim
+    inherited = os.environ.get(_SLOT_ENV)
+    if inherited is not None:
+        return int(inherited)
+    for slot in range(SESSIONS):
+        claim = socket.socket()
+        try:
+            claim.bind(("127.0.0.1", PORTS_FROM + slot * SESSION_PORTS))
+            claim.listen()
+        except OSError:
+            claim.close()
+            continue
+        _slot_claim = claim
+        os.environ[_SLOT_ENV] = str(slot)
+        return slot
+    raise RuntimeError(f"all {SESSIONS} test port slots from {PORTS_FROM} are held by other test sessions")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -26,9 +55,10 @@ def free_port(host: str = "127.0.0.1") -> int:
     global _next_port
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
-    first = PORTS_FROM + index * PORTS_PER_PROCESS
-    for _ in range(PORTS_PER_PROCESS):
-        port = _next_port if _next_port is not None and first <= _next_port < first + PORTS_PER_PROCESS else first
+    per_process = (SESSION_PORTS - 1) // (int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")) + 1)
+    first = PORTS_FROM + claim_session_slot() * SESSION_PORTS + 1 + index * per_process
+    for _ in range(per_process):
+        port = _next_port if _next_port is not None and first <= _next_port < first + per_process else first
         _next_port = port + 1
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no conflict
@@ -37,7 +67,7 @@ def free_port(host: str = "127.0.0.1") -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {first}-{first + PORTS_PER_PROCESS - 1} on {host}")
+    raise RuntimeError(f"no free port in {first}-{first + per_process - 1} on {host}")
 
 
 def stop_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grace_s: float = 10.0) -> None:
