@@ -62,7 +62,8 @@ def large_change_alerts(
     """
     lf, start, _ = events_until(events, day)
     lf = lf.with_columns(pl.col("ethAddress").cast(pl.Categorical))
-    touched = lf.filter(pl.col("eventAt") >= start).select(ORDER_KEY).unique()
+    # the orders with an event that day, collected once: three joins below read them
+    touched = lf.filter(pl.col("eventAt") >= start).select(ORDER_KEY).unique().collect().lazy()
     all_links = replacement_links(lf).lazy()
     # The replacements placed that day (touched) and the orders they replaced; the closes of
     # replaced orders are no closes of the logical order.
@@ -122,9 +123,11 @@ def large_change_alerts(
     if vs_book is not None:
         maybe = maybe | (depth > 0)
         could = could | (depth > 0)
-    watched = pl.concat(
-        [lf.filter(could).select(ORDER_KEY), links.lazy().select("ethAddress", oid=pl.col("new"))]
-    ).join(touched, on=ORDER_KEY, how="semi")
+    watched = (
+        pl.concat([lf.filter(could).select(ORDER_KEY), links.lazy().select("ethAddress", oid=pl.col("new"))])
+        .join(touched, on=ORDER_KEY, how="semi")
+        .collect()
+    )
     known_replacement = is_new & pl.col("lastNotional_").is_not_null()
     update_like = (action == "updated") | known_replacement
     change = (a - b).abs()
@@ -143,7 +146,8 @@ def large_change_alerts(
     what = pl.when(replacement).then(pl.format("new (replaces oid {})", "replacedOid_")).otherwise(action)
     who = pl.when(pl.col("label").is_not_null()).then(pl.format("{} ({})", "ethAddress", "label"))
     out = (
-        lf.join(watched, on=ORDER_KEY, how="semi")
+        lf.filter(pl.col("oid").is_in(watched["oid"].implode()))  # a quick superset of the exact join
+        .join(watched.lazy(), on=ORDER_KEY, how="semi")
         .with_columns(notionalBeforeUsd=generic_before, notionalAfterUsd=after)
         .filter((pl.col("eventAt") >= start) & maybe)
         .join(link_info, on=ORDER_KEY, how="left")
