@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pymongo
 
-PORTS_FROM, SESSION_PORTS, SESSIONS = 20_000, 2_500, 5
+PORTS_FROM, SESSION_PORTS, SESSIONS, WORKER_SLICES = 20_000, 2_500, 5, 8
 """Test servers listen below the kernel's ephemeral range (32768-60999): a port handed out there
 is free now, but any client socket may take it before a server binds it, or while a killed one
 restarts on it (a collector restarted after kill -9 could not bind its health port once).
@@ -20,8 +20,10 @@ restarts on it (a collector restarted after kill -9 could not bind its health po
 So may another test session: a soak run beside ``make test`` once lost its collector's health port
 to it. Each session (a pytest run with its xdist workers, or a soak) claims one of ``SESSIONS``
 slots of ``SESSION_PORTS`` ports by listening on the slot's first port for as long as it runs
-(:func:`claim_session_slot`); the rest of the slot is split between its processes (the main one
-first, then each xdist worker), so neither two sessions nor two workers pick the same port."""
+(:func:`claim_session_slot`); the rest of the slot is split into one slice for the process that
+is not an xdist worker and ``WORKER_SLICES`` for the workers, so neither two sessions nor two
+workers pick the same port. (Worker ``gwN`` takes slice ``N mod WORKER_SLICES``: more workers, or
+a worker restarted after a crash under a new number, share a slice and only the bind check.)"""
 
 _SLOT_ENV = "ORDERWATCH_TEST_PORT_SLOT"
 _slot_claim: socket.socket | None = None
@@ -54,8 +56,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port on ``host`` that nothing listens on right now (see :data:`PORTS_FROM`)."""
     global _next_port
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
-    per_process = (SESSION_PORTS - 1) // (int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")) + 1)
+    index = int(worker[2:]) % WORKER_SLICES + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    per_process = (SESSION_PORTS - 1) // (WORKER_SLICES + 1)
     first = PORTS_FROM + claim_session_slot() * SESSION_PORTS + 1 + index * per_process
     for _ in range(per_process):
         port = _next_port if _next_port is not None and first <= _next_port < first + per_process else first

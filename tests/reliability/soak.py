@@ -150,17 +150,17 @@ async def settle(sim: ExchangeSim, db: pymongo.database.Database, truth: Path, u
     started = time.monotonic()
     pending: dict[str, int] = {}
     while (elapsed := time.monotonic() - started) < timeout or (any(pending.values()) and elapsed < 2 * timeout):
-        sim.recorder.flush()
-        report = await asyncio.to_thread(compare, db.trader_orders, truth, None, users)
-        if report.ok and not wrong_sizes(db.trader_open_orders, sim, users):
-            break
-        if collector is not None:
+        if collector is not None:  # read first: the figures returned are those of the last comparison
             try:
                 health = await asyncio.to_thread(collector.health)
             except OSError:  # restarted after a kill -9 and not serving yet: the last figures stand
                 pass
             else:
                 pending = {name: health[name] for name in PENDING}
+        sim.recorder.flush()
+        report = await asyncio.to_thread(compare, db.trader_orders, truth, None, users)
+        if report.ok and not wrong_sizes(db.trader_open_orders, sim, users):
+            break
         await asyncio.sleep(1.0)
     return time.monotonic() - started, pending
 
