@@ -32,7 +32,9 @@ async def test_silent_server_triggers_reconnect(tmp_path: Path, mongo_uri: str, 
             trader_ws_ping_interval=0.3, trader_ws_pong_timeout=0.3,
         )
         async with RunningCollector(settings) as run:
-            await eventually(lambda: connections >= 3, timeout=20, what="reconnects after missing pongs")
-            assert run.service.stats.reconnects["default"] >= 2
+            # the server's handler starts before the collector has read the handshake's answer
+            # and counted its reconnect: wait for both
+            await eventually(lambda: connections >= 3 and run.service.stats.reconnects["default"] >= 2,
+                             timeout=20, what="reconnects after missing pongs")
     assert '{"method":"ping"}' in received
     assert any('"type":"openOrders"' in m and USER in m for m in received)
