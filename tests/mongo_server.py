@@ -25,7 +25,7 @@ is not an xdist worker and ``WORKER_SLICES`` for the workers, so neither two ses
 workers pick the same port. (Worker ``gwN`` takes slice ``N mod WORKER_SLICES``: more workers, or
 a worker restarted after a crash under a new number, share a slice and only the bind check.)"""
 
-_SLOT_ENV = "ORDERWATCH_TEST_PORT_SLOT"
+SLOT_ENV = "ORDERWATCH_TEST_PORT_SLOT"
 _slot_claim: socket.socket | None = None
 _next_port: int | None = None
 
@@ -35,7 +35,7 @@ def claim_session_slot() -> int:
     (xdist workers, via the environment), else the first slot no other session holds, claimed
     by listening on its first port until this process ends."""
     global _slot_claim
-    inherited = os.environ.get(_SLOT_ENV)
+    inherited = os.environ.get(SLOT_ENV)
     if inherited is not None:
         return int(inherited)
     for slot in range(SESSIONS):
@@ -47,7 +47,7 @@ def claim_session_slot() -> int:
             claim.close()
             continue
         _slot_claim = claim
-        os.environ[_SLOT_ENV] = str(slot)
+        os.environ[SLOT_ENV] = str(slot)
         return slot
     raise RuntimeError(f"all {SESSIONS} test port slots from {PORTS_FROM} are held by other test sessions")
 
